@@ -1,0 +1,89 @@
+import type { FindingView, IdentityView, RunView, SearchHit, SessionDetail, SessionSummary } from '../control-api/types';
+
+/** Human-readable output for the read commands; `--json` prints the same values raw. */
+
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** Recorded text is hostile: strip control characters so nothing in it can drive the user's terminal. */
+export function safe(text: string, max = 120): string {
+  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ');
+  return clean.length > max ? clean.slice(0, max - 1) + '…' : clean;
+}
+
+function duration(ms: number | null): string {
+  if (ms === null) return 'live';
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)}s`;
+  return `${Math.floor(ms / 60000)}m${Math.round((ms % 60000) / 1000)}s`;
+}
+
+export function formatSessions(list: SessionSummary[]): string {
+  if (list.length === 0) return 'no sessions recorded yet\n';
+  return table(
+    ['SESSION', 'STARTED', 'IDENTITY', 'CONNECTION', 'PROTOCOL', 'DURATION', 'CMDS', 'FINDINGS', 'STATUS'],
+    list.map((s) => [s.id, s.startedAt.replace('T', ' ').slice(0, 19), safe(s.identity ?? '-', 24), s.connection, s.protocol, duration(s.durationMs), String(s.commandCount), String(s.findingCount), s.status]),
+  );
+}
+
+export function formatSessionDetail(d: SessionDetail): string {
+  const out: string[] = [];
+  out.push(`session    ${d.id}`);
+  out.push(`identity   ${safe(d.identity ?? '-')}`);
+  out.push(`connection ${d.connection} (${d.protocol})`);
+  if (d.run) out.push(`run        ${d.run}`);
+  out.push(`started    ${d.startedAt}`);
+  out.push(`ended      ${d.endedAt ?? '(live)'}${d.endReason ? ` — ${safe(d.endReason)}` : ''}`);
+  out.push(`status     ${d.status}${d.sealed ? ', sealed' : ''}`);
+  out.push(`events     ${d.eventCount}`);
+  out.push('');
+  out.push(`commands (${d.commands.length})`);
+  for (const c of d.commands) {
+    const r = c.result as Record<string, unknown> | null;
+    let summary = '';
+    if (r && typeof r === 'object') {
+      if (typeof r.tag === 'string') summary = r.tag;
+      else if (typeof r.rowCount === 'number') summary = `${r.rowCount} rows`;
+      else if (r.exitCode !== undefined) summary = `exit ${String(r.exitCode)}`;
+      else if (r.status !== undefined) summary = `HTTP ${String(r.status)}`;
+    }
+    if (c.error) summary = `error: ${c.error}`;
+    out.push(`  ${String(c.index).padStart(3)}  ${c.kind.padEnd(6)} ${c.status.padEnd(9)} ${duration(c.durationMs).padStart(7)}  ${safe(c.text, 90)}${summary ? `  → ${safe(summary, 60)}` : ''}`);
+  }
+  out.push('');
+  out.push(`findings (${d.findings.length})`);
+  for (const f of d.findings) out.push(`  ${f.category.padEnd(9)} ${f.kind.padEnd(24)} ${f.fp ?? ''}  ${f.seenByAgent ? 'seen by the agent' : 'sent by the agent'}${f.commandId ? `  command ${f.commandId}` : ''}`);
+  return out.join('\n') + '\n';
+}
+
+export function formatSearch(hits: SearchHit[]): string {
+  if (hits.length === 0) return 'no matching commands\n';
+  return table(['SESSION', 'COMMAND', 'KIND', 'CONNECTION', 'TEXT'], hits.map((h) => [h.sessionId, String(h.commandId), h.kind, h.connection, safe(h.snippet, 100)]));
+}
+
+export function formatFindings(list: FindingView[]): string {
+  if (list.length === 0) return 'no findings\n';
+  return table(
+    ['WHEN', 'CATEGORY', 'KIND', 'FINGERPRINT', 'DIRECTION', 'SESSION', 'COMMAND'],
+    list.map((f) => [f.createdAt.replace('T', ' ').slice(0, 19), f.category, f.kind, f.fp ?? '-', f.seenByAgent ? 'to agent' : 'from agent', f.sessionId ?? '-', f.commandId ? String(f.commandId) : '-']),
+  );
+}
+
+export function formatRuns(list: RunView[]): string {
+  if (list.length === 0) return 'no runs recorded yet\n';
+  return table(
+    ['RUN', 'STARTED', 'IDENTITY', 'EXIT', 'SESSIONS', 'COMMAND'],
+    list.map((r) => [r.id, r.startedAt.replace('T', ' ').slice(0, 19), r.identity ?? '-', r.exitCode === null ? (r.endedAt ? '-' : 'running') : String(r.exitCode), String(r.sessions.length), safe(r.argv.join(' '), 60)]),
+  );
+}
+
+export function formatIdentities(list: IdentityView[]): string {
+  if (list.length === 0) return 'no identities: create one with "flightlog identity add NAME --kind agent"\n';
+  return table(
+    ['NAME', 'KIND', 'CREATED', 'STATUS', 'TOKENS', 'KEYS'],
+    list.map((i) => [i.name, i.kind, i.createdAt.slice(0, 10), i.revokedAt ? 'revoked' : 'active', String(i.tokens), String(i.keys.length)]),
+  );
+}

@@ -1,0 +1,218 @@
+import { VERSION } from '../core/version';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FlightlogError, UsageError } from '../core/errors';
+import { resolveDataDir } from '../core/paths';
+import { openDb, type Db } from '../store/db';
+import { addIdentity, addIdentityKey, listIdentities, revokeIdentity } from '../store/identities';
+import { getSession, listFindings, listRuns, listSessions, search } from '../store/queries';
+import { loadConfig, validateConfig } from '../config/load';
+import type { FlightlogConfig } from '../config/schema';
+import { formatSessionDetail, formatSessions, formatSearch, formatFindings, formatRuns, formatIdentities } from './format';
+
+export interface Io {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream;
+  env: NodeJS.ProcessEnv;
+}
+
+const USAGE = `usage: flightlog <command> [options]
+
+  gateway [--config FILE] [--data-dir DIR]   run the gateway headless
+  identity add NAME --kind agent|human       create an identity; prints its token once
+  identity add-key NAME PUBKEYFILE           register an SSH public key for an identity
+  identity list [--json]                     list identities
+  identity revoke NAME                       revoke an identity and its tokens
+  sessions [--json] [--limit N]              list recorded sessions, newest first
+  show SESSION [--json]                      one session with its commands and findings
+  search TEXT [--json]                       full-text search over commands
+  findings [--json]                          secret sightings and guardrail decisions
+  runs [--json]                              agent runs with their sessions
+
+Every command takes --data-dir DIR (else $FLIGHTLOG_HOME, else the platform's data dir).`;
+
+type Flags = Record<string, string | boolean | undefined>;
+
+function parse(argv: string[], options: ParseArgsConfig['options'], maxPositionals: number, usage: string): { flags: Flags; positionals: string[] } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { ...options, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  } catch (err) {
+    const msg = (err as Error).message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '');
+    throw new UsageError(`${msg} (usage: ${usage})`);
+  }
+  if (parsed.values.help) throw new HelpRequested(usage);
+  if (parsed.positionals.length > maxPositionals) throw new UsageError(`unexpected argument "${parsed.positionals[maxPositionals]}" (usage: ${usage})`);
+  return { flags: parsed.values as Flags, positionals: parsed.positionals };
+}
+
+class HelpRequested extends Error {
+  constructor(readonly usage: string) {
+    super(usage);
+  }
+}
+
+function json(io: Io, value: unknown): void {
+  io.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+function withDb<T>(flags: Flags, io: Io, fn: (db: Db) => T): T {
+  const db = openDb(resolveDataDir(flags['data-dir'] as string | undefined, io.env));
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+/** The config a gateway uses: --config, else flightlog.yaml in the data dir, else none (no connections). */
+export function findConfig(flag: string | undefined, dataDir: string): FlightlogConfig {
+  if (flag) return loadConfig(path.resolve(flag));
+  const inData = path.join(dataDir, 'flightlog.yaml');
+  if (fs.existsSync(inData)) return loadConfig(inData);
+  return validateConfig({}, '(no config)');
+}
+
+function positiveInt(v: string | boolean | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} expects a whole number > 0, got "${String(v)}"`);
+  return n;
+}
+
+/** Runs one CLI command; returns the exit code. Long-running commands resolve when they end. */
+export async function runCli(argv: string[], io: Io): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        io.stdout.write(USAGE + '\n');
+        return command === undefined ? 2 : 0;
+      case '--version':
+      case 'version':
+        io.stdout.write(VERSION + '\n');
+        return 0;
+      case 'gateway': {
+        const { flags } = parse(rest, { config: { type: 'string', short: 'c' } }, 0, 'flightlog gateway [--config FILE] [--data-dir DIR]');
+        const { runGatewayCommand } = await import('./gateway-command');
+        return await runGatewayCommand({ configFile: flags.config as string | undefined, dataDir: flags['data-dir'] as string | undefined }, io);
+      }
+      case 'identity':
+        return identityCommand(rest, io);
+      case 'sessions': {
+        const { flags } = parse(rest, { json: { type: 'boolean' }, limit: { type: 'string' }, identity: { type: 'string' }, connection: { type: 'string' }, protocol: { type: 'string' } }, 0, 'flightlog sessions [--json] [--limit N]');
+        const list = withDb(flags, io, (db) =>
+          listSessions(db, {
+            limit: positiveInt(flags.limit, 'limit') ?? 1000,
+            identity: flags.identity as string | undefined,
+            connection: flags.connection as string | undefined,
+            protocol: flags.protocol as string | undefined,
+          }).sessions,
+        );
+        if (flags.json) json(io, list);
+        else io.stdout.write(formatSessions(list));
+        return 0;
+      }
+      case 'show': {
+        const { flags, positionals } = parse(rest, { json: { type: 'boolean' } }, 1, 'flightlog show SESSION [--json]');
+        if (!positionals[0]) throw new UsageError('show needs a session id (usage: flightlog show SESSION [--json])');
+        const detail = withDb(flags, io, (db) => getSession(db, positionals[0]));
+        if (flags.json) json(io, detail);
+        else io.stdout.write(formatSessionDetail(detail));
+        return 0;
+      }
+      case 'search': {
+        const { flags, positionals } = parse(rest, { json: { type: 'boolean' }, limit: { type: 'string' } }, 1, 'flightlog search TEXT [--json]');
+        if (!positionals[0]) throw new UsageError('search needs some text (usage: flightlog search TEXT [--json])');
+        const hits = withDb(flags, io, (db) => search(db, positionals[0], { limit: positiveInt(flags.limit, 'limit') }));
+        if (flags.json) json(io, hits);
+        else io.stdout.write(formatSearch(hits));
+        return 0;
+      }
+      case 'findings': {
+        const { flags } = parse(rest, { json: { type: 'boolean' }, session: { type: 'string' } }, 0, 'flightlog findings [--json] [--session SESSION]');
+        const list = withDb(flags, io, (db) => listFindings(db, { sessionId: flags.session as string | undefined }));
+        if (flags.json) json(io, list);
+        else io.stdout.write(formatFindings(list));
+        return 0;
+      }
+      case 'runs': {
+        const { flags } = parse(rest, { json: { type: 'boolean' } }, 0, 'flightlog runs [--json]');
+        const list = withDb(flags, io, (db) => listRuns(db));
+        if (flags.json) json(io, list);
+        else io.stdout.write(formatRuns(list));
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown command "${command}" (run "flightlog help" for the list)`);
+    }
+  } catch (err) {
+    if (err instanceof HelpRequested) {
+      io.stdout.write(`usage: ${err.usage}\n`);
+      return 0;
+    }
+    return reportError(err, io);
+  }
+}
+
+export function reportError(err: unknown, io: Io): number {
+  if (err instanceof FlightlogError) {
+    io.stderr.write(`flightlog: ${err.message}\n`);
+    return err.exitCode;
+  }
+  const e = err as Error;
+  io.stderr.write(`flightlog: internal error: ${String(e?.message ?? e).split('\n')[0]}${io.env.FLIGHTLOG_DEBUG ? '\n' + e?.stack : ' (set FLIGHTLOG_DEBUG=1 for details)'}\n`);
+  return 70;
+}
+
+function identityCommand(argv: string[], io: Io): number {
+  const [sub, ...rest] = argv;
+  switch (sub) {
+    case 'add': {
+      const usage = 'flightlog identity add NAME --kind agent|human';
+      const { flags, positionals } = parse(rest, { kind: { type: 'string' } }, 1, usage);
+      if (!positionals[0]) throw new UsageError(`identity add needs a NAME (usage: ${usage})`);
+      const kind = (flags.kind as string | undefined) ?? 'agent';
+      if (kind !== 'agent' && kind !== 'human') throw new UsageError(`--kind must be agent or human, got "${kind}"`);
+      const token = withDb(flags, io, (db) => addIdentity(db, positionals[0], kind));
+      io.stdout.write(token + '\n');
+      return 0;
+    }
+    case 'add-key': {
+      const usage = 'flightlog identity add-key NAME PUBKEYFILE';
+      const { flags, positionals } = parse(rest, {}, 2, usage);
+      if (positionals.length < 2) throw new UsageError(`identity add-key needs NAME and PUBKEYFILE (usage: ${usage})`);
+      let line: string;
+      try {
+        line = fs.readFileSync(positionals[1], 'utf8');
+      } catch (err) {
+        throw new FlightlogError('E_FILE', `cannot read ${positionals[1]}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+      }
+      const fp = withDb(flags, io, (db) => addIdentityKey(db, positionals[0], line));
+      io.stdout.write(`${fp}\n`);
+      return 0;
+    }
+    case 'list': {
+      const { flags } = parse(rest, { json: { type: 'boolean' } }, 0, 'flightlog identity list [--json]');
+      const list = withDb(flags, io, (db) => listIdentities(db));
+      if (flags.json) json(io, list);
+      else io.stdout.write(formatIdentities(list));
+      return 0;
+    }
+    case 'revoke': {
+      const usage = 'flightlog identity revoke NAME';
+      const { flags, positionals } = parse(rest, {}, 1, usage);
+      if (!positionals[0]) throw new UsageError(`identity revoke needs a NAME (usage: ${usage})`);
+      withDb(flags, io, (db) => revokeIdentity(db, positionals[0]));
+      io.stderr.write(`revoked ${positionals[0]}\n`);
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown identity command "${sub ?? ''}" (expected add, add-key, list or revoke)`);
+  }
+}

@@ -1,0 +1,295 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { LineCounter, parseDocument, isMap, isSeq, type Document } from 'yaml';
+import { ConfigError, FlightlogError } from '../core/errors';
+import type { Protocol } from '../core/types';
+import type { ConnectionConfig, FlightlogConfig, RecordingConfig, SecretRef, Upstream } from './schema';
+
+export const DEFAULT_RECORDING: RecordingConfig = { headRows: 100, payloadHead: 64 * 1024 };
+const PROTOCOLS: Protocol[] = ['postgres', 'ssh', 'http', 'kubernetes'];
+
+/** Validation walks plain JS values and reports `file:line: path: expected …`. */
+class Checker {
+  constructor(
+    readonly file: string,
+    private readonly doc: Document | null,
+    private readonly lines: LineCounter | null,
+  ) {}
+
+  fail(p: Array<string | number>, expected: string): never {
+    throw new ConfigError(this.file, formatPath(p), expected, this.lineOf(p));
+  }
+
+  private lineOf(p: Array<string | number>): number | undefined {
+    if (!this.doc || !this.lines) return undefined;
+    for (let n = p.length; n >= 0; n--) {
+      const node = this.doc.getIn(p.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+      if (node && typeof node === 'object' && node.range) return this.lines.linePos(node.range[0]).line;
+    }
+    return undefined;
+  }
+
+  object(v: unknown, p: Array<string | number>, what = 'a mapping'): Record<string, unknown> {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(p, `expected ${what}`);
+    return v as Record<string, unknown>;
+  }
+
+  string(v: unknown, p: Array<string | number>, what = 'a string'): string {
+    if (typeof v !== 'string' || v.trim() === '') this.fail(p, `expected ${what}${describe(v)}`);
+    return v as string;
+  }
+
+  port(v: unknown, p: Array<string | number>): number {
+    const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) this.fail(p, `expected a port number 0-65535${describe(v)}`);
+    return n as number;
+  }
+
+  bool(v: unknown, p: Array<string | number>): boolean {
+    if (typeof v !== 'boolean') this.fail(p, `expected true or false${describe(v)}`);
+    return v as boolean;
+  }
+
+  oneOf<T extends string>(v: unknown, p: Array<string | number>, options: readonly T[]): T {
+    if (typeof v !== 'string' || !options.includes(v as T)) this.fail(p, `expected one of ${options.join(', ')}${describe(v)}`);
+    return v as T;
+  }
+
+  keys(o: Record<string, unknown>, p: Array<string | number>, allowed: string[]): void {
+    for (const k of Object.keys(o)) {
+      if (!allowed.includes(k)) this.fail([...p, k], `unknown key "${k}" (expected one of: ${allowed.join(', ')})`);
+    }
+  }
+
+  /** A secret must be referenced ({env: NAME} or {file: PATH}), never written inline. */
+  secret(v: unknown, p: Array<string | number>): SecretRef {
+    if (typeof v === 'string' || typeof v === 'number') {
+      this.fail(p, 'secrets are referenced, never written here: use { env: VARIABLE } or { file: PATH }');
+    }
+    const o = this.object(v, p, '{ env: VARIABLE } or { file: PATH }');
+    const keys = Object.keys(o);
+    if (keys.length !== 1 || (keys[0] !== 'env' && keys[0] !== 'file')) this.fail(p, 'expected { env: VARIABLE } or { file: PATH }');
+    if (keys[0] === 'env') {
+      const name = this.string(o.env, [...p, 'env'], 'an environment variable name');
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) this.fail([...p, 'env'], `expected an environment variable name, got "${name}"`);
+      return { env: name };
+    }
+    return { file: this.string(o.file, [...p, 'file'], 'a file path') };
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return ', but it is missing';
+  if (v === null) return ', got nothing';
+  if (typeof v === 'string') return `, got "${v.length > 40 ? v.slice(0, 40) + '…' : v}"`;
+  if (typeof v === 'object') return Array.isArray(v) ? ', got a list' : ', got a mapping';
+  return `, got ${String(v)}`;
+}
+
+function formatPath(p: Array<string | number>): string {
+  let out = '';
+  for (const part of p) out += typeof part === 'number' ? `[${part}]` : out ? `.${part}` : part;
+  return out;
+}
+
+function parseListen(c: Checker, v: unknown, p: Array<string | number>): { host: string; port: number } {
+  if (typeof v === 'number') return { host: '127.0.0.1', port: c.port(v, p) };
+  const s = c.string(v, p, 'host:port');
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(s) ?? (/^\d+$/.test(s) ? [s, undefined, '127.0.0.1', s] : null);
+  if (!m) c.fail(p, `expected host:port, got "${s}"`);
+  return { host: m[1] ?? m[2], port: c.port(Number(m[3]), p) };
+}
+
+function checkUpstream(c: Checker, protocol: Protocol, v: unknown, p: Array<string | number>): Upstream {
+  const o = c.object(v, p);
+  switch (protocol) {
+    case 'postgres': {
+      c.keys(o, p, ['host', 'port', 'user', 'database', 'password', 'tls', 'ca']);
+      return {
+        host: c.string(o.host, [...p, 'host'], 'a host name'),
+        port: o.port === undefined ? 5432 : c.port(o.port, [...p, 'port']),
+        user: c.string(o.user, [...p, 'user'], 'a user name'),
+        database: o.database === undefined ? undefined : c.string(o.database, [...p, 'database']),
+        password: o.password === undefined ? undefined : c.secret(o.password, [...p, 'password']),
+        tls: o.tls === undefined ? undefined : c.oneOf(o.tls, [...p, 'tls'], ['disable', 'prefer', 'require', 'verify-full'] as const),
+        ca: o.ca === undefined ? undefined : c.string(o.ca, [...p, 'ca'], 'a CA file path'),
+      };
+    }
+    case 'ssh': {
+      c.keys(o, p, ['host', 'port', 'user', 'password', 'privateKey', 'hostKey']);
+      if (o.password === undefined && o.privateKey === undefined) c.fail(p, 'expected password or privateKey (how the gateway logs in upstream)');
+      return {
+        host: c.string(o.host, [...p, 'host'], 'a host name'),
+        port: o.port === undefined ? 22 : c.port(o.port, [...p, 'port']),
+        user: c.string(o.user, [...p, 'user'], 'a user name'),
+        password: o.password === undefined ? undefined : c.secret(o.password, [...p, 'password']),
+        privateKey: o.privateKey === undefined ? undefined : c.secret(o.privateKey, [...p, 'privateKey']),
+        hostKey: o.hostKey === undefined ? undefined : c.string(o.hostKey, [...p, 'hostKey'], 'an OpenSSH host key ("ssh-ed25519 AAAA…")'),
+      };
+    }
+    case 'http':
+    case 'kubernetes': {
+      const allowed = protocol === 'http' ? ['url', 'headers', 'bearer', 'basic', 'query', 'verify', 'ca'] : ['url', 'token', 'ca', 'verify'];
+      c.keys(o, p, allowed);
+      const url = c.string(o.url, [...p, 'url'], 'an http(s) URL');
+      let parsed: URL;
+      try {
+        parsed = new URL(url);
+      } catch {
+        c.fail([...p, 'url'], `expected an http(s) URL, got "${url}"`);
+      }
+      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') c.fail([...p, 'url'], `expected an http(s) URL, got "${url}"`);
+      if (parsed.username || parsed.password) c.fail([...p, 'url'], 'credentials do not belong in the URL: use headers, basic or bearer with { env: … }');
+      const verify = o.verify === undefined ? undefined : c.bool(o.verify, [...p, 'verify']);
+      const ca = o.ca === undefined ? undefined : c.string(o.ca, [...p, 'ca'], 'a CA file path');
+      if (protocol === 'kubernetes') {
+        return { url, token: o.token === undefined ? undefined : c.secret(o.token, [...p, 'token']), ca, verify };
+      }
+      const headers: Record<string, SecretRef | string> = {};
+      if (o.headers !== undefined) {
+        const h = c.object(o.headers, [...p, 'headers']);
+        for (const [k, hv] of Object.entries(h)) {
+          if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(k)) c.fail([...p, 'headers', k], `"${k}" is not a valid header name`);
+          // A credential-bearing header must come from a secret reference.
+          if (typeof hv === 'string' && /^(authorization|proxy-authorization|x-api-key|api-key|cookie)$/i.test(k)) c.secret(hv, [...p, 'headers', k]);
+          headers[k] = typeof hv === 'string' ? hv : c.secret(hv, [...p, 'headers', k]);
+        }
+      }
+      let basic: { user: string; password: SecretRef } | undefined;
+      if (o.basic !== undefined) {
+        const b = c.object(o.basic, [...p, 'basic']);
+        c.keys(b, [...p, 'basic'], ['user', 'password']);
+        basic = { user: c.string(b.user, [...p, 'basic', 'user']), password: c.secret(b.password, [...p, 'basic', 'password']) };
+      }
+      const query: Record<string, SecretRef> = {};
+      if (o.query !== undefined) {
+        for (const [k, qv] of Object.entries(c.object(o.query, [...p, 'query']))) query[k] = c.secret(qv, [...p, 'query', k]);
+      }
+      return {
+        url,
+        headers,
+        bearer: o.bearer === undefined ? undefined : c.secret(o.bearer, [...p, 'bearer']),
+        basic,
+        query,
+        verify,
+        ca,
+      };
+    }
+  }
+}
+
+const CONNECTION_KEYS = ['name', 'protocol', 'listen', 'upstream', 'identities', 'mask', 'llm', 'options'];
+
+function checkConnection(c: Checker, v: unknown, i: number, seen: Map<string, string>): ConnectionConfig {
+  const p: Array<string | number> = ['connections', i];
+  const o = c.object(v, p);
+  c.keys(o, p, CONNECTION_KEYS);
+  const name = c.string(o.name, [...p, 'name'], 'a connection name');
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) c.fail([...p, 'name'], `expected letters, digits, '.', '_' or '-', got "${name}"`);
+  if (seen.has(`name:${name}`)) c.fail([...p, 'name'], `duplicate connection name "${name}"`);
+  seen.set(`name:${name}`, name);
+  const protocol = c.oneOf(o.protocol, [...p, 'protocol'], PROTOCOLS);
+  const listen = parseListen(c, o.listen, [...p, 'listen']);
+  if (listen.port !== 0) {
+    const key = `listen:${listen.host}:${listen.port}`;
+    if (seen.has(key)) c.fail([...p, 'listen'], `${listen.host}:${listen.port} is already used by connection "${seen.get(key)}"`);
+    seen.set(key, name);
+  }
+  const upstream = checkUpstream(c, protocol, o.upstream, [...p, 'upstream']);
+  if (!Array.isArray(o.identities) || o.identities.length === 0) c.fail([...p, 'identities'], `expected a list of identity names that may use this connection${describe(o.identities)}`);
+  const identities = (o.identities as unknown[]).map((x, j) => c.string(x, [...p, 'identities', j], 'an identity name'));
+  const mask = o.mask === undefined ? 'record' : c.oneOf(o.mask, [...p, 'mask'], ['record', 'live'] as const);
+  let llm: ConnectionConfig['llm'];
+  if (o.llm !== undefined) {
+    if (protocol !== 'http') c.fail([...p, 'llm'], 'llm is only valid on protocol: http connections');
+    llm = c.oneOf(o.llm, [...p, 'llm'], ['anthropic', 'openai'] as const);
+  }
+  const options = o.options === undefined ? {} : c.object(o.options, [...p, 'options']);
+  return { name, protocol, listen, upstream, identities, mask, llm, options };
+}
+
+/** Validates a parsed document; `file` names it in errors. */
+export function validateConfig(raw: unknown, file: string, doc: Document | null = null, lines: LineCounter | null = null): FlightlogConfig {
+  const c = new Checker(file, doc, lines);
+  const root = raw === null || raw === undefined ? {} : c.object(raw, [], 'a mapping with connections:');
+  c.keys(root, [], ['connections', 'recording', 'controlApi']);
+  const connections: ConnectionConfig[] = [];
+  if (root.connections !== undefined && root.connections !== null) {
+    if (!Array.isArray(root.connections)) c.fail(['connections'], `expected a list of connections${describe(root.connections)}`);
+    const seen = new Map<string, string>();
+    (root.connections as unknown[]).forEach((v, i) => connections.push(checkConnection(c, v, i, seen)));
+  }
+  const recording = { ...DEFAULT_RECORDING };
+  if (root.recording !== undefined) {
+    const r = c.object(root.recording, ['recording']);
+    c.keys(r, ['recording'], ['headRows', 'payloadHead']);
+    for (const k of ['headRows', 'payloadHead'] as const) {
+      if (r[k] === undefined) continue;
+      const n = r[k];
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 1e9) c.fail(['recording', k], `expected a whole number ≥ 0${describe(n)}`);
+      recording[k] = n as number;
+    }
+  }
+  const controlApi = { host: '127.0.0.1', port: 0 };
+  if (root.controlApi !== undefined) {
+    const a = c.object(root.controlApi, ['controlApi']);
+    c.keys(a, ['controlApi'], ['listen']);
+    if (a.listen !== undefined) Object.assign(controlApi, parseListen(c, a.listen, ['controlApi', 'listen']));
+    if (!/^(127\.\d+\.\d+\.\d+|localhost|::1)$/.test(controlApi.host)) c.fail(['controlApi', 'listen'], 'the control API listens on loopback only (127.0.0.1)');
+  }
+  return { file, connections, recording, controlApi };
+}
+
+/** Reads, parses and validates flightlog.yaml. */
+export function loadConfig(file: string): FlightlogConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new FlightlogError('E_CONFIG_READ', code === 'ENOENT' ? `config file not found: ${file}` : `cannot read config ${file}: ${code ?? (err as Error).message}`);
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length) {
+    const e = doc.errors[0];
+    const line = e.linePos?.[0]?.line;
+    throw new ConfigError(file, '', `not valid YAML: ${e.message.split('\n')[0]}`, line);
+  }
+  if (!isMap(doc.contents) && doc.contents !== null && !isSeq(doc.contents)) {
+    // scalars fall through to validateConfig's "expected a mapping"
+  }
+  return validateConfig(doc.toJS(), file, doc, lines);
+}
+
+/** Reads every secret a connection references, from the environment or a file. Never logs values. */
+export function resolveSecrets(conn: ConnectionConfig, env: NodeJS.ProcessEnv, configFile: string | null): Record<string, string> {
+  const out: Record<string, string> = {};
+  const base = configFile ? path.dirname(configFile) : process.cwd();
+  const read = (ref: SecretRef, where: string): string => {
+    if ('env' in ref) {
+      const v = env[ref.env];
+      if (v === undefined || v === '') {
+        throw new FlightlogError('E_SECRET', `connection "${conn.name}": ${where} reads environment variable ${ref.env}, which is not set`);
+      }
+      return v;
+    }
+    const file = ref.file.startsWith('~/') ? path.join(os.homedir(), ref.file.slice(2)) : path.resolve(base, ref.file);
+    try {
+      return fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new FlightlogError('E_SECRET', `connection "${conn.name}": ${where} reads ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+    }
+  };
+  const u = conn.upstream as unknown as Record<string, unknown>;
+  for (const key of ['password', 'privateKey', 'bearer', 'token'] as const) {
+    if (u[key] && typeof u[key] === 'object') out[key] = read(u[key] as SecretRef, `upstream.${key}`);
+  }
+  if (u.basic && typeof u.basic === 'object') out['basic.password'] = read((u.basic as { password: SecretRef }).password, 'upstream.basic.password');
+  for (const [k, v] of Object.entries((u.headers as Record<string, SecretRef | string> | undefined) ?? {})) {
+    if (typeof v === 'object') out[`header:${k}`] = read(v, `upstream.headers.${k}`);
+  }
+  for (const [k, v] of Object.entries((u.query as Record<string, SecretRef> | undefined) ?? {})) out[`query:${k}`] = read(v, `upstream.query.${k}`);
+  return out;
+}

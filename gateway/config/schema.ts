@@ -1,0 +1,85 @@
+/** The shape of flightlog.yaml after validation. Pure types. */
+import type { Protocol } from '../core/types';
+
+/** Where an upstream secret comes from. Never an inline value. */
+export type SecretRef = { env: string } | { file: string };
+
+export interface PostgresUpstream {
+  host: string;
+  port: number;
+  user: string;
+  database?: string;
+  password?: SecretRef;
+  /** disable | require | verify-full */
+  tls?: 'disable' | 'prefer' | 'require' | 'verify-full';
+  /** CA file for verify-full */
+  ca?: string;
+}
+
+export interface SshUpstream {
+  host: string;
+  port: number;
+  user: string;
+  password?: SecretRef;
+  privateKey?: SecretRef;
+  /** pinned host key (OpenSSH "type base64" form); learned on first use when absent */
+  hostKey?: string;
+}
+
+export interface HttpUpstream {
+  url: string;
+  /** headers injected upstream, each value a secret reference or a plain string */
+  headers?: Record<string, SecretRef | string>;
+  bearer?: SecretRef;
+  basic?: { user: string; password: SecretRef };
+  query?: Record<string, SecretRef>;
+  /** verify the upstream certificate (default true) */
+  verify?: boolean;
+  ca?: string;
+}
+
+export interface KubernetesUpstream {
+  url: string;
+  token?: SecretRef;
+  ca?: string;
+  verify?: boolean;
+}
+
+export type Upstream = PostgresUpstream | SshUpstream | HttpUpstream | KubernetesUpstream;
+
+export interface ConnectionConfig {
+  name: string;
+  protocol: Protocol;
+  /** host and port to listen on */
+  listen: { host: string; port: number };
+  upstream: Upstream;
+  /** identity names allowed to use this connection */
+  identities: string[];
+  /** record (default): the recording is masked, traffic untouched; live: the agent receives masked values too */
+  mask: 'record' | 'live';
+  /** model API dialect, for protocol http */
+  llm?: 'anthropic' | 'openai';
+  /** protocol-specific options, validated by the loader (allowForwarding, envAllow, tokenHeader…) */
+  options: Record<string, unknown>;
+}
+
+export interface RecordingConfig {
+  /** rows kept per result (default 100) */
+  headRows: number;
+  /** bytes kept of each large payload (default 64 KiB) */
+  payloadHead: number;
+}
+
+export interface ControlApiConfig {
+  host: string;
+  /** 0 = a random free port */
+  port: number;
+}
+
+export interface FlightlogConfig {
+  /** the file it was read from, if any */
+  file: string | null;
+  connections: ConnectionConfig[];
+  recording: RecordingConfig;
+  controlApi: ControlApiConfig;
+}

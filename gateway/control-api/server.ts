@@ -1,0 +1,187 @@
+import * as http from 'node:http';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Db } from '../store/db';
+import type { Recorder } from '../store/recorder';
+import { FlightlogError } from '../core/errors';
+import { getCommand, getSession, listEvents, listFindings, listRuns, listSessions, resolveSessionId, search } from '../store/queries';
+import type { GatewayStatus, LiveMessage } from './types';
+
+export interface ControlApiOptions {
+  db: Db;
+  recorder: Recorder;
+  dataDir: string;
+  host: string;
+  port: number;
+  status: () => GatewayStatus;
+  /** extra routes (runs, static UI) mounted by the gateway: return true when handled */
+  extra?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean | Promise<boolean>;
+}
+
+export interface ControlApi {
+  url: string;
+  token: string;
+  close(): Promise<void>;
+}
+
+/** Reads the control API token from the data dir, creating it (0600) on first use. */
+export function ensureControlToken(dataDir: string): string {
+  const file = path.join(dataDir, 'control-token');
+  if (!fs.existsSync(file)) {
+    try {
+      fs.writeFileSync(file, randomBytes(24).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  return fs.readFileSync(file, 'utf8').trim();
+}
+
+export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+  });
+  res.end(text);
+}
+
+export function sendError(res: http.ServerResponse, status: number, code: string, message: string): void {
+  sendJson(res, status, { error: { code, message } });
+}
+
+function tokenOf(req: http.IncomingMessage, url: URL): string | null {
+  const auth = req.headers.authorization;
+  if (auth && /^Bearer /i.test(auth)) return auth.slice(7).trim();
+  return url.searchParams.get('token');
+}
+
+function sameToken(a: string | null, b: string): boolean {
+  if (a === null) return false;
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function intParam(url: URL, name: string): number | undefined {
+  const v = url.searchParams.get(name);
+  if (v === null || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new FlightlogError('E_PARAM', `${name} must be a whole number ≥ 0`);
+  return n;
+}
+
+/** HTTP + WebSocket on loopback; every request must carry the bearer token. */
+export async function startControlApi(opts: ControlApiOptions): Promise<ControlApi> {
+  const token = ensureControlToken(opts.dataDir);
+  const { db } = opts;
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    if (opts.extra && !url.pathname.startsWith('/api/') && (await opts.extra(req, res, url))) return;
+    if (!sameToken(tokenOf(req, url), token)) return sendError(res, 401, 'E_UNAUTHORIZED', 'missing or wrong control API token');
+    if (opts.extra && (await opts.extra(req, res, url))) return;
+    if (req.method !== 'GET') return sendError(res, 405, 'E_METHOD', `${req.method} is not allowed on ${url.pathname}`);
+    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    if (parts[0] !== 'api') return sendError(res, 404, 'E_NOT_FOUND', `no route ${url.pathname}`);
+    const [, route, id, sub] = parts;
+    switch (route) {
+      case 'status':
+        return sendJson(res, 200, opts.status());
+      case 'sessions':
+        if (!id) {
+          return sendJson(
+            res,
+            200,
+            listSessions(db, {
+              limit: intParam(url, 'limit'),
+              offset: intParam(url, 'offset'),
+              identity: url.searchParams.get('identity') ?? undefined,
+              connection: url.searchParams.get('connection') ?? undefined,
+              protocol: url.searchParams.get('protocol') ?? undefined,
+              status: url.searchParams.get('status') ?? undefined,
+              run: url.searchParams.get('run') ?? undefined,
+            }),
+          );
+        }
+        if (!sub) return sendJson(res, 200, getSession(db, id));
+        if (sub === 'events') {
+          return sendJson(res, 200, listEvents(db, resolveSessionId(db, id), { afterSeq: intParam(url, 'afterSeq'), limit: intParam(url, 'limit') }));
+        }
+        if (sub === 'findings') return sendJson(res, 200, listFindings(db, { sessionId: resolveSessionId(db, id) }));
+        break;
+      case 'commands': {
+        const c = id ? getCommand(db, Number(id)) : null;
+        if (!c) return sendError(res, 404, 'E_NOT_FOUND', `no command ${id ?? ''}`);
+        return sendJson(res, 200, c);
+      }
+      case 'search':
+        return sendJson(res, 200, search(db, url.searchParams.get('q') ?? '', { limit: intParam(url, 'limit') }));
+      case 'findings':
+        return sendJson(res, 200, listFindings(db, { sessionId: url.searchParams.get('sessionId') ?? undefined, limit: intParam(url, 'limit') }));
+      case 'runs':
+        return sendJson(res, 200, listRuns(db, { limit: intParam(url, 'limit') }));
+    }
+    sendError(res, 404, 'E_NOT_FOUND', `no route ${url.pathname}`);
+  };
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (res.headersSent) return res.destroy();
+      if (err instanceof FlightlogError) {
+        const status = err.code === 'E_NOT_FOUND' ? 404 : 400;
+        return sendError(res, status, err.code, err.message);
+      }
+      sendError(res, 500, 'E_INTERNAL', 'internal error');
+    });
+  });
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  const clients = new Set<WebSocket>();
+  server.on('upgrade', (req, socket, head) => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const origin = req.headers.origin;
+    // Browsers send Origin: only our own UI origin (same host:port) may open the live feed.
+    const host = req.headers.host;
+    if (url.pathname !== '/api/live' || !sameToken(tokenOf(req, url), token) || (origin && host && new URL(origin).host !== host)) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      clients.add(ws);
+      ws.on('close', () => clients.delete(ws));
+      ws.on('error', () => clients.delete(ws));
+    });
+  });
+  const unsubscribe = opts.recorder.subscribe((n: LiveMessage) => {
+    if (clients.size === 0) return;
+    const text = JSON.stringify(n);
+    for (const ws of clients) if (ws.bufferedAmount < 4 * 1024 * 1024) ws.send(text);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new FlightlogError('E_ADDR_IN_USE', `control API: ${opts.host}:${opts.port} is already in use`) : err),
+    );
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${host}:${addr.port}`,
+    token,
+    close: async () => {
+      unsubscribe();
+      for (const ws of clients) ws.terminate();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}

@@ -1,0 +1,157 @@
+/**
+ * The control API's request and result types: one module shared by the gateway, the CLI's
+ * `--json` output and the renderer (which imports it type-only). Pure types.
+ */
+import type { CommandKind, CommandStatus, Direction, Json, Protocol, SessionStatus } from '../core/types';
+
+export interface SessionSummary {
+  id: string;
+  identity: string | null;
+  connection: string;
+  protocol: Protocol;
+  run: string | null;
+  clientAddr: string | null;
+  startedAt: string;
+  endedAt: string | null;
+  /** milliseconds, null while live */
+  durationMs: number | null;
+  status: SessionStatus;
+  endReason: string | null;
+  eventCount: number;
+  commandCount: number;
+  findingCount: number;
+  sealed: boolean;
+}
+
+export interface CommandView {
+  id: number;
+  sessionId: string;
+  index: number;
+  kind: CommandKind;
+  text: string;
+  classification: string | null;
+  targets: string[];
+  status: CommandStatus;
+  startedAt: string;
+  /** microseconds from the session start */
+  startUs: number;
+  endUs: number | null;
+  durationMs: number | null;
+  startSeq: number | null;
+  endSeq: number | null;
+  detail: Json | null;
+  /** rows, rowCount, tag | exitCode, signal | status, headers, body … (masked) */
+  result: Json | null;
+  error: string | null;
+  /** the command (e.g. a model call) that caused this one */
+  causedBy: number | null;
+  /** commands this one caused */
+  caused: number[];
+}
+
+export interface FindingView {
+  id: number;
+  sessionId: string | null;
+  commandId: number | null;
+  eventSeq: number | null;
+  category: 'secret' | 'guardrail' | 'auth';
+  kind: string;
+  fp: string | null;
+  direction: Direction;
+  /** true when the sighting travelled to the agent (upstream→client) */
+  seenByAgent: boolean;
+  maskedLive: boolean;
+  detail: Json | null;
+  createdAt: string;
+}
+
+export interface SessionDetail extends SessionSummary {
+  meta: Json;
+  seal: string | null;
+  sealKey: string | null;
+  lastHash: string | null;
+  commands: CommandView[];
+  findings: FindingView[];
+}
+
+export interface EventView {
+  seq: number;
+  tUs: number;
+  wall: string;
+  kind: string;
+  direction: Direction;
+  commandId: number | null;
+  data: Json;
+  hash: string;
+}
+
+export interface SearchHit {
+  sessionId: string;
+  commandId: number;
+  kind: CommandKind;
+  text: string;
+  snippet: string;
+  startedAt: string;
+  connection: string;
+  identity: string | null;
+}
+
+export interface RunView {
+  id: string;
+  identity: string | null;
+  argv: string[];
+  startedAt: string;
+  endedAt: string | null;
+  exitCode: number | null;
+  sessions: SessionSummary[];
+}
+
+export interface IdentityView {
+  name: string;
+  kind: 'agent' | 'human';
+  createdAt: string;
+  revokedAt: string | null;
+  tokens: number;
+  keys: string[];
+}
+
+export interface SessionListQuery {
+  limit?: number;
+  offset?: number;
+  identity?: string;
+  connection?: string;
+  protocol?: string;
+  status?: string;
+  run?: string;
+}
+
+/** The HTTP routes, request params and results: `GET /api/<route>`. */
+export interface ControlApiRoutes {
+  'sessions': { params: SessionListQuery; result: { sessions: SessionSummary[]; total: number } };
+  'session': { params: { id: string }; result: SessionDetail };
+  'events': { params: { id: string; afterSeq?: number; limit?: number }; result: { events: EventView[]; more: boolean } };
+  'search': { params: { q: string; limit?: number }; result: SearchHit[] };
+  'findings': { params: { sessionId?: string; limit?: number }; result: FindingView[] };
+  'runs': { params: { limit?: number }; result: RunView[] };
+  'status': { params: Record<string, never>; result: GatewayStatus };
+}
+
+export interface GatewayStatus {
+  version: string;
+  dataDir: string;
+  keyFingerprint: string;
+  listeners: Array<{ connection: string; protocol: Protocol; address: string | null; error: string | null }>;
+  liveSessions: number;
+}
+
+/** Live feed messages on `GET /api/live` (WebSocket). */
+export type LiveMessage =
+  | { type: 'session'; sessionId: string; status: SessionStatus }
+  | { type: 'events'; sessionId: string; fromSeq: number; toSeq: number }
+  | { type: 'command'; sessionId: string; commandId: number }
+  | { type: 'finding'; sessionId: string | null; kind: string };
+
+/** Error body of every failed request. */
+export interface ApiError {
+  error: { code: string; message: string };
+}

@@ -1,0 +1,37 @@
+import type { ConnectionConfig, RecordingConfig } from '../config/schema';
+import type { AuthResult, Credential, Masker, Policy, SessionOpen, SessionRecorder } from './types';
+
+/** Logs one line per call; never pass raw secrets (messages are masked anyway as a second line of defence). */
+export interface Logger {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+/** Everything a protocol listener may use. It never sees the store itself. */
+export interface ListenerContext {
+  connection: ConnectionConfig;
+  recording: RecordingConfig;
+  /** data dir, for the listener's own files (TLS certs, pinned host keys) */
+  dataDir: string;
+  /** resolved upstream secret values by name (password, privateKey, headers…), read from env or file at start */
+  secrets: Record<string, string>;
+  masker: Masker;
+  policy: Policy;
+  log: Logger;
+  /** Checks a gateway credential for an identity and whether that identity may use this connection. */
+  authenticate(identity: string, credential: Credential): AuthResult;
+  /** Opens a session in the store; the listener must close it. */
+  openSession(open: Omit<SessionOpen, 'connection' | 'protocol'>): SessionRecorder;
+  /** Records a failed login attempt (no session is kept open for it). */
+  recordFailedAttempt(attempt: { identity: string | null; clientAddr?: string; reason: string }): void;
+}
+
+export interface Listener {
+  /** host:port actually bound */
+  readonly address: string;
+  /** Stops accepting, ends every open session (closing and sealing it), resolves when done. */
+  close(): Promise<void>;
+}
+
+export type StartListener = (ctx: ListenerContext) => Promise<Listener>;

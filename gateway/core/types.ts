@@ -1,0 +1,134 @@
+/**
+ * The seams of the per-message pipeline: parse → policy → mask → record → forward.
+ * Pure types: no Node or DOM imports, so every room of the gateway (and tests) can share them.
+ */
+
+export type Protocol = 'postgres' | 'ssh' | 'http' | 'kubernetes';
+
+/** Which way a recorded fact travelled. */
+export type Direction = 'client→upstream' | 'upstream→client' | 'gateway';
+
+export type CommandKind = 'sql' | 'shell' | 'exec' | 'http' | 'llm' | 'kubectl' | 'sftp' | 'forward';
+
+export type CommandStatus = 'running' | 'ok' | 'error' | 'blocked' | 'cancelled';
+
+export type SessionStatus = 'live' | 'closed' | 'failed' | 'error';
+
+/** A JSON value as it is stored (after masking). */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+/** One secret sighting reported by the masking engine. */
+export interface SecretHit {
+  kind: string;
+  /** short keyed fingerprint: equal secrets give equal fingerprints */
+  fp: string;
+}
+
+/** What the masking engine gives back for one text. */
+export interface MaskResult {
+  text: string;
+  hits: SecretHit[];
+}
+
+/**
+ * The masking engine as the recorder and listeners see it. Implemented in gateway/masking.
+ * `maskText` must be pure given the engine's configuration (known secrets, fingerprint key).
+ */
+export interface Masker {
+  maskText(text: string): MaskResult;
+  /**
+   * Masks a structured value (rows, JSON bodies, headers): every string inside is scanned,
+   * and values under keys that name a secret (password, token, …) are masked whole.
+   */
+  maskValue(value: Json, keyHint?: string): { value: Json; hits: SecretHit[] };
+  /** Registers a value the gateway knows is secret (an injected credential, a token). */
+  addKnownSecret(kind: string, value: string): void;
+  /** The masked form of one known value: `[MASKED:kind:fp]`. */
+  placeholder(kind: string, value: string): string;
+}
+
+/** A policy decision for one command. Policy is a pure function; it allows everything until the guardrail issue. */
+export interface PolicyDecision {
+  action: 'allow' | 'block' | 'hold';
+  rule?: string;
+  reason?: string;
+}
+
+export interface PolicyInput {
+  connection: string;
+  protocol: Protocol;
+  identity: string;
+  kind: CommandKind;
+  text: string;
+  /** statement classification where known: read, write, ddl, transaction, other */
+  classification?: string;
+}
+
+export type Policy = (input: PolicyInput) => PolicyDecision;
+
+/** What a listener learns when it opens a session; ids are assigned by the recorder. */
+export interface SessionOpen {
+  connection: string;
+  protocol: Protocol;
+  identity: string | null;
+  runId?: string | null;
+  clientAddr?: string;
+  /** protocol facts worth keeping: database, user, client application, pty… */
+  meta?: Record<string, Json>;
+}
+
+export interface CommandStart {
+  kind: CommandKind;
+  /** the text a reviewer reads: the SQL, the shell line, `GET /path`, the model and last prompt */
+  text: string;
+  /** read, write, ddl, transaction, other — where the protocol can tell */
+  classification?: string;
+  /** tables, paths or resources the command touches */
+  targets?: string[];
+  detail?: Json;
+  /** the command this one was caused by (lineage), if known */
+  causedBy?: number | null;
+}
+
+export interface CommandFinish {
+  status: CommandStatus;
+  /** the recorded result: {columns, rows, rowCount, tag} | {exitCode, signal} | {status, headers, body} … */
+  result?: Json;
+  error?: string;
+}
+
+export interface CommandHandle {
+  readonly id: number;
+  finish(finish: CommandFinish): void;
+}
+
+/**
+ * A live session as a listener sees it: the only way a listener writes to the store.
+ * Every data argument is masked by the recorder before it is stored; findings for secrets
+ * found there are recorded automatically with the given direction and current command.
+ */
+export interface SessionRecorder {
+  readonly id: string;
+  /** Appends one event; returns its seq. Synchronous: durability comes from `flushed()`. */
+  event(kind: string, direction: Direction, data: Json, opts?: { commandId?: number; maskedLive?: boolean }): number;
+  startCommand(start: CommandStart): CommandHandle;
+  /** Records a finding that is not a masking hit, e.g. a guardrail decision or a failed login. */
+  finding(f: { category: 'secret' | 'guardrail' | 'auth'; kind: string; fp?: string; direction: Direction; commandId?: number; maskedLive?: boolean; detail?: Json }): void;
+  /** Resolves once every event appended so far is committed to disk; rejects if the store failed. */
+  flushed(): Promise<void>;
+  /** True once the store has failed for this session: the listener must stop forwarding new commands. */
+  readonly failed: boolean;
+  /** Ends the session and seals its hash chain. Idempotent. */
+  close(status?: SessionStatus, reason?: string): void;
+}
+
+/** How an agent proved who it is. */
+export type Credential = { token: string } | { publicKey: { algo: string; data: Uint8Array } };
+
+export interface AuthResult {
+  ok: boolean;
+  identity?: string;
+  /** 'bad-credential' | 'revoked' | 'not-allowed' */
+  reason?: 'bad-credential' | 'revoked' | 'not-allowed' | 'unknown-identity';
+  message?: string;
+}

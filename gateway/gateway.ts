@@ -1,0 +1,227 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Db } from './store/db';
+import { openDb } from './store/db';
+import { ensureFingerprintKey, ensureGatewayKey, type GatewayKey } from './store/chain';
+import { Recorder } from './store/recorder';
+import { checkCredential } from './store/identities';
+import { resolveSecrets } from './config/load';
+import type { ConnectionConfig, FlightlogConfig } from './config/schema';
+import type { Listener, ListenerContext, Logger } from './core/listener';
+import type { Masker } from './core/types';
+import { FlightlogError } from './core/errors';
+import { allowAll } from './policy';
+import { listenerFor } from './listeners';
+import { startControlApi, type ControlApi } from './control-api/server';
+import type { GatewayStatus } from './control-api/types';
+import { createGatewayMasker } from './masking-setup';
+
+export { VERSION } from './core/version';
+import { VERSION } from './core/version';
+
+export interface GatewayOptions {
+  config: FlightlogConfig;
+  dataDir: string;
+  env?: NodeJS.ProcessEnv;
+  log?: Logger;
+}
+
+interface ListenerState {
+  connection: ConnectionConfig;
+  listener: Listener | null;
+  error: string | null;
+}
+
+/** Logs to stderr, masking every line: a log is one of the places a secret must never reach. */
+export function stderrLogger(masker: () => Masker | null): Logger {
+  const line = (level: string, msg: string) => {
+    const m = masker();
+    process.stderr.write(`flightlog ${level}: ${m ? m.maskText(msg).text : msg}\n`);
+  };
+  return { info: (m) => line('info', m), warn: (m) => line('warn', m), error: (m) => line('error', m) };
+}
+
+/** One gateway per data dir: a lock file with the pid, taken over when its process is gone. */
+function takeLock(dataDir: string): () => void {
+  const file = path.join(dataDir, 'gateway.pid');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(file, String(process.pid), { flag: 'wx', mode: 0o600 });
+      return () => {
+        try {
+          if (fs.readFileSync(file, 'utf8') === String(process.pid)) fs.unlinkSync(file);
+        } catch {
+          // already gone
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(fs.readFileSync(file, 'utf8'));
+      if (pid && pid !== process.pid && isAlive(pid)) {
+        throw new FlightlogError('E_LOCKED', `another gateway (pid ${pid}) is running on ${dataDir}`);
+      }
+      fs.unlinkSync(file);
+    }
+  }
+  throw new FlightlogError('E_LOCKED', `cannot lock ${dataDir}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class Gateway {
+  private stopping: Promise<void> | null = null;
+
+  private constructor(
+    readonly dataDir: string,
+    readonly db: Db,
+    readonly key: GatewayKey,
+    readonly masker: Masker,
+    readonly recorder: Recorder,
+    readonly listeners: Map<string, ListenerState>,
+    readonly control: ControlApi,
+    private readonly unlock: () => void,
+  ) {}
+
+  static async start(opts: GatewayOptions): Promise<Gateway> {
+    const env = opts.env ?? process.env;
+    const dataDir = path.resolve(opts.dataDir);
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    // Resolve every upstream secret before touching anything, so a missing one is one clear error.
+    const secrets = new Map(opts.config.connections.map((c) => [c.name, resolveSecrets(c, env, opts.config.file)]));
+    const unlock = takeLock(dataDir);
+    let db: Db | null = null;
+    const cleanup: Array<() => Promise<void> | void> = [];
+    try {
+      db = openDb(dataDir);
+      const key = ensureGatewayKey(dataDir);
+      const masker = createGatewayMasker(db, ensureFingerprintKey(dataDir));
+      for (const values of secrets.values()) for (const [name, v] of Object.entries(values)) masker.addKnownSecret(`upstream-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`, v);
+      const log = opts.log ?? stderrLogger(() => masker);
+      const recorder = new Recorder(db, { masker, signingKey: key.privateKey, keyFingerprint: key.fingerprint });
+      const now = new Date().toISOString();
+      const upsert = db.prepare(
+        'INSERT INTO connections (name, protocol, config, first_seen, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET protocol = excluded.protocol, config = excluded.config, updated_at = excluded.updated_at',
+      );
+      for (const c of opts.config.connections) upsert.run(c.name, c.protocol, JSON.stringify(c), now, now);
+
+      const listeners = new Map<string, ListenerState>();
+      for (const connection of opts.config.connections) {
+        const start = listenerFor(connection.protocol);
+        if (!start) {
+          log.warn(`connection "${connection.name}": no ${connection.protocol} listener in this build yet; skipped`);
+          listeners.set(connection.name, { connection, listener: null, error: `no ${connection.protocol} listener in this build` });
+          continue;
+        }
+        const ctx = Gateway.context(connection, opts.config, dataDir, secrets.get(connection.name) ?? {}, masker, log, db, recorder);
+        let listener: Listener;
+        try {
+          listener = await start(ctx);
+        } catch (err) {
+          const e = err as NodeJS.ErrnoException;
+          if (e.code === 'EADDRINUSE') {
+            throw new FlightlogError('E_ADDR_IN_USE', `connection "${connection.name}": ${connection.listen.host}:${connection.listen.port} is already in use`);
+          }
+          if (e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES') {
+            throw new FlightlogError('E_LISTEN', `connection "${connection.name}": cannot listen on ${connection.listen.host}:${connection.listen.port} (${e.code})`);
+          }
+          throw err;
+        }
+        cleanup.push(() => listener.close());
+        listeners.set(connection.name, { connection, listener, error: null });
+      }
+
+      let gateway: Gateway | null = null;
+      const control = await startControlApi({
+        db,
+        recorder,
+        dataDir,
+        host: opts.config.controlApi.host,
+        port: opts.config.controlApi.port,
+        status: () => gateway!.status(),
+      });
+      fs.writeFileSync(path.join(dataDir, 'control.json'), JSON.stringify({ url: control.url, pid: process.pid }) + '\n', { mode: 0o600 });
+      gateway = new Gateway(dataDir, db, key, masker, recorder, listeners, control, unlock);
+      return gateway;
+    } catch (err) {
+      for (const c of cleanup.reverse()) await c();
+      db?.close();
+      unlock();
+      throw err;
+    }
+  }
+
+  private static context(
+    connection: ConnectionConfig,
+    config: FlightlogConfig,
+    dataDir: string,
+    secrets: Record<string, string>,
+    masker: Masker,
+    log: Logger,
+    db: Db,
+    recorder: Recorder,
+  ): ListenerContext {
+    return {
+      connection,
+      recording: config.recording,
+      dataDir,
+      secrets,
+      masker,
+      policy: allowAll,
+      log,
+      authenticate(identity, credential) {
+        const r = checkCredential(db, identity, credential);
+        if (r.ok && r.identity && !connection.identities.includes(r.identity)) {
+          return { ok: false, identity: r.identity, reason: 'not-allowed', message: `identity "${r.identity}" may not use connection "${connection.name}"` };
+        }
+        return r;
+      },
+      openSession(open) {
+        return recorder.openSession({ ...open, connection: connection.name, protocol: connection.protocol });
+      },
+      recordFailedAttempt(a) {
+        recorder.recordFailedAttempt({ ...a, connection: connection.name, protocol: connection.protocol });
+      },
+    };
+  }
+
+  status(): GatewayStatus {
+    return {
+      version: VERSION,
+      dataDir: this.dataDir,
+      keyFingerprint: this.key.fingerprint,
+      listeners: [...this.listeners.values()].map((l) => ({
+        connection: l.connection.name,
+        protocol: l.connection.protocol,
+        address: l.listener?.address ?? null,
+        error: l.error,
+      })),
+      liveSessions: this.recorder.openSessions().length,
+    };
+  }
+
+  /** Stops listening, closes and seals every open session, commits, closes the store. */
+  stop(reason = 'gateway shut down'): Promise<void> {
+    if (!this.stopping) {
+      this.stopping = (async () => {
+        await Promise.allSettled([...this.listeners.values()].map((l) => l.listener?.close()));
+        await this.recorder.closeAll(reason).catch(() => undefined);
+        await this.control.close();
+        this.db.close();
+        try {
+          fs.unlinkSync(path.join(this.dataDir, 'control.json'));
+        } catch {
+          // already gone
+        }
+        this.unlock();
+      })();
+    }
+    return this.stopping;
+  }
+}

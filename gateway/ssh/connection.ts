@@ -1,0 +1,407 @@
+/**
+ * One authenticated agent connection: a session in the store, one upstream SSH login, and every
+ * channel the agent opens (shell, exec, sftp, forwards) relayed to the upstream and recorded.
+ */
+import type { Client, ClientChannel, Connection, PseudoTtyInfo, SFTPWrapper, ServerChannel, Session, TcpipBindInfo, TcpipRequestInfo } from 'ssh2';
+import type { SshUpstream } from '../config/schema';
+import type { ListenerContext } from '../core/listener';
+import type { SessionRecorder } from '../core/types';
+import { FlightlogError } from '../core/errors';
+import { HostKeyChangedError } from './errors';
+import type { OpenFailDescriber } from './ssh2-internals';
+import { connectUpstream } from './upstream';
+import { bridgeChannel } from './channel-bridge';
+import { SftpProxy } from './sftp-proxy';
+import { drained } from './relay';
+
+const DEFAULT_ENV_ALLOW = ['LANG', 'LC_*', 'TERM'];
+/** before/after content kept per file written over SFTP */
+const FILE_CONTENT_CAP = 256 * 1024;
+
+export class AgentConnection {
+  readonly session: SessionRecorder;
+  private readonly upstream: Promise<Client>;
+  private upstreamClient: Client | null = null;
+  private failure: Error | null = null;
+  private sideSftp: Promise<SFTPWrapper> | null = null;
+  /** messages for the agent's terminal about refused requests, shown on the next channel's stderr */
+  private notices: string[] = [];
+  private readonly channels = new Set<{ close(): void }>();
+  private readonly remoteForwards = new Map<string, { commandId: number; finish: (error?: string) => void }>();
+  private closed = false;
+
+  constructor(
+    readonly ctx: ListenerContext,
+    private readonly conn: Connection,
+    readonly identity: string,
+    private readonly describer: OpenFailDescriber,
+    meta: { clientAddr?: string; user: string; software?: string },
+  ) {
+    const up = ctx.connection.upstream as SshUpstream;
+    this.session = ctx.openSession({
+      identity,
+      clientAddr: meta.clientAddr,
+      meta: { user: meta.user, client: meta.software ?? null, upstream: `${up.user}@${up.host}:${up.port}` },
+    });
+    this.upstream = this.login(up);
+    // Attach a handler now so an early failure is not an unhandled rejection; channels report it.
+    this.upstream.catch(() => undefined);
+    conn.on('session', (accept: () => Session) => this.onSession(accept()));
+    conn.on('tcpip', (accept: () => ServerChannel, reject: () => void, info: TcpipRequestInfo) => this.onDirectTcpip(accept, reject, info));
+    conn.on('request', (accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined, name: string, info: TcpipBindInfo) =>
+      this.onGlobalRequest(accept, reject, name, info),
+    );
+  }
+
+  get connectionName(): string {
+    return this.ctx.connection.name;
+  }
+
+  get allowForwarding(): boolean {
+    return this.ctx.connection.options.allowForwarding === true;
+  }
+
+  envAllowed(name: string): boolean {
+    const list = this.ctx.connection.options.envAllow;
+    const patterns = Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : DEFAULT_ENV_ALLOW;
+    return patterns.some((p) => (p.endsWith('*') ? name.startsWith(p.slice(0, -1)) : p === name));
+  }
+
+  notice(message: string): void {
+    if (this.notices.length < 16) this.notices.push(message);
+  }
+
+  takeNotices(): string {
+    const text = this.notices.map((n) => `${n}\r\n`).join('');
+    this.notices = [];
+    return text;
+  }
+
+  track(channel: { close(): void }): () => void {
+    this.channels.add(channel);
+    return () => this.channels.delete(channel);
+  }
+
+  /** Ends the agent's connection and the upstream login; closes the session. Idempotent. */
+  close(status: 'closed' | 'error' = 'closed', reason?: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of this.channels) c.close();
+    for (const f of this.remoteForwards.values()) f.finish();
+    this.remoteForwards.clear();
+    this.upstreamClient?.end();
+    this.conn.end();
+    this.session.close(this.failure ? 'error' : status, this.failure ? this.failure.message : reason);
+  }
+
+  private async login(up: SshUpstream): Promise<Client> {
+    try {
+      const login = await connectUpstream({
+        connection: this.connectionName,
+        upstream: up,
+        secrets: this.ctx.secrets,
+        dataDir: this.ctx.dataDir,
+      });
+      this.upstreamClient = login.client;
+      if (this.closed) {
+        login.client.end();
+        throw new FlightlogError('E_SSH_CLOSED', 'the agent disconnected');
+      }
+      this.session.event('upstream', 'gateway', {
+        host: up.host,
+        port: up.port,
+        user: up.user,
+        hostKey: login.hostKey.fingerprint,
+        hostKeySource: login.hostKey.source,
+      });
+      if (login.hostKey.source === 'learned') {
+        this.session.event('host-key-learned', 'gateway', { connection: this.connectionName, fingerprint: login.hostKey.fingerprint, key: login.hostKey.key });
+        this.ctx.log.info(`ssh ${this.connectionName}: learned upstream host key ${login.hostKey.fingerprint}`);
+      }
+      login.client.on('tcp connection', (details, accept, reject) => this.onForwardedTcpip(details, accept, reject));
+      login.client.on('close', () => this.close('closed', 'upstream closed the connection'));
+      login.client.on('error', (e: Error) => this.ctx.log.warn(`ssh ${this.connectionName}: upstream error: ${e.message}`));
+      return login.client;
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      this.failure = err;
+      if (err instanceof HostKeyChangedError) {
+        this.session.event('host-key-changed', 'gateway', { connection: this.connectionName, expected: err.expected, actual: err.actual });
+        this.session.finding({ category: 'guardrail', kind: 'host-key-changed', direction: 'gateway', detail: { expected: err.expected, actual: err.actual } });
+      } else {
+        this.session.event('upstream-error', 'gateway', { message: err.message });
+      }
+      this.ctx.log.warn(err.message);
+      throw err;
+    }
+  }
+
+  /** The upstream login, or null after telling the agent on this channel why there is none. */
+  async upstreamFor(ch: ServerChannel): Promise<Client | null> {
+    try {
+      return await this.upstream;
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      ch.stderr.write(`${msg}\r\n`);
+      await drained(ch.stderr);
+      ch.exit(255);
+      ch.end();
+      setImmediate(() => this.close('error'));
+      return null;
+    }
+  }
+
+  sftpSideChannel(): Promise<SFTPWrapper> {
+    if (!this.sideSftp) {
+      this.sideSftp = this.upstream.then(
+        (client) => new Promise<SFTPWrapper>((resolve, reject) => client.sftp((err, sftp) => (err ? reject(err) : resolve(sftp)))),
+      );
+      this.sideSftp.catch(() => undefined);
+    }
+    return this.sideSftp;
+  }
+
+  private onSession(s: Session): void {
+    new SessionChannel(this, s);
+  }
+
+  // ---- port forwarding -------------------------------------------------------------------
+
+  private forwardDenied(kind: string, target: string): string {
+    const msg = `flightlog: ${kind} is disabled on connection '${this.connectionName}' (${target} refused); set options.allowForwarding: true to allow it`;
+    this.session.event('forward', 'gateway', { type: kind, target, allowed: false });
+    this.session.finding({ category: 'guardrail', kind: 'forwarding-denied', direction: 'gateway', detail: { type: kind, target } });
+    return msg;
+  }
+
+  private onDirectTcpip(accept: () => ServerChannel, reject: () => void, info: TcpipRequestInfo): void {
+    const target = `${info.destIP}:${info.destPort}`;
+    if (!this.allowForwarding) {
+      const msg = this.forwardDenied('port forwarding', target);
+      this.describer.deny(reject, msg);
+      this.notice(msg);
+      return;
+    }
+    this.upstream.then(
+      (client) =>
+        client.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, up) => {
+          if (err) {
+            this.session.event('forward', 'gateway', { type: 'direct-tcpip', target, error: err.message });
+            return this.describer.deny(reject, `flightlog: upstream could not open ${target}: ${err.message}`);
+          }
+          this.pipeForward(accept(), up, 'direct-tcpip', { from: `${info.srcIP}:${info.srcPort}`, to: target });
+        }),
+      () => this.describer.deny(reject, 'flightlog: upstream login failed'),
+    );
+  }
+
+  private onGlobalRequest(accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined, name: string, info: TcpipBindInfo): void {
+    if (name === 'tcpip-forward') {
+      const bind = `${info.bindAddr}:${info.bindPort}`;
+      if (!this.allowForwarding) {
+        this.notice(this.forwardDenied('remote port forwarding', bind));
+        reject?.();
+        return;
+      }
+      this.upstream.then(
+        (client) =>
+          client.forwardIn(info.bindAddr, info.bindPort, (err, port) => {
+            if (err) {
+              this.session.event('forward', 'gateway', { type: 'tcpip-forward', bind, error: err.message });
+              return reject?.();
+            }
+            const bound = info.bindPort === 0 ? port : info.bindPort;
+            const cmd = this.session.startCommand({ kind: 'forward', text: `remote forward ${info.bindAddr}:${bound}`, targets: [`${info.bindAddr}:${bound}`], detail: { type: 'tcpip-forward' } });
+            const started = Date.now();
+            this.remoteForwards.set(`${info.bindAddr}:${bound}`, {
+              commandId: cmd.id,
+              finish: (error) => cmd.finish({ status: error ? 'error' : 'ok', error, result: { durationMs: Date.now() - started } }),
+            });
+            accept?.(bound);
+          }),
+        () => reject?.(),
+      );
+      return;
+    }
+    if (name === 'cancel-tcpip-forward') {
+      const key = `${info.bindAddr}:${info.bindPort}`;
+      const fwd = this.remoteForwards.get(key);
+      this.remoteForwards.delete(key);
+      fwd?.finish();
+      this.upstreamClient?.unforwardIn(info.bindAddr, info.bindPort, () => accept?.());
+      if (!this.upstreamClient) reject?.();
+      return;
+    }
+    this.session.event('request', 'gateway', { name, allowed: false });
+    reject?.();
+  }
+
+  private onForwardedTcpip(
+    details: { destIP: string; destPort: number; srcIP: string; srcPort: number },
+    accept: () => ClientChannel,
+    reject: () => void,
+  ): void {
+    const fwd = this.remoteForwards.get(`${details.destIP}:${details.destPort}`) ?? [...this.remoteForwards.values()][0];
+    if (!fwd) return reject();
+    this.conn.forwardOut(details.destIP, details.destPort, details.srcIP, details.srcPort, (err, ch) => {
+      if (err) return reject();
+      this.pipeForward(ch, accept(), 'forwarded-tcpip', { from: `${details.srcIP}:${details.srcPort}`, to: `${details.destIP}:${details.destPort}` });
+    });
+  }
+
+  /** Relays one forwarded TCP stream both ways, recording endpoints, bytes and duration. */
+  private pipeForward(agentSide: ServerChannel, upstreamSide: ClientChannel, type: string, ends: { from: string; to: string }): void {
+    const cmd = this.session.startCommand({ kind: 'forward', text: `${type} ${ends.from} → ${ends.to}`, targets: [ends.to], detail: { type, ...ends } });
+    const started = Date.now();
+    let sent = 0;
+    let received = 0;
+    agentSide.on('data', (c: Buffer) => (sent += c.length));
+    upstreamSide.on('data', (c: Buffer) => (received += c.length));
+    agentSide.pipe(upstreamSide);
+    upstreamSide.pipe(agentSide);
+    const untrack = this.track({ close: () => { agentSide.close(); upstreamSide.close(); } });
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      untrack();
+      agentSide.close();
+      upstreamSide.close();
+      cmd.finish({ status: 'ok', result: { bytesToUpstream: sent, bytesFromUpstream: received, durationMs: Date.now() - started } });
+    };
+    agentSide.on('close', finish);
+    upstreamSide.on('close', finish);
+    agentSide.on('error', finish);
+    upstreamSide.on('error', finish);
+  }
+}
+
+/** One `session` channel: its pty/env/signal requests, then a shell, an exec or a subsystem. */
+class SessionChannel {
+  private pty: PseudoTtyInfo | null = null;
+  private env: Record<string, string> = {};
+  private up: ClientChannel | null = null;
+  private onResize: ((cols: number, rows: number) => void) | null = null;
+
+  constructor(private readonly agent: AgentConnection, s: Session) {
+    const session = agent.session;
+    s.on('pty', (accept: (() => void) | undefined, _reject: unknown, info: PseudoTtyInfo) => {
+      this.pty = info;
+      session.event('pty', 'client→upstream', { term: info.term, cols: info.cols, rows: info.rows });
+      accept?.();
+    });
+    s.on('window-change', (accept: (() => void) | undefined, _reject: unknown, info: { cols: number; rows: number; width: number; height: number }) => {
+      if (this.pty) Object.assign(this.pty, { cols: info.cols, rows: info.rows, width: info.width, height: info.height });
+      if (this.onResize) this.onResize(info.cols, info.rows);
+      else session.event('r', 'client→upstream', `${info.cols}x${info.rows}`);
+      this.up?.setWindow(info.rows, info.cols, info.height, info.width);
+      accept?.();
+    });
+    s.on('env', (accept: (() => void) | undefined, reject: (() => void) | undefined, info: { key: string; val: string }) => {
+      const allowed = agent.envAllowed(info.key);
+      session.event('env', 'client→upstream', allowed ? { name: info.key, value: info.val, allowed } : { name: info.key, allowed });
+      if (allowed) {
+        this.env[info.key] = info.val;
+        accept?.();
+      } else reject?.();
+    });
+    s.on('signal', (accept: (() => void) | undefined, _reject: unknown, info: { name: string }) => {
+      session.event('signal', 'client→upstream', { name: info.name });
+      this.up?.signal(info.name);
+      accept?.();
+    });
+    s.on('auth-agent', (_accept: unknown, reject: (() => void) | undefined) => {
+      const msg = `flightlog: agent forwarding is disabled on connection '${agent.connectionName}'`;
+      session.event('forward', 'gateway', { type: 'auth-agent', allowed: false });
+      session.finding({ category: 'guardrail', kind: 'forwarding-denied', direction: 'gateway', detail: { type: 'auth-agent' } });
+      agent.notice(msg);
+      reject?.();
+    });
+    s.on('x11', (_accept: unknown, reject: (() => void) | undefined) => {
+      session.event('forward', 'gateway', { type: 'x11', allowed: false });
+      agent.notice(`flightlog: X11 forwarding is disabled on connection '${agent.connectionName}'`);
+      reject?.();
+    });
+    s.on('shell', (accept: () => ServerChannel) => void this.start(accept(), { type: 'shell' }));
+    s.on('exec', (accept: () => ServerChannel, _reject: unknown, info: { command: string }) => void this.start(accept(), { type: 'exec', command: info.command }));
+    s.on('subsystem', (accept: () => ServerChannel, reject: () => void, info: { name: string }) => {
+      if (info.name !== 'sftp') {
+        session.event('subsystem', 'client→upstream', { name: info.name, allowed: false });
+        return reject();
+      }
+      void this.start(accept(), { type: 'sftp' });
+    });
+  }
+
+  private async start(ch: ServerChannel, what: { type: 'shell' } | { type: 'exec'; command: string } | { type: 'sftp' }): Promise<void> {
+    const agent = this.agent;
+    const session = agent.session;
+    const untrack = agent.track(ch);
+    ch.on('close', untrack);
+    ch.on('error', () => undefined);
+    const notices = agent.takeNotices();
+    if (notices) ch.stderr.write(notices);
+    if (session.failed) {
+      ch.stderr.write('flightlog: the recording store failed; this session accepts no new commands\r\n');
+      ch.exit(1);
+      ch.end();
+      return;
+    }
+    if (what.type === 'exec') {
+      const decision = agent.ctx.policy({ connection: agent.connectionName, protocol: 'ssh', identity: agent.identity, kind: 'exec', text: what.command });
+      if (decision.action !== 'allow') {
+        const cmd = session.startCommand({ kind: 'exec', text: what.command });
+        const why = decision.reason ?? (decision.action === 'hold' ? 'held for approval' : 'blocked');
+        session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: cmd.id, detail: { action: decision.action, reason: why } });
+        cmd.finish({ status: 'blocked', error: why });
+        ch.stderr.write(`flightlog: command blocked by policy${decision.rule ? ` rule '${decision.rule}'` : ''}: ${why}\r\n`);
+        await drained(ch.stderr);
+        ch.exit(1);
+        ch.end();
+        return;
+      }
+    }
+    const client = await agent.upstreamFor(ch);
+    if (!client) return;
+    let up: ClientChannel;
+    try {
+      up = await new Promise<ClientChannel>((resolve, reject) => {
+        const cb = (err: Error | undefined, c: ClientChannel): void => (err ? reject(err) : resolve(c));
+        const pty = this.pty ? { term: this.pty.term, rows: this.pty.rows, cols: this.pty.cols, width: this.pty.width, height: this.pty.height, modes: (this.pty as { modes?: object }).modes } : undefined;
+        if (what.type === 'shell') client.shell(pty ?? false, { env: this.env }, cb);
+        else if (what.type === 'exec') client.exec(what.command, { env: this.env, pty }, cb);
+        else client.subsystem('sftp', cb);
+      });
+    } catch (e) {
+      const msg = `flightlog: the upstream host refused the ${what.type} request on connection '${agent.connectionName}': ${e instanceof Error ? e.message : String(e)}`;
+      session.event('error', 'gateway', { message: msg });
+      ch.stderr.write(`${msg}\r\n`);
+      ch.exit(1);
+      ch.end();
+      return;
+    }
+    this.up = up;
+    if (what.type === 'sftp') return this.runSftp(ch, up);
+    const bridge = bridgeChannel(agent, ch, up, what.type === 'exec' ? { kind: 'exec', command: what.command } : { kind: 'shell', pty: this.pty !== null });
+    this.onResize = bridge.resize;
+  }
+
+  private runSftp(ch: ServerChannel, up: ClientChannel): void {
+    const agent = this.agent;
+    agent.session.event('sftp', 'client→upstream', { op: 'subsystem' });
+    const proxy = new SftpProxy(ch, up, { session: agent.session, sideChannel: () => agent.sftpSideChannel(), contentCap: FILE_CONTENT_CAP });
+    proxy.start();
+    up.stderr.on('data', (c: Buffer) => ch.stderr.write(c));
+    let exit: number | null = null;
+    up.on('exit', (code: number | null) => (exit = code));
+    ch.on('end', () => up.end());
+    ch.on('close', () => up.close());
+    up.on('close', () => {
+      proxy.finish();
+      void drained(ch).then(() => {
+        if (exit !== null) ch.exit(exit);
+        ch.end();
+      });
+    });
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Two things OpenSSH clients show to their user that ssh2's public API cannot send: a
+ * USERAUTH_BANNER during authentication (to say *why* a login is refused) and a description on
+ * a refused channel open (to say why a port forward is refused). Both reach into ssh2's
+ * Protocol object; every access is guarded, so a changed ssh2 internals degrades to a silent
+ * refusal, never to a crash.
+ */
+import type { Connection } from 'ssh2';
+
+interface PacketWriter {
+  allocStart: number;
+  alloc(n: number): Buffer;
+  finalize(packet: Buffer): Buffer;
+}
+
+interface ProtocolLike {
+  _packetRW?: { write?: PacketWriter };
+  _cipher?: { encrypt(packet: Buffer): void };
+  _kexinit?: unknown;
+  channelOpenFail?: (recipient: number, reason: number, desc?: string) => void;
+}
+
+const USERAUTH_BANNER = 53;
+const ADMINISTRATIVELY_PROHIBITED = 1;
+
+function protocolOf(obj: unknown): ProtocolLike | null {
+  const proto = (obj as { _protocol?: unknown } | null)?._protocol;
+  return proto && typeof proto === 'object' ? (proto as ProtocolLike) : null;
+}
+
+/** Sends a banner line during authentication; OpenSSH prints it on the client's stderr. */
+export function sendAuthBanner(authContextOrConnection: unknown, message: string): boolean {
+  const proto = protocolOf(authContextOrConnection);
+  const w = proto?._packetRW?.write;
+  if (!proto || !w || !proto._cipher || proto._kexinit !== undefined) return false;
+  try {
+    const text = message.endsWith('\r\n') ? message : `${message}\r\n`;
+    const len = Buffer.byteLength(text);
+    const p = w.allocStart;
+    const packet = w.alloc(1 + 4 + len + 4);
+    packet[p] = USERAUTH_BANNER;
+    packet.writeUInt32BE(len, p + 1);
+    packet.write(text, p + 5, len, 'utf8');
+    packet.writeUInt32BE(0, p + 5 + len);
+    proto._cipher.encrypt(w.finalize(packet));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Lets `deny(message)` refuse the channel open being handled with "administratively prohibited"
+ * and a description the client prints. Call `install` once per connection.
+ */
+export class OpenFailDescriber {
+  private next: string | null = null;
+
+  install(conn: Connection): void {
+    const proto = protocolOf(conn);
+    const original = proto?.channelOpenFail;
+    if (!proto || typeof original !== 'function') return;
+    proto.channelOpenFail = (recipient: number, reason: number, desc?: string): void => {
+      const message = this.next;
+      this.next = null;
+      if (message !== null) original.call(proto, recipient, ADMINISTRATIVELY_PROHIBITED, message);
+      else original.call(proto, recipient, reason, desc);
+    };
+  }
+
+  /** Rejects via ssh2's `reject`, with this message as the description. */
+  deny(reject: () => void, message: string): void {
+    this.next = message;
+    try {
+      reject();
+    } finally {
+      this.next = null;
+    }
+  }
+}

@@ -1,0 +1,305 @@
+import type { Db } from './db';
+import { FlightlogError } from '../core/errors';
+import type {
+  CommandView,
+  EventView,
+  FindingView,
+  RunView,
+  SearchHit,
+  SessionDetail,
+  SessionListQuery,
+  SessionSummary,
+} from '../control-api/types';
+import type { CommandKind, CommandStatus, Direction, Json, Protocol, SessionStatus } from '../core/types';
+
+/** The read side of the store, shared by the control API and the CLI. */
+
+interface SessionRow {
+  id: string;
+  identity: string | null;
+  connection: string;
+  protocol: string;
+  run_id: string | null;
+  client_addr: string | null;
+  meta: string;
+  started_at: string;
+  started_us: number;
+  ended_at: string | null;
+  status: string;
+  end_reason: string | null;
+  event_count: number;
+  command_count: number;
+  finding_count: number;
+  last_hash: string | null;
+  seal: string | null;
+  seal_key: string | null;
+}
+
+function parseJson(text: string | null): Json | null {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as Json;
+  } catch {
+    return text;
+  }
+}
+
+function toSummary(r: SessionRow): SessionSummary {
+  return {
+    id: r.id,
+    identity: r.identity,
+    connection: r.connection,
+    protocol: r.protocol as Protocol,
+    run: r.run_id,
+    clientAddr: r.client_addr,
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+    durationMs: r.ended_at ? Math.max(0, Date.parse(r.ended_at) - Date.parse(r.started_at)) : null,
+    status: r.status as SessionStatus,
+    endReason: r.end_reason,
+    eventCount: r.event_count,
+    commandCount: r.command_count,
+    findingCount: r.finding_count,
+    sealed: r.seal !== null,
+  };
+}
+
+export function listSessions(db: Db, q: SessionListQuery = {}): { sessions: SessionSummary[]; total: number } {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  if (q.identity) (where.push('identity = ?'), args.push(q.identity));
+  if (q.connection) (where.push('connection = ?'), args.push(q.connection));
+  if (q.protocol) (where.push('protocol = ?'), args.push(q.protocol));
+  if (q.status) (where.push('status = ?'), args.push(q.status));
+  if (q.run) (where.push('run_id = ?'), args.push(q.run));
+  const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
+  const limit = Math.min(Math.max(q.limit ?? 1000, 1), 10000);
+  const offset = Math.max(q.offset ?? 0, 0);
+  const rows = db.prepare(`SELECT * FROM sessions ${w} ORDER BY started_us DESC, id DESC LIMIT ? OFFSET ?`).all(...args, limit, offset) as SessionRow[];
+  const total = (db.prepare(`SELECT COUNT(*) AS n FROM sessions ${w}`).get(...args) as { n: number }).n;
+  return { sessions: rows.map(toSummary), total };
+}
+
+/** Finds a session by id or a unique prefix of it, as users type ids. */
+export function resolveSessionId(db: Db, idOrPrefix: string): string {
+  const exact = db.prepare('SELECT id FROM sessions WHERE id = ?').get(idOrPrefix) as { id: string } | undefined;
+  if (exact) return exact.id;
+  const escaped = idOrPrefix.replace(/[\\%_]/g, (c) => '\\' + c);
+  const rows = db.prepare("SELECT id FROM sessions WHERE id LIKE ? ESCAPE '\\' LIMIT 2").all(escaped + '%') as { id: string }[];
+  if (rows.length === 1) return rows[0].id;
+  if (rows.length > 1) throw new FlightlogError('E_AMBIGUOUS', `session id prefix "${idOrPrefix}" matches more than one session`);
+  throw new FlightlogError('E_NOT_FOUND', `no session "${idOrPrefix}"`);
+}
+
+interface CommandRow {
+  id: number;
+  session_id: string;
+  idx: number;
+  kind: string;
+  text: string;
+  classification: string | null;
+  targets: string;
+  status: string;
+  started_at: string;
+  started_us: number;
+  ended_us: number | null;
+  start_seq: number | null;
+  end_seq: number | null;
+  detail: string | null;
+  result: string | null;
+  error: string | null;
+  caused_by: number | null;
+}
+
+function toCommand(r: CommandRow, caused: number[]): CommandView {
+  return {
+    id: r.id,
+    sessionId: r.session_id,
+    index: r.idx,
+    kind: r.kind as CommandKind,
+    text: r.text,
+    classification: r.classification,
+    targets: JSON.parse(r.targets) as string[],
+    status: r.status as CommandStatus,
+    startedAt: r.started_at,
+    startUs: r.started_us,
+    endUs: r.ended_us,
+    durationMs: r.ended_us === null ? null : (r.ended_us - r.started_us) / 1000,
+    startSeq: r.start_seq,
+    endSeq: r.end_seq,
+    detail: parseJson(r.detail),
+    result: parseJson(r.result),
+    error: r.error,
+    causedBy: r.caused_by,
+    caused,
+  };
+}
+
+interface FindingRow {
+  id: number;
+  session_id: string | null;
+  command_id: number | null;
+  event_seq: number | null;
+  category: string;
+  kind: string;
+  fp: string | null;
+  direction: string;
+  masked_live: number;
+  detail: string | null;
+  created_at: string;
+}
+
+function toFinding(r: FindingRow): FindingView {
+  return {
+    id: r.id,
+    sessionId: r.session_id,
+    commandId: r.command_id,
+    eventSeq: r.event_seq,
+    category: r.category as FindingView['category'],
+    kind: r.kind,
+    fp: r.fp,
+    direction: r.direction as Direction,
+    seenByAgent: r.direction === 'upstream→client',
+    maskedLive: r.masked_live === 1,
+    detail: parseJson(r.detail),
+    createdAt: r.created_at,
+  };
+}
+
+export function getSession(db: Db, idOrPrefix: string): SessionDetail {
+  const id = resolveSessionId(db, idOrPrefix);
+  const row = db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as SessionRow;
+  const commandRows = db.prepare('SELECT * FROM commands WHERE session_id = ? ORDER BY idx').all(id) as CommandRow[];
+  const causedRows = db
+    .prepare('SELECT c.caused_by AS parent, c.id AS child FROM commands c WHERE c.caused_by IN (SELECT id FROM commands WHERE session_id = ?) ORDER BY c.id')
+    .all(id) as { parent: number; child: number }[];
+  const caused = new Map<number, number[]>();
+  for (const r of causedRows) {
+    const list = caused.get(r.parent) ?? [];
+    list.push(r.child);
+    caused.set(r.parent, list);
+  }
+  const findings = db.prepare('SELECT * FROM findings WHERE session_id = ? ORDER BY id').all(id) as FindingRow[];
+  return {
+    ...toSummary(row),
+    meta: parseJson(row.meta) ?? {},
+    seal: row.seal,
+    sealKey: row.seal_key,
+    lastHash: row.last_hash,
+    commands: commandRows.map((r) => toCommand(r, caused.get(r.id) ?? [])),
+    findings: findings.map(toFinding),
+  };
+}
+
+export function getCommand(db: Db, id: number): CommandView | null {
+  const r = db.prepare('SELECT * FROM commands WHERE id = ?').get(id) as CommandRow | undefined;
+  if (!r) return null;
+  const caused = (db.prepare('SELECT id FROM commands WHERE caused_by = ? ORDER BY id').all(id) as { id: number }[]).map((x) => x.id);
+  return toCommand(r, caused);
+}
+
+interface EventRow {
+  seq: number;
+  t_us: number;
+  wall: string;
+  kind: string;
+  direction: string;
+  command_id: number | null;
+  data: string;
+  hash: string;
+}
+
+export function listEvents(db: Db, sessionId: string, opts: { afterSeq?: number; limit?: number } = {}): { events: EventView[]; more: boolean } {
+  const limit = Math.min(Math.max(opts.limit ?? 1000, 1), 10000);
+  const rows = db
+    .prepare('SELECT seq, t_us, wall, kind, direction, command_id, data, hash FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?')
+    .all(sessionId, opts.afterSeq ?? 0, limit + 1) as EventRow[];
+  const more = rows.length > limit;
+  return {
+    events: rows.slice(0, limit).map((r) => ({
+      seq: r.seq,
+      tUs: r.t_us,
+      wall: r.wall,
+      kind: r.kind,
+      direction: r.direction as Direction,
+      commandId: r.command_id,
+      data: parseJson(r.data) ?? null,
+      hash: r.hash,
+    })),
+    more,
+  };
+}
+
+/** Raw event rows in chain order, for verification and export. */
+export function iterateRawEvents(db: Db, sessionId: string): IterableIterator<EventRow> {
+  return db.prepare('SELECT seq, t_us, wall, kind, direction, command_id, data, hash FROM events WHERE session_id = ? ORDER BY seq').iterate(sessionId) as IterableIterator<EventRow>;
+}
+
+/** Turns user text into an FTS5 query: each word a quoted prefix term, so punctuation never breaks the syntax. */
+export function ftsQuery(text: string): string {
+  const words = text.match(/[\p{L}\p{N}_]+/gu) ?? [];
+  return words.map((w) => `"${w}"*`).join(' ');
+}
+
+export function search(db: Db, text: string, opts: { limit?: number } = {}): SearchHit[] {
+  const q = ftsQuery(text);
+  if (!q) return [];
+  const limit = Math.min(Math.max(opts.limit ?? 200, 1), 5000);
+  const rows = db
+    .prepare(
+      `SELECT c.id, c.session_id, c.kind, c.text, c.started_at, s.connection, s.identity,
+              snippet(commands_fts, 0, '[', ']', '…', 16) AS snippet
+         FROM commands_fts JOIN commands c ON c.id = commands_fts.rowid JOIN sessions s ON s.id = c.session_id
+        WHERE commands_fts MATCH ? ORDER BY c.started_at DESC, c.id DESC LIMIT ?`,
+    )
+    .all(q, limit) as Array<{ id: number; session_id: string; kind: string; text: string; started_at: string; connection: string; identity: string | null; snippet: string }>;
+  return rows.map((r) => ({
+    sessionId: r.session_id,
+    commandId: r.id,
+    kind: r.kind as CommandKind,
+    text: r.text,
+    snippet: r.snippet,
+    startedAt: r.started_at,
+    connection: r.connection,
+    identity: r.identity,
+  }));
+}
+
+/** Commands that touched a table (or path, or resource). */
+export function commandsTouching(db: Db, target: string): CommandView[] {
+  const rows = db
+    .prepare('SELECT c.* FROM command_targets t JOIN commands c ON c.id = t.command_id WHERE t.target = ? ORDER BY c.id')
+    .all(target.toLowerCase()) as CommandRow[];
+  return rows.map((r) => toCommand(r, []));
+}
+
+export function listFindings(db: Db, opts: { sessionId?: string; limit?: number } = {}): FindingView[] {
+  const limit = Math.min(Math.max(opts.limit ?? 1000, 1), 100000);
+  const rows = (
+    opts.sessionId
+      ? db.prepare('SELECT * FROM findings WHERE session_id = ? ORDER BY id DESC LIMIT ?').all(opts.sessionId, limit)
+      : db.prepare('SELECT * FROM findings ORDER BY id DESC LIMIT ?').all(limit)
+  ) as FindingRow[];
+  return rows.map(toFinding);
+}
+
+export function listRuns(db: Db, opts: { limit?: number } = {}): RunView[] {
+  const limit = Math.min(Math.max(opts.limit ?? 200, 1), 10000);
+  const runs = db.prepare('SELECT * FROM runs ORDER BY started_at DESC LIMIT ?').all(limit) as Array<{
+    id: string;
+    identity: string | null;
+    argv: string;
+    started_at: string;
+    ended_at: string | null;
+    exit_code: number | null;
+  }>;
+  return runs.map((r) => ({
+    id: r.id,
+    identity: r.identity,
+    argv: JSON.parse(r.argv) as string[],
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+    exitCode: r.exit_code,
+    sessions: listSessions(db, { run: r.id, limit: 10000 }).sessions,
+  }));
+}
