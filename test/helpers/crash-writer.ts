@@ -1,0 +1,25 @@
+/**
+ * Child process for the crash test: appends events as fast as it can and reports on stdout
+ * every event the recorder has acknowledged (committed). The parent kills it with SIGKILL.
+ */
+import { openDb } from '../../gateway/store/db';
+import { Recorder } from '../../gateway/store/recorder';
+import { ensureFingerprintKey, ensureGatewayKey } from '../../gateway/store/chain';
+import { createKnownValuesMasker } from '../../gateway/core/known-values-masker';
+
+const dataDir = process.argv[2];
+const db = openDb(dataDir);
+const key = ensureGatewayKey(dataDir);
+const rec = new Recorder(db, { masker: createKnownValuesMasker(ensureFingerprintKey(dataDir)), signingKey: key.privateKey, keyFingerprint: key.fingerprint });
+const session = rec.openSession({ connection: 'crash', protocol: 'postgres', identity: 'agent' });
+process.stdout.write(`session ${session.id}\n`);
+
+function burst(): void {
+  let last = 0;
+  for (let i = 0; i < 200; i++) last = session.event('bytes', 'upstream→client', { payload: 'x'.repeat(200), i });
+  session.flushed().then(() => {
+    process.stdout.write(`acked ${last}\n`);
+    burst();
+  });
+}
+burst();
