@@ -22,5 +22,5 @@ cli
   .then((code) => {
     process.exitCode = code;
     // Short-lived commands end here; a stopped gateway has closed its handles already.
-    if (process.argv[2] !== 'run') setImmediate(() => process.exit(code));
+    setImmediate(() => process.exit(code));
   });

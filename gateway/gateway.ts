@@ -142,6 +142,7 @@ export class Gateway {
         db,
         recorder,
         dataDir,
+        masker,
         host: opts.config.controlApi.host,
         port: opts.config.controlApi.port,
         status: () => gateway!.status(),
@@ -201,6 +202,8 @@ export class Gateway {
         protocol: l.connection.protocol,
         address: l.listener?.address ?? null,
         error: l.error,
+        llm: l.connection.llm,
+        identities: l.connection.identities,
       })),
       liveSessions: this.recorder.openSessions().length,
     };

@@ -30,6 +30,7 @@ const USAGE = `usage: flightlog <command> [options]
   search TEXT [--json]                       full-text search over commands
   findings [--json]                          secret sightings and guardrail decisions
   runs [--json]                              agent runs with their sessions
+  run [--identity NAME] -- CMD …             start an agent with its traffic routed through the gateway
 
 Every command takes --data-dir DIR (else $FLIGHTLOG_HOME, else the platform's data dir).`;
 
@@ -104,6 +105,12 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       }
       case 'identity':
         return identityCommand(rest, io);
+      case 'run': {
+        const usage = 'flightlog run [--identity NAME] -- CMD …';
+        const { flags, positionals } = parse(rest, { identity: { type: 'string' } }, Infinity, usage);
+        const { runRunCommand } = await import('./run-command');
+        return await runRunCommand({ identity: flags.identity as string | undefined, dataDir: flags['data-dir'] as string | undefined, argv: positionals }, io);
+      }
       case 'sessions': {
         const { flags } = parse(rest, { json: { type: 'boolean' }, limit: { type: 'string' }, identity: { type: 'string' }, connection: { type: 'string' }, protocol: { type: 'string' } }, 0, 'flightlog sessions [--json] [--limit N]');
         const list = withDb(flags, io, (db) =>

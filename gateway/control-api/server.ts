@@ -8,7 +8,9 @@ import type { Db } from '../store/db';
 import type { Recorder } from '../store/recorder';
 import { FlightlogError } from '../core/errors';
 import { getCommand, getSession, listEvents, listFindings, listRuns, listSessions, resolveSessionId, search } from '../store/queries';
-import type { GatewayStatus, LiveMessage } from './types';
+import type { GatewayStatus, LiveMessage, RunStartResult } from './types';
+import type { Masker } from '../core/types';
+import { createRun, endRun } from '../store/runs';
 
 export interface ControlApiOptions {
   db: Db;
@@ -16,6 +18,7 @@ export interface ControlApiOptions {
   dataDir: string;
   host: string;
   port: number;
+  masker: Masker;
   status: () => GatewayStatus;
   /** extra routes (runs, static UI) mounted by the gateway: return true when handled */
   extra?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean | Promise<boolean>;
@@ -68,6 +71,22 @@ function sameToken(a: string | null, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/** Reads a small JSON request body (64 KiB at most). */
+async function readJson(req: http.IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > 64 * 1024) throw new FlightlogError('E_PARAM', 'request body too large');
+    chunks.push(c as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+  } catch {
+    throw new FlightlogError('E_PARAM', 'request body is not valid JSON');
+  }
+}
+
 function intParam(url: URL, name: string): number | undefined {
   const v = url.searchParams.get(name);
   if (v === null || v === '') return undefined;
@@ -86,6 +105,22 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
     if (opts.extra && !url.pathname.startsWith('/api/') && (await opts.extra(req, res, url))) return;
     if (!sameToken(tokenOf(req, url), token)) return sendError(res, 401, 'E_UNAUTHORIZED', 'missing or wrong control API token');
     if (opts.extra && (await opts.extra(req, res, url))) return;
+    if (req.method === 'POST' && url.pathname === '/api/runs') {
+      const body = (await readJson(req)) as { identity?: unknown; argv?: unknown; pid?: unknown };
+      if (typeof body.identity !== 'string') throw new FlightlogError('E_PARAM', 'identity must be a string');
+      // argv can hold secrets (a URI with a password): it is stored masked.
+      const argv = Array.isArray(body.argv) ? body.argv.map((a) => (typeof a === 'string' ? opts.masker.maskText(a).text : a)) : body.argv;
+      const run = createRun(db, { identity: body.identity, argv: argv as string[], pid: typeof body.pid === 'number' ? body.pid : undefined });
+      opts.masker.addKnownSecret('flightlog-token', run.token);
+      const result: RunStartResult = { ...run, listeners: opts.status().listeners };
+      return sendJson(res, 201, result);
+    }
+    const endMatch = /^\/api\/runs\/([^/]+)\/end$/.exec(url.pathname);
+    if (req.method === 'POST' && endMatch) {
+      const body = (await readJson(req)) as { exitCode?: unknown };
+      endRun(db, decodeURIComponent(endMatch[1]), typeof body.exitCode === 'number' ? body.exitCode : null);
+      return sendJson(res, 200, { ok: true });
+    }
     if (req.method !== 'GET') return sendError(res, 405, 'E_METHOD', `${req.method} is not allowed on ${url.pathname}`);
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
     if (parts[0] !== 'api') return sendError(res, 404, 'E_NOT_FOUND', `no route ${url.pathname}`);

@@ -140,8 +140,15 @@ export interface GatewayStatus {
   version: string;
   dataDir: string;
   keyFingerprint: string;
-  listeners: Array<{ connection: string; protocol: Protocol; address: string | null; error: string | null }>;
+  listeners: Array<{ connection: string; protocol: Protocol; address: string | null; error: string | null; llm?: 'anthropic' | 'openai'; identities: string[] }>;
   liveSessions: number;
+}
+
+/** `POST /api/runs` {identity, argv, pid} → the run's id, its own token and where each listener is. */
+export interface RunStartResult {
+  runId: string;
+  token: string;
+  listeners: GatewayStatus['listeners'];
 }
 
 /** Live feed messages on `GET /api/live` (WebSocket). */

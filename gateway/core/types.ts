@@ -128,6 +128,8 @@ export type Credential = { token: string } | { publicKey: { algo: string; data: 
 export interface AuthResult {
   ok: boolean;
   identity?: string;
+  /** the run this credential belongs to (a token minted by `flightlog run`): pass it to openSession */
+  runId?: string;
   /** 'bad-credential' | 'revoked' | 'not-allowed' */
   reason?: 'bad-credential' | 'revoked' | 'not-allowed' | 'unknown-identity';
   message?: string;

@@ -159,6 +159,13 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
       );
     `,
   },
+  {
+    version: 3,
+    sql: `
+      -- A run's own token: minted by \`flightlog run\`, revoked when the agent exits; it tags sessions with the run.
+      ALTER TABLE tokens ADD COLUMN run_id TEXT;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -103,12 +103,12 @@ export function addIdentityKey(db: Db, name: string, publicKeyLine: string): str
 export function checkCredential(db: Db, identity: string, credential: Credential): AuthResult {
   if ('token' in credential) {
     const row = db
-      .prepare('SELECT i.name, i.revoked_at AS irev, t.revoked_at AS trev, t.token_hash FROM tokens t JOIN identities i ON i.id = t.identity_id WHERE t.token_hash = ?')
-      .get(hashToken(credential.token)) as { name: string; irev: string | null; trev: string | null; token_hash: string } | undefined;
+      .prepare('SELECT i.name, i.revoked_at AS irev, t.revoked_at AS trev, t.run_id FROM tokens t JOIN identities i ON i.id = t.identity_id WHERE t.token_hash = ?')
+      .get(hashToken(credential.token)) as { name: string; irev: string | null; trev: string | null; run_id: string | null } | undefined;
     if (!row) return { ok: false, reason: 'bad-credential', message: 'invalid gateway token' };
     if (identity !== '' && !safeEqual(row.name, identity)) return { ok: false, reason: 'bad-credential', message: 'invalid gateway token' };
     if (row.irev || row.trev) return { ok: false, identity: row.name, reason: 'revoked', message: `the token of identity "${row.name}" was revoked` };
-    return { ok: true, identity: row.name };
+    return row.run_id ? { ok: true, identity: row.name, runId: row.run_id } : { ok: true, identity: row.name };
   }
   const keyB64 = Buffer.from(credential.publicKey.data).toString('base64');
   const row = db
@@ -123,4 +123,18 @@ function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** Mints a token for one run of an agent (`flightlog run`); it tags every session it opens with the run. */
+export function addRunToken(db: Db, name: string, runId: string): string {
+  const row = db.prepare('SELECT id, revoked_at FROM identities WHERE name = ?').get(name) as { id: number; revoked_at: string | null } | undefined;
+  if (!row) throw new FlightlogError('E_NOT_FOUND', `no identity "${name}" (create it with: flightlog identity add ${name} --kind agent)`);
+  if (row.revoked_at) throw new FlightlogError('E_REVOKED', `identity "${name}" is revoked`);
+  const token = newToken();
+  db.prepare('INSERT INTO tokens (identity_id, token_hash, created_at, run_id) VALUES (?, ?, ?, ?)').run(row.id, hashToken(token), new Date().toISOString(), runId);
+  return token;
+}
+
+export function revokeRunTokens(db: Db, runId: string): void {
+  db.prepare('UPDATE tokens SET revoked_at = ? WHERE run_id = ? AND revoked_at IS NULL').run(new Date().toISOString(), runId);
 }
