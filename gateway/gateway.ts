@@ -12,9 +12,10 @@ import type { Masker } from './core/types';
 import { FlightlogError } from './core/errors';
 import { allowAll } from './policy';
 import { listenerFor } from './listeners';
-import { startControlApi, type ControlApi } from './control-api/server';
+import { startControlApi, type ControlApi, type ControlApiOptions } from './control-api/server';
 import type { GatewayStatus } from './control-api/types';
 import { createGatewayMasker } from './masking-setup';
+import { Lineage } from './lineage';
 
 export { VERSION } from './core/version';
 import { VERSION } from './core/version';
@@ -24,6 +25,8 @@ export interface GatewayOptions {
   dataDir: string;
   env?: NodeJS.ProcessEnv;
   log?: Logger;
+  /** extra control API routes (the web UI, replay), built once the store is open */
+  controlExtra?: (db: Db) => ControlApiOptions['extra'];
 }
 
 interface ListenerState {
@@ -104,7 +107,14 @@ export class Gateway {
       const masker = createGatewayMasker(db, ensureFingerprintKey(dataDir));
       for (const values of secrets.values()) for (const [name, v] of Object.entries(values)) masker.addKnownSecret(`upstream-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`, v);
       const log = opts.log ?? stderrLogger(() => masker);
-      const recorder = new Recorder(db, { masker, signingKey: key.privateKey, keyFingerprint: key.fingerprint });
+      const lineage = new Lineage();
+      const recorder = new Recorder(db, {
+        masker,
+        signingKey: key.privateKey,
+        keyFingerprint: key.fingerprint,
+        onCommandStart: lineage.onCommandStart,
+        onCommandFinish: lineage.onCommandFinish,
+      });
       const now = new Date().toISOString();
       const upsert = db.prepare(
         'INSERT INTO connections (name, protocol, config, first_seen, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET protocol = excluded.protocol, config = excluded.config, updated_at = excluded.updated_at',
@@ -146,6 +156,7 @@ export class Gateway {
         host: opts.config.controlApi.host,
         port: opts.config.controlApi.port,
         status: () => gateway!.status(),
+        extra: opts.controlExtra?.(db),
       });
       fs.writeFileSync(path.join(dataDir, 'control.json'), JSON.stringify({ url: control.url, pid: process.pid }) + '\n', { mode: 0o600 });
       gateway = new Gateway(dataDir, db, key, masker, recorder, listeners, control, unlock);
