@@ -67,11 +67,18 @@ function toSummary(r: SessionRow): SessionSummary {
 export function listSessions(db: Db, q: SessionListQuery = {}): { sessions: SessionSummary[]; total: number } {
   const where: string[] = [];
   const args: unknown[] = [];
-  if (q.identity) (where.push('identity = ?'), args.push(q.identity));
-  if (q.connection) (where.push('connection = ?'), args.push(q.connection));
-  if (q.protocol) (where.push('protocol = ?'), args.push(q.protocol));
-  if (q.status) (where.push('status = ?'), args.push(q.status));
-  if (q.run) (where.push('run_id = ?'), args.push(q.run));
+  const filters: Array<[string, string | undefined]> = [
+    ['identity', q.identity],
+    ['connection', q.connection],
+    ['protocol', q.protocol],
+    ['status', q.status],
+    ['run_id', q.run],
+  ];
+  for (const [column, value] of filters) {
+    if (!value) continue;
+    where.push(`${column} = ?`);
+    args.push(value);
+  }
   const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
   const limit = Math.min(Math.max(q.limit ?? 1000, 1), 10000);
   const offset = Math.max(q.offset ?? 0, 0);

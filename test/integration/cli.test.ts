@@ -89,7 +89,10 @@ test('the gateway prints where it listens, serves the control API, and exits 0 o
     const t = setTimeout(() => reject(new Error(`no ready line: ${out} ${err}`)), 20000);
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
-      if (out.includes('ready\n')) (clearTimeout(t), resolve());
+      if (out.includes('ready\n')) {
+        clearTimeout(t);
+        resolve();
+      }
     });
   });
   const url = /control\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
