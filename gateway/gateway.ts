@@ -14,7 +14,7 @@ import { allowAll } from './policy';
 import { listenerFor } from './listeners';
 import { startControlApi, type ControlApi, type ControlApiOptions } from './control-api/server';
 import type { GatewayStatus } from './control-api/types';
-import { createGatewayMasker } from './masking-setup';
+import { createGatewayMasker, loadDigests } from './masking-setup';
 import { Lineage } from './lineage';
 
 export { VERSION } from './core/version';
@@ -153,6 +153,7 @@ export class Gateway {
         recorder,
         dataDir,
         masker,
+        reloadSecrets: () => masker.addDigests(loadDigests(db!)),
         host: opts.config.controlApi.host,
         port: opts.config.controlApi.port,
         status: () => gateway!.status(),

@@ -8,6 +8,7 @@ import { openDb, type Db } from '../store/db';
 import { addIdentity, addIdentityKey, listIdentities, revokeIdentity } from '../store/identities';
 import { getSession, listFindings, listRuns, listSessions, search } from '../store/queries';
 import { loadConfig, validateConfig } from '../config/load';
+import { ensureFingerprintKey } from '../store/chain';
 import type { FlightlogConfig } from '../config/schema';
 import { formatSessionDetail, formatSessions, formatSearch, formatFindings, formatRuns, formatIdentities } from './format';
 
@@ -31,6 +32,9 @@ const USAGE = `usage: flightlog <command> [options]
   findings [--json]                          secret sightings and guardrail decisions
   runs [--json]                              agent runs with their sessions
   run [--identity NAME] -- CMD …             start an agent with its traffic routed through the gateway
+  secret add NAME                            register a secret to mask by value (value on stdin)
+  secret list [--json]                       registered secrets (names only)
+  mask [FILE]                                mask a file or stdin to stdout; findings summary on stderr
 
 Every command takes --data-dir DIR (else $FLIGHTLOG_HOME, else the platform's data dir).`;
 
@@ -105,6 +109,13 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       }
       case 'identity':
         return identityCommand(rest, io);
+      case 'secret':
+        return await secretCommand(rest, io);
+      case 'mask': {
+        const usage = 'flightlog mask [FILE]';
+        const { flags, positionals } = parse(rest, {}, 1, usage);
+        return await maskCommand(positionals[0], flags, io);
+      }
       case 'run': {
         const usage = 'flightlog run [--identity NAME] -- CMD …';
         const { flags, positionals } = parse(rest, { identity: { type: 'string' } }, Infinity, usage);
@@ -175,6 +186,76 @@ export function reportError(err: unknown, io: Io): number {
   const e = err as Error;
   io.stderr.write(`flightlog: internal error: ${String(e?.message ?? e).split('\n')[0]}${io.env.FLIGHTLOG_DEBUG ? '\n' + e?.stack : ' (set FLIGHTLOG_DEBUG=1 for details)'}\n`);
   return 70;
+}
+
+async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of stdin) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function secretCommand(argv: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { registerSecret, listRegisteredSecrets } = await import('../masking-setup');
+  switch (sub) {
+    case 'add': {
+      const usage = 'flightlog secret add NAME  (the value on stdin)';
+      const { flags, positionals } = parse(rest, {}, 1, usage);
+      if (!positionals[0]) throw new UsageError(`secret add needs a NAME (usage: ${usage})`);
+      if ((io.stdin as NodeJS.ReadStream).isTTY) io.stderr.write('value (then Ctrl-D): ');
+      const value = (await readStdin(io.stdin)).replace(/\r?\n$/, '');
+      if (value === '') throw new FlightlogError('E_SECRET_VALUE', 'no value on stdin (usage: printf %s "$VALUE" | flightlog secret add NAME)');
+      const dataDir = resolveDataDir(flags['data-dir'] as string | undefined, io.env);
+      const forms = withDb(flags, io, (db) => registerSecret(db, positionals[0], value, ensureFingerprintKey(dataDir)));
+      const reloaded = await notifyGateway(dataDir, '/api/secrets/reload');
+      io.stderr.write(`registered secret ${positionals[0]} (${forms} encoded forms, stored as digests only)${reloaded ? '; the running gateway masks it from now on' : ''}\n`);
+      return 0;
+    }
+    case 'list': {
+      const { flags } = parse(rest, { json: { type: 'boolean' } }, 0, 'flightlog secret list [--json]');
+      const list = withDb(flags, io, (db) => listRegisteredSecrets(db));
+      if (flags.json) json(io, list);
+      else io.stdout.write(list.length ? list.map((s) => `${s.name}  (${s.forms} forms, ${s.createdAt.slice(0, 10)})`).join('\n') + '\n' : 'no registered secrets\n');
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown secret command "${sub ?? ''}" (expected add or list)`);
+  }
+}
+
+/** Tells a running gateway of this data dir about a change; false when none is running. */
+async function notifyGateway(dataDir: string, route: string): Promise<boolean> {
+  const { findRunningGateway } = await import('./run-command');
+  let gw;
+  try {
+    gw = findRunningGateway(dataDir);
+  } catch {
+    return false;
+  }
+  try {
+    const res = await fetch(gw.url + route, { method: 'POST', headers: { authorization: `Bearer ${gw.token}` } });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+async function maskCommand(file: string | undefined, flags: Flags, io: Io): Promise<number> {
+  const { createGatewayMasker } = await import('../masking-setup');
+  const { runMaskCommand } = await import('../masking');
+  let input: NodeJS.ReadableStream = io.stdin;
+  if (file !== undefined && file !== '-') {
+    try {
+      fs.accessSync(file, fs.constants.R_OK);
+      if (fs.statSync(file).isDirectory()) throw Object.assign(new Error('directory'), { code: 'EISDIR' });
+    } catch (err) {
+      throw new FlightlogError('E_FILE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+    }
+    input = fs.createReadStream(file);
+  }
+  const dataDir = resolveDataDir(flags['data-dir'] as string | undefined, io.env);
+  const masker = withDb(flags, io, (db) => createGatewayMasker(db, ensureFingerprintKey(dataDir)));
+  return runMaskCommand({ input, output: io.stdout, stderr: io.stderr, masker });
 }
 
 function identityCommand(argv: string[], io: Io): number {

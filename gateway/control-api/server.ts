@@ -19,6 +19,8 @@ export interface ControlApiOptions {
   host: string;
   port: number;
   masker: Masker;
+  /** re-reads the registered secrets after `flightlog secret add` */
+  reloadSecrets?: () => void;
   status: () => GatewayStatus;
   /** extra routes (runs, static UI) mounted by the gateway: return true when handled */
   extra?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean | Promise<boolean>;
@@ -114,6 +116,10 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
       opts.masker.addKnownSecret('flightlog-token', run.token);
       const result: RunStartResult = { ...run, listeners: opts.status().listeners };
       return sendJson(res, 201, result);
+    }
+    if (req.method === 'POST' && url.pathname === '/api/secrets/reload') {
+      opts.reloadSecrets?.();
+      return sendJson(res, 200, { ok: true });
     }
     const endMatch = /^\/api\/runs\/([^/]+)\/end$/.exec(url.pathname);
     if (req.method === 'POST' && endMatch) {

@@ -112,3 +112,29 @@ test('the gateway prints where it listens, serves the control API, and exits 0 o
   assert.equal(code, 0, err);
   assert.equal(fs.existsSync(path.join(dir, 'gateway.pid')), false);
 });
+
+test('secret add keeps digests only; mask scrubs registered and well-known secrets from a file or stdin', () => {
+  const dir = tmp();
+  const value = 'Registered-Deploy-Secret-7f3a9c';
+  const add = fl(['secret', 'add', 'deploy-key', '--data-dir', dir], { input: value + '\n' });
+  assert.equal(add.code, 0, add.stderr);
+  assert.doesNotMatch(add.stdout + add.stderr, new RegExp(value));
+  for (const f of fs.readdirSync(dir)) assert.equal(fs.readFileSync(path.join(dir, f)).includes(Buffer.from(value)), false, `${f} holds no raw value`);
+  const list = JSON.parse(fl(['secret', 'list', '--json', '--data-dir', dir]).stdout) as Array<{ name: string }>;
+  assert.deepEqual(list.map((s) => s.name), ['deploy-key']);
+  assertOneLineError(fl(['secret', 'add', 'empty', '--data-dir', dir], { input: '' }), 1, /no value on stdin/);
+
+  const log = path.join(dir, 'app.log');
+  const ghp = 'ghp_' + 'a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8';
+  fs.writeFileSync(log, `deploying with ${value}\nGITHUB_TOKEN=${ghp}\nplain line\n`);
+  const masked = fl(['mask', log, '--data-dir', dir]);
+  assert.equal(masked.code, 0, masked.stderr);
+  assert.doesNotMatch(masked.stdout, new RegExp(value));
+  assert.doesNotMatch(masked.stdout, new RegExp(ghp));
+  assert.match(masked.stdout, /\[MASKED:registered:deploy-key:[0-9a-f]{10}\]/);
+  assert.match(masked.stdout, /plain line\n$/);
+  assert.match(masked.stderr, /masked 2 secrets/);
+  const piped = fl(['mask', '--data-dir', dir], { input: `echo ${value}` });
+  assert.match(piped.stdout, /^echo \[MASKED:registered:deploy-key:/);
+  assertOneLineError(fl(['mask', path.join(dir, 'missing.log'), '--data-dir', dir]), 1, /cannot read .*missing\.log: ENOENT/);
+});
