@@ -61,33 +61,58 @@ function headerString(v: HeaderValue): string {
   return Array.isArray(v) ? v.join(', ') : String(v);
 }
 
-/** Decodes a possibly truncated compressed head; returns null when it cannot. */
-export function decodeContent(head: Buffer, contentEncoding: string, cap: number): Buffer | null {
-  const enc = contentEncoding.trim().toLowerCase();
-  if (enc === '' || enc === 'identity') return head;
+function decodeOnce(input: Buffer, enc: string, cap: number): Buffer {
   // a truncated head is expected: flush what decodes instead of failing on the missing end
   const opts = { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: Math.max(cap, 1) };
-  try {
-    if (enc === 'gzip' || enc === 'x-gzip') return zlib.gunzipSync(head, opts);
-    if (enc === 'deflate') {
-      try {
-        return zlib.inflateSync(head, opts);
-      } catch {
-        return zlib.inflateRawSync(head, opts);
-      }
+  if (enc === 'gzip' || enc === 'x-gzip') return zlib.gunzipSync(input, opts);
+  if (enc === 'deflate') {
+    try {
+      return zlib.inflateSync(input, opts);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw err;
+      return zlib.inflateRawSync(input, opts);
     }
-    if (enc === 'br') {
-      return zlib.brotliDecompressSync(head, {
-        finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH,
-        maxOutputLength: Math.max(cap, 1),
-      });
-    }
-  } catch (err) {
-    // maxOutputLength reached still means we have a usable head; anything else is undecodable
-    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return null;
-    return null;
   }
-  return null;
+  if (enc === 'br') {
+    return zlib.brotliDecompressSync(input, { finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH, maxOutputLength: Math.max(cap, 1) });
+  }
+  throw new Error(`unsupported content-encoding ${enc}`);
+}
+
+/**
+ * Decodes a possibly truncated compressed head to at most `cap` bytes; null when it cannot.
+ * zlib refuses (rather than truncates) output over the cap, so a highly compressed head is
+ * decoded from a shorter prefix of its input, found by bisection: memory stays bounded.
+ */
+export function decodeContent(head: Buffer, contentEncoding: string, cap: number): Buffer | null {
+  return decodeContentHead(head, contentEncoding, cap)?.data ?? null;
+}
+
+/** As decodeContent; `partial` says the output was cut at the cap. */
+export function decodeContentHead(head: Buffer, contentEncoding: string, cap: number): { data: Buffer; partial: boolean } | null {
+  const enc = contentEncoding.trim().toLowerCase();
+  if (enc === '' || enc === 'identity') return { data: head, partial: false };
+  if (!['gzip', 'x-gzip', 'deflate', 'br'].includes(enc)) return null;
+  const tooLarge = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+  try {
+    return { data: decodeOnce(head, enc, cap), partial: false };
+  } catch (err) {
+    if (!tooLarge(err)) return null;
+  }
+  let lo = 0;
+  let hi = head.length;
+  let best: Buffer | null = null;
+  while (hi - lo > 16) {
+    const mid = (lo + hi) >> 1;
+    try {
+      best = decodeOnce(head.subarray(0, mid), enc, cap);
+      lo = mid;
+    } catch (err) {
+      if (!tooLarge(err)) break;
+      hi = mid;
+    }
+  }
+  return best ? { data: best, partial: true } : null;
 }
 
 const TEXT_TYPES = /^(text\/|application\/(json|[\w.+-]*\+json|x-ndjson|xml|[\w.+-]*\+xml|javascript|x-www-form-urlencoded|graphql|yaml|x-yaml|sql))/i;
@@ -132,12 +157,14 @@ export function bodyRecord(
   const encoded = contentEncoding !== '' && contentEncoding.toLowerCase() !== 'identity';
   let decoded: string | null = null;
   let bytes: Buffer | null = raw;
+  let partial = false;
   if (encoded) {
-    const d = decodeContent(raw, contentEncoding, cap);
-    bytes = d && d.length > cap ? d.subarray(0, cap) : d;
+    const d = decodeContentHead(raw, contentEncoding, cap);
+    bytes = d?.data ?? null;
+    partial = d?.partial ?? false;
     if (bytes) decoded = contentEncoding.toLowerCase();
   }
-  const base = { size: tap.size, sha256, truncated: tap.truncated || (decoded !== null && bytes !== null && bytes.length >= cap) };
+  const base = { size: tap.size, sha256, truncated: tap.truncated || partial };
   if (bytes === null || !(TEXT_TYPES.test(contentType) || looksLikeText(bytes))) {
     return { ...base, encoding: 'base64', decoded, body: (bytes ?? raw).toString('base64') };
   }

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Db } from './db';
+import type { Statement } from 'better-sqlite3';
 import { FlightlogError } from '../core/errors';
 import { newToken } from '../core/ids';
 import type { IdentityView } from '../control-api/types';
@@ -102,7 +103,7 @@ export function addIdentityKey(db: Db, name: string, publicKeyLine: string): str
  */
 export function checkCredential(db: Db, identity: string, credential: Credential): AuthResult {
   if ('token' in credential) {
-    const row = db
+    const row = cached(db, 'token')
       .prepare('SELECT i.name, i.revoked_at AS irev, t.revoked_at AS trev, t.run_id FROM tokens t JOIN identities i ON i.id = t.identity_id WHERE t.token_hash = ?')
       .get(hashToken(credential.token)) as { name: string; irev: string | null; trev: string | null; run_id: string | null } | undefined;
     if (!row) return { ok: false, reason: 'bad-credential', message: 'invalid gateway token' };
@@ -111,12 +112,27 @@ export function checkCredential(db: Db, identity: string, credential: Credential
     return row.run_id ? { ok: true, identity: row.name, runId: row.run_id } : { ok: true, identity: row.name };
   }
   const keyB64 = Buffer.from(credential.publicKey.data).toString('base64');
-  const row = db
+  const row = cached(db, 'key')
     .prepare('SELECT i.name, i.revoked_at FROM identity_keys k JOIN identities i ON i.id = k.identity_id WHERE k.algo = ? AND k.key_b64 = ?')
     .get(credential.publicKey.algo, keyB64) as { name: string; revoked_at: string | null } | undefined;
   if (!row || (identity !== '' && row.name !== identity)) return { ok: false, reason: 'bad-credential', message: 'unknown public key' };
   if (row.revoked_at) return { ok: false, identity: row.name, reason: 'revoked', message: `identity "${row.name}" was revoked` };
   return { ok: true, identity: row.name };
+}
+
+/** Authentication runs on every request: keep its statements prepared, once per database. */
+const statementCache = new WeakMap<Db, Map<string, Statement<unknown[]>>>();
+function cached(db: Db, name: string): { prepare(sql: string): Statement<unknown[]> } {
+  let m = statementCache.get(db);
+  if (!m) statementCache.set(db, (m = new Map()));
+  const cache = m;
+  return {
+    prepare(sql: string) {
+      let st = cache.get(name);
+      if (!st) cache.set(name, (st = db.prepare(sql)));
+      return st;
+    },
+  };
 }
 
 function safeEqual(a: string, b: string): boolean {

@@ -1,0 +1,536 @@
+/**
+ * One HTTP request through the gateway: authenticate, policy, record the command, forward with
+ * injected credentials, stream the response back (with backpressure) while tapping both bodies.
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { ListenerContext } from '../core/listener';
+import type { CommandHandle, CommandKind, CommandStatus, Json, SessionRecorder } from '../core/types';
+import { HttpGatewayError, upstreamError } from './errors';
+import { detectLlmEndpoint, llmDialect, type LlmDialect } from './llm';
+import type { ConversationTracker } from './llm-turns';
+import { llmCommandText, parseJson, type LlmRequestInfo, type LlmStreamAssembler, type LlmTurn } from './llm-types';
+import { authenticateRequest, sendError, RUN_HEADER, type ClientConnection, type HttpListenerOptions } from './connection';
+import { PayloadTap, bodyRecord, decodeContent } from './payload';
+import { SecretScrubber } from './scrub';
+import { SseParser, type SseEvent } from './sse';
+import { CREDENTIAL_KIND, forwardHeaders, upstreamPath, type UpstreamTarget } from './upstream';
+
+export interface ExchangeShared {
+  ctx: ListenerContext;
+  options: HttpListenerOptions;
+  target: UpstreamTarget;
+  /** request headers never forwarded (gateway credentials, the run header) */
+  stripHeaders: Set<string>;
+  tracker(runId: string | null, sessionId: string): ConversationTracker;
+}
+
+const SECRETISH_HEADER = /auth|token|secret|password|api[-_]?key|cookie|session|signature|credential/i;
+const STREAM_TYPES = /^(text\/event-stream|application\/x-ndjson|application\/stream\+json|multipart\/x-mixed-replace)/i;
+const TEXT_TYPES = /^(text\/|application\/(json|[\w.+-]*\+json|xml|[\w.+-]*\+xml|javascript|x-www-form-urlencoded|graphql|yaml))/i;
+
+/** Header values as recorded: credentials masked before the recorder ever sees them. */
+export function recordedHeaders(
+  ctx: ListenerContext,
+  headers: http.IncomingHttpHeaders | http.OutgoingHttpHeaders,
+  credentialHeaders: Set<string>,
+): Json {
+  const out: Record<string, Json> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    const values = Array.isArray(value) ? value.map(String) : [String(value)];
+    if (credentialHeaders.has(name) || SECRETISH_HEADER.test(name)) {
+      const masked = values.map((v) => {
+        const m = ctx.masker.maskText(v);
+        return m.text !== v ? m.text : ctx.masker.placeholder(CREDENTIAL_KIND, v);
+      });
+      out[name] = masked.length === 1 ? masked[0] : masked;
+    } else {
+      out[name] = values.length === 1 ? values[0] : values;
+    }
+  }
+  return out;
+}
+
+function headerText(v: string | string[] | number | undefined): string {
+  if (v === undefined) return '';
+  return Array.isArray(v) ? v.join(', ') : String(v);
+}
+
+function ms(from: number, to: number): number {
+  return Math.round((to - from) * 100) / 100;
+}
+
+interface LlmCall {
+  dialect: LlmDialect;
+  info: LlmRequestInfo;
+  newTurns: LlmTurn[];
+  assembler: LlmStreamAssembler | null;
+  /** a non-streamed reply, collected whole to parse */
+  chunks: Buffer[];
+  size: number;
+  overflow: boolean;
+}
+
+export class Exchange {
+  private readonly ctx: ListenerContext;
+  private readonly t0 = performance.now();
+  private ttfb: number | null = null;
+  private session!: SessionRecorder;
+  private identity = '';
+  private command: CommandHandle | null = null;
+  private kind: CommandKind = 'http';
+  private text = '';
+  private readonly reqTap: PayloadTap;
+  private readonly resTap: PayloadTap;
+  private upReq: http.ClientRequest | null = null;
+  private upRes: http.IncomingMessage | null = null;
+  private upstreamHeaders: http.OutgoingHttpHeaders = {};
+  private responseHeaders: http.OutgoingHttpHeaders = {};
+  private llm: LlmCall | null = null;
+  private finished = false;
+  private readonly scrubber: SecretScrubber;
+  private sseCount = 0;
+
+  constructor(
+    private readonly shared: ExchangeShared,
+    private readonly conn: ClientConnection,
+    private readonly req: http.IncomingMessage,
+    private readonly res: http.ServerResponse,
+  ) {
+    this.ctx = shared.ctx;
+    const cap = this.ctx.recording?.payloadHead ?? 64 * 1024;
+    this.reqTap = new PayloadTap(cap);
+    this.resTap = new PayloadTap(cap);
+    this.scrubber = new SecretScrubber(shared.target.secretValues);
+  }
+
+  start(): void {
+    const { ctx, options } = this.shared;
+    const auth = authenticateRequest(ctx, this.req.headers, options.tokenHeader, this.conn.clientAddr);
+    if (!auth.ok) {
+      this.req.resume();
+      sendError(this.res, auth.error as HttpGatewayError);
+      return;
+    }
+    this.identity = auth.identity;
+    const runHeader = this.req.headers[RUN_HEADER];
+    const runId = auth.runId ?? ((Array.isArray(runHeader) ? runHeader[0] : runHeader)?.trim() || this.conn.runId || null);
+    try {
+      this.session = this.conn.sessionFor(auth.identity, runId);
+    } catch {
+      this.req.resume();
+      sendError(this.res, new HttpGatewayError('recording_failed', 503, 'the gateway cannot record this session; request not forwarded'));
+      return;
+    }
+    if (this.session.failed) {
+      this.req.resume();
+      sendError(this.res, new HttpGatewayError('recording_failed', 503, 'recording failed for this session; request not forwarded'));
+      return;
+    }
+    const method = this.req.method ?? 'GET';
+    const display = displayPath(this.req.url ?? '/');
+    this.text = `${method} ${display}`;
+    const llm = ctx.connection.llm;
+    const endpoint = llm ? detectLlmEndpoint(llm, method, display.split('?')[0]) : null;
+    if (endpoint) {
+      this.kind = 'llm';
+      this.bufferLlmRequest(llmDialect(endpoint), runId);
+      return;
+    }
+    if (!this.allowedByPolicy()) return;
+    this.beginCommand();
+    this.forward(null);
+  }
+
+  /** Model calls: the prompt is needed before the command is named, so the (bounded) body is read first. */
+  private bufferLlmRequest(dialect: LlmDialect, runId: string | null): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    this.req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > this.shared.options.llmMaxBytes) tooLarge = true;
+      if (!tooLarge) chunks.push(c);
+    });
+    this.req.on('end', () => {
+      if (tooLarge) {
+        sendError(this.res, new HttpGatewayError('payload_too_large', 413, `model request body over ${this.shared.options.llmMaxBytes} bytes`));
+        return;
+      }
+      const body = Buffer.concat(chunks);
+      const encoding = headerText(this.req.headers['content-encoding']);
+      const plain = encoding ? decodeContent(body, encoding, this.shared.options.llmMaxBytes) : body;
+      const info = dialect.parseRequest(plain ? parseJson(plain.toString('utf8')) : undefined);
+      const tracker = this.shared.tracker(runId, this.session.id);
+      const newTurns = tracker.newTurns(info.turns, info.continues);
+      this.text = llmCommandText(info.model, info.turns);
+      this.llm = { dialect, info, newTurns, assembler: null, chunks: [], size: 0, overflow: false };
+      if (!this.allowedByPolicy()) return;
+      this.beginCommand();
+      this.reqTap.push(body);
+      this.forward(body);
+    });
+    this.req.on('error', () => undefined);
+  }
+
+  private allowedByPolicy(): boolean {
+    const { ctx } = this.shared;
+    const decision = ctx.policy({ connection: ctx.connection.name, protocol: 'http', identity: this.identity, kind: this.kind, text: this.text });
+    if (decision.action === 'allow') return true;
+    const reason = decision.reason ?? (decision.action === 'hold' ? 'held for approval' : 'blocked by policy');
+    const cmd = this.startCommandSafe();
+    if (cmd) {
+      this.recordSafe(() =>
+        this.session.finding({
+          category: 'guardrail',
+          kind: decision.action === 'hold' ? 'held' : 'blocked',
+          direction: 'gateway',
+          commandId: cmd.id,
+          detail: { rule: decision.rule ?? null, reason },
+        }),
+      );
+      this.recordSafe(() => cmd.finish({ status: 'blocked', error: reason }));
+    }
+    this.finished = true;
+    this.req.resume();
+    // approvals are not wired for HTTP yet: a held request is refused, never forwarded unrecorded
+    sendError(this.res, new HttpGatewayError('blocked_by_policy', 403, `blocked by policy${decision.rule ? ` (${decision.rule})` : ''}: ${reason}`));
+    return false;
+  }
+
+  private startCommandSafe(): CommandHandle | null {
+    const method = this.req.method ?? 'GET';
+    const detail: Record<string, Json> = { method, url: displayPath(this.req.url ?? '/') };
+    if (this.llm) {
+      detail.endpoint = this.llm.dialect.endpoint;
+      detail.model = this.llm.info.model;
+      detail.stream = this.llm.info.stream;
+    }
+    try {
+      this.command = this.session.startCommand({ kind: this.kind, text: this.text, classification: classify(method), detail });
+      return this.command;
+    } catch {
+      return null;
+    }
+  }
+
+  private beginCommand(): void {
+    this.startCommandSafe();
+  }
+
+  private recordSafe(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.ctx.log.warn(`http ${this.ctx.connection.name}: recording failed (${(err as Error).name})`);
+    }
+  }
+
+  private forward(body: Buffer | null): void {
+    const { target, options, stripHeaders } = this.shared;
+    if (!this.command) {
+      this.req.resume();
+      sendError(this.res, new HttpGatewayError('recording_failed', 503, 'the gateway cannot record this request; not forwarded'));
+      this.finished = true;
+      return;
+    }
+    const headers = forwardHeaders(this.req.headers, stripHeaders);
+    headers.host = target.url.host;
+    for (const [k, v] of target.injectHeaders) headers[k] = v;
+    const liveMask = this.ctx.connection.mask === 'live';
+    // we decode what we record and mask; asking for identity keeps that cheap and exact
+    if (this.llm || liveMask) headers['accept-encoding'] = 'identity';
+    if (body) {
+      delete headers['transfer-encoding'];
+      headers['content-length'] = body.length;
+    }
+    this.upstreamHeaders = headers;
+    const reqOpts: https.RequestOptions = {
+      agent: target.agent,
+      protocol: target.url.protocol,
+      hostname: target.url.hostname.replace(/^\[|\]$/g, ''),
+      port: target.url.port || (target.isHttps ? 443 : 80),
+      method: this.req.method,
+      path: upstreamPath(target, this.req.url ?? '/'),
+      headers,
+    };
+    if (target.isHttps && !net.isIP(reqOpts.hostname as string)) reqOpts.servername = reqOpts.hostname as string;
+    const upReq = (target.isHttps ? https : http).request(reqOpts);
+    this.upReq = upReq;
+    upReq.setTimeout(options.timeoutMs, () => {
+      const e = new Error('timeout') as NodeJS.ErrnoException;
+      e.code = 'UPSTREAM_TIMEOUT';
+      upReq.destroy(e);
+    });
+    upReq.on('error', (err) => this.onUpstreamError(err));
+    upReq.on('response', (upRes) => this.onResponse(upRes));
+
+    // the client going away cancels the upstream request
+    this.res.on('close', () => {
+      if (!this.finished) {
+        upReq.destroy();
+        this.upRes?.destroy();
+        this.finish('cancelled', 'the client closed the connection');
+      }
+    });
+
+    if (body) {
+      upReq.end(body);
+      return;
+    }
+    this.req.on('data', (chunk: Buffer) => {
+      this.reqTap.push(chunk);
+      if (!upReq.write(chunk)) this.req.pause();
+    });
+    upReq.on('drain', () => this.req.resume());
+    this.req.on('end', () => upReq.end());
+  }
+
+  private onUpstreamError(err: unknown): void {
+    if (this.finished) return;
+    const { target, options } = this.shared;
+    if (this.upRes) {
+      // the body was under way: the client must see a broken body, not a clean end
+      const what = upstreamError(err, target.label, options.timeoutMs);
+      const message =
+        what.code === 'upstream_timeout'
+          ? `upstream ${target.label} stalled mid-body after ${this.resTap.size} bytes`
+          : `upstream ${target.label} reset the connection mid-body after ${this.resTap.size} bytes`;
+      this.finish('error', message);
+      this.res.destroy();
+      return;
+    }
+    const gwErr = upstreamError(err, target.label, options.timeoutMs);
+    this.ttfb = null;
+    this.finish('error', gwErr.message, gwErr.status, gwErr.code);
+    this.req.resume();
+    sendError(this.res, gwErr);
+  }
+
+  private onResponse(upRes: http.IncomingMessage): void {
+    if (this.finished) {
+      upRes.resume();
+      return;
+    }
+    this.upRes = upRes;
+    this.ttfb = performance.now();
+    const status = upRes.statusCode ?? 502;
+    const headers = forwardHeaders(upRes.headers, new Set());
+    for (const [k, v] of Object.entries(headers)) {
+      if (v === undefined) continue;
+      headers[k] = Array.isArray(v) ? v.map((x) => this.scrubber.scrubText(x)) : this.scrubber.scrubText(String(v));
+    }
+    this.responseHeaders = headers;
+    const contentType = headerText(upRes.headers['content-type']);
+    const streamed = STREAM_TYPES.test(contentType);
+    const isSse = /^text\/event-stream/i.test(contentType);
+    const live = this.ctx.connection.mask === 'live';
+    if (this.llm && isSse) this.llm.assembler = this.llm.dialect.stream();
+
+    upRes.on('error', (err) => this.onUpstreamError(err));
+    upRes.on('aborted', () => this.onUpstreamError(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
+
+    if (live && !streamed) {
+      this.bufferAndMask(upRes, status, headers, contentType);
+      return;
+    }
+    let liveSse: SseParser | null = null;
+    if (live && isSse) {
+      // live masking of a stream: re-emit each event masked, as it arrives
+      delete headers['content-length'];
+      liveSse = new SseParser((e) => this.res.write(serializeSse(e, (t) => this.ctx.masker.maskText(t).text)));
+    }
+    const sse = isSse ? new SseParser((e) => this.onSseEvent(e)) : null;
+    this.res.writeHead(status, upRes.statusMessage, headers);
+    this.res.flushHeaders();
+    upRes.on('data', (chunk: Buffer) => {
+      this.resTap.push(chunk);
+      if (sse) sse.push(chunk);
+      if (this.llm && !isSse) this.collectLlm(chunk);
+      if (liveSse) {
+        liveSse.push(this.scrubber.push(chunk));
+        return;
+      }
+      const out = this.scrubber.active ? this.scrubber.push(chunk) : chunk;
+      if (out.length > 0 && !this.res.write(out)) {
+        upRes.pause();
+        this.res.once('drain', () => upRes.resume());
+      }
+    });
+    upRes.on('end', () => {
+      if (this.finished) return;
+      const rest = this.scrubber.flush();
+      if (liveSse) liveSse.push(rest);
+      else if (rest.length > 0) this.res.write(rest);
+      sse?.end();
+      if (upRes.complete === false) {
+        this.onUpstreamError(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+        return;
+      }
+      this.res.end();
+      this.finish(status >= 400 ? 'error' : 'ok');
+    });
+  }
+
+  private onSseEvent(e: SseEvent): void {
+    this.sseCount++;
+    if (this.command) {
+      const data: Record<string, Json> = { event: e.event, data: e.data };
+      if (e.id !== undefined) data.id = e.id;
+      const commandId = this.command.id;
+      this.recordSafe(() => this.session.event('sse', 'upstream→client', data, { commandId }));
+    }
+    this.llm?.assembler?.event(e.event, e.data);
+  }
+
+  private collectLlm(chunk: Buffer): void {
+    const l = this.llm as LlmCall;
+    if (l.overflow) return;
+    l.size += chunk.length;
+    if (l.size > this.shared.options.llmMaxBytes) {
+      l.overflow = true;
+      l.chunks = [];
+      return;
+    }
+    l.chunks.push(chunk);
+  }
+
+  /** Live masking of a whole (non-streamed) body: buffered, masked, sent with its new length. */
+  private bufferAndMask(upRes: http.IncomingMessage, status: number, headers: http.OutgoingHttpHeaders, contentType: string): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const limit = this.shared.options.liveMaskMaxBytes;
+    upRes.on('data', (chunk: Buffer) => {
+      this.resTap.push(chunk);
+      if (this.llm) this.collectLlm(chunk);
+      size += chunk.length;
+      if (size > limit) {
+        upRes.destroy();
+        const err = new HttpGatewayError('payload_too_large', 502, `response over ${limit} bytes cannot be masked live; not forwarded`);
+        this.finish('error', err.message, 502, err.code);
+        sendError(this.res, err);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    upRes.on('end', () => {
+      if (this.finished) return;
+      let body: Buffer = Buffer.concat(chunks);
+      const encoding = headerText(upRes.headers['content-encoding']);
+      if (encoding && encoding !== 'identity') {
+        const plain = decodeContent(body, encoding, limit);
+        if (plain) {
+          body = plain;
+          delete headers['content-encoding'];
+        }
+      }
+      const enc = headerText(headers['content-encoding']);
+      if ((!enc || enc === 'identity') && (TEXT_TYPES.test(contentType) || contentType === '')) {
+        const text = body.toString('utf8');
+        const masked = this.ctx.masker.maskText(text);
+        if (masked.hits.length > 0) {
+          body = Buffer.from(masked.text, 'utf8');
+          this.recordSafe(() =>
+            this.session.event('mask.live', 'gateway', { hits: masked.hits.length }, { commandId: this.command?.id, maskedLive: true }),
+          );
+        }
+      }
+      body = Buffer.concat([this.scrubber.push(body), this.scrubber.flush()]);
+      delete headers['transfer-encoding'];
+      headers['content-length'] = body.length;
+      this.res.writeHead(status, upRes.statusMessage, headers);
+      this.res.end(body);
+      this.finish(status >= 400 ? 'error' : 'ok');
+    });
+  }
+
+  private finish(status: CommandStatus, error?: string, gatewayStatus?: number, gatewayCode?: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.scrubber.hits > 0 && this.command) {
+      const commandId = this.command.id;
+      this.recordSafe(() =>
+        this.session.finding({
+          category: 'secret',
+          kind: CREDENTIAL_KIND,
+          direction: 'upstream→client',
+          commandId,
+          maskedLive: true,
+          detail: { note: 'the upstream returned an injected credential; the gateway replaced it before the client saw it' },
+        }),
+      );
+    }
+    if (!this.command) return;
+    const end = performance.now();
+    const cap = this.ctx.recording?.payloadHead ?? 64 * 1024;
+    const { target } = this.shared;
+    const upRes = this.upRes;
+    const result: Record<string, Json> = {
+      method: this.req.method ?? 'GET',
+      url: displayPath(this.req.url ?? '/'),
+      upstream: target.label,
+      status: upRes ? (upRes.statusCode ?? null) : (gatewayStatus ?? null),
+      requestHeaders: recordedHeaders(this.ctx, this.upstreamHeaders, target.credentialHeaders),
+      headers: upRes ? recordedHeaders(this.ctx, this.responseHeaders, target.credentialHeaders) : {},
+      requestBody: bodyRecord(this.reqTap, this.reqTap.digest(), this.req.headers, cap),
+      responseBody: upRes ? bodyRecord(this.resTap, this.resTap.digest(), upRes.headers, cap) : null,
+      timings: { ttfbMs: this.ttfb === null ? null : ms(this.t0, this.ttfb), totalMs: ms(this.t0, end) },
+    };
+    if (gatewayCode) result.gatewayError = gatewayCode;
+    if (this.sseCount > 0) result.sseEvents = this.sseCount;
+    if (this.llm) Object.assign(result, this.llmResult());
+    const command = this.command;
+    this.recordSafe(() => command.finish(error === undefined ? { status, result } : { status, result, error }));
+  }
+
+  private llmResult(): Record<string, Json> {
+    const l = this.llm as LlmCall;
+    let reply = l.assembler?.result() ?? null;
+    if (!reply && l.chunks.length > 0 && !l.overflow) {
+      let body: Buffer = Buffer.concat(l.chunks);
+      const encoding = headerText(this.upRes?.headers['content-encoding']);
+      if (encoding) body = decodeContent(body, encoding, this.shared.options.llmMaxBytes) ?? body;
+      reply = l.dialect.replyFromBody(parseJson(body.toString('utf8')));
+    }
+    return {
+      endpoint: l.dialect.endpoint,
+      stream: l.info.stream,
+      model: reply?.model ?? l.info.model,
+      newTurns: l.newTurns,
+      assistantText: reply?.assistantText ?? '',
+      toolCalls: reply?.toolCalls ?? [],
+      usage: reply?.usage ?? null,
+      stopReason: reply?.stopReason ?? null,
+      responseId: reply?.id ?? null,
+      apiError: reply?.error ?? null,
+    };
+  }
+}
+
+/** The request target as a reviewer reads it: origin-form path and query. */
+export function displayPath(url: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    try {
+      const u = new URL(url);
+      return u.pathname + u.search;
+    } catch {
+      return '/';
+    }
+  }
+  return url.startsWith('/') ? url : `/${url}`;
+}
+
+function classify(method: string): string {
+  return method === 'GET' || method === 'HEAD' || method === 'OPTIONS' ? 'read' : 'write';
+}
+
+function serializeSse(e: SseEvent, mask: (t: string) => string): string {
+  let out = '';
+  if (e.event !== 'message') out += `event: ${e.event}\n`;
+  if (e.id !== undefined) out += `id: ${e.id}\n`;
+  for (const line of mask(e.data).split('\n')) out += `data: ${line}\n`;
+  return `${out}\n`;
+}

@@ -1,0 +1,118 @@
+/**
+ * HTTP listener benchmark: requests/s and p50/p99 for small JSON and 1 MB bodies, direct,
+ * through a minimal node:http keep-alive reverse proxy, and through the gateway recording
+ * everything; then RSS while streaming a 1 GB body through the gateway. Uses wrk.
+ * Each run is short (3 s); the upstream runs in its own process so it does not share our loop.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startTestGateway } from '../helpers/gateway';
+
+const UPSTREAM = `
+const http = require('http');
+const small = JSON.stringify({ ok: true, items: [1, 2, 3], name: 'small json' });
+const mb = Buffer.alloc(1024 * 1024, 0x61);
+const chunk = Buffer.alloc(256 * 1024, 0x62);
+const s = http.createServer((req, res) => {
+  req.resume();
+  if (req.url === '/small') { res.writeHead(200, { 'content-type': 'application/json', 'content-length': small.length }); res.end(small); return; }
+  if (req.url === '/1mb') { res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': mb.length }); res.end(mb); return; }
+  if (req.url === '/1gb') {
+    let left = 1024 * 1024 * 1024;
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': left });
+    const pump = () => { while (left > 0) { left -= chunk.length; if (!res.write(chunk)) { res.once('drain', pump); return; } } res.end(); };
+    pump(); return;
+  }
+  res.writeHead(404); res.end();
+});
+s.keepAliveTimeout = 60000;
+s.listen(0, '127.0.0.1', () => process.stdout.write(String(s.address().port) + '\\n'));
+`;
+
+interface Figures {
+  rps: number;
+  p50: string;
+  p99: string;
+}
+
+const run = promisify(execFile);
+
+// async on purpose: the gateway and the node proxy run in this process and must keep serving
+async function wrk(url: string, headers: string[], connections: number): Promise<Figures> {
+  const args = ['-t1', `-c${connections}`, '-d3s', '--latency'];
+  for (const h of headers) args.push('-H', h);
+  const { stdout: out } = await run('wrk', [...args, url], { encoding: 'utf8' });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  const p50 = /\s50%\s+(\S+)/.exec(out)?.[1] ?? '?';
+  const p99 = /\s99%\s+(\S+)/.exec(out)?.[1] ?? '?';
+  return { rps, p50, p99 };
+}
+
+function minimalProxy(port: number): Promise<http.Server> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const server = http.createServer((req, res) => {
+    const up = http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers, agent }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  return new Promise((r) => server.listen(0, '127.0.0.1', () => r(server)));
+}
+
+async function main(): Promise<void> {
+  const child: ChildProcess = spawn(process.execPath, ['-e', UPSTREAM], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const upPort = await new Promise<number>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  const proxy = await minimalProxy(upPort);
+  const gw = await startTestGateway({
+    connections: [{ name: 'bench', protocol: 'http', upstream: { url: `http://127.0.0.1:${upPort}`, headers: { 'x-api-key': { env: 'BENCH_KEY' } } }, identities: ['bench'] }],
+    env: { BENCH_KEY: 'sk-bench-upstream-key-0123456789' },
+  });
+  const token = gw.addIdentity('bench');
+  const g = gw.address('bench');
+  const targets: [string, string, string[]][] = [
+    ['direct', `http://127.0.0.1:${upPort}`, []],
+    ['node proxy', `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, []],
+    ['gateway', `http://${g.host}:${g.port}`, [`authorization: Bearer ${token}`]],
+  ];
+  const rows: string[] = [];
+  const ratios: string[] = [];
+  for (const [path, conns] of [['/small', 16], ['/1mb', 4]] as const) {
+    const results: Record<string, Figures> = {};
+    for (const [name, base, headers] of targets) {
+      results[name] = await wrk(`${base}${path}`, headers, conns);
+      rows.push(`${path.padEnd(7)} ${name.padEnd(11)} ${results[name].rps.toFixed(0).padStart(8)} req/s   p50 ${results[name].p50.padStart(8)}   p99 ${results[name].p99.padStart(8)}`);
+    }
+    ratios.push(`${path}: gateway/node-proxy = ${(results.gateway.rps / results['node proxy'].rps).toFixed(2)}×, node-proxy/direct = ${(results['node proxy'].rps / results.direct.rps).toFixed(2)}×`);
+  }
+  // light load latency: one connection
+  const light: string[] = [];
+  for (const [name, base, headers] of targets) light.push(`${name} p99 ${(await wrk(`${base}/small`, headers, 1)).p99}`);
+
+  // 1 GB through the gateway: memory must stay flat
+  const rssBefore = process.memoryUsage().rss;
+  let peak = rssBefore;
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+  const t0 = Date.now();
+  await run('curl', ['-sS', '-o', '/dev/null', '-H', `authorization: Bearer ${token}`, `http://${g.host}:${g.port}/1gb`]);
+  clearInterval(timer);
+  const secs = (Date.now() - t0) / 1000;
+
+  console.log('HTTP benchmark (wrk, 3 s per run, 1 thread; small: 16 connections, 1 MB: 4 connections)');
+  for (const r of rows) console.log(`  ${r}`);
+  for (const r of ratios) console.log(`  ${r}`);
+  console.log(`  light load (1 connection): ${light.join(', ')}`);
+  console.log(`  1 GB through the gateway in ${secs.toFixed(1)} s (${(1024 / secs).toFixed(0)} MB/s); RSS ${(rssBefore / 1e6).toFixed(0)} MB before, peak ${(peak / 1e6).toFixed(0)} MB`);
+
+  await gw.close();
+  proxy.close();
+  child.kill();
+}
+
+main().catch((err: Error) => {
+  console.error(`bench-http: ${err.message}`);
+  process.exit(1);
+});
