@@ -32,6 +32,9 @@ const USAGE = `usage: flightlog <command> [options]
   findings [--json]                          secret sightings and guardrail decisions
   runs [--json]                              agent runs with their sessions
   run [--identity NAME] -- CMD …             start an agent with its traffic routed through the gateway
+  export SESSION… [--run RUN] -o FILE        a signed bundle (or --format asciicast|har|jsonl)
+  verify FILE                                check a bundle's checksums, hash chains, seals, signature
+  trust add KEYFILE [--name NAME] | list     gateway keys whose bundles you trust
   secret add NAME                            register a secret to mask by value (value on stdin)
   secret list [--json]                       registered secrets (names only)
   mask [FILE]                                mask a file or stdin to stdout; findings summary on stderr
@@ -109,6 +112,14 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       }
       case 'identity':
         return identityCommand(rest, io);
+      case 'export':
+      case 'verify':
+      case 'trust': {
+        const bundle = await import('./bundle-commands');
+        if (command === 'export') return await bundle.runExportCommand(rest, io);
+        if (command === 'verify') return await bundle.runVerifyCommand(rest, io);
+        return await bundle.runTrustCommand(rest, io);
+      }
       case 'secret':
         return await secretCommand(rest, io);
       case 'mask': {

@@ -28,10 +28,10 @@ export class ScramClient {
   private readonly clientFirstBare: string;
   private serverSignature: Buffer | null = null;
 
-  constructor(private readonly password: string, nonce?: string) {
+  constructor(private readonly password: string, nonce?: string, user = '') {
     this.nonce = nonce ?? randomBytes(18).toString('base64');
-    // PostgreSQL ignores the SCRAM user name (it uses the startup user), as libpq does.
-    this.clientFirstBare = `n=*,r=${this.nonce}`;
+    // PostgreSQL ignores the SCRAM user name (it uses the startup user); libpq sends it empty.
+    this.clientFirstBare = `n=${user},r=${this.nonce}`;
   }
 
   /** The client-first-message (no channel binding: gs2 header "n,,"). */

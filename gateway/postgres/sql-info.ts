@@ -75,12 +75,21 @@ function classifyNode(name: string, node: Node): Classification {
 function targetsOf(stmt: Node): string[] {
   const ctes = new Set<string>();
   const found = new Set<string>();
-  walk(stmt, (name, node) => {
-    if (name === 'CommonTableExpr' && typeof node.ctename === 'string') ctes.add(node.ctename);
-    if (name === 'RangeVar' && typeof node.relname === 'string') {
+  // RangeVars appear both wrapped ({RangeVar: …}) and bare (InsertStmt.relation): match by shape
+  const visit = (value: unknown): void => {
+    if (Array.isArray(value)) {
+      for (const v of value) visit(v);
+      return;
+    }
+    if (value === null || typeof value !== 'object') return;
+    const node = value as Node;
+    if (typeof node.ctename === 'string') ctes.add(node.ctename);
+    if (typeof node.relname === 'string') {
       found.add(typeof node.schemaname === 'string' ? `${node.schemaname}.${node.relname}` : node.relname);
     }
-  });
+    for (const v of Object.values(node)) if (v !== null && typeof v === 'object') visit(v);
+  };
+  visit(stmt);
   // DROP TABLE lists names as plain string lists
   const drop = stmt.DropStmt as Node | undefined;
   if (drop && (drop.removeType === 'OBJECT_TABLE' || drop.removeType === 'OBJECT_VIEW') && Array.isArray(drop.objects)) {

@@ -24,6 +24,9 @@ export type RecorderNotice =
 
 type Op = () => void;
 
+const DEFAULT_COMMIT_INTERVAL_MS = 4;
+const MAX_BATCH_OPS = 4000;
+
 export interface RecorderOptions {
   masker: Masker;
   signingKey: KeyObject;
@@ -32,6 +35,8 @@ export interface RecorderOptions {
   /** hook to see commands as they start (lineage); must not throw */
   onCommandStart?: (session: SessionInfo, commandId: number, start: CommandStart) => number | null | void;
   onCommandFinish?: (session: SessionInfo, commandId: number, start: CommandStart, finish: CommandFinish) => void;
+  /** how long appends wait to be grouped into one commit (default 4 ms) */
+  commitIntervalMs?: number;
 }
 
 export interface SessionInfo {
@@ -158,14 +163,31 @@ export class Recorder {
     this.notices.push(n);
   }
 
+  /**
+   * Commits are grouped: the first append arms a short timer, and a large backlog commits at
+   * once. A commit costs far more than a row, so one per event-loop turn would bound a busy
+   * proxy at a few thousand commands a second.
+   */
   private schedule(): void {
+    if (this.queue.length >= MAX_BATCH_OPS) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      if (!this.immediate) this.immediate = setImmediate(() => this.commit());
+      return;
+    }
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => this.commit());
+    this.timer = setTimeout(() => this.commit(), this.opts.commitIntervalMs ?? DEFAULT_COMMIT_INTERVAL_MS);
   }
+
+  private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
 
   private commit(): void {
     this.scheduled = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.immediate = null;
     const ops = this.queue;
     const waiters = this.waiters;
     const notices = this.notices;

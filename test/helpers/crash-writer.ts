@@ -5,12 +5,12 @@
 import { openDb } from '../../gateway/store/db';
 import { Recorder } from '../../gateway/store/recorder';
 import { ensureFingerprintKey, ensureGatewayKey } from '../../gateway/store/chain';
-import { createKnownValuesMasker } from '../../gateway/core/known-values-masker';
+import { createMasker } from '../../gateway/masking';
 
 const dataDir = process.argv[2];
 const db = openDb(dataDir);
 const key = ensureGatewayKey(dataDir);
-const rec = new Recorder(db, { masker: createKnownValuesMasker(ensureFingerprintKey(dataDir)), signingKey: key.privateKey, keyFingerprint: key.fingerprint });
+const rec = new Recorder(db, { masker: createMasker({ fingerprintKey: ensureFingerprintKey(dataDir) }), signingKey: key.privateKey, keyFingerprint: key.fingerprint });
 const session = rec.openSession({ connection: 'crash', protocol: 'postgres', identity: 'agent' });
 process.stdout.write(`session ${session.id}\n`);
 

@@ -8,6 +8,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as wire from '../../gateway/postgres/wire';
+import { decodeFields } from '../../gateway/postgres/server-messages';
 
 const PG_BIN = process.env.FLIGHTLOG_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
@@ -165,4 +167,113 @@ export async function startPostgres(opts: { ssl?: boolean } = {}): Promise<Postg
     fs.rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+// ------------------------------------------------------------------------------------------
+/** A bare-bones frontend for tests that need exact control of the bytes (malformed input, portals, cancels). */
+export interface Frame {
+  type: string;
+  body: Buffer;
+}
+
+export class RawPgClient {
+  private buf = Buffer.alloc(0);
+  private waiters: Array<() => void> = [];
+  closed = false;
+  pid = 0;
+  secret = 0;
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (d) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on('error', () => undefined);
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  static async connect(host: string, port: number): Promise<RawPgClient> {
+    const s = net.connect({ host, port });
+    await new Promise<void>((resolve, reject) => {
+      s.once('connect', resolve);
+      s.once('error', reject);
+    });
+    return new RawPgClient(s);
+  }
+
+  /** Connects and logs in; resolves after the first ReadyForQuery. */
+  static async login(host: string, port: number, user: string, password: string, database = 'app'): Promise<RawPgClient> {
+    const c = await RawPgClient.connect(host, port);
+    c.send(wire.startupMessage({ user, database }));
+    const auth = await c.next();
+    if (auth.type !== 'R' || auth.body.readInt32BE(0) !== 3) throw new Error(`expected a cleartext password request, got ${auth.type}`);
+    c.send(wire.passwordMessage(password));
+    for (;;) {
+      const f = await c.next();
+      if (f.type === 'E') throw new Error(decodeFields(f.body, 0, f.body.length).M);
+      if (f.type === 'K') {
+        c.pid = f.body.readInt32BE(0);
+        c.secret = f.body.readInt32BE(4);
+      }
+      if (f.type === 'Z') return c;
+    }
+  }
+
+  send(b: Buffer): void {
+    this.socket.write(b);
+  }
+
+  /** The next backend frame; rejects if the connection closes first. */
+  async next(timeoutMs = 10000): Promise<Frame> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.buf.length >= 5) {
+        const len = this.buf.readInt32BE(1);
+        if (this.buf.length >= len + 1) {
+          const f = { type: String.fromCharCode(this.buf[0]), body: this.buf.subarray(5, len + 1) };
+          this.buf = this.buf.subarray(len + 1);
+          return f;
+        }
+      }
+      if (this.closed) throw new Error('connection closed');
+      if (Date.now() > deadline) throw new Error('timed out waiting for a message');
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 100);
+      });
+    }
+  }
+
+  /** Frames up to and including the first of the given type. */
+  async until(type: string, timeoutMs = 10000): Promise<Frame[]> {
+    const out: Frame[] = [];
+    for (;;) {
+      const f = await this.next(timeoutMs);
+      out.push(f);
+      if (f.type === type) return out;
+    }
+  }
+
+  async waitClosed(timeoutMs = 5000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    return this.closed;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+export function errorFields(f: Frame): Record<string, string> {
+  return decodeFields(f.body, 0, f.body.length);
 }

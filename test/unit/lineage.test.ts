@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { openDb } from '../../gateway/store/db';
 import { Recorder } from '../../gateway/store/recorder';
 import { ensureFingerprintKey, ensureGatewayKey } from '../../gateway/store/chain';
-import { createKnownValuesMasker } from '../../gateway/core/known-values-masker';
+import { createMasker } from '../../gateway/masking';
 import { Lineage } from '../../gateway/lineage';
 import { getCommand, getSession } from '../../gateway/store/queries';
 
@@ -16,7 +16,7 @@ test('a tool call is linked to the downstream command it caused, both ways, with
   const key = ensureGatewayKey(dir);
   const lineage = new Lineage();
   const rec = new Recorder(db, {
-    masker: createKnownValuesMasker(ensureFingerprintKey(dir)),
+    masker: createMasker({ fingerprintKey: ensureFingerprintKey(dir) }),
     signingKey: key.privateKey,
     keyFingerprint: key.fingerprint,
     onCommandStart: lineage.onCommandStart,

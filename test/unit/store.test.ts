@@ -9,7 +9,7 @@ import { Recorder } from '../../gateway/store/recorder';
 import { ensureFingerprintKey, ensureGatewayKey, sealMessage, verifyChain, verifySeal } from '../../gateway/store/chain';
 import { getSession, iterateRawEvents, listSessions, search, commandsTouching, listFindings } from '../../gateway/store/queries';
 import { addIdentity, checkCredential, revokeIdentity, addIdentityKey, listIdentities } from '../../gateway/store/identities';
-import { createKnownValuesMasker } from '../../gateway/core/known-values-masker';
+import { createMasker } from '../../gateway/masking';
 
 function tmp(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-store-'));
@@ -19,7 +19,7 @@ function setup() {
   const dir = tmp();
   const db = openDb(dir);
   const key = ensureGatewayKey(dir);
-  const masker = createKnownValuesMasker(ensureFingerprintKey(dir));
+  const masker = createMasker({ fingerprintKey: ensureFingerprintKey(dir) });
   const rec = new Recorder(db, { masker, signingKey: key.privateKey, keyFingerprint: key.fingerprint });
   return { dir, db, key, masker, rec };
 }

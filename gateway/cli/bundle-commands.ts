@@ -1,0 +1,186 @@
+/**
+ * CLI glue for bundles: `flightlog export`, `flightlog verify`, `flightlog trust`. Each returns
+ * its exit code and reports bad input as one line on stderr.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { FlightlogError, UsageError } from '../core/errors';
+import { resolveDataDir } from '../core/paths';
+import { openDb, storePath } from '../store/db';
+import { ensureGatewayKey } from '../store/chain';
+import { resolveSessionId } from '../store/queries';
+import { exportBundle, sessionsOfRun } from '../bundle/export';
+import { exportAsciicast } from '../bundle/asciicast';
+import { exportHar } from '../bundle/har';
+import { exportJsonl } from '../bundle/jsonl';
+import { verifyBundle, type TrustedKey } from '../bundle/verify';
+import { addTrustedKey, loadTrustedKeys, ownGatewayKey, removeTrustedKey } from '../bundle/trust-store';
+import { progressBar, type ProgressStream } from '../bundle/progress';
+import { humanBytes } from '../bundle/tar';
+import { reportError, type Io } from './main';
+
+export const EXPORT_USAGE = 'flightlog export SESSION… [--run RUN] -o FILE [--format bundle|asciicast|har|jsonl] [--force] [--data-dir DIR]';
+export const VERIFY_USAGE = 'flightlog verify FILE [--require-trusted] [--json] [--data-dir DIR]';
+export const TRUST_USAGE = 'flightlog trust add KEYFILE [--name NAME] | trust list [--json] | trust remove NAME [--data-dir DIR]';
+
+type Flags = Record<string, string | boolean | string[] | undefined>;
+
+class Help extends Error {}
+
+function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>, usage: string): { flags: Flags; positionals: string[] } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { ...options, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  } catch (err) {
+    const msg = (err as Error).message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '');
+    throw new UsageError(`${msg} (usage: ${usage})`);
+  }
+  if (parsed.values.help) throw new Help(usage);
+  return { flags: parsed.values as Flags, positionals: parsed.positionals };
+}
+
+async function run(io: Io, fn: () => Promise<number>): Promise<number> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof Help) {
+      io.stdout.write(`usage: ${err.message}\n`);
+      return 0;
+    }
+    return reportError(err, io);
+  }
+}
+
+const FORMATS = ['bundle', 'asciicast', 'har', 'jsonl'] as const;
+type Format = (typeof FORMATS)[number];
+
+function formatFor(flag: string | undefined, out: string): Format {
+  if (flag !== undefined) {
+    if (!(FORMATS as readonly string[]).includes(flag)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, got "${flag}"`);
+    return flag as Format;
+  }
+  const ext = path.extname(out).toLowerCase();
+  return ext === '.cast' ? 'asciicast' : ext === '.har' ? 'har' : ext === '.jsonl' || ext === '.ndjson' ? 'jsonl' : 'bundle';
+}
+
+/** `flightlog export SESSION… [--run RUN] -o FILE [--format …]` */
+export function runExportCommand(argv: string[], io: Io): Promise<number> {
+  return run(io, async () => {
+    const { flags, positionals } = parse(
+      argv,
+      { output: { type: 'string', short: 'o' }, run: { type: 'string', multiple: true }, format: { type: 'string' }, force: { type: 'boolean' } },
+      EXPORT_USAGE,
+    );
+    const runs = (flags.run as string[] | undefined) ?? [];
+    if (positionals.length === 0 && runs.length === 0) throw new UsageError(`export needs at least one SESSION or --run RUN (usage: ${EXPORT_USAGE})`);
+    const out = flags.output as string | undefined;
+    if (!out) throw new UsageError(`export needs -o FILE (usage: ${EXPORT_USAGE})`);
+    const format = formatFor(flags.format as string | undefined, out);
+    const dataDir = resolveDataDir(flags['data-dir'] as string | undefined, io.env);
+    if (!fs.existsSync(storePath(dataDir))) throw new FlightlogError('E_NO_STORE', `no Flightlog store in ${dataDir} (start the gateway once, or pass --data-dir)`);
+    const db = openDb(dataDir, { readonly: true });
+    try {
+      const ids = [...new Set([...positionals.map((p) => resolveSessionId(db, p)), ...runs.flatMap((r) => sessionsOfRun(db, r))])];
+      if (fs.existsSync(out)) {
+        if (!flags.force) throw new FlightlogError('E_EXISTS', `${out} already exists (pass --force to replace it)`);
+        fs.rmSync(out, { force: true });
+      }
+      switch (format) {
+        case 'bundle': {
+          const key = ensureGatewayKey(dataDir);
+          const bar = progressBar(io.stderr as unknown as ProgressStream, 'exporting');
+          let r;
+          try {
+            r = await exportBundle(db, { sessionIds: ids, out, key, onProgress: bar.update });
+          } finally {
+            bar.end();
+          }
+          io.stdout.write(`exported ${r.sessions} session${r.sessions === 1 ? '' : 's'}, ${r.events} events to ${out} (${humanBytes(r.bytes)}), signed by ${key.fingerprint}\n`);
+          return 0;
+        }
+        case 'asciicast': {
+          if (ids.length !== 1) throw new UsageError('--format asciicast takes exactly one session');
+          const r = await exportAsciicast(db, ids[0], out);
+          io.stdout.write(`exported ${r.events} terminal events to ${out} (asciicast v2, ${humanBytes(r.bytes)})\n`);
+          return 0;
+        }
+        case 'har': {
+          const r = await exportHar(db, ids, out);
+          io.stdout.write(`exported ${r.entries} HTTP exchanges to ${out} (HAR 1.2, ${humanBytes(r.bytes)})\n`);
+          return 0;
+        }
+        case 'jsonl': {
+          const r = await exportJsonl(db, ids, out);
+          io.stdout.write(`exported ${r.events} events to ${out} (JSON Lines, ${humanBytes(r.bytes)})\n`);
+          return 0;
+        }
+      }
+    } finally {
+      db.close();
+    }
+  });
+}
+
+/** The keys a verification trusts: the user's trust store plus this machine's own gateway key. */
+export function trustedKeysFor(dataDir: string): TrustedKey[] {
+  const keys = loadTrustedKeys(dataDir);
+  const own = ownGatewayKey(dataDir);
+  if (own && !keys.some((k) => k.fingerprint === own.fingerprint)) keys.push(own);
+  return keys;
+}
+
+/** `flightlog verify FILE`: exit 0 when verified, 1 when not. */
+export function runVerifyCommand(argv: string[], io: Io): Promise<number> {
+  return run(io, async () => {
+    const { flags, positionals } = parse(argv, { 'require-trusted': { type: 'boolean' }, json: { type: 'boolean' } }, VERIFY_USAGE);
+    if (positionals.length !== 1) throw new UsageError(`verify takes one FILE (usage: ${VERIFY_USAGE})`);
+    const file = positionals[0];
+    if (!fs.existsSync(file)) throw new FlightlogError('E_FILE', `no such file: ${file}`);
+    const dataDir = resolveDataDir(flags['data-dir'] as string | undefined, io.env);
+    const report = await verifyBundle(file, { trustedKeys: trustedKeysFor(dataDir) });
+    const untrusted = report.ok && flags['require-trusted'] && !report.signer.trusted;
+    if (flags.json) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
+    else io.stdout.write(report.message + '\n');
+    if (untrusted) io.stderr.write(`flightlog: the signing key ${report.signer.fingerprint} is not trusted (flightlog trust add KEYFILE)\n`);
+    return report.ok && !untrusted ? 0 : 1;
+  });
+}
+
+/** `flightlog trust add KEYFILE [--name NAME]`, `trust list`, `trust remove NAME`. */
+export function runTrustCommand(argv: string[], io: Io): Promise<number> {
+  return run(io, async () => {
+    const [sub, ...rest] = argv;
+    switch (sub) {
+      case 'add': {
+        const { flags, positionals } = parse(rest, { name: { type: 'string' } }, TRUST_USAGE);
+        if (positionals.length !== 1) throw new UsageError(`trust add takes one KEYFILE (usage: ${TRUST_USAGE})`);
+        const dataDir = resolveDataDir(flags['data-dir'] as string | undefined, io.env);
+        const k = addTrustedKey(dataDir, positionals[0], flags.name as string | undefined);
+        io.stdout.write(`trusted ${k.fingerprint} as "${k.name}"\n`);
+        return 0;
+      }
+      case 'list': {
+        const { flags, positionals } = parse(rest, { json: { type: 'boolean' } }, TRUST_USAGE);
+        if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}" (usage: ${TRUST_USAGE})`);
+        const keys = loadTrustedKeys(resolveDataDir(flags['data-dir'] as string | undefined, io.env));
+        if (flags.json) io.stdout.write(JSON.stringify(keys.map(({ name, fingerprint, addedAt }) => ({ name, fingerprint, addedAt: addedAt ?? null })), null, 2) + '\n');
+        else if (keys.length === 0) io.stdout.write('no trusted keys (flightlog trust add KEYFILE)\n');
+        else {
+          const w = Math.max(4, ...keys.map((k) => k.name.length));
+          for (const k of keys) io.stdout.write(`${k.name.padEnd(w)}  ${k.fingerprint}  ${k.addedAt ?? ''}\n`);
+        }
+        return 0;
+      }
+      case 'remove': {
+        const { flags, positionals } = parse(rest, {}, TRUST_USAGE);
+        if (positionals.length !== 1) throw new UsageError(`trust remove takes one NAME (usage: ${TRUST_USAGE})`);
+        const k = removeTrustedKey(resolveDataDir(flags['data-dir'] as string | undefined, io.env), positionals[0]);
+        io.stdout.write(`no longer trusted: ${k.name} (${k.fingerprint})\n`);
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown trust command "${sub ?? ''}" (expected add, list or remove; usage: ${TRUST_USAGE})`);
+    }
+  });
+}

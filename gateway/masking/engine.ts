@@ -1,0 +1,381 @@
+/**
+ * The masking engine: one prefilter scan for cheap anchors, then only the rules whose anchor
+ * was seen, tried at that position. Text without a candidate costs one regex scan.
+ */
+import type { Json, Masker, MaskResult, SecretHit } from '../core/types';
+import { CONTEXT_ANCHORS, Handler, PRIORITY, RawSpan, ScanState } from './context-rules';
+import { fingerprintOf, hmacHex, KnownEntry, KnownSecretDigest, MIN_KNOWN_LENGTH, PREFIX_LENGTH, secretForms } from './known-secrets';
+import { maskStructured } from './structural';
+import { TOKEN_RULES, TokenRule, tokenRuleKinds } from './token-rules';
+
+/** One masked region of a text, merged from every rule that matched inside it. */
+export interface MaskSpan {
+  start: number;
+  end: number;
+  kind: string;
+  fp: string;
+}
+
+export interface MaskerOptions {
+  /** key of the keyed fingerprint (kept in the data dir) */
+  fingerprintKey: Uint8Array;
+  /** registered secrets, as stored */
+  known?: KnownSecretDigest[];
+}
+
+/** The engine as gateway/masking exposes it: the `Masker` contract plus what streaming and the store need. */
+export interface MaskingEngine extends Masker {
+  /** Merged masked regions of `text`, in order. */
+  findSpans(text: string): MaskSpan[];
+  /** `fp` of a value: first 10 hex chars of HMAC-SHA256(fingerprintKey, value). */
+  fingerprint(value: string): string;
+  /** Adds registered-secret digests (e.g. after `flightlog secret add` while running). */
+  addDigests(digests: KnownSecretDigest[]): void;
+  /** Streaming: start of a tail of `text` (at or after `from`) that may be the start of a secret still arriving, or -1. */
+  candidateTail(text: string, from: number): number;
+  /** Streaming, on idle flush: a token cut short at the end of `text` that began like a secret, masked rather than leaked. */
+  partialTail(text: string, from: number): MaskSpan | null;
+  /** Every kind the rules can report (registered secrets report `registered:<name>`). */
+  readonly kinds: readonly string[];
+}
+
+interface AnchorInfo {
+  rules: TokenRule[];
+  handlers: Handler[];
+  known: KnownEntry[];
+}
+
+const CONTEXT_KINDS = [
+  'password', 'basic-auth', 'bearer-token', 'authorization-header', 'cookie', 'api-key-header', 'generic-api-key',
+  'generic-secret', 'aws-secret-access-key', 'aws-session-token', 'azure-storage-key', 'azure-shared-access-key',
+  'private-key', 'client-secret', 'k8s-secret', 'secret-field',
+];
+
+const TAIL_WINDOW = 1024;
+const PARTIAL_MIN = 8;
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+}
+
+/** A regex trie of literal anchors: shared prefixes are tested once per position. */
+function trieSource(words: string[]): string {
+  const hasEmpty = words.includes('');
+  const rest = words.filter((w) => w !== '');
+  if (rest.length === 0) return '';
+  const groups = new Map<string, string[]>();
+  for (const w of rest) {
+    const c = w[0];
+    const g = groups.get(c);
+    if (g) g.push(w.slice(1));
+    else groups.set(c, [w.slice(1)]);
+  }
+  const alts = [...groups.entries()].map(([c, tails]) => escapeRegex(c) + trieSource(tails));
+  const body = alts.length === 1 ? alts[0] : `(?:${alts.join('|')})`;
+  if (!hasEmpty) return body;
+  return alts.length === 1 && body.length <= 1 ? `${body}?` : `(?:${body})?`;
+}
+
+function isWs(c: number): boolean {
+  return c === 32 || c === 9 || c === 10 || c === 13 || c === 12 || c === 11;
+}
+
+export function createMasker(opts: MaskerOptions): MaskingEngine {
+  const key = Uint8Array.from(opts.fingerprintKey);
+  const staticInfo = new Map<string, AnchorInfo>();
+  const info = (a: string, into: Map<string, AnchorInfo>): AnchorInfo => {
+    let i = into.get(a);
+    if (!i) {
+      i = { rules: [], handlers: [], known: [] };
+      into.set(a, i);
+    }
+    return i;
+  };
+  for (const r of TOKEN_RULES) for (const a of r.anchors) info(a, staticInfo).rules.push(r);
+  for (const c of CONTEXT_ANCHORS) for (const a of c.anchors) info(a, staticInfo).handlers.push(...c.handlers);
+
+  const knownEntries: KnownEntry[] = [];
+  const knownIds = new Set<string>();
+  let maxKnownLength = 0;
+  let knownPrefixParts = new Set<string>();
+  let anchors = new Map<string, AnchorInfo>();
+  let prefilter = /$^/g;
+  let dirty = true;
+
+  const fpCache = new Map<string, string>();
+  const fingerprint = (value: string): string => {
+    let fp = fpCache.get(value);
+    if (fp === undefined) {
+      fp = fingerprintOf(key, value);
+      if (fpCache.size >= 512) fpCache.clear();
+      fpCache.set(value, fp);
+    }
+    return fp;
+  };
+
+  function rebuild(): void {
+    const all = new Map<string, AnchorInfo>();
+    for (const [a, i] of staticInfo) all.set(a, { rules: [...i.rules], handlers: [...i.handlers], known: [] });
+    for (const k of knownEntries) info(k.prefix.toLowerCase(), all).known.push(k);
+    // the prefilter reports the longest anchor at a position; give it the rules of every shorter anchor it starts with
+    anchors = new Map();
+    for (const [a, i] of all) {
+      const merged: AnchorInfo = { rules: [], handlers: [], known: [] };
+      for (let len = 1; len <= a.length; len++) {
+        const p = all.get(a.slice(0, len));
+        if (!p) continue;
+        for (const r of p.rules) if (!merged.rules.includes(r)) merged.rules.push(r);
+        for (const h of p.handlers) if (!merged.handlers.includes(h)) merged.handlers.push(h);
+        for (const k of p.known) if (!merged.known.includes(k)) merged.known.push(k);
+      }
+      void i;
+      anchors.set(a, merged);
+    }
+    prefilter = new RegExp(trieSource([...all.keys()]), 'gi');
+    knownPrefixParts = new Set();
+    maxKnownLength = 0;
+    for (const k of knownEntries) {
+      maxKnownLength = Math.max(maxKnownLength, k.length);
+      for (let n = 1; n < k.prefix.length; n++) knownPrefixParts.add(k.prefix.slice(0, n));
+    }
+    dirty = false;
+  }
+
+  function addEntry(e: KnownEntry, id: string): void {
+    if (knownIds.has(id)) return;
+    knownIds.add(id);
+    knownEntries.push(e);
+    dirty = true;
+  }
+
+  function tryRule(r: TokenRule, text: string, pos: number, out: RawSpan[], covered: Map<TokenRule, number>): void {
+    // a hit inside this rule's previous match is part of it: trying again would make runs quadratic
+    if (pos < (covered.get(r) ?? 0)) return;
+    let start = pos;
+    if (r.back !== undefined) {
+      start = pos - r.back;
+      if (start < 0) return;
+    } else if (r.leftRun) {
+      let n = 0;
+      while (start > 0 && n < 16 && r.leftRun.test(text[start - 1])) {
+        start--;
+        n++;
+      }
+    }
+    r.re.lastIndex = start;
+    const m = r.re.exec(text);
+    if (!m) return;
+    const kind = typeof r.kind === 'string' ? r.kind : r.kind(m);
+    const end = start + m[0].length;
+    covered.set(r, end);
+    if (r.group !== undefined) {
+      const g = m[r.group];
+      if (g === undefined || g.length === 0) return;
+      out.push({ start: end - g.length, end, kind, priority: PRIORITY.token });
+    } else {
+      out.push({ start, end, kind, priority: PRIORITY.token });
+    }
+  }
+
+  function tryKnown(k: KnownEntry, text: string, pos: number, out: RawSpan[]): void {
+    if (k.text !== undefined) {
+      if (text.startsWith(k.text, pos)) out.push({ start: pos, end: pos + k.length, kind: k.kind, fp: k.fp, priority: PRIORITY.known });
+    } else if (k.hmac !== undefined && pos + k.length <= text.length) {
+      if (hmacHex(key, text.slice(pos, pos + k.length)) === k.hmac) {
+        out.push({ start: pos, end: pos + k.length, kind: k.kind, fp: k.fp, priority: PRIORITY.known });
+      }
+    }
+  }
+
+  function collect(text: string): RawSpan[] {
+    if (dirty) rebuild();
+    const out: RawSpan[] = [];
+    const state: ScanState = { seenKeys: new Set(), seenLines: new Set(), k8sDone: false, valueEnd: 0, pemEnd: 0, tableLineEnd: 0, classifyWhole };
+    const covered = new Map<TokenRule, number>();
+    const re = prefilter;
+    re.lastIndex = 0;
+    let m: RegExpExecArray | null;
+    while ((m = re.exec(text)) !== null) {
+      const pos = m.index;
+      const a = anchors.get(m[0].toLowerCase());
+      if (a) {
+        for (const r of a.rules) tryRule(r, text, pos, out, covered);
+        for (const h of a.handlers) h(text, pos, state, out);
+        for (const k of a.known) tryKnown(k, text, pos, out);
+      }
+      re.lastIndex = pos + 1;
+    }
+    return out;
+  }
+
+  function merge(text: string, raw: RawSpan[]): MaskSpan[] {
+    if (raw.length === 0) return [];
+    let spans = raw;
+    // already-masked text stays as it is: masking is idempotent
+    if (text.includes('[MASKED:')) {
+      const ranges: Array<[number, number]> = [];
+      for (let i = text.indexOf('[MASKED:'); i >= 0; i = text.indexOf('[MASKED:', i + 1)) {
+        const e = text.indexOf(']', i);
+        if (e > i && e - i < 200) ranges.push([i, e + 1]);
+      }
+      spans = raw.filter((s) => !ranges.some(([a, b]) => s.start >= a && s.end <= b));
+    }
+    spans.sort((x, y) => x.start - y.start || y.end - x.end);
+    const regions: Array<{ start: number; end: number; best: RawSpan }> = [];
+    for (const s of spans) {
+      const cur = regions.length > 0 ? regions[regions.length - 1] : undefined;
+      if (cur && s.start < cur.end) {
+        if (s.end > cur.end) cur.end = s.end;
+        const b = cur.best;
+        if (s.priority > b.priority || (s.priority === b.priority && s.end - s.start > b.end - b.start)) cur.best = s;
+      } else {
+        regions.push({ start: s.start, end: s.end, best: s });
+      }
+    }
+    return regions.map((r) => ({
+      start: r.start,
+      end: r.end,
+      kind: r.best.kind,
+      fp: r.best.fp ?? fingerprint(r.best.value ?? text.slice(r.best.start, r.best.end)),
+    }));
+  }
+
+  function findSpans(text: string): MaskSpan[] {
+    if (text.length === 0) return [];
+    return merge(text, collect(text));
+  }
+
+  /** The kind and secret when one rule covers the whole (trimmed) value; used for whole-value masking. */
+  function classifyWhole(value: string): { kind: string; value: string } | null {
+    const t = value.trim();
+    if (t.length === 0) return null;
+    const spans = findSpans(t);
+    if (spans.length !== 1 || spans[0].start !== 0 || spans[0].end !== t.length) return null;
+    const s = spans[0];
+    return { kind: s.kind, value: t };
+  }
+
+  const placeholder = (kind: string, value: string): string => `[MASKED:${kind}:${fingerprint(value)}]`;
+
+  function maskText(text: string): MaskResult {
+    const spans = findSpans(text);
+    if (spans.length === 0) return { text, hits: [] };
+    let out = '';
+    let last = 0;
+    const hits: SecretHit[] = [];
+    for (const s of spans) {
+      out += text.slice(last, s.start) + `[MASKED:${s.kind}:${s.fp}]`;
+      last = s.end;
+      hits.push({ kind: s.kind, fp: s.fp });
+    }
+    return { text: out + text.slice(last), hits };
+  }
+
+  function trailingTokenStart(text: string, from: number): number {
+    let ts = text.length;
+    const limit = Math.max(from, text.length - TAIL_WINDOW);
+    while (ts > limit && !isWs(text.charCodeAt(ts - 1))) ts--;
+    return ts;
+  }
+
+  function candidateTail(text: string, from: number): number {
+    if (dirty) rebuild();
+    let hold = -1;
+    const ts = trailingTokenStart(text, from);
+    // a token that begins like a prefixed secret but is not complete yet
+    if (ts < text.length) {
+      const re = prefilter;
+      re.lastIndex = ts;
+      let m: RegExpExecArray | null;
+      while ((m = re.exec(text)) !== null) {
+        const a = anchors.get(m[0].toLowerCase());
+        if (a && (a.rules.length > 0 || a.known.length > 0)) {
+          hold = ts;
+          break;
+        }
+        re.lastIndex = m.index + 1;
+      }
+    }
+    // `scheme://user:pass` before its `@` arrives cannot be told from `host:port` yet
+    if (ts < text.length) {
+      const u = text.lastIndexOf('://', text.length - 1);
+      if (u >= ts && !/[/?#@]/.test(text.slice(u + 3))) hold = hold < 0 ? ts : Math.min(hold, ts);
+    }
+    if (knownEntries.length > 0) {
+      // a known secret may contain spaces, so look back as far as the longest one
+      const ws = Math.max(from, text.length - maxKnownLength);
+      const re = prefilter;
+      re.lastIndex = ws;
+      let m: RegExpExecArray | null;
+      while ((m = re.exec(text)) !== null) {
+        const a = anchors.get(m[0].toLowerCase());
+        const p = m.index;
+        if (a && a.known.some((k) => p + k.length > text.length && (k.text === undefined || k.text.startsWith(text.slice(p))))) {
+          hold = hold < 0 ? p : Math.min(hold, p);
+          break;
+        }
+        re.lastIndex = p + 1;
+      }
+      // two chars at least, so that typing a single character is never held back
+      for (let n = 2; n < PREFIX_LENGTH && n <= text.length - from; n++) {
+        if (knownPrefixParts.has(text.slice(text.length - n))) {
+          const p = text.length - n;
+          hold = hold < 0 ? p : Math.min(hold, p);
+        }
+      }
+    }
+    return hold;
+  }
+
+  function partialTail(text: string, from: number): MaskSpan | null {
+    if (dirty) rebuild();
+    const ts = trailingTokenStart(text, from);
+    const re = prefilter;
+    const ws = knownEntries.length > 0 ? Math.max(from, Math.min(ts, text.length - maxKnownLength)) : ts;
+    re.lastIndex = ws;
+    let m: RegExpExecArray | null;
+    while ((m = re.exec(text)) !== null) {
+      const p = m.index;
+      const a = anchors.get(m[0].toLowerCase());
+      if (a) {
+        const k = a.known.find((e) => p + e.length > text.length && (e.text === undefined || e.text.startsWith(text.slice(p))));
+        if (k) return { start: p, end: text.length, kind: k.kind, fp: k.fp };
+        if (p >= ts && a.rules.length > 0 && text.length - p >= m[0].length + PARTIAL_MIN) {
+          const r = a.rules[a.rules.length - 1];
+          const kind = typeof r.kind === 'string' ? r.kind : 'secret-fragment';
+          return { start: p, end: text.length, kind, fp: fingerprint(text.slice(p)) };
+        }
+      }
+      re.lastIndex = p + 1;
+    }
+    return null;
+  }
+
+  const engine: MaskingEngine = {
+    kinds: [...new Set([...tokenRuleKinds(), ...CONTEXT_KINDS, 'secret-fragment'])].sort(),
+    maskText,
+    maskValue(value: Json, keyHint?: string): { value: Json; hits: SecretHit[] } {
+      return maskStructured(engine, value, keyHint);
+    },
+    addKnownSecret(kind: string, value: string): void {
+      if (value.length < MIN_KNOWN_LENGTH) return;
+      const fp = fingerprint(value);
+      for (const { text } of secretForms(value)) {
+        addEntry({ prefix: text.slice(0, PREFIX_LENGTH), length: text.length, kind, fp, text }, `t:${kind}:${text}`);
+      }
+    },
+    addDigests(digests: KnownSecretDigest[]): void {
+      for (const d of digests) {
+        if (d.prefix.length === 0 || d.length < d.prefix.length) continue;
+        addEntry({ prefix: d.prefix, length: d.length, kind: `registered:${d.name}`, fp: d.fp, hmac: d.hmac }, `h:${d.name}:${d.hmac}`);
+      }
+    },
+    placeholder,
+    findSpans,
+    fingerprint,
+    candidateTail,
+    partialTail,
+  };
+  if (opts.known) engine.addDigests(opts.known);
+  return engine;
+}

@@ -1,0 +1,782 @@
+/**
+ * The relay after login: whole protocol messages pass both ways, parsed on the way. Client
+ * messages are checked (framing, policy, fail-closed) before they are forwarded; server bytes
+ * are framed, recorded alongside (heads, counts, hashes — never one event per row) and
+ * forwarded in the chunks they arrived in. Responses are matched to requests through a queue,
+ * which is what makes pipelining and gateway-made errors come out in order.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { ListenerContext } from '../core/listener';
+import type { CommandHandle, CommandStatus, Json, SessionRecorder } from '../core/types';
+import { checkFrameHeader, parseClientMessage, ProtocolError, type RawParam } from './client-messages';
+import {
+  decodeCString, decodeDataRow, decodeFields, decodeNotification, decodeRowDescription, encodeDataRow, renderValue, type Column,
+} from './server-messages';
+import { analyzeSql, type StatementInfo } from './sql-info';
+import * as wire from './wire';
+
+interface Prepared {
+  sql: string;
+  info: StatementInfo;
+  paramTypes: number[];
+  columns: Column[] | null;
+}
+
+interface Portal {
+  stmt: Prepared | null;
+  params: Json[];
+  resultFormats: number[];
+  columns: Column[] | null;
+}
+
+/** One recorded command in flight. */
+class Running {
+  columns: Column[] | null = null;
+  rows: Json[] = [];
+  rowCount = 0;
+  hash: Hash | null = null;
+  tag: string | null = null;
+  error: string | null = null;
+  notices: string[] | null = null;
+  status: CommandStatus = 'running';
+  suspended = false;
+  copy: 'in' | 'out' | null = null;
+  copyBytes = 0;
+  copyHead = '';
+  constructor(
+    readonly handle: CommandHandle,
+    readonly params: Json[] | null,
+    readonly portal: Portal | null,
+  ) {}
+}
+
+type Pending =
+  | { kind: 'query'; runs: Running[]; idx: number }
+  | { kind: 'parse'; sql: string; info: StatementInfo }
+  | { kind: 'bind' }
+  | { kind: 'describe'; target: { columns: Column[] | null } | null }
+  | { kind: 'close' }
+  | { kind: 'execute'; run: Running }
+  | { kind: 'fcall'; run: Running }
+  | { kind: 'sync' }
+  | { kind: 'synthetic'; error: Buffer; ready: boolean };
+
+export interface RelayOptions {
+  ctx: ListenerContext;
+  session: SessionRecorder;
+  identity: string;
+  client: Duplex;
+  upstream: Duplex;
+  clientLeftover: Buffer;
+  upstreamLeftover: Buffer;
+  txStatus: string;
+  onEnd(): void;
+}
+
+const TYPE_D = 0x44;
+const TYPE_COPYDATA = 0x64;
+
+export class Relay {
+  private readonly ctx: ListenerContext;
+  private readonly session: SessionRecorder;
+  private readonly client: Duplex;
+  private readonly upstream: Duplex;
+  private readonly headRows: number;
+  private readonly maxValue: number;
+  private readonly live: boolean;
+  private readonly statements = new Map<string, Prepared>();
+  private readonly portals = new Map<string, Portal>();
+  private readonly pending: Pending[] = [];
+  private readonly done: Running[] = [];
+  private txStatus: string;
+  private skipUntilSync = false;
+  private ended = false;
+  private terminated = false;
+  // framing state, per direction
+  private clientCarry: Buffer[] = [];
+  private clientCarryLen = 0;
+  private serverCarry: Buffer[] = [];
+  private serverCarryLen = 0;
+  // contiguous DataRow bytes awaiting one hash update
+  private hashRun: { run: Running; buf: Buffer; start: number; end: number } | null = null;
+  private clientPaused = false;
+  private upstreamPaused = false;
+
+  constructor(private readonly opts: RelayOptions) {
+    this.ctx = opts.ctx;
+    this.session = opts.session;
+    this.client = opts.client;
+    this.upstream = opts.upstream;
+    this.txStatus = opts.txStatus;
+    this.headRows = opts.ctx.recording?.headRows ?? 100;
+    this.maxValue = Math.min(opts.ctx.recording?.payloadHead ?? 65536, 8192);
+    this.live = opts.ctx.connection.mask === 'live';
+  }
+
+  start(): void {
+    this.client.on('data', (d: Buffer) => this.guard('client', () => this.onClientData(d)));
+    this.upstream.on('data', (d: Buffer) => this.guard('server', () => this.onServerData(d)));
+    this.client.on('drain', () => this.resumeUpstream());
+    this.upstream.on('drain', () => this.resumeClient());
+    this.client.on('error', () => this.end('closed', 'client connection error'));
+    this.client.on('close', () => this.end('closed', this.terminated ? undefined : 'client disconnected'));
+    this.upstream.on('error', (err: Error) => this.upstreamDied(`upstream connection error: ${err.message}`));
+    this.upstream.on('close', () => this.upstreamDied('upstream closed the connection'));
+    if (this.opts.upstreamLeftover.length) this.guard('server', () => this.onServerData(this.opts.upstreamLeftover));
+    if (this.opts.clientLeftover.length) this.guard('client', () => this.onClientData(this.opts.clientLeftover));
+  }
+
+  /** Ends the session from outside (gateway shutdown). */
+  shutdown(reason: string): void {
+    this.writeClient(wire.errorResponse({ severity: 'FATAL', code: '57P01', message: `terminating connection: ${reason}` }));
+    this.end('closed', reason);
+  }
+
+  private guard(side: 'client' | 'server', fn: () => void): void {
+    if (this.ended) return;
+    try {
+      fn();
+    } catch (err) {
+      if (err instanceof ProtocolError && side === 'server') {
+        this.upstreamDied(`upstream protocol error: ${err.message}`);
+      } else if (err instanceof ProtocolError) {
+        this.writeClient(wire.errorResponse({ severity: 'FATAL', code: '08P01', message: `invalid frontend message: ${err.message}` }));
+        this.end('error', `protocol violation: ${err.message}`);
+      } else {
+        const msg = err instanceof Error ? err.message : String(err);
+        this.ctx.log.error(`postgres session ${this.session.id}: ${this.ctx.masker.maskText(msg).text}`);
+        this.writeClient(wire.errorResponse({ severity: 'FATAL', code: 'XX000', message: 'Flightlog gateway internal error; session ended' }));
+        this.end('error', 'gateway internal error');
+      }
+    }
+  }
+
+  private upstreamDied(reason: string): void {
+    if (this.ended) return;
+    if (this.terminated) {
+      this.end('closed');
+      return;
+    }
+    this.writeClient(wire.errorResponse({ severity: 'FATAL', code: '08006', message: `Flightlog: ${reason}` }));
+    this.end('error', reason);
+  }
+
+  private end(status: 'closed' | 'error', reason?: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.flushHashRun();
+    for (const p of this.pending) this.abandon(p, 'connection ended before the result');
+    this.pending.length = 0;
+    this.finishDone();
+    try {
+      this.session.close(status, reason);
+    } catch {
+      /* the recorder reports its own failures */
+    }
+    this.client.end();
+    // a client that said Terminate gets a clean upstream goodbye; any other end tears it down now
+    if (this.terminated) this.upstream.end();
+    else this.upstream.destroy();
+    setTimeout(() => this.upstream.destroy(), 1000).unref();
+    setTimeout(() => this.client.destroy(), 1000).unref();
+    this.opts.onEnd();
+  }
+
+  // ---------------------------------------------------------------- writing with backpressure
+
+  private writeClient(buf: Buffer): void {
+    if (this.client.destroyed || !this.client.writable) return;
+    if (!this.client.write(buf) && !this.upstreamPaused) {
+      this.upstreamPaused = true;
+      this.upstream.pause();
+    }
+  }
+
+  private writeUpstream(buf: Buffer): void {
+    if (this.upstream.destroyed || !this.upstream.writable) return;
+    if (!this.upstream.write(buf) && !this.clientPaused) {
+      this.clientPaused = true;
+      this.client.pause();
+    }
+  }
+
+  private resumeUpstream(): void {
+    if (this.upstreamPaused) {
+      this.upstreamPaused = false;
+      this.upstream.resume();
+    }
+  }
+
+  private resumeClient(): void {
+    if (this.clientPaused) {
+      this.clientPaused = false;
+      this.client.resume();
+    }
+  }
+
+  // ---------------------------------------------------------------- framing
+
+  /**
+   * Runs handle(buf, start, frameLen) for each whole frame in chunk, keeping an incomplete tail.
+   * A frame split across chunks is reassembled into its own buffer.
+   */
+  private frames(
+    chunk: Buffer,
+    carry: Buffer[],
+    carryLen: number,
+    check: (type: number, len: number) => number,
+    handle: (buf: Buffer, start: number, frameLen: number, inChunk: boolean) => void,
+  ): { carry: Buffer[]; carryLen: number } {
+    let pos = 0;
+    if (carryLen > 0) {
+      // complete the header first, then the frame
+      if (carryLen < 5) {
+        const want = Math.min(5 - carryLen, chunk.length);
+        carry.push(chunk.subarray(0, want));
+        carryLen += want;
+        pos = want;
+        if (carryLen < 5) return { carry, carryLen };
+        const head = Buffer.concat(carry);
+        carry = [head];
+      }
+      const head = carry[0].length >= 5 ? carry[0] : Buffer.concat(carry);
+      const total = check(head[0], head.readInt32BE(1));
+      const want = Math.min(total - carryLen, chunk.length - pos);
+      if (want > 0) carry.push(chunk.subarray(pos, pos + want));
+      carryLen += want;
+      pos += want;
+      if (carryLen < total) return { carry, carryLen };
+      const frame = Buffer.concat(carry, total);
+      handle(frame, 0, total, false);
+      carry = [];
+      carryLen = 0;
+    }
+    const len = chunk.length;
+    while (pos + 5 <= len) {
+      const total = check(chunk[pos], chunk.readInt32BE(pos + 1));
+      if (pos + total > len) break;
+      handle(chunk, pos, total, true);
+      pos += total;
+    }
+    if (pos < len) {
+      // copy the tail: the chunk itself may be large and should not be retained
+      const tail = Buffer.from(chunk.subarray(pos));
+      return { carry: [tail], carryLen: tail.length };
+    }
+    return { carry: [], carryLen: 0 };
+  }
+
+  // ---------------------------------------------------------------- client → upstream
+
+  private fwdStart = 0;
+  private fwdEnd = 0;
+  private fwdBuf: Buffer | null = null;
+
+  private onClientData(chunk: Buffer): void {
+    this.fwdBuf = null;
+    const r = this.frames(chunk, this.clientCarry, this.clientCarryLen, checkFrameHeader, (buf, start, len, inChunk) => {
+      const forward = this.onClientMessage(buf, start, len);
+      if (!forward) return;
+      if (inChunk && this.fwdBuf === buf && this.fwdEnd === start) {
+        this.fwdEnd = start + len;
+        return;
+      }
+      this.flushClientForward();
+      if (inChunk) {
+        this.fwdBuf = buf;
+        this.fwdStart = start;
+        this.fwdEnd = start + len;
+      } else {
+        this.writeUpstream(buf.subarray(start, start + len));
+      }
+    });
+    this.clientCarry = r.carry;
+    this.clientCarryLen = r.carryLen;
+    this.flushClientForward();
+    if (this.terminated) this.end('closed');
+  }
+
+  private flushClientForward(): void {
+    if (this.fwdBuf && this.fwdEnd > this.fwdStart) this.writeUpstream(this.fwdBuf.subarray(this.fwdStart, this.fwdEnd));
+    this.fwdBuf = null;
+    this.fwdStart = this.fwdEnd = 0;
+  }
+
+  /** Returns whether the frame goes upstream. */
+  private onClientMessage(buf: Buffer, start: number, len: number): boolean {
+    if (this.terminated) return false;
+    const msg = parseClientMessage(buf, start, len);
+    if (this.skipUntilSync && msg.type !== 'Sync') return false;
+    switch (msg.type) {
+      case 'Query':
+        return this.onQuery(msg.sql);
+      case 'Parse': {
+        if (this.refuseIfFailed(false)) return false;
+        const info = analyzeSql(msg.sql)[0];
+        if (!this.allowed(info, null, false)) return false;
+        this.statements.set(msg.name, { sql: msg.sql, info, paramTypes: msg.paramTypes, columns: null });
+        this.pending.push({ kind: 'parse', sql: msg.sql, info });
+        return true;
+      }
+      case 'Bind': {
+        if (this.refuseIfFailed(false)) return false;
+        const stmt = this.statements.get(msg.statement) ?? null;
+        const params = msg.params.map((p, i) => this.renderParam(p, stmt?.paramTypes[i] ?? 0));
+        this.portals.set(msg.portal, { stmt, params, resultFormats: msg.resultFormats, columns: null });
+        this.pending.push({ kind: 'bind' });
+        return true;
+      }
+      case 'Describe': {
+        const target = msg.target === 'S' ? this.statements.get(msg.name) : this.portals.get(msg.name);
+        this.pending.push({ kind: 'describe', target: target ?? null });
+        return true;
+      }
+      case 'Execute': {
+        if (this.refuseIfFailed(false)) return false;
+        const portal = this.portals.get(msg.portal) ?? null;
+        const info = portal?.stmt?.info ?? { text: '', classification: 'other' as const, targets: [] };
+        const run = this.startRun(info, portal?.params ?? null, portal, { portal: msg.portal, maxRows: msg.maxRows });
+        this.pending.push({ kind: 'execute', run });
+        return true;
+      }
+      case 'Close':
+        if (msg.target === 'S') this.statements.delete(msg.name);
+        else this.portals.delete(msg.name);
+        this.pending.push({ kind: 'close' });
+        return true;
+      case 'Sync':
+        this.skipUntilSync = false;
+        this.pending.push({ kind: 'sync' });
+        return true;
+      case 'Flush':
+        return true;
+      case 'Terminate':
+        this.terminated = true;
+        return true;
+      case 'CopyData': {
+        const run = this.currentRun();
+        if (run) {
+          run.copyBytes += msg.length;
+          if (!run.hash) run.hash = createHash('sha256');
+          run.hash.update(buf.subarray(start + 5, start + len));
+          if (run.copyHead.length < this.maxValue) run.copyHead += buf.toString('utf8', start + 5, Math.min(start + len, start + 5 + this.maxValue - run.copyHead.length));
+        }
+        return true;
+      }
+      case 'CopyDone':
+      case 'CopyFail':
+        return true;
+      case 'FunctionCall': {
+        if (this.refuseIfFailed(true)) return false;
+        const info: StatementInfo = { text: `-- function call oid ${msg.oid}`, classification: 'other', targets: [] };
+        if (!this.allowed(info, null, true)) return false;
+        const run = this.startRun(info, msg.args.map((a) => this.renderParam(a, 0)), null, null);
+        this.pending.push({ kind: 'fcall', run });
+        return true;
+      }
+      case 'Password':
+        throw new ProtocolError('unexpected password message after authentication');
+    }
+  }
+
+  private onQuery(sql: string): boolean {
+    if (this.refuseIfFailed(true)) return false;
+    const infos = analyzeSql(sql);
+    for (const info of infos) if (!this.allowed(info, null, true)) return false;
+    const runs = infos.map((info) => this.startRun(info, null, null, null));
+    this.pending.push({ kind: 'query', runs, idx: 0 });
+    return true;
+  }
+
+  private startRun(info: StatementInfo, params: Json[] | null, portal: Portal | null, extra: { portal: string; maxRows: number } | null): Running {
+    const detail: { [k: string]: Json } = {};
+    if (params) detail.params = params;
+    if (extra) {
+      detail.portal = extra.portal;
+      if (extra.maxRows) detail.maxRows = extra.maxRows;
+    }
+    const handle = this.session.startCommand({
+      kind: 'sql',
+      text: info.text,
+      classification: info.classification,
+      targets: info.targets,
+      detail,
+    });
+    const data: { [k: string]: Json } = { sql: info.text };
+    if (params) data.params = params;
+    this.session.event('query', 'client→upstream', data, { commandId: handle.id });
+    return new Running(handle, params, portal);
+  }
+
+  /** Policy check; on block, records it and queues the client's ErrorResponse in order. */
+  private allowed(info: StatementInfo, _params: Json[] | null, simple: boolean): boolean {
+    const decision = this.ctx.policy({
+      connection: this.ctx.connection.name,
+      protocol: 'postgres',
+      identity: this.opts.identity,
+      kind: 'sql',
+      text: info.text,
+      classification: info.classification,
+    });
+    if (decision.action === 'allow') return true;
+    const rule = decision.rule ?? 'policy';
+    const handle = this.session.startCommand({ kind: 'sql', text: info.text, classification: info.classification, targets: info.targets });
+    this.session.finding({ category: 'guardrail', kind: decision.action, direction: 'gateway', commandId: handle.id, detail: { rule, reason: decision.reason ?? null } });
+    const message = `blocked by Flightlog policy (rule ${rule})${decision.reason ? `: ${decision.reason}` : ''}`;
+    handle.finish({ status: 'blocked', error: message, result: { error: message } });
+    this.queueSynthetic(wire.errorResponse({ severity: 'ERROR', code: '42501', message }), simple);
+    return false;
+  }
+
+  private refuseIfFailed(simple: boolean): boolean {
+    if (!this.session.failed) return false;
+    this.queueSynthetic(wire.errorResponse({
+      severity: 'ERROR', code: '58030',
+      message: 'Flightlog cannot record this session (store failure); the statement was not sent',
+    }), simple);
+    return true;
+  }
+
+  private queueSynthetic(error: Buffer, simple: boolean): void {
+    if (!simple) this.skipUntilSync = true;
+    this.pending.push({ kind: 'synthetic', error, ready: simple });
+    this.emitSynthetics();
+  }
+
+  private emitSynthetics(): void {
+    while (this.pending.length && this.pending[0].kind === 'synthetic') {
+      const s = this.pending.shift() as Extract<Pending, { kind: 'synthetic' }>;
+      this.flushServerForward();
+      this.writeClient(s.error);
+      if (s.ready) this.writeClient(wire.readyForQuery(this.txStatus));
+    }
+  }
+
+  private renderParam(p: RawParam, typeOid: number): Json {
+    return renderValue(p.value, p.format, typeOid, this.maxValue);
+  }
+
+  /** The command the next result message belongs to. */
+  private currentRun(): Running | null {
+    const head = this.pending[0];
+    if (!head) return null;
+    if (head.kind === 'query') return head.runs[head.idx] ?? null;
+    if (head.kind === 'execute' || head.kind === 'fcall') return head.run;
+    return null;
+  }
+
+  // ---------------------------------------------------------------- upstream → client
+
+  private sFwdBuf: Buffer | null = null;
+  private sFwdStart = 0;
+  private sFwdEnd = 0;
+
+  private onServerData(chunk: Buffer): void {
+    const r = this.frames(chunk, this.serverCarry, this.serverCarryLen, checkServerHeader, (buf, start, len, inChunk) => {
+      const replacement = this.onServerMessage(buf, start, len);
+      if (replacement === null && inChunk && this.sFwdBuf === buf && this.sFwdEnd === start) {
+        this.sFwdEnd = start + len;
+      } else {
+        this.flushServerForward();
+        if (replacement !== null) this.writeClient(replacement);
+        else if (inChunk) {
+          this.sFwdBuf = buf;
+          this.sFwdStart = start;
+          this.sFwdEnd = start + len;
+        } else this.writeClient(buf.subarray(start, start + len));
+      }
+      // a gateway-made answer goes out right after the server message that made it due
+      if (this.pending.length && this.pending[0].kind === 'synthetic') this.emitSynthetics();
+    });
+    this.serverCarry = r.carry;
+    this.serverCarryLen = r.carryLen;
+    this.flushHashRun();
+    this.flushServerForward();
+  }
+
+  private flushServerForward(): void {
+    if (this.sFwdBuf && this.sFwdEnd > this.sFwdStart) this.writeClient(this.sFwdBuf.subarray(this.sFwdStart, this.sFwdEnd));
+    this.sFwdBuf = null;
+    this.sFwdStart = this.sFwdEnd = 0;
+  }
+
+  private flushHashRun(): void {
+    const h = this.hashRun;
+    if (!h) return;
+    this.hashRun = null;
+    if (!h.run.hash) h.run.hash = createHash('sha256');
+    h.run.hash.update(h.buf.subarray(h.start, h.end));
+  }
+
+  /** Records one server frame; returns a replacement frame (live masking) or null to forward as is. */
+  private onServerMessage(buf: Buffer, start: number, len: number): Buffer | null {
+    const type = buf[start];
+    const end = start + len;
+    if (type === TYPE_D) {
+      const run = this.currentRun();
+      if (!run) return null;
+      run.rowCount++;
+      const h = this.hashRun;
+      if (h && h.run === run && h.buf === buf && h.end === start) h.end = end;
+      else {
+        this.flushHashRun();
+        this.hashRun = { run, buf, start, end };
+      }
+      if (run.rows.length < this.headRows || this.live) return this.headRow(run, buf, start, end);
+      return null;
+    }
+    this.flushHashRun();
+    const b = start + 5;
+    switch (type) {
+      case 0x54: { // T RowDescription
+        const cols = decodeRowDescription(buf, b, end);
+        const head = this.pending[0];
+        if (head && head.kind === 'describe') {
+          if (head.target) head.target.columns = cols;
+          this.pending.shift();
+        } else {
+          const run = this.currentRun();
+          if (run) run.columns = cols;
+        }
+        break;
+      }
+      case 0x6e: // n NoData
+        if (this.pending[0]?.kind === 'describe') this.pending.shift();
+        break;
+      case 0x74: // t ParameterDescription: the Describe continues with T or n
+        break;
+      case 0x31: // 1 ParseComplete
+      case 0x32: // 2 BindComplete
+      case 0x33: // 3 CloseComplete
+        this.pending.shift();
+        break;
+      case 0x43: // C CommandComplete
+      case 0x49: // I EmptyQueryResponse
+      case 0x73: { // s PortalSuspended
+        const run = this.currentRun();
+        if (run) {
+          if (type === 0x43) run.tag = decodeCString(buf, b, end);
+          if (type === 0x73) run.suspended = true;
+          this.complete(run, 'ok');
+        }
+        this.advance();
+        break;
+      }
+      case 0x45: // E ErrorResponse
+        this.onError(decodeFields(buf, b, end));
+        break;
+      case 0x4e: { // N NoticeResponse
+        const f = decodeFields(buf, b, end);
+        const text = `${f.S ?? 'NOTICE'}: ${f.M ?? ''}`;
+        const run = this.currentRun();
+        if (run) (run.notices ??= []).push(text);
+        else this.session.event('notice', 'upstream→client', { severity: f.S ?? null, code: f.C ?? null, message: f.M ?? '' });
+        break;
+      }
+      case 0x41: { // A NotificationResponse
+        const n = decodeNotification(buf, b, end);
+        this.session.event('notification', 'upstream→client', { channel: n.channel, payload: n.payload, pid: n.pid });
+        break;
+      }
+      case 0x53: { // S ParameterStatus
+        const name = decodeCString(buf, b, end);
+        const value = decodeCString(buf, b + Buffer.byteLength(name) + 1, end);
+        this.session.event('parameter', 'upstream→client', { name, value });
+        break;
+      }
+      case 0x5a: // Z ReadyForQuery
+        this.txStatus = String.fromCharCode(buf[b]);
+        this.onReady();
+        break;
+      case 0x47: // G CopyInResponse
+      case 0x48: { // H CopyOutResponse
+        const run = this.currentRun();
+        if (run) run.copy = type === 0x47 ? 'in' : 'out';
+        break;
+      }
+      case TYPE_COPYDATA: {
+        const run = this.currentRun();
+        if (!run) break;
+        run.rowCount++;
+        run.copyBytes += len - 5;
+        if (!run.hash) run.hash = createHash('sha256');
+        run.hash.update(buf.subarray(b, end));
+        if (this.live) {
+          const text = buf.toString('utf8', b, end);
+          const masked = this.ctx.masker.maskText(text).text;
+          if (run.rows.length < this.headRows) run.rows.push(masked);
+          if (masked !== text) return wire.message('d', Buffer.from(masked, 'utf8'));
+        } else if (run.rows.length < this.headRows) {
+          run.rows.push(buf.toString('utf8', b, Math.min(end, b + this.maxValue)));
+        }
+        break;
+      }
+      case 0x56: { // V FunctionCallResponse
+        const run = this.currentRun();
+        if (run) {
+          const l = buf.readInt32BE(b);
+          run.rows.push([l < 0 ? null : renderValue(buf.subarray(b + 4, b + 4 + l), 1, 0, this.maxValue)]);
+          run.rowCount = 1;
+          this.complete(run, 'ok');
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    return null;
+  }
+
+  private headRow(run: Running, buf: Buffer, start: number, end: number): Buffer | null {
+    const values = decodeDataRow(buf, start + 5, end);
+    const cols = run.columns ?? this.portalColumns(run);
+    run.columns = cols;
+    let changed = false;
+    const row: Json[] = new Array(values.length);
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      const col = cols?.[i];
+      const format = col?.format ?? 0;
+      if (this.live && v !== null && format === 0) {
+        const text = v.toString('utf8');
+        const masked = this.ctx.masker.maskText(text).text;
+        if (masked !== text) {
+          values[i] = Buffer.from(masked, 'utf8');
+          changed = true;
+        }
+      }
+      row[i] = renderValue(values[i], format, col?.typeOid ?? 0, this.maxValue);
+    }
+    if (run.rows.length < this.headRows) run.rows.push(row);
+    return changed ? encodeDataRow(values) : null;
+  }
+
+  private portalColumns(run: Running): Column[] | null {
+    const p = run.portal;
+    if (!p) return null;
+    if (p.columns) return p.columns;
+    const cols = p.stmt?.columns;
+    if (!cols) return null;
+    const f = p.resultFormats;
+    return cols.map((c, i) => ({ ...c, format: f.length === 0 ? 0 : f.length === 1 ? f[0] : f[i] ?? 0 }));
+  }
+
+  /** After a command's end message: move to the next statement or pending item. */
+  private advance(): void {
+    const head = this.pending[0];
+    if (!head) return;
+    if (head.kind === 'query') head.idx++;
+    else if (head.kind === 'execute') this.pending.shift();
+  }
+
+  private onError(f: Record<string, string>): void {
+    const message = `${f.S ?? 'ERROR'} ${f.C ?? ''}: ${f.M ?? ''}`.trim();
+    const head = this.pending[0];
+    if (!head || head.kind === 'sync') {
+      this.session.event('error', 'upstream→client', { severity: f.S ?? null, code: f.C ?? null, message: f.M ?? '' });
+      return;
+    }
+    if (head.kind === 'query') {
+      const run = head.runs[head.idx];
+      if (run) {
+        run.error = message;
+        this.complete(run, 'error');
+      }
+      for (let i = head.idx + 1; i < head.runs.length; i++) {
+        head.runs[i].error = 'not run: an earlier statement in the same query failed';
+        this.complete(head.runs[i], 'cancelled');
+      }
+      head.idx = head.runs.length;
+      return;
+    }
+    if (head.kind === 'fcall') {
+      head.run.error = message;
+      this.complete(head.run, 'error');
+      return;
+    }
+    // extended protocol: the server now skips everything up to Sync. The error belongs to the
+    // statement it stopped: the failing Execute, or the next Execute after a failed Bind/Describe.
+    const dropped: Pending[] = [];
+    while (this.pending.length && this.pending[0].kind !== 'sync') dropped.push(this.pending.shift() as Pending);
+    const victim = dropped.find((p): p is Extract<Pending, { kind: 'execute' }> => p.kind === 'execute');
+    if (victim && (head.kind !== 'parse' || dropped.indexOf(victim) > 0)) {
+      victim.run.error = message;
+      this.complete(victim.run, 'error');
+    } else if (head.kind === 'parse') {
+      const h = this.session.startCommand({ kind: 'sql', text: head.info.text, classification: head.info.classification, targets: head.info.targets });
+      h.finish({ status: 'error', error: message, result: { error: message } });
+    } else {
+      this.session.event('error', 'upstream→client', { severity: f.S ?? null, code: f.C ?? null, message: f.M ?? '' });
+    }
+    for (const p of dropped) this.abandon(p, 'not run: an earlier message in the same pipeline failed');
+  }
+
+  private abandon(p: Pending, why: string): void {
+    const runs = p.kind === 'query' ? p.runs.slice(p.idx) : p.kind === 'execute' || p.kind === 'fcall' ? [p.run] : [];
+    for (const r of runs) {
+      if (r.status !== 'running') continue;
+      r.error = why;
+      this.complete(r, 'cancelled');
+    }
+  }
+
+  private onReady(): void {
+    // ReadyForQuery ends a simple query, a Sync'd pipeline or a function call
+    while (this.pending.length) {
+      const p = this.pending[0];
+      if (p.kind === 'synthetic') break;
+      this.pending.shift();
+      if (p.kind === 'query' || p.kind === 'sync' || p.kind === 'fcall') {
+        if (p.kind !== 'sync') this.abandon(p, 'no result');
+        break;
+      }
+      this.abandon(p, 'no result');
+    }
+    this.finishDone();
+  }
+
+  private complete(run: Running, status: CommandStatus): void {
+    if (run.status !== 'running') return;
+    if (this.hashRun?.run === run) this.flushHashRun();
+    run.status = status;
+    this.done.push(run);
+  }
+
+  private finishDone(): void {
+    const tx = this.txStatus;
+    for (const run of this.done) {
+      const sha256 = run.hash ? run.hash.digest('hex') : null;
+      const result: { [k: string]: Json } = {
+        columns: run.columns ? run.columns.map((c) => ({ name: c.name, type: c.typeOid })) : null,
+        rows: run.rows,
+        rowCount: run.rowCount,
+        tag: run.tag,
+        sha256,
+        error: run.error,
+        notices: run.notices,
+        txStatus: tx,
+        params: run.params,
+      };
+      if (run.suspended) result.suspended = true;
+      if (run.copy) {
+        result.copy = run.copy;
+        result.copyBytes = run.copyBytes;
+        if (run.copy === 'in') result.copyHead = run.copyHead;
+      }
+      try {
+        this.session.event('result', 'upstream→client', { tag: run.tag, rowCount: run.rowCount, sha256, error: run.error }, { commandId: run.handle.id, maskedLive: this.live || undefined });
+        run.handle.finish({ status: run.status, result, error: run.error ?? undefined });
+      } catch (err) {
+        this.ctx.log.error(`postgres session ${this.session.id}: recording a result failed`);
+      }
+    }
+    this.done.length = 0;
+  }
+}
+
+/** Backend frames: any type byte, sane length (the relay never trusts a length blindly). */
+function checkServerHeader(_type: number, length: number): number {
+  if (length < 4 || length > 0x40000000) throw new ProtocolError(`invalid message length ${length} from server`);
+  return length + 1;
+}

@@ -1,0 +1,104 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { createMasker, createStreamMasker, runMaskCommand } from '../../gateway/masking';
+import type { SecretHit } from '../../gateway/core/types';
+import { ALNUM, B64, p, rand } from '../helpers/masking-fixtures';
+
+const masker = createMasker({ fingerprintKey: new Uint8Array(32).fill(11) });
+
+function runSplit(text: string, cuts: number[], idleMs = 0): { out: string; hits: SecretHit[] } {
+  let out = '';
+  const hits: SecretHit[] = [];
+  const s = createStreamMasker(masker, { onText: (t) => (out += t), onHits: (h) => hits.push(...h), idleMs });
+  let last = 0;
+  for (const c of cuts) {
+    s.write(text.slice(last, c));
+    last = c;
+  }
+  s.write(text.slice(last));
+  s.end();
+  return { out, hits };
+}
+
+test('a secret split at every offset is still masked', () => {
+  const known = 'Kn0wn-' + rand(ALNUM, 14);
+  masker.addKnownSecret('upstream-credential', known);
+  const gh = p('gh', 'p_') + rand(ALNUM, 36);
+  const bearer = rand(ALNUM, 30);
+  const pw = rand(ALNUM, 12);
+  const body = rand(B64, 64);
+  const uriPw = rand(ALNUM, 10);
+  const samples: Array<[string, string, string]> = [
+    [`export GITHUB_TOKEN=${gh}\nnext line\n`, gh, 'export GITHUB_TOKEN='],
+    [`curl -H 'Authorization: Bearer ${bearer}' https://x.test\n`, bearer, "curl -H 'Authorization: Bearer "],
+    [`PGPASSWORD=${pw} psql\n`, pw, 'PGPASSWORD='],
+    [`key:\n-----BEGIN OPENSSH PRIVATE KEY-----\n${body}\n${rand(B64, 20)}\n-----END OPENSSH PRIVATE KEY-----\ndone\n`, body, 'key:\n'],
+    [`login with ${known} now`, known, 'login with '],
+    [`url=postgres://app:${uriPw}@db:5432/x`, uriPw, 'url=postgres://app:'],
+  ];
+  for (const [text, secret, kept] of samples) {
+    const whole = masker.maskText(text);
+    for (let i = 1; i < text.length; i++) {
+      const { out, hits } = runSplit(text, [i]);
+      // at most the first chars of a fixed prefix (`gh` of `ghp_`) may go out before the rest arrives
+      for (let k = 2; k + 6 <= secret.length; k++) {
+        assert.ok(!out.includes(secret.slice(k, k + 6)), `split at ${i}: ${JSON.stringify(out)}`);
+      }
+      assert.deepEqual(hits.map((h) => h.kind), whole.hits.map((h) => h.kind), `hits at ${i} of ${JSON.stringify(text)}: ${JSON.stringify(out)}`);
+      assert.ok(out.startsWith(kept), `text before the secret is kept: ${JSON.stringify(out)}`);
+    }
+  }
+});
+
+test('a secret written one character at a time is never emitted raw', () => {
+  const gh = p('gh', 'p_') + rand(ALNUM, 36);
+  const text = `token ${gh} ok\n`;
+  const cuts = Array.from({ length: text.length - 1 }, (_, i) => i + 1);
+  const { out } = runSplit(text, cuts);
+  assert.ok(!out.includes(gh.slice(4)), out);
+  assert.match(out, /\[MASKED:github-pat:[0-9a-f]{10}\]/);
+});
+
+test('ordinary typing is not held back', () => {
+  let out = '';
+  const s = createStreamMasker(masker, { onText: (t) => (out += t), onHits: () => undefined, idleMs: 1000 });
+  for (const ch of 'ls -la /tmp && echo done\r\n') {
+    s.write(ch);
+    assert.ok(out.endsWith(ch), `held back at ${JSON.stringify(ch)}`);
+  }
+  s.end();
+});
+
+test('a held tail is flushed after idleMs; a token cut short is masked, not leaked', async () => {
+  let out = '';
+  const s = createStreamMasker(masker, { onText: (t) => (out += t), onHits: () => undefined, idleMs: 20 });
+  const partial = p('gh', 'p_') + rand(ALNUM, 20);
+  s.write(`echo ${partial}`);
+  assert.equal(out, 'echo ');
+  await new Promise((r) => setTimeout(r, 80));
+  assert.match(out, /^echo \[MASKED:github-pat:[0-9a-f]{10}\]$/);
+  s.end();
+});
+
+test('flightlog mask streams input to output masked and prints counts per kind on stderr', async () => {
+  const gh = p('gh', 'p_') + rand(ALNUM, 36);
+  const pw = rand(ALNUM, 12);
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  output.on('data', (d: Buffer) => (out += d.toString()));
+  stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const done = runMaskCommand({ input, output, stderr, masker });
+  const text = `a ${gh}\nDB_PASSWORD=${pw}\nb ${gh}\n` + 'plain line\n'.repeat(2000);
+  const buf = Buffer.from(text);
+  for (let i = 0; i < buf.length; i += 777) input.write(buf.subarray(i, i + 777));
+  input.end();
+  assert.equal(await done, 0);
+  assert.ok(!out.includes(gh) && !out.includes(pw));
+  assert.equal(out, masker.maskText(text).text);
+  assert.equal(err, 'flightlog mask: masked 3 secrets: github-pat ×2, password ×1\n');
+  assert.ok(!err.includes(gh));
+});
