@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { resolveDataDir } from '../core/paths';
 import { Gateway } from '../gateway';
 import { findConfig, type Io } from './main';
+import { printListeners, serveUntilSignal } from './serve';
 
 /** `flightlog gateway`: runs until SIGINT/SIGTERM, then closes and seals every open session. */
 export async function runGatewayCommand(opts: { configFile?: string; dataDir?: string }, io: Io): Promise<number> {
@@ -16,31 +17,9 @@ export async function runGatewayCommand(opts: { configFile?: string; dataDir?: s
   if (config.connections.length === 0) {
     out.write(`no connections configured: copy ${path.join('resources', 'sample-config', 'flightlog.yaml')} and pass --config\n`);
   }
-  for (const l of gateway.status().listeners) {
-    out.write(`listening  ${l.connection} (${l.protocol}) ${l.address ?? `not started: ${l.error}`}\n`);
-  }
+  printListeners(gateway, io);
   out.write(`control    ${gateway.control.url} (token in ${path.join(dataDir, 'control-token')})\n`);
   out.write('ready\n');
 
-  return new Promise<number>((resolve) => {
-    let signalled = false;
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (signalled) {
-        io.stderr.write('flightlog: second signal, exiting without waiting\n');
-        process.exit(130);
-      }
-      signalled = true;
-      io.stderr.write(`flightlog: ${sig}, closing and sealing open sessions\n`);
-      gateway.stop(`gateway stopped (${sig})`).then(
-        () => {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-          resolve(0);
-        },
-        () => resolve(1),
-      );
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+  return serveUntilSignal(gateway, io);
 }

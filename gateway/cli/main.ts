@@ -22,6 +22,8 @@ export interface Io {
 const USAGE = `usage: flightlog <command> [options]
 
   gateway [--config FILE] [--data-dir DIR]   run the gateway headless
+  ui [--config FILE] [--data-dir DIR]        the gateway plus the web UI; prints the URL to open
+  start [--config FILE] [--data-dir DIR]     the desktop app (falls back to the web UI without Electron)
   identity add NAME --kind agent|human       create an identity; prints its token once
   identity add-key NAME PUBKEYFILE           register an SSH public key for an identity
   identity list [--json]                     list identities
@@ -35,6 +37,7 @@ const USAGE = `usage: flightlog <command> [options]
   export SESSION… [--run RUN] -o FILE        a signed bundle (or --format asciicast|har|jsonl)
   verify FILE                                check a bundle's checksums, hash chains, seals, signature
   trust add KEYFILE [--name NAME] | list     gateway keys whose bundles you trust
+  open FILE…                                 open bundles read-only in the web UI (prints the URL)
   secret add NAME                            register a secret to mask by value (value on stdin)
   secret list [--json]                       registered secrets (names only)
   mask [FILE]                                mask a file or stdin to stdout; findings summary on stderr
@@ -110,8 +113,20 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         const { runGatewayCommand } = await import('./gateway-command');
         return await runGatewayCommand({ configFile: flags.config as string | undefined, dataDir: flags['data-dir'] as string | undefined }, io);
       }
+      case 'ui':
+      case 'start': {
+        const { flags } = parse(rest, { config: { type: 'string', short: 'c' }, open: { type: 'boolean' } }, 0, `flightlog ${command} [--config FILE] [--data-dir DIR] [--open]`);
+        const ui = await import('./ui-command');
+        const o = { configFile: flags.config as string | undefined, dataDir: flags['data-dir'] as string | undefined, open: flags.open === true };
+        return await (command === 'ui' ? ui.runUiCommand(o, io) : ui.runStartCommand(o, io));
+      }
       case 'identity':
         return identityCommand(rest, io);
+      case 'open': {
+        const { flags, positionals } = parse(rest, {}, Infinity, 'flightlog open FILE…');
+        const { runOpenCommand } = await import('./open-command');
+        return await runOpenCommand({ files: positionals, dataDir: flags['data-dir'] as string | undefined }, io);
+      }
       case 'export':
       case 'verify':
       case 'trust': {

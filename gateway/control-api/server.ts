@@ -14,11 +14,14 @@ import { createRun, endRun } from '../store/runs';
 
 export interface ControlApiOptions {
   db: Db;
-  recorder: Recorder;
+  /** the live store's recorder; absent when serving opened bundles (read-only, no live feed) */
+  recorder?: Recorder;
+  /** where the bearer token is kept (0600) */
   dataDir: string;
   host: string;
   port: number;
-  masker: Masker;
+  /** absent when read-only: then no write routes */
+  masker?: Masker;
   /** re-reads the registered secrets after `flightlog secret add` */
   reloadSecrets?: () => void;
   status: () => GatewayStatus;
@@ -107,13 +110,15 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
     if (opts.extra && !url.pathname.startsWith('/api/') && (await opts.extra(req, res, url))) return;
     if (!sameToken(tokenOf(req, url), token)) return sendError(res, 401, 'E_UNAUTHORIZED', 'missing or wrong control API token');
     if (opts.extra && (await opts.extra(req, res, url))) return;
-    if (req.method === 'POST' && url.pathname === '/api/runs') {
+    if (req.method === 'POST' && !opts.masker) return sendError(res, 405, 'E_READ_ONLY', 'this view is read-only (opened bundles)');
+    const masker = opts.masker;
+    if (req.method === 'POST' && masker && url.pathname === '/api/runs') {
       const body = (await readJson(req)) as { identity?: unknown; argv?: unknown; pid?: unknown };
       if (typeof body.identity !== 'string') throw new FlightlogError('E_PARAM', 'identity must be a string');
       // argv can hold secrets (a URI with a password): it is stored masked.
-      const argv = Array.isArray(body.argv) ? body.argv.map((a) => (typeof a === 'string' ? opts.masker.maskText(a).text : a)) : body.argv;
+      const argv = Array.isArray(body.argv) ? body.argv.map((a) => (typeof a === 'string' ? masker.maskText(a).text : a)) : body.argv;
       const run = createRun(db, { identity: body.identity, argv: argv as string[], pid: typeof body.pid === 'number' ? body.pid : undefined });
-      opts.masker.addKnownSecret('flightlog-token', run.token);
+      masker.addKnownSecret('flightlog-token', run.token);
       const result: RunStartResult = { ...run, listeners: opts.status().listeners };
       return sendJson(res, 201, result);
     }
@@ -199,7 +204,7 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
       ws.on('error', () => clients.delete(ws));
     });
   });
-  const unsubscribe = opts.recorder.subscribe((n: LiveMessage) => {
+  const unsubscribe = (opts.recorder?.subscribe ?? (() => () => undefined)).call(opts.recorder, (n: LiveMessage) => {
     if (clients.size === 0) return;
     const text = JSON.stringify(n);
     for (const ws of clients) if (ws.bufferedAmount < 4 * 1024 * 1024) ws.send(text);

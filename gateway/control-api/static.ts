@@ -18,7 +18,7 @@ export const UI_CSP = [
   "style-src 'self' 'unsafe-inline'",
   "font-src 'self'",
   "img-src 'self' data:",
-  "connect-src 'self' ws://127.0.0.1:* ws://localhost:* ws://[::1]:*",
+  "connect-src 'self' ws://127.0.0.1:* ws://localhost:*",
   "frame-ancestors 'none'",
   "base-uri 'none'",
   "form-action 'none'",

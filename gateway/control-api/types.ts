@@ -142,6 +142,21 @@ export interface GatewayStatus {
   keyFingerprint: string;
   listeners: Array<{ connection: string; protocol: Protocol; address: string | null; error: string | null; llm?: 'anthropic' | 'openai'; identities: string[] }>;
   liveSessions: number;
+  /** set when the UI shows opened bundles (read-only) instead of a live store */
+  bundles?: BundleStatus[];
+}
+
+/** One opened bundle and its verdict, as `flightlog open` shows it. */
+export interface BundleStatus {
+  file: string;
+  verified: boolean;
+  signer: string | null;
+  trusted: boolean;
+  trustedAs: string | null;
+  sessions: number;
+  events: number;
+  /** the verdict line: `verified: …` or `not verified: …` */
+  message: string;
 }
 
 /** `POST /api/runs` {identity, argv, pid} → the run's id, its own token and where each listener is. */

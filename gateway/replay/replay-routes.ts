@@ -1,0 +1,40 @@
+/**
+ * The replay routes, mounted on the control API through its `extra` hook (after the token check:
+ * the control API offers /api/ paths to `extra` only once the bearer token matched).
+ */
+import type * as http from 'node:http';
+import type { Db } from '../store/db';
+import { FlightlogError } from '../core/errors';
+import { resolveSessionId } from '../store/queries';
+import { sendJson } from '../control-api/server';
+import { ReplayIndexer } from './keyframes';
+
+function intParam(url: URL, name: string, fallback: number): number {
+  const v = url.searchParams.get(name);
+  if (v === null || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new FlightlogError('E_PARAM', `${name} must be a number ≥ 0`);
+  return Math.floor(n);
+}
+
+export interface ReplayRoutes {
+  /** Handles GET /api/sessions/:id/replay[/seek|/frames]; false for any other path. */
+  handle(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<boolean>;
+  close(): void;
+}
+
+export function createReplayRoutes(db: Db): ReplayRoutes {
+  const indexer = new ReplayIndexer(db);
+  return {
+    async handle(req, res, url) {
+      const m = /^\/api\/sessions\/([^/]+)\/replay(?:\/(seek|frames))?$/.exec(url.pathname);
+      if (!m || req.method !== 'GET') return false;
+      const id = resolveSessionId(db, decodeURIComponent(m[1]));
+      if (!m[2]) sendJson(res, 200, await indexer.index(id));
+      else if (m[2] === 'seek') sendJson(res, 200, await indexer.seek(id, intParam(url, 'tUs', 0)));
+      else sendJson(res, 200, indexer.frames(id, intParam(url, 'afterSeq', 0), intParam(url, 'limit', 2000)));
+      return true;
+    },
+    close: () => indexer.close(),
+  };
+}

@@ -1,0 +1,139 @@
+/**
+ * The control API client: every request carries the bearer token the page got in its URL
+ * fragment (web mode) or from the Electron shell. Types come from the gateway's own module.
+ */
+import type {
+  CommandView,
+  EventView,
+  FindingView,
+  GatewayStatus,
+  LiveMessage,
+  RunView,
+  SearchHit,
+  SessionDetail,
+  SessionListQuery,
+  SessionSummary,
+} from '../gateway/control-api/types';
+import type { FramesResult, ReplayIndex, SeekResult } from '../gateway/replay/replay-types';
+
+const TOKEN_KEY = 'flightlog-token';
+
+/** Moves a token from the URL (fragment `#token=` or query `?token=`) into session storage and out of the address bar. */
+export function takeTokenFromUrl(): void {
+  const hash = location.hash.replace(/^#/, '');
+  const fromHash = new URLSearchParams(hash.startsWith('/') ? '' : hash).get('token');
+  const query = new URLSearchParams(location.search);
+  const fromQuery = query.get('token');
+  const token = fromHash ?? fromQuery;
+  if (!token) return;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  history.replaceState(null, '', `${location.pathname}#/sessions`);
+}
+
+export function token(): string | null {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+type Params = Record<string, string | number | undefined | null>;
+
+async function get<T>(path: string, params: Params = {}): Promise<T> {
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') qs.set(k, String(v));
+  const url = qs.size ? `${path}?${qs}` : path;
+  const res = await fetch(url, { headers: { authorization: `Bearer ${token() ?? ''}` }, cache: 'no-store' });
+  if (!res.ok) {
+    let code = 'E_HTTP';
+    let message = `${res.status} ${res.statusText}`;
+    try {
+      const body = (await res.json()) as { error?: { code?: string; message?: string } };
+      code = body.error?.code ?? code;
+      message = body.error?.message ?? message;
+    } catch {
+      // not JSON: keep the status line
+    }
+    throw new ApiError(res.status, code, message);
+  }
+  return (await res.json()) as T;
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  status: () => get<GatewayStatus>('/api/status'),
+  sessions: (q: SessionListQuery) => get<{ sessions: SessionSummary[]; total: number }>('/api/sessions', { ...q }),
+  session: (id: string) => get<SessionDetail>(`/api/sessions/${enc(id)}`),
+  events: (id: string, afterSeq = 0, limit = 1000) => get<{ events: EventView[]; more: boolean }>(`/api/sessions/${enc(id)}/events`, { afterSeq, limit }),
+  command: (id: number) => get<CommandView>(`/api/commands/${id}`),
+  search: (q: string, limit = 500) => get<SearchHit[]>('/api/search', { q, limit }),
+  findings: (limit = 5000) => get<FindingView[]>('/api/findings', { limit }),
+  runs: (limit = 200) => get<RunView[]>('/api/runs', { limit }),
+  replayIndex: (id: string) => get<ReplayIndex>(`/api/sessions/${enc(id)}/replay`),
+  seek: (id: string, tUs: number) => get<SeekResult>(`/api/sessions/${enc(id)}/replay/seek`, { tUs: Math.max(0, Math.floor(tUs)) }),
+  frames: (id: string, afterSeq: number, limit = 2000) => get<FramesResult>(`/api/sessions/${enc(id)}/replay/frames`, { afterSeq, limit }),
+};
+
+export type LiveState = 'connecting' | 'live' | 'offline';
+
+/** The live feed: one WebSocket, reconnecting with backoff, fanned out to subscribers. */
+class LiveFeed {
+  private ws: WebSocket | null = null;
+  private subs = new Set<(m: LiveMessage) => void>();
+  private stateSubs = new Set<(s: LiveState) => void>();
+  private delay = 500;
+  state: LiveState = 'connecting';
+
+  start(): void {
+    if (this.ws) return;
+    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/live?token=${enc(token() ?? '')}`);
+    this.ws = ws;
+    this.setState('connecting');
+    ws.onopen = () => {
+      this.delay = 500;
+      this.setState('live');
+    };
+    ws.onmessage = (e) => {
+      if (typeof e.data !== 'string') return;
+      let m: LiveMessage;
+      try {
+        m = JSON.parse(e.data) as LiveMessage;
+      } catch {
+        return;
+      }
+      for (const s of this.subs) s(m);
+    };
+    ws.onclose = () => {
+      this.ws = null;
+      this.setState('offline');
+      setTimeout(() => this.start(), this.delay);
+      this.delay = Math.min(this.delay * 2, 10_000);
+    };
+  }
+
+  private setState(s: LiveState): void {
+    this.state = s;
+    for (const f of this.stateSubs) f(s);
+  }
+
+  subscribe(fn: (m: LiveMessage) => void): () => void {
+    this.subs.add(fn);
+    return () => this.subs.delete(fn);
+  }
+
+  onState(fn: (s: LiveState) => void): () => void {
+    this.stateSubs.add(fn);
+    return () => this.stateSubs.delete(fn);
+  }
+}
+
+export const live = new LiveFeed();

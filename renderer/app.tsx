@@ -1,0 +1,102 @@
+/** The app shell: navigation, gateway status, live feed state, and the routed view. */
+import { useEffect, useState } from 'react';
+import type { GatewayStatus } from '../gateway/control-api/types';
+import { api, live, token, type LiveState } from './api';
+import { bridge } from './bridge';
+import { useLive } from './components/common';
+import { useRoute, href } from './router';
+import { SessionsView } from './views/sessions-view';
+import { SessionView } from './views/session-view';
+import { ReplayView } from './views/replay-view';
+import { DiffsView } from './views/diffs-view';
+import { FindingsView } from './views/findings-view';
+import type { GatewayState } from '../main/bridge-types';
+
+export function App() {
+  const route = useRoute();
+  const [status, setStatus] = useState<GatewayStatus | null>(null);
+  const [liveState, setLiveState] = useState<LiveState>(live.state);
+  const [gw, setGw] = useState<GatewayState | null>(null);
+
+  useEffect(() => {
+    live.start();
+    const unsub = live.onState(setLiveState);
+    const load = () => api.status().then(setStatus, () => setStatus(null));
+    load();
+    const t = setInterval(load, 10_000);
+    const b = bridge();
+    const unsubGw = b ? b.onGatewayState(setGw) : () => undefined;
+    return () => {
+      unsub();
+      unsubGw();
+      clearInterval(t);
+    };
+  }, []);
+  useLive((msgs) => {
+    if (msgs.some((m) => m.type === 'session')) api.status().then(setStatus, () => undefined);
+  }, 1000);
+  useEffect(() => {
+    void bridge()?.setLiveCount(status?.liveSessions ?? 0);
+  }, [status?.liveSessions]);
+
+  if (!token()) {
+    return (
+      <div className="no-token">
+        <h1>Flightlog</h1>
+        <p>This page needs the control API token. Open the URL that <code>flightlog ui</code> printed (it ends in <code>#token=…</code>).</p>
+      </div>
+    );
+  }
+  const nav = (view: string, label: string, key: string) => (
+    <a className={`nav ${route.view === view || (view === 'sessions' && ['session', 'replay', 'diffs'].includes(route.view)) ? 'active' : ''}`} href={`#/${view}`} data-testid={`nav-${key}`}>
+      {label}
+    </a>
+  );
+  return (
+    <div className="app">
+      <header className="topbar">
+        <a className="brand" href={href('sessions')}>
+          <span className="brand-mark">◉</span> Flightlog
+        </a>
+        {nav('sessions', 'Sessions', 'sessions')}
+        {nav('findings', 'Findings', 'findings')}
+        <span className="spacer" />
+        {gw && gw.state === 'down' && <span className="gw-down">gateway down: {gw.reason}</span>}
+        {status && (
+          <span className="status-chip" title={status.listeners.map((l) => `${l.connection} (${l.protocol}) ${l.address ?? l.error ?? ''}`).join('\n')}>
+            {status.liveSessions > 0 ? (
+              <span className="rec">
+                <span className="live-dot" /> recording {status.liveSessions}
+              </span>
+            ) : (
+              <span className="muted">idle</span>
+            )}
+            <span className="muted">
+              · {status.listeners.length} connection{status.listeners.length === 1 ? '' : 's'} · v{status.version}
+            </span>
+          </span>
+        )}
+        <span className={`feed feed-${liveState}`} data-testid="feed-state" title="live feed">
+          {liveState === 'live' ? '● live' : liveState === 'connecting' ? '○ connecting' : '○ offline'}
+        </span>
+      </header>
+      {status?.bundles && (
+        <div className="bundle-banner" data-testid="bundle-banner">
+          <b>Read-only: opened bundle{status.bundles.length === 1 ? '' : 's'}</b>
+          {status.bundles.map((b) => (
+            <span key={b.file} className={b.verified ? 'bundle-ok' : 'bundle-bad'} title={b.message}>
+              {b.verified ? '✓' : '✗'} {b.file}: {b.verified ? `verified, ${b.sessions} sessions, signed by ${b.trusted ? (b.trustedAs ?? 'a trusted key') : 'an unknown key'}` : b.message}
+            </span>
+          ))}
+        </div>
+      )}
+      <main className="main">
+        {route.view === 'sessions' && <SessionsView route={route} />}
+        {route.view === 'session' && <SessionView route={route} />}
+        {route.view === 'replay' && <ReplayView route={route} />}
+        {route.view === 'diffs' && <DiffsView route={route} />}
+        {route.view === 'findings' && <FindingsView route={route} />}
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,98 @@
+/**
+ * Monaco, read-only: SQL and shell with syntax highlighting, and the diff editor. Only the
+ * editor core and the languages we show are bundled; the editor worker is its own file
+ * (dist/renderer/editor.worker.js) so the CSP keeps `worker-src 'self'`.
+ */
+import { useEffect, useRef } from 'react';
+import * as monaco from 'monaco-editor/editor/editor.api.js';
+import 'monaco-editor/languages/definitions/pgsql/register.js';
+import 'monaco-editor/languages/definitions/shell/register.js';
+import 'monaco-editor/languages/definitions/yaml/register.js';
+
+declare global {
+  interface Window {
+    MonacoEnvironment?: { getWorker(workerId: string, label: string): Worker };
+  }
+}
+
+self.MonacoEnvironment = {
+  getWorker: () => new Worker('./editor.worker.js'),
+};
+
+monaco.editor.defineTheme('flightlog', {
+  base: 'vs-dark',
+  inherit: true,
+  rules: [],
+  colors: { 'editor.background': '#0f141b', 'editorGutter.background': '#0f141b', 'diffEditor.insertedTextBackground': '#2ea04333', 'diffEditor.removedTextBackground': '#f8514933' },
+});
+
+const COMMON: monaco.editor.IEditorOptions = {
+  readOnly: true,
+  domReadOnly: true,
+  minimap: { enabled: false },
+  scrollBeyondLastLine: false,
+  automaticLayout: true,
+  fontSize: 13,
+  lineNumbersMinChars: 3,
+  renderLineHighlight: 'none',
+  wordWrap: 'on',
+  links: false,
+  contextmenu: false,
+  fontFamily: 'ui-monospace, "JetBrains Mono", "DejaVu Sans Mono", monospace',
+};
+
+/** Maps a command kind to a Monaco language id. */
+export function languageOf(kind: string): string {
+  if (kind === 'sql') return 'pgsql';
+  if (kind === 'shell' || kind === 'exec') return 'shell';
+  if (kind === 'kubectl') return 'shell';
+  return 'plaintext';
+}
+
+export function CodeView({ value, language, height }: { value: string; language: string; height?: number }) {
+  const host = useRef<HTMLDivElement>(null);
+  const editor = useRef<monaco.editor.IStandaloneCodeEditor | null>(null);
+  useEffect(() => {
+    if (!host.current) return;
+    const e = monaco.editor.create(host.current, { ...COMMON, value, language, theme: 'flightlog' });
+    editor.current = e;
+    return () => {
+      e.getModel()?.dispose();
+      e.dispose();
+      editor.current = null;
+    };
+    // the editor is created once; value and language are applied below
+  }, []);
+  useEffect(() => {
+    const e = editor.current;
+    if (!e) return;
+    const model = e.getModel();
+    if (model && model.getValue() !== value) model.setValue(value);
+    if (model) monaco.editor.setModelLanguage(model, language);
+  }, [value, language]);
+  const lines = value.split('\n').length;
+  return <div className="code-view" data-testid="code-view" ref={host} style={{ height: height ?? Math.min(Math.max(lines, 3), 24) * 19 + 12 }} />;
+}
+
+export function DiffView({ original, modified, language, height }: { original: string; modified: string; language: string; height?: number | string }) {
+  const host = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (!host.current) return;
+    const e = monaco.editor.createDiffEditor(host.current, {
+      ...COMMON,
+      originalEditable: false,
+      renderSideBySide: true,
+      useInlineViewWhenSpaceIsLimited: false,
+      theme: 'flightlog',
+    });
+    const a = monaco.editor.createModel(original, language);
+    const b = monaco.editor.createModel(modified, language);
+    e.setModel({ original: a, modified: b });
+    return () => {
+      e.dispose();
+      a.dispose();
+      b.dispose();
+    };
+  }, [original, modified, language]);
+  return <div className="diff-view" data-testid="diff-view" ref={host} style={{ height: height ?? '100%' }} />;
+}

@@ -1,0 +1,140 @@
+/** Session: header, the timeline of commands, and the selected command's detail. */
+import { useCallback, useEffect, useMemo } from 'react';
+import type { CommandView, SessionDetail } from '../../gateway/control-api/types';
+import { api } from '../api';
+import { Empty, ErrorLine, KindTag, LiveBadge, StatusPill, useLive, useLoad } from '../components/common';
+import { VirtualList } from '../components/virtual-list';
+import { fmtDuration, fmtTime, isRecord } from '../format';
+import { href, navigate, type Route } from '../router';
+import { CommandDetail } from './command-detail';
+
+export function SessionView({ route }: { route: Route }) {
+  const id = route.id ?? '';
+  const { value: session, error, reload } = useLoad(() => api.session(id), [id]);
+  useLive((msgs) => {
+    if (msgs.some((m) => (m.type === 'command' || m.type === 'session' || m.type === 'finding') && m.sessionId === session?.id)) reload();
+  }, 600);
+  const cmdParam = route.params.get('cmd');
+  const selectedId = cmdParam ? Number(cmdParam) : null;
+  const commands = session?.commands ?? [];
+  const selectedIndex = useMemo(() => commands.findIndex((c) => c.id === selectedId), [commands, selectedId]);
+  const selected = selectedIndex >= 0 ? commands[selectedIndex] : null;
+
+  useEffect(() => {
+    // Open on the first command, so a session never shows an empty right pane.
+    if (session && selectedId === null && commands.length > 0) navigate(href('session', session.id, { cmd: commands[0].id }), true);
+  }, [session, selectedId, commands]);
+
+  const select = useCallback((c: CommandView) => navigate(href('session', c.sessionId, { cmd: c.id }), true), []);
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (!session || (e.target instanceof HTMLElement && /INPUT|SELECT|TEXTAREA/.test(e.target.tagName))) return;
+      if (e.key === 'j' || e.key === 'ArrowDown') {
+        const next = commands[Math.min(selectedIndex + 1, commands.length - 1)];
+        if (next) select(next);
+      } else if (e.key === 'k' || e.key === 'ArrowUp') {
+        const prev = commands[Math.max(selectedIndex - 1, 0)];
+        if (prev) select(prev);
+      }
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [session, commands, selectedIndex, select]);
+
+  const renderRow = useCallback(
+    (i: number) => {
+      const c = commands[i];
+      return (
+        <button className={`cmd-row ${c.id === selectedId ? 'selected' : ''}`} onClick={() => select(c)} data-testid="command-row" data-command={c.id}>
+          <span className="cmd-idx">{c.index}</span>
+          <KindTag kind={c.kind} />
+          <span className="cmd-text mono">{c.text.replace(/\s+/g, ' ').slice(0, 300)}</span>
+          <span className="cmd-meta">
+            <StatusPill status={c.status} />
+            <span className="muted">{fmtDuration(c.durationMs)}</span>
+            <span className="muted summary">{summary(c)}</span>
+          </span>
+        </button>
+      );
+    },
+    [commands, selectedId, select],
+  );
+
+  if (error) return <ErrorLine error={error} />;
+  if (!session) return <Empty>loading…</Empty>;
+  return (
+    <div className="view session-view">
+      <SessionHeader s={session} />
+      <div className="split">
+        <div className="timeline" data-testid="timeline">
+          {commands.length === 0 ? <Empty>No commands in this session.</Empty> : <VirtualList count={commands.length} rowHeight={52} renderRow={renderRow} scrollTo={selectedIndex} />}
+        </div>
+        <div className="detail-pane">{selected ? <CommandDetail key={selected.id} command={selected} session={session} /> : <Empty>Select a command.</Empty>}</div>
+      </div>
+    </div>
+  );
+}
+
+function SessionHeader({ s }: { s: SessionDetail }) {
+  return (
+    <div className="session-head">
+      <div className="sh-title">
+        <KindTag kind={s.protocol} />
+        <b>{s.connection}</b>
+        <span className="muted">by</span>
+        <b>{s.identity ?? 'unknown'}</b>
+        {s.status === 'live' ? <LiveBadge /> : <StatusPill status={s.status} />}
+        {s.sealed && (
+          <span className="tag sealed" title={s.seal ? `sealed, key ${s.sealKey ?? ''}` : ''}>
+            ✓ sealed
+          </span>
+        )}
+        <BundleBadge meta={s.meta} />
+      </div>
+      <div className="sh-meta muted">
+        <span className="mono">{s.id}</span> · started {fmtTime(s.startedAt)} · {s.status === 'live' ? 'running' : fmtDuration(s.durationMs)} · {s.commandCount} commands ·{' '}
+        {s.eventCount} events · {s.findingCount} findings{s.run ? ` · run ${s.run}` : ''}
+        {s.endReason ? ` · ${s.endReason}` : ''}
+      </div>
+      <div className="sh-actions">
+        <a className="btn" href={href('replay', s.id)} data-testid="open-replay">
+          ▶ Replay
+        </a>
+        <a className="btn" href={href('diffs', s.id)} data-testid="open-diffs">
+          ⇆ Diffs
+        </a>
+        {s.findingCount > 0 && (
+          <a className="btn" href={href('findings', null, { session: s.id })}>
+            ⚑ Findings ({s.findingCount})
+          </a>
+        )}
+      </div>
+    </div>
+  );
+}
+
+/** One line about a command's result: rows, exit code, HTTP status, tokens. */
+export function summary(c: CommandView): string {
+  const r = c.result;
+  if (!isRecord(r)) return c.error ? c.error.slice(0, 80) : '';
+  if (c.kind === 'sql') return typeof r.rowCount === 'number' ? `${r.rowCount} row${r.rowCount === 1 ? '' : 's'}` : typeof r.tag === 'string' ? r.tag : '';
+  if (c.kind === 'http' || c.kind === 'llm') {
+    const tools = Array.isArray(r.toolCalls) && r.toolCalls.length ? ` · ${r.toolCalls.length} tool call${r.toolCalls.length === 1 ? '' : 's'}` : '';
+    return `${r.status ?? ''}${tools}`;
+  }
+  if ('exitCode' in r) return `exit ${String(r.exitCode)}`;
+  return '';
+}
+
+/** Imported sessions say where they came from and whether their bundle verified. */
+function BundleBadge({ meta }: { meta: SessionDetail['meta'] }) {
+  const b = meta && typeof meta === 'object' && !Array.isArray(meta) ? meta.bundle : null;
+  if (!b || typeof b !== 'object' || Array.isArray(b)) return null;
+  const verified = b.verified === true;
+  return (
+    <span className={`tag ${verified ? 'sealed' : 'bundle-failed'}`} title={String(b.message ?? '')} data-testid="bundle-badge">
+      {verified ? '✓ imported, verified' : '✗ imported, NOT verified'} · {String(b.file ?? '')}
+    </span>
+  );
+}
