@@ -137,7 +137,7 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
         upstreamTls: login.tls,
         clientAuth: 'password',
       };
-      const session = ctx.openSession({ identity, clientAddr, meta });
+      const session = ctx.openSession({ identity, clientAddr, meta, runId: auth.runId ?? null });
       let key = '';
       let pid = 0;
       let secret = 0;
