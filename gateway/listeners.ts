@@ -15,7 +15,6 @@ export function listenerFor(protocol: Protocol): StartListener | null {
   const entry = table[protocol];
   if (!entry) return null;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const mod = require(entry[0]) as Record<string, StartListener | undefined>;
     return mod[entry[1]] ?? null;
   } catch (err) {

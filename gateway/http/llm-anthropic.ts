@@ -15,7 +15,6 @@ import {
   type LlmRequestInfo,
   type LlmStreamAssembler,
   type LlmToolCall,
-  type LlmTurn,
 } from './llm-types';
 
 function simplifyBlock(b: unknown): Json {

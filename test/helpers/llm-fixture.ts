@@ -184,9 +184,14 @@ export async function startLlmFixture(opts: { apiKey: string; script: LlmScript 
       const script = fixture.script;
       let frames: SseFrame[] | null = null;
       let whole: unknown = null;
-      if (path === '/v1/messages') stream ? (frames = anthropicStream(script)) : (whole = anthropicMessage(script));
-      else if (path === '/v1/chat/completions') stream ? (frames = chatStream(script)) : (whole = chatCompletion(script));
-      else if (path === '/v1/responses') stream ? (frames = responsesStream(script)) : (whole = responsesObject(script));
+      const formats: Record<string, [(s: LlmScript) => SseFrame[], (s: LlmScript) => unknown]> = {
+        '/v1/messages': [anthropicStream, anthropicMessage],
+        '/v1/chat/completions': [chatStream, chatCompletion],
+        '/v1/responses': [responsesStream, responsesObject],
+      };
+      const format = formats[path];
+      if (format && stream) frames = format[0](script);
+      else if (format) whole = format[1](script);
       else {
         send(404, { error: { message: 'not found', type: 'invalid_request_error' } });
         return;

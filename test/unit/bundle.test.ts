@@ -12,7 +12,6 @@ import { chainHash, genesisHash, verifyChain, type ChainedEvent } from '../../ga
 import type { SessionDetail } from '../../gateway/control-api/types';
 import {
   PLANTED_SECRET,
-  filesContaining,
   flipByte,
   memberRange,
   cleanupStores,
