@@ -12,7 +12,7 @@ import type { OpenFailDescriber } from './ssh2-internals';
 import { connectUpstream } from './upstream';
 import { bridgeChannel } from './channel-bridge';
 import { SftpProxy } from './sftp-proxy';
-import { drained } from './relay';
+import { drained, ended } from './relay';
 
 const DEFAULT_ENV_ALLOW = ['LANG', 'LC_*', 'TERM'];
 /** before/after content kept per file written over SFTP */
@@ -35,11 +35,12 @@ export class AgentConnection {
     private readonly conn: Connection,
     readonly identity: string,
     private readonly describer: OpenFailDescriber,
-    meta: { clientAddr?: string; user: string; software?: string },
+    meta: { clientAddr?: string; user: string; software?: string; runId?: string | null },
   ) {
     const up = ctx.connection.upstream as SshUpstream;
     this.session = ctx.openSession({
       identity,
+      runId: meta.runId ?? null,
       clientAddr: meta.clientAddr,
       meta: { user: meta.user, client: meta.software ?? null, upstream: `${up.user}@${up.host}:${up.port}` },
     });
@@ -146,7 +147,9 @@ export class AgentConnection {
       await drained(ch.stderr);
       ch.exit(255);
       ch.end();
-      setImmediate(() => this.close('error'));
+      // Not at once: OpenSSH drops its unflushed stderr when the server disconnects, and the
+      // agent would never read why. It closes the connection itself after its last channel.
+      setTimeout(() => this.close('error'), 5000).unref();
       return null;
     }
   }
@@ -370,7 +373,7 @@ class SessionChannel {
         const pty = this.pty ? { term: this.pty.term, rows: this.pty.rows, cols: this.pty.cols, width: this.pty.width, height: this.pty.height, modes: (this.pty as { modes?: object }).modes } : undefined;
         if (what.type === 'shell') client.shell(pty ?? false, { env: this.env }, cb);
         else if (what.type === 'exec') client.exec(what.command, { env: this.env, pty }, cb);
-        else client.subsystem('sftp', cb);
+        else client.subsys('sftp', cb);
       });
     } catch (e) {
       const msg = `flightlog: the upstream host refused the ${what.type} request on connection '${agent.connectionName}': ${e instanceof Error ? e.message : String(e)}`;
@@ -398,7 +401,7 @@ class SessionChannel {
     ch.on('close', () => up.close());
     up.on('close', () => {
       proxy.finish();
-      void drained(ch).then(() => {
+      void ended(up).then(() => drained(ch)).then(() => {
         if (exit !== null) ch.exit(exit);
         ch.end();
       });

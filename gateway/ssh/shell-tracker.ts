@@ -58,8 +58,15 @@ export class ShellTracker {
 
   /** Terminal output from the upstream host, in arrival order. */
   output(text: string): void {
-    for (const ch of text) this.outputChar(ch);
+    this.offset = 0;
+    for (const ch of text) {
+      this.offset += ch.length;
+      this.outputChar(ch);
+    }
   }
+
+  /** Within `output`, how much of its text has been consumed (for splitting at a command start). */
+  offset = 0;
 
   /** The session ended: a command still running ends with it. */
   end(exitCode: number | null): void {
@@ -225,7 +232,8 @@ export class ShellTracker {
     if (!typed) return;
     // The echoed line minus the prompt is what the shell received. An empty remainder after
     // typing means echo was off (a password prompt): nothing to record as a command.
-    const command = (text.startsWith(prompt) ? text.slice(prompt.length) : text).trim();
+    const p = prompt.replace(/\s+$/, '');
+    const command = (text.startsWith(p) ? text.slice(p.length) : text).trim();
     if (!command) return;
     if (this.running) this.sink.finish(null);
     this.running = true;

@@ -34,7 +34,12 @@ export class TextCoalescer {
   }
 
   push(chunk: Buffer): void {
-    this.buf += this.decoder.write(chunk);
+    this.pushText(this.decoder.write(chunk));
+  }
+
+  /** Already-decoded text (the caller splits a chunk at a command boundary). */
+  pushText(text: string): void {
+    this.buf += text;
     if (this.buf.length >= this.maxBuffer) this.flushSafe(true);
     this.arm();
   }

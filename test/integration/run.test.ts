@@ -68,3 +68,29 @@ test('a run token authenticates with its run id until the run ends', async () =>
     await gw.close();
   }
 });
+
+test('under flightlog run, plain `ssh -F $FLIGHTLOG_SSH_CONFIG host cmd` reaches the host through the gateway, tagged with the run', async () => {
+  const { startSshd } = await import('../helpers/sshd');
+  const sshd = await startSshd();
+  const gw = await startTestGateway({
+    connections: [{ name: 'web', protocol: 'ssh', upstream: { host: sshd.host, port: sshd.port, user: sshd.user, privateKey: { file: sshd.userKeyPath } }, identities: ['claude'] }],
+  });
+  try {
+    gw.addIdentity('claude');
+    const script = 'ssh -F "$FLIGHTLOG_SSH_CONFIG" -o BatchMode=no -o LogLevel=ERROR web "echo hello-from-$(hostname)"; echo "run=$FLIGHTLOG_RUN_ID"';
+    const r = await fl(['run', '--identity', 'claude', '--data-dir', gw.dataDir, '--', 'sh', '-c', script], { DISPLAY: '' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /hello-from-/);
+    const runId = /run=(run_\w+)/.exec(r.stdout)?.[1];
+    await gw.flush();
+    const sessions = gw.sessions();
+    assert.equal(sessions.length, 1);
+    assert.equal(sessions[0].protocol, 'ssh');
+    assert.equal(sessions[0].run, runId);
+    const detail = gw.show(sessions[0].id);
+    assert.match(detail.commands[0].text, /echo hello-from-/);
+  } finally {
+    await gw.close();
+    await sshd.stop();
+  }
+});

@@ -1,0 +1,251 @@
+/**
+ * Relays a shell or exec channel between the agent and the upstream host and records it:
+ * asciicast-shaped events ('i' input, 'o' output, 'e' stderr, 'r' resize, 'exit'), a `shell`
+ * command per typed line or one `exec` command, with heads of large streams plus their size
+ * and SHA-256, so memory and the store stay bounded whatever passes through.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { StringDecoder } from 'node:string_decoder';
+import type { ClientChannel, ServerChannel } from 'ssh2';
+import type { CommandHandle, Direction, Json } from '../core/types';
+import type { AgentConnection } from './connection';
+import { drained, ended, relay } from './relay';
+import { ScpSniffer, type ScpEntry } from './scp-sniffer';
+import { ShellTracker } from './shell-tracker';
+import { TextCoalescer } from './text-coalescer';
+
+export type BridgeMode = { kind: 'exec'; command: string } | { kind: 'shell'; pty: boolean };
+
+export interface Bridge {
+  resize(cols: number, rows: number): void;
+}
+
+/** Keeps the head of one stream as text events, and its size and hash in full. */
+class StreamCapture {
+  bytes = 0;
+  private recorded = 0;
+  private truncated = false;
+  private readonly hash: Hash | null;
+  private readonly coalescer: TextCoalescer;
+
+  constructor(
+    private readonly kind: string,
+    private readonly direction: Direction,
+    private readonly cap: number,
+    hashed: boolean,
+    emit: (kind: string, direction: Direction, text: string) => void,
+  ) {
+    this.hash = hashed ? createHash('sha256') : null;
+    this.coalescer = new TextCoalescer((text) => emit(kind, direction, text));
+  }
+
+  /** Counts bytes that are recorded separately through `pushText`. */
+  count(chunk: Buffer): void {
+    this.bytes += chunk.length;
+    this.hash?.update(chunk);
+  }
+
+  pushText(text: string, emitTruncated: (data: Json) => void): void {
+    if (!text) return;
+    if (this.recorded < this.cap) {
+      const take = Math.min(text.length, this.cap - this.recorded);
+      this.coalescer.pushText(take === text.length ? text : text.slice(0, take));
+      this.recorded += take;
+    } else if (!this.truncated) {
+      this.truncated = true;
+      this.coalescer.flush();
+      emitTruncated({ stream: this.kind, recordedBytes: this.recorded });
+    }
+  }
+
+  push(chunk: Buffer, emitTruncated: (data: Json) => void): void {
+    this.bytes += chunk.length;
+    this.hash?.update(chunk);
+    if (this.recorded < this.cap) {
+      const take = Math.min(chunk.length, this.cap - this.recorded);
+      this.coalescer.push(take === chunk.length ? chunk : chunk.subarray(0, take));
+      this.recorded += take;
+    } else if (!this.truncated) {
+      this.truncated = true;
+      this.coalescer.flush();
+      emitTruncated({ stream: this.kind, recordedBytes: this.recorded });
+    }
+  }
+
+  flush(): void {
+    this.coalescer.flush();
+  }
+
+  /** A new command starts: its output gets a fresh head. */
+  resetHead(): void {
+    this.recorded = 0;
+    this.truncated = false;
+  }
+
+  summary(): { [k: string]: Json } {
+    const s: { [k: string]: Json } = { bytes: this.bytes };
+    if (this.hash) s.sha256 = this.hash.digest('hex');
+    if (this.truncated) s.truncated = true;
+    return s;
+  }
+}
+
+function liveMasker(agent: AgentConnection): (chunk: Buffer) => Buffer {
+  const decoder = new StringDecoder('utf8');
+  return (chunk) => Buffer.from(agent.ctx.masker.maskText(decoder.write(chunk)).text, 'utf8');
+}
+
+/** `scp -t DIR` (upload) / `scp -f FILE` (download), possibly with -r -p -v -d. */
+function scpDirection(command: string): 'to' | 'from' | null {
+  const m = /^\s*scp(\s+-[a-zA-Z]+)*\s/.exec(command);
+  if (!m) return null;
+  const flags = (m[0].match(/-[a-zA-Z]+/g) ?? []).join('');
+  return flags.includes('t') ? 'to' : flags.includes('f') ? 'from' : null;
+}
+
+export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: ClientChannel, mode: BridgeMode): Bridge {
+  const session = agent.session;
+  const { recording } = agent.ctx;
+  const live = agent.ctx.connection.mask === 'live';
+  const exec = mode.kind === 'exec';
+  let commandId: number | undefined;
+  let shellCmd: CommandHandle | null = null;
+  let execCmd: CommandHandle | null = null;
+
+  const emit = (kind: string, direction: Direction, text: string): void => {
+    session.event(kind, direction, text, { commandId, maskedLive: live && direction !== 'client→upstream' });
+  };
+  // Shell sessions are replayed like a video, so each command gets a generous head of output.
+  const outCap = exec ? recording.payloadHead : Math.max(recording.payloadHead, 1024 * 1024);
+  const input = new StreamCapture('i', 'client→upstream', exec ? recording.payloadHead : outCap, exec, emit);
+  const output = new StreamCapture('o', 'upstream→client', outCap, exec, emit);
+  const errors = new StreamCapture('e', 'upstream→client', outCap, exec, emit);
+  const truncated = (direction: Direction) => (data: Json): void => {
+    session.event('truncated', direction, data, { commandId });
+  };
+
+  const scpFiles: ScpEntry[] = [];
+  let scp: ScpSniffer | null = null;
+  const scpDir = exec ? scpDirection(mode.command) : null;
+  if (scpDir) {
+    scp = new ScpSniffer((entry) => {
+      if (scpFiles.length < 1000) scpFiles.push(entry);
+      session.event('scp', scpDir === 'to' ? 'client→upstream' : 'upstream→client', { ...entry, direction: scpDir === 'to' ? 'upload' : 'download' }, { commandId });
+    });
+  }
+
+  let tracker: ShellTracker | null = null;
+  /** the part of the current output chunk not yet handed to the recording */
+  let pendingOut = '';
+  /** how much of the current chunk (tracker offsets) has been handed over already */
+  let consumedBase = 0;
+  /** Hands the output the tracker has consumed so far to the recording, before a command boundary. */
+  const handOver = (): void => {
+    const upTo = (tracker?.offset ?? 0) - consumedBase;
+    if (upTo <= 0 || !pendingOut) return;
+    output.pushText(pendingOut.slice(0, upTo), truncated('upstream→client'));
+    pendingOut = pendingOut.slice(upTo);
+    consumedBase += upTo;
+  };
+  if (exec) {
+    execCmd = session.startCommand({ kind: 'exec', text: mode.command, detail: scpDir ? { scp: scpDir === 'to' ? 'upload' : 'download' } : undefined });
+    commandId = execCmd.id;
+    session.event('exec', 'client→upstream', { command: mode.command }, { commandId });
+  } else {
+    session.event('shell', 'client→upstream', { pty: mode.pty });
+    if (mode.pty) {
+      tracker = new ShellTracker({
+        start: (text, source) => {
+          // Output up to the end of the echoed line belongs to what came before.
+          handOver();
+          output.flush();
+          input.flush();
+          shellCmd = session.startCommand({ kind: 'shell', text, detail: { source } });
+          commandId = shellCmd.id;
+          output.resetHead();
+        },
+        finish: (exitCode) => {
+          handOver();
+          output.flush();
+          shellCmd?.finish({ status: exitCode === null || exitCode === 0 ? 'ok' : 'error', result: { exitCode } });
+          shellCmd = null;
+          commandId = undefined;
+        },
+      });
+    }
+  }
+  const inText = new StringDecoder('utf8');
+  const outText = new StringDecoder('utf8');
+  let stopped = false;
+
+  relay(ch, up, (chunk) => {
+    if (session.failed && !stopped) {
+      // Fail-closed: nothing more passes unrecorded.
+      stopped = true;
+      ch.stderr.write('\r\nflightlog: the recording store failed; this session is stopped\r\n');
+      up.close();
+      return;
+    }
+    input.push(chunk, truncated('client→upstream'));
+    if (tracker) tracker.input(inText.write(chunk));
+    if (scpDir === 'to') scp?.push(chunk);
+  });
+  relay(
+    up,
+    ch,
+    (chunk) => {
+      if (tracker) {
+        output.count(chunk);
+        pendingOut = outText.write(chunk);
+        consumedBase = 0;
+        tracker.output(pendingOut);
+        output.pushText(pendingOut, truncated('upstream→client'));
+        pendingOut = '';
+      } else {
+        output.push(chunk, truncated('upstream→client'));
+      }
+      if (scpDir === 'from') scp?.push(chunk);
+    },
+    live ? liveMasker(agent) : undefined,
+  );
+  relay(up.stderr, ch.stderr, (chunk) => errors.push(chunk, truncated('upstream→client')), live ? liveMasker(agent) : undefined);
+
+  let exit: { code: number | null; signal?: string; dump?: boolean; desc?: string } | null = null;
+  up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
+    exit = { code, signal, dump, desc };
+  });
+  ch.on('end', () => up.end());
+  ch.on('close', () => up.close());
+  up.on('close', () => {
+    void Promise.all([ended(up), ended(up.stderr)])
+      .then(() => Promise.all([drained(ch), drained(ch.stderr)]))
+      .then(() => {
+        input.flush();
+        output.flush();
+        errors.flush();
+        const e = exit as typeof exit;
+        const code = e?.code ?? null;
+        const signal = e?.signal ?? null;
+        session.event('exit', 'upstream→client', { code, signal }, { commandId });
+        if (e) {
+          if (code !== null) ch.exit(code);
+          else if (signal) ch.exit(signal.replace(/^SIG/, ''), e.dump ?? false, e.desc ?? '');
+        }
+        ch.end();
+        if (tracker) tracker.end(code);
+        shellCmd = null;
+        if (execCmd) {
+          const result: { [k: string]: Json } = { exitCode: code, signal, stdout: output.summary(), stderr: errors.summary(), stdin: input.summary() };
+          if (scpDir) result.files = scpFiles.map((f) => ({ ...f }));
+          execCmd.finish({ status: code === 0 ? 'ok' : 'error', result, error: code === 0 ? undefined : signal ? `killed by ${signal}` : `exit status ${code ?? 'unknown'}` });
+        }
+      });
+  });
+
+  return {
+    resize(cols: number, rows: number): void {
+      output.flush();
+      session.event('r', 'client→upstream', `${cols}x${rows}`, { commandId });
+    },
+  };
+}
