@@ -27,6 +27,15 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
+const created: string[] = [];
+/** A temp data dir removed when the test process exits (tests grep it after the gateway stops). */
+function tempDataDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-test-'));
+  if (created.length === 0) process.once('exit', () => created.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+  created.push(dir);
+  return dir;
+}
+
 /** Files (recursively) under dir whose raw bytes contain needle. */
 export function grepDir(dir: string, needle: string): string[] {
   const hits: string[] = [];
@@ -47,7 +56,7 @@ export function grepDir(dir: string, needle: string): string[] {
  * a `listen` left out becomes 127.0.0.1:0 (a free port).
  */
 export async function startTestGateway(opts: { connections?: unknown[]; env?: Record<string, string>; dataDir?: string; recording?: unknown } = {}): Promise<TestGateway> {
-  const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-test-'));
+  const dataDir = opts.dataDir ?? tempDataDir();
   const connections = (opts.connections ?? []).map((c) => ({ listen: '127.0.0.1:0', ...(c as object) }));
   const config = validateConfig({ connections, ...(opts.recording ? { recording: opts.recording } : {}) }, 'test-config.yaml');
   const logs: string[] = [];
