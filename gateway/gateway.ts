@@ -15,6 +15,7 @@ import { listenerFor } from './listeners';
 import { startControlApi, type ControlApi, type ControlApiOptions } from './control-api/server';
 import type { GatewayStatus } from './control-api/types';
 import { createGatewayMasker, loadDigests } from './masking-setup';
+import { withSettingsRoutes } from './settings/settings-routes';
 import { Lineage } from './lineage';
 
 export { VERSION } from './core/version';
@@ -78,8 +79,30 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** Maps a listener's bind failure to the one line a user can act on. */
+function listenError(connection: ConnectionConfig, err: unknown): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'EADDRINUSE') {
+    return new FlightlogError('E_ADDR_IN_USE', `connection "${connection.name}": ${connection.listen.host}:${connection.listen.port} is already in use`);
+  }
+  if (e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES') {
+    return new FlightlogError('E_LISTEN', `connection "${connection.name}": cannot listen on ${connection.listen.host}:${connection.listen.port} (${e.code})`);
+  }
+  return err;
+}
+
+/** What a reload did, by connection name. */
+export interface ReloadResult {
+  started: string[];
+  stopped: string[];
+  unchanged: string[];
+}
+
 export class Gateway {
   private stopping: Promise<void> | null = null;
+  /** the running config and what reload() needs to start listeners like start() did; set by start() */
+  private runtime!: { config: FlightlogConfig; env: NodeJS.ProcessEnv; log: Logger };
+  private reloads: Promise<unknown> = Promise.resolve();
 
   private constructor(
     readonly dataDir: string,
@@ -134,14 +157,7 @@ export class Gateway {
         try {
           listener = await start(ctx);
         } catch (err) {
-          const e = err as NodeJS.ErrnoException;
-          if (e.code === 'EADDRINUSE') {
-            throw new FlightlogError('E_ADDR_IN_USE', `connection "${connection.name}": ${connection.listen.host}:${connection.listen.port} is already in use`);
-          }
-          if (e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES') {
-            throw new FlightlogError('E_LISTEN', `connection "${connection.name}": cannot listen on ${connection.listen.host}:${connection.listen.port} (${e.code})`);
-          }
-          throw err;
+          throw listenError(connection, err);
         }
         cleanup.push(() => listener.close());
         listeners.set(connection.name, { connection, listener, error: null });
@@ -157,10 +173,11 @@ export class Gateway {
         host: opts.config.controlApi.host,
         port: opts.config.controlApi.port,
         status: () => gateway!.status(),
-        extra: opts.controlExtra?.(db),
+        extra: withSettingsRoutes(() => gateway, opts.controlExtra?.(db)),
       });
       fs.writeFileSync(path.join(dataDir, 'control.json'), JSON.stringify({ url: control.url, pid: process.pid }) + '\n', { mode: 0o600 });
       gateway = new Gateway(dataDir, db, key, masker, recorder, listeners, control, unlock);
+      gateway.runtime = { config: opts.config, env, log };
       return gateway;
     } catch (err) {
       for (const c of cleanup.reverse()) await c();
@@ -219,6 +236,91 @@ export class Gateway {
       })),
       liveSessions: this.recorder.openSessions().length,
     };
+  }
+
+  /** The config the listeners run now (the one given to start(), or the last reload()). */
+  get config(): FlightlogConfig {
+    return this.runtime.config;
+  }
+
+  /**
+   * Takes a new config live without a restart: listeners whose connection was removed or changed
+   * stop (ending only their own sessions), new and changed ones start, unchanged ones keep running
+   * with their live sessions. Every secret is resolved first, so a missing one changes nothing; if
+   * a listener cannot start, the ones this call started are closed, the stopped ones are put back,
+   * and the error is thrown. Reloads run one at a time.
+   */
+  reload(config: FlightlogConfig): Promise<ReloadResult> {
+    const run = this.reloads.then(() => this.applyReload(config));
+    this.reloads = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyReload(config: FlightlogConfig): Promise<ReloadResult> {
+    if (this.stopping) throw new FlightlogError('E_STOPPING', 'the gateway is shutting down');
+    const { env, log } = this.runtime;
+    const next = new Map(config.connections.map((c) => [c.name, c]));
+    const same = (a: ConnectionConfig, b: ConnectionConfig) => JSON.stringify(a) === JSON.stringify(b);
+    const retiring = [...this.listeners.values()].filter((s) => !next.has(s.connection.name) || !same(s.connection, next.get(s.connection.name)!));
+    const unchanged = [...this.listeners.values()].filter((s) => !retiring.includes(s)).map((s) => s.connection.name);
+    const toStart = config.connections.filter((c) => !unchanged.includes(c.name));
+    const secrets = new Map(toStart.map((c) => [c.name, resolveSecrets(c, env, config.file)]));
+
+    const started = new Map<string, ListenerState>();
+    const startOne = async (c: ConnectionConfig, cfg: FlightlogConfig, values: Record<string, string>): Promise<ListenerState> => {
+      const start = listenerFor(c.protocol);
+      if (!start) return { connection: c, listener: null, error: `no ${c.protocol} listener in this build` };
+      try {
+        const listener = await start(Gateway.context(c, cfg, this.dataDir, values, this.masker, log, this.db, this.recorder));
+        return { connection: c, listener, error: null };
+      } catch (err) {
+        throw listenError(c, err);
+      }
+    };
+    const startAll = async (list: ConnectionConfig[]) => {
+      for (const c of list) started.set(c.name, await startOne(c, config, secrets.get(c.name) ?? {}));
+    };
+    // A brand-new connection whose port no retiring listener holds can start before anything
+    // stops: if it fails, nothing has changed yet.
+    const retiringPorts = new Set(retiring.map((s) => s.connection.listen.port).filter((p) => p !== 0));
+    const early = toStart.filter((c) => !this.listeners.has(c.name) && !retiringPorts.has(c.listen.port));
+    try {
+      await startAll(early);
+    } catch (err) {
+      await Promise.allSettled([...started.values()].map((s) => s.listener?.close()));
+      throw err;
+    }
+    await Promise.allSettled(retiring.map((s) => s.listener?.close()));
+    try {
+      await startAll(toStart.filter((c) => !early.includes(c)));
+    } catch (err) {
+      await Promise.allSettled([...started.values()].map((s) => s.listener?.close()));
+      for (const old of retiring) {
+        try {
+          this.listeners.set(old.connection.name, await startOne(old.connection, this.runtime.config, resolveSecrets(old.connection, env, this.runtime.config.file)));
+        } catch (again) {
+          const message = again instanceof FlightlogError ? again.message : 'could not restart';
+          log.error(`connection "${old.connection.name}": not restarted after a failed reload: ${message}`);
+          this.listeners.set(old.connection.name, { connection: old.connection, listener: null, error: message });
+        }
+      }
+      throw err;
+    }
+
+    for (const values of secrets.values()) for (const [name, v] of Object.entries(values)) this.masker.addKnownSecret(`upstream-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`, v);
+    const now = new Date().toISOString();
+    const upsert = this.db.prepare(
+      'INSERT INTO connections (name, protocol, config, first_seen, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET protocol = excluded.protocol, config = excluded.config, updated_at = excluded.updated_at',
+    );
+    for (const c of toStart) upsert.run(c.name, c.protocol, JSON.stringify(c), now, now);
+    // Same Map object (callers hold it), rebuilt in config order.
+    const kept = new Map(this.listeners);
+    this.listeners.clear();
+    for (const c of config.connections) this.listeners.set(c.name, started.get(c.name) ?? kept.get(c.name)!);
+    this.runtime = { ...this.runtime, config };
+    const result = { started: [...started.keys()], stopped: retiring.map((s) => s.connection.name), unchanged };
+    log.info(`config reloaded: started ${result.started.join(', ') || 'none'}; stopped ${result.stopped.join(', ') || 'none'}; unchanged ${unchanged.length}`);
+    return result;
   }
 
   /** Stops listening, closes and seals every open session, commits, closes the store. */

@@ -25,7 +25,7 @@ export function registerSecret(db: Db, name: string, value: string, fingerprintK
     db.prepare('DELETE FROM registered_secrets WHERE name = ?').run(name);
     const insert = db.prepare('INSERT INTO registered_secrets (name, form, digest, created_at) VALUES (?, ?, ?, ?)');
     for (const d of digests) insert.run(name, d.form, JSON.stringify(d), now);
-  })();
+  }).immediate();
   return digests.length;
 }
 

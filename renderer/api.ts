@@ -4,6 +4,8 @@
  */
 import type {
   CommandView,
+  ConnectionInput,
+  CreateIdentityResult,
   EventView,
   FindingView,
   GatewayStatus,
@@ -13,6 +15,7 @@ import type {
   SessionDetail,
   SessionListQuery,
   SessionSummary,
+  SettingsSnapshot,
 } from '../gateway/control-api/types';
 import type { FramesResult, ReplayIndex, SeekResult } from '../gateway/replay/replay-types';
 
@@ -81,6 +84,42 @@ export const api = {
   replayIndex: (id: string) => get<ReplayIndex>(`/api/sessions/${enc(id)}/replay`),
   seek: (id: string, tUs: number) => get<SeekResult>(`/api/sessions/${enc(id)}/replay/seek`, { tUs: Math.max(0, Math.floor(tUs)) }),
   frames: (id: string, afterSeq: number, limit = 2000) => get<FramesResult>(`/api/sessions/${enc(id)}/replay/frames`, { afterSeq, limit }),
+};
+
+/** A refused Settings write: `path` names the config field the validator refused (`connections[0].upstream.url`). */
+export class FieldError extends ApiError {
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    readonly path: string | null,
+  ) {
+    super(status, code, message);
+    this.name = 'FieldError';
+  }
+}
+
+/** A state-changing request: JSON body, token in the Authorization header (never the URL), same origin. */
+async function send<T>(method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { authorization: `Bearer ${token() ?? ''}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store', credentials: 'omit' });
+  const json = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string; path?: string } } | null;
+  if (!res.ok) throw new FieldError(res.status, json?.error?.code ?? 'E_HTTP', json?.error?.message ?? `${res.status} ${res.statusText}`, json?.error?.path ?? null);
+  return json as T;
+}
+
+/** Tells the shell (status chip, onboarding) that connections or identities changed. */
+export function announceSettingsChanged(): void {
+  window.dispatchEvent(new Event('flightlog-settings-changed'));
+}
+
+export const settingsApi = {
+  get: () => get<SettingsSnapshot>('/api/settings'),
+  saveConnection: (connection: ConnectionInput, replaces?: string) => send<SettingsSnapshot>('POST', '/api/settings/connections', { connection, replaces }),
+  deleteConnection: (name: string) => send<SettingsSnapshot>('DELETE', `/api/settings/connections/${enc(name)}`),
+  createIdentity: (name: string, kind: 'agent' | 'human') => send<CreateIdentityResult>('POST', '/api/identities', { name, kind }),
+  revokeIdentity: (name: string) => send<{ ok: true }>('POST', `/api/identities/${enc(name)}/revoke`),
 };
 
 export type LiveState = 'connecting' | 'live' | 'offline';

@@ -10,6 +10,7 @@ import { SessionView } from './views/session-view';
 import { ReplayView } from './views/replay-view';
 import { DiffsView } from './views/diffs-view';
 import { FindingsView } from './views/findings-view';
+import { Onboarding, SettingsView } from './views/settings-view';
 import type { GatewayState } from '../main/bridge-types';
 
 export function App() {
@@ -24,12 +25,14 @@ export function App() {
     const load = () => api.status().then(setStatus, () => setStatus(null));
     load();
     const t = setInterval(load, 10_000);
+    window.addEventListener('flightlog-settings-changed', load);
     const b = bridge();
     const unsubGw = b ? b.onGatewayState(setGw) : () => undefined;
     return () => {
       unsub();
       unsubGw();
       clearInterval(t);
+      window.removeEventListener('flightlog-settings-changed', load);
     };
   }, []);
   useLive((msgs) => {
@@ -60,6 +63,7 @@ export function App() {
         </a>
         {nav('sessions', 'Sessions', 'sessions')}
         {nav('findings', 'Findings', 'findings')}
+        {!status?.bundles && nav('settings', 'Settings', 'settings')}
         <span className="spacer" />
         {gw && gw.state === 'down' && <span className="gw-down">gateway down: {gw.reason}</span>}
         {status && (
@@ -91,11 +95,13 @@ export function App() {
         </div>
       )}
       <main className="main">
+        {route.view === 'sessions' && status && !status.bundles && status.listeners.length === 0 && <Onboarding status={status} />}
         {route.view === 'sessions' && <SessionsView route={route} />}
         {route.view === 'session' && <SessionView route={route} />}
         {route.view === 'replay' && <ReplayView route={route} />}
         {route.view === 'diffs' && <DiffsView route={route} />}
         {route.view === 'findings' && <FindingsView route={route} />}
+        {route.view === 'settings' && <SettingsView route={route} />}
       </main>
     </div>
   );

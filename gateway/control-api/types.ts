@@ -3,6 +3,7 @@
  * `--json` output and the renderer (which imports it type-only). Pure types.
  */
 import type { CommandKind, CommandStatus, Direction, Json, Protocol, SessionStatus } from '../core/types';
+import type { Upstream } from '../config/schema';
 
 export interface SessionSummary {
   id: string;
@@ -176,4 +177,54 @@ export type LiveMessage =
 /** Error body of every failed request. */
 export interface ApiError {
   error: { code: string; message: string };
+}
+
+/** A connection as flightlog.yaml spells it: what Settings shows and edits. Secrets are references, never values. */
+export interface ConnectionInput {
+  name: string;
+  protocol: Protocol;
+  /** host:port */
+  listen: string;
+  upstream: Upstream;
+  identities: string[];
+  mask?: 'record' | 'live';
+  llm?: 'anthropic' | 'openai';
+  options?: { [key: string]: Json };
+}
+
+/** `GET /api/settings`: the running config's connections, the identities, and how to route an agent. */
+export interface SettingsSnapshot {
+  /** the YAML file Settings writes back to */
+  configFile: string;
+  /** false until the first write creates it */
+  configExists: boolean;
+  connections: ConnectionInput[];
+  identities: IdentityView[];
+  listeners: GatewayStatus['listeners'];
+  /** `flightlog run`, plus `--data-dir DIR` when the gateway's data dir is not the default one */
+  runCommand: string;
+}
+
+/** `POST /api/settings/connections`: add a connection, or replace the one named `replaces` (else the one of the same name). Answers a SettingsSnapshot. */
+export interface SaveConnectionRequest {
+  connection: ConnectionInput;
+  replaces?: string;
+}
+
+/** `POST /api/identities`. */
+export interface CreateIdentityRequest {
+  name: string;
+  kind: 'agent' | 'human';
+}
+
+/** The new identity's token: shown this once, only its hash is kept. */
+export interface CreateIdentityResult {
+  name: string;
+  kind: 'agent' | 'human';
+  token: string;
+}
+
+/** A refused Settings write: `path` names the field in the document (`connections[0].upstream.url`) when the config validator refused it. */
+export interface SettingsApiError {
+  error: { code: string; message: string; path?: string };
 }

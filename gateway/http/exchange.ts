@@ -345,7 +345,14 @@ export class Exchange {
     }
     const sse = isSse ? new SseParser((e) => this.onSseEvent(e)) : null;
     this.res.writeHead(status, upRes.statusMessage, headers);
-    this.res.flushHeaders();
+    if (streamed) this.res.flushHeaders();
+    else {
+      // the head goes out with the first body chunk (one write instead of two); a body that is
+      // not there by the next turn does not hold the head back
+      setImmediate(() => {
+        if (!this.res.headersSent && !this.res.destroyed && !this.finished) this.res.flushHeaders();
+      });
+    }
     upRes.on('data', (chunk: Buffer) => {
       this.resTap.push(chunk);
       if (sse) sse.push(chunk);

@@ -45,8 +45,23 @@ export function keySegments(key: string): string[] {
   return spaced.split(/[^A-Za-z0-9]+/).filter((s) => s.length > 0).map((s) => s.toLowerCase());
 }
 
-/** Classifies a key/column/header name; null when it does not name a secret. */
+const classCache = new Map<string, KeyClass | null>();
+const CLASS_CACHE_MAX = 10_000;
+
+/**
+ * Classifies a key/column/header name; null when it does not name a secret. Recording asks
+ * about the same few column and header names for every row and request: the answers are cached.
+ */
 export function classifySecretKey(key: string): KeyClass | null {
+  const hit = classCache.get(key);
+  if (hit !== undefined) return hit;
+  const result = classifyUncached(key);
+  if (classCache.size >= CLASS_CACHE_MAX) classCache.clear();
+  classCache.set(key, result === null ? null : Object.freeze(result));
+  return result === null ? null : (classCache.get(key) as KeyClass);
+}
+
+function classifyUncached(key: string): KeyClass | null {
   if (key.length === 0 || key.length > 100) return null;
   const lower = key.toLowerCase();
   if (lower === 'authorization' || lower === 'proxy-authorization') {

@@ -32,6 +32,10 @@ interface Portal {
 
 /** One recorded command in flight. */
 class Running {
+  /** set once the command is recorded, right after its bytes went upstream */
+  handle: CommandHandle | null = null;
+  /** transaction status at the ReadyForQuery that ended it */
+  txStatus: string | null = null;
   columns: Column[] | null = null;
   rows: Json[] = [];
   rowCount = 0;
@@ -45,10 +49,16 @@ class Running {
   copyBytes = 0;
   copyHead = '';
   constructor(
-    readonly handle: CommandHandle,
     readonly params: Json[] | null,
     readonly portal: Portal | null,
   ) {}
+}
+
+/** A command whose recording waits until the chunk that carried it has been forwarded. */
+interface ToStart {
+  run: Running;
+  info: StatementInfo;
+  extra: { portal: string; maxRows: number } | null;
 }
 
 type Pending =
@@ -102,6 +112,9 @@ export class Relay {
   private hashRun: { run: Running; buf: Buffer; start: number; end: number } | null = null;
   private clientPaused = false;
   private upstreamPaused = false;
+  // Recording is kept off the forwarding path: commands are recorded after their chunk went
+  // upstream, results after the server chunk went to the client (same turn, same order).
+  private toStart: ToStart[] = [];
 
   constructor(private readonly opts: RelayOptions) {
     this.ctx = opts.ctx;
@@ -165,6 +178,7 @@ export class Relay {
   private end(status: 'closed' | 'error', reason?: string): void {
     if (this.ended) return;
     this.ended = true;
+    this.flushStarts();
     this.flushHashRun();
     for (const p of this.pending) this.abandon(p, 'connection ended before the result');
     this.pending.length = 0;
@@ -294,6 +308,7 @@ export class Relay {
     this.clientCarry = r.carry;
     this.clientCarryLen = r.carryLen;
     this.flushClientForward();
+    this.flushStarts();
     if (this.terminated) this.end('closed');
   }
 
@@ -390,23 +405,36 @@ export class Relay {
   }
 
   private startRun(info: StatementInfo, params: Json[] | null, portal: Portal | null, extra: { portal: string; maxRows: number } | null): Running {
-    const detail: { [k: string]: Json } = {};
-    if (params) detail.params = params;
-    if (extra) {
-      detail.portal = extra.portal;
-      if (extra.maxRows) detail.maxRows = extra.maxRows;
+    const run = new Running(params, portal);
+    this.toStart.push({ run, info, extra });
+    return run;
+  }
+
+  /** Records the commands whose bytes were just forwarded, in the order they arrived. */
+  private flushStarts(): void {
+    if (this.toStart.length === 0) return;
+    const list = this.toStart;
+    this.toStart = [];
+    for (const { run, info, extra } of list) {
+      const params = run.params;
+      const detail: { [k: string]: Json } = {};
+      if (params) detail.params = params;
+      if (extra) {
+        detail.portal = extra.portal;
+        detail.maxRows = extra.maxRows;
+      }
+      const handle = this.session.startCommand({
+        kind: 'sql',
+        text: info.text,
+        classification: info.classification,
+        targets: info.targets,
+        detail,
+      });
+      const data: { [k: string]: Json } = { sql: info.text };
+      if (params) data.params = params;
+      this.session.event('query', 'client→upstream', data, { commandId: handle.id });
+      run.handle = handle;
     }
-    const handle = this.session.startCommand({
-      kind: 'sql',
-      text: info.text,
-      classification: info.classification,
-      targets: info.targets,
-      detail,
-    });
-    const data: { [k: string]: Json } = { sql: info.text };
-    if (params) data.params = params;
-    this.session.event('query', 'client→upstream', data, { commandId: handle.id });
-    return new Running(handle, params, portal);
   }
 
   /** Policy check; on block, records it and queues the client's ErrorResponse in order. */
@@ -420,6 +448,7 @@ export class Relay {
       classification: info.classification,
     });
     if (decision.action === 'allow') return true;
+    this.flushStarts();
     const rule = decision.rule ?? 'policy';
     const handle = this.session.startCommand({ kind: 'sql', text: info.text, classification: info.classification, targets: info.targets });
     this.session.finding({ category: 'guardrail', kind: decision.action, direction: 'gateway', commandId: handle.id, detail: { rule, reason: decision.reason ?? null } });
@@ -431,6 +460,7 @@ export class Relay {
 
   private refuseIfFailed(simple: boolean): boolean {
     if (!this.session.failed) return false;
+    this.flushStarts();
     this.queueSynthetic(wire.errorResponse({
       severity: 'ERROR', code: '58030',
       message: 'Flightlog cannot record this session (store failure); the statement was not sent',
@@ -493,6 +523,7 @@ export class Relay {
     this.serverCarryLen = r.carryLen;
     this.flushHashRun();
     this.flushServerForward();
+    if (this.done.length && this.done[0].txStatus !== null) this.finishDone(false);
   }
 
   private flushServerForward(): void {
@@ -733,7 +764,8 @@ export class Relay {
       }
       this.abandon(p, 'no result');
     }
-    this.finishDone();
+    // the results are recorded once this chunk has gone to the client (onServerData)
+    for (const run of this.done) run.txStatus ??= this.txStatus;
   }
 
   private complete(run: Running, status: CommandStatus): void {
@@ -743,9 +775,15 @@ export class Relay {
     this.done.push(run);
   }
 
-  private finishDone(): void {
-    const tx = this.txStatus;
+  /** Records finished commands: those a ReadyForQuery ended, or all of them (session end). */
+  private finishDone(all = true): void {
+    let n = 0;
     for (const run of this.done) {
+      if (!all && run.txStatus === null) break;
+      n++;
+      const tx = run.txStatus ?? this.txStatus;
+      const handle = run.handle;
+      if (!handle) continue;
       const sha256 = run.hash ? run.hash.digest('hex') : null;
       const result: { [k: string]: Json } = {
         columns: run.columns ? run.columns.map((c) => ({ name: c.name, type: c.typeOid })) : null,
@@ -765,13 +803,14 @@ export class Relay {
         if (run.copy === 'in') result.copyHead = run.copyHead;
       }
       try {
-        this.session.event('result', 'upstream→client', { tag: run.tag, rowCount: run.rowCount, sha256, error: run.error }, { commandId: run.handle.id, maskedLive: this.live || undefined });
-        run.handle.finish({ status: run.status, result, error: run.error ?? undefined });
+        this.session.event('result', 'upstream→client', { tag: run.tag, rowCount: run.rowCount, sha256, error: run.error }, { commandId: handle.id, maskedLive: this.live || undefined });
+        handle.finish({ status: run.status, result, error: run.error ?? undefined });
       } catch (err) {
         this.ctx.log.error(`postgres session ${this.session.id}: recording a result failed`);
       }
     }
-    this.done.length = 0;
+    if (n === this.done.length) this.done.length = 0;
+    else this.done.splice(0, n);
   }
 }
 

@@ -181,7 +181,7 @@ export function migrate(db: Db): number {
     db.transaction(() => {
       db.exec(m.sql);
       db.pragma(`user_version = ${m.version}`);
-    })();
+    }).immediate();
   }
   return SCHEMA_VERSION;
 }

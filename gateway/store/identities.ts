@@ -35,7 +35,7 @@ export function addIdentity(db: Db, name: string, kind: 'agent' | 'human'): stri
       id = Number(db.prepare('INSERT INTO identities (name, kind, created_at) VALUES (?, ?, ?)').run(name, kind, now).lastInsertRowid);
     }
     db.prepare('INSERT INTO tokens (identity_id, token_hash, created_at) VALUES (?, ?, ?)').run(id, hashToken(token), now);
-  })();
+  }).immediate();
   return token;
 }
 
@@ -47,7 +47,7 @@ export function revokeIdentity(db: Db, name: string): void {
   db.transaction(() => {
     db.prepare('UPDATE identities SET revoked_at = ? WHERE id = ?').run(now, row.id);
     db.prepare('UPDATE tokens SET revoked_at = ? WHERE identity_id = ? AND revoked_at IS NULL').run(now, row.id);
-  })();
+  }).immediate();
 }
 
 export function listIdentities(db: Db): IdentityView[] {

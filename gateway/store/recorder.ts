@@ -1,5 +1,10 @@
 import type { KeyObject } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import type { Db } from './db';
+import { prepareAll, runBatch, S, type BatchOps, type WorkerBatch, type WorkerReply } from './recorder-worker';
 import { chainHash, genesisHash, sealMessage, signSeal } from './chain';
 import { newId } from '../core/ids';
 import type {
@@ -22,10 +27,24 @@ export type RecorderNotice =
   | { type: 'command'; sessionId: string; commandId: number }
   | { type: 'finding'; sessionId: string | null; kind: string };
 
-type Op = () => void;
-
 const DEFAULT_COMMIT_INTERVAL_MS = 4;
-const MAX_BATCH_OPS = 4000;
+/** flat ops array length (2 entries per row) at which a batch is cut at once */
+const MAX_BATCH_OPS = 8000;
+/** an idle writer thread is stopped after this long (restarted on the next batch) */
+const WRITER_IDLE_MS = 2000;
+const WORKER_FILE = path.join(__dirname, 'recorder-worker.js');
+
+interface Waiter {
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+interface Batch {
+  id: number;
+  ops: BatchOps;
+  waiters: Waiter[];
+  notices: RecorderNotice[];
+}
 
 export interface RecorderOptions {
   masker: Masker;
@@ -37,6 +56,11 @@ export interface RecorderOptions {
   onCommandFinish?: (session: SessionInfo, commandId: number, start: CommandStart, finish: CommandFinish) => void;
   /** how long appends wait to be grouped into one commit (default 4 ms) */
   commitIntervalMs?: number;
+  /**
+   * Commit on a writer thread with its own connection (default true for a store file): the
+   * event loop that relays traffic then never waits on SQLite.
+   */
+  writerThread?: boolean;
 }
 
 export interface SessionInfo {
@@ -48,22 +72,33 @@ export interface SessionInfo {
 }
 
 /**
- * The only writer of sessions, events, commands and findings. Listeners append synchronously;
- * appends are committed in batched transactions on the next turn of the event loop, and
+ * The only writer of sessions, events, commands and findings. Listeners append synchronously
+ * (masking and the hash chain are computed here, on the caller's turn); rows are committed in
+ * batched transactions shortly after, on a writer thread when the store is a file, and
  * `flushed()` resolves once they are on disk (WAL: they survive a crash of this process).
  * Every payload is masked here, so nothing unmasked can reach the store by any path.
  */
 export class Recorder {
-  private queue: Op[] = [];
-  private waiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  private queue: BatchOps = [];
+  private waiters: Waiter[] = [];
   private scheduled = false;
   private nextCommandId: number;
   private readonly open = new Map<string, LiveSession>();
   private listeners: Array<(n: RecorderNotice) => void> = [];
   private notices: RecorderNotice[] = [];
+  /** insertCommand params of the batch being built, by command id: a finish before the cut patches them */
+  private readonly unsentCommands = new Map<number, unknown[]>();
+  private batchSeq = 0;
+  /** the batch the writer thread is committing (at most one: later rows group into the next) */
+  private inFlight: Batch | null = null;
+  /** the commit timer fired while a batch was in flight: cut the next one on its ack */
+  private due = false;
+  private worker: Worker | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private readonly useWorker: boolean;
+  private stmtsCache: ReturnType<typeof prepareAll> | null = null;
   /** set once a commit failed: every session is failed from then on (fail-closed) */
   storeError: Error | null = null;
-  readonly stmts;
 
   constructor(
     readonly db: Db,
@@ -71,29 +106,9 @@ export class Recorder {
   ) {
     const max = db.prepare('SELECT COALESCE(MAX(id), 0) AS m FROM commands').get() as { m: number };
     this.nextCommandId = max.m + 1;
-    this.stmts = {
-      insertSession: db.prepare(
-        `INSERT INTO sessions (id, identity, connection, protocol, run_id, client_addr, meta, started_at, started_us, status)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'live')`,
-      ),
-      insertEvent: db.prepare(
-        'INSERT INTO events (session_id, seq, t_us, wall, kind, direction, command_id, data, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ),
-      insertCommand: db.prepare(
-        `INSERT INTO commands (id, session_id, idx, kind, text, classification, targets, status, started_at, started_us, start_seq, detail, caused_by)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)`,
-      ),
-      insertTarget: db.prepare('INSERT INTO command_targets (command_id, target) VALUES (?, ?)'),
-      finishCommand: db.prepare('UPDATE commands SET status = ?, ended_us = ?, end_seq = ?, result = ?, error = ? WHERE id = ?'),
-      setCausedBy: db.prepare('UPDATE commands SET caused_by = ? WHERE id = ?'),
-      insertFinding: db.prepare(
-        `INSERT INTO findings (session_id, command_id, event_seq, category, kind, fp, direction, masked_live, detail, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      updateCounts: db.prepare('UPDATE sessions SET event_count = ?, command_count = ?, finding_count = ?, last_hash = ? WHERE id = ?'),
-      closeSession: db.prepare('UPDATE sessions SET ended_at = ?, status = ?, end_reason = ?, seal = ?, seal_key = ? WHERE id = ?'),
-      insertFailed: db.prepare('INSERT INTO failed_attempts (connection, protocol, identity, client_addr, reason, at) VALUES (?, ?, ?, ?, ?, ?)'),
-    };
+    this.useWorker = opts.writerThread !== false && !db.memory && db.name !== '' && fs.existsSync(WORKER_FILE);
+    // prepared up front on the main connection too: a schema that cannot take the rows fails here
+    if (!this.useWorker) this.stmtsCache = prepareAll(db);
   }
 
   /** Subscribes to commit notices (live feed); returns an unsubscribe function. */
@@ -119,10 +134,8 @@ export class Recorder {
     const at = new Date().toISOString();
     const identity = a.identity === null ? null : this.opts.masker.maskText(a.identity).text;
     const reason = this.opts.masker.maskText(a.reason).text;
-    this.enqueue(() => {
-      this.stmts.insertFailed.run(a.connection, a.protocol, identity, a.clientAddr ?? null, reason, at);
-      this.stmts.insertFinding.run(null, null, null, 'auth', 'failed-login', null, 'client→upstream', 0, JSON.stringify({ connection: a.connection, identity, reason, clientAddr: a.clientAddr ?? null }), at);
-    });
+    this.push(S.insertFailed, [a.connection, a.protocol, identity, a.clientAddr ?? null, reason, at]);
+    this.push(S.insertFinding, [null, null, null, 'auth', 'failed-login', null, 'client→upstream', 0, JSON.stringify({ connection: a.connection, identity, reason, clientAddr: a.clientAddr ?? null }), at]);
     this.notify({ type: 'finding', sessionId: null, kind: 'failed-login' });
   }
 
@@ -135,7 +148,11 @@ export class Recorder {
   /** Commits everything queued now; resolves when it is on disk. */
   flush(): Promise<void> {
     if (this.storeError) return Promise.reject(this.storeError);
-    if (this.queue.length === 0) return Promise.resolve();
+    if (this.queue.length === 0) {
+      if (!this.inFlight) return Promise.resolve();
+      const batch = this.inFlight;
+      return new Promise((resolve, reject) => batch.waiters.push({ resolve, reject }));
+    }
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });
       this.schedule();
@@ -152,21 +169,41 @@ export class Recorder {
     this.open.delete(id);
   }
 
-  /** @internal */
-  enqueue(op: Op): void {
-    this.queue.push(op);
+  /** @internal queues one row write: a statement (S.*) and its parameters */
+  push(stmt: number, params: unknown[]): void {
+    if (this.storeError) return;
+    this.queue.push(stmt, params);
     this.schedule();
+  }
+
+  /** @internal a row added while a batch is being cut (no new commit is armed for it) */
+  pushUnscheduled(stmt: number, params: unknown[]): void {
+    this.queue.push(stmt, params);
+  }
+
+  /** @internal queues a command row; it stays patchable by finishCommand until the batch is cut */
+  pushCommand(id: number, params: unknown[]): void {
+    if (this.storeError) return;
+    this.unsentCommands.set(id, params);
+    this.push(S.insertCommand, params);
+  }
+
+  /** @internal the unsent insert of a command, if its batch is not cut yet */
+  unsentCommand(id: number): unknown[] | undefined {
+    return this.unsentCommands.get(id);
   }
 
   /** @internal */
   notify(n: RecorderNotice): void {
-    this.notices.push(n);
+    // notices only feed live subscribers: with none, keeping them is wasted work
+    if (this.listeners.length) this.notices.push(n);
   }
 
   /**
    * Commits are grouped: the first append arms a short timer, and a large backlog commits at
    * once. A commit costs far more than a row, so one per event-loop turn would bound a busy
-   * proxy at a few thousand commands a second.
+   * proxy at a few thousand commands a second. While the writer thread commits one batch,
+   * new rows group into the next.
    */
   private schedule(): void {
     if (this.queue.length >= MAX_BATCH_OPS) {
@@ -183,37 +220,125 @@ export class Recorder {
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
 
+  /** Cuts the queued rows into a batch (with the dirty sessions' counters) and commits it. */
   private commit(): void {
     this.scheduled = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.immediate) clearImmediate(this.immediate);
     this.immediate = null;
-    const ops = this.queue;
-    const waiters = this.waiters;
-    const notices = this.notices;
+    if (this.storeError) {
+      this.failPending();
+      return;
+    }
+    if (this.inFlight) {
+      this.due = true;
+      return;
+    }
+    if (this.queue.length === 0 && this.waiters.length === 0) return;
+    for (const s of this.dirty) s.writeCounts();
+    this.dirty.clear();
+    this.unsentCommands.clear();
+    const batch: Batch = { id: ++this.batchSeq, ops: this.queue, waiters: this.waiters, notices: this.notices };
     this.queue = [];
     this.waiters = [];
     this.notices = [];
-    if (this.storeError) {
-      for (const w of waiters) w.reject(this.storeError);
-      return;
-    }
+    if (this.useWorker) this.send(batch);
+    else this.commitHere(batch);
+  }
+
+  private commitHere(batch: Batch): void {
     try {
-      this.db.transaction(() => {
-        for (const op of ops) op();
-        for (const s of this.dirty) s.writeCounts();
-      })();
-      this.dirty.clear();
+      runBatch(this.db, this.stmtsCache ?? (this.stmtsCache = prepareAll(this.db)), batch.ops);
     } catch (err) {
-      this.storeError = err as Error;
-      for (const s of this.open.values()) s.markFailed();
-      for (const w of waiters) w.reject(this.storeError);
+      this.fail(err as Error, batch);
       return;
     }
-    for (const w of waiters) w.resolve();
-    if (this.listeners.length) {
-      for (const n of coalesce(notices)) for (const l of this.listeners) l(n);
+    this.committed(batch);
+  }
+
+  private send(batch: Batch): void {
+    const w = this.writer();
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    this.inFlight = batch;
+    // a batch in flight keeps the process alive, as the commit timer did
+    w.ref();
+    w.postMessage({ type: 'batch', id: batch.id, ops: batch.ops } satisfies WorkerBatch);
+  }
+
+  private writer(): Worker {
+    if (this.worker) return this.worker;
+    const w = new Worker(WORKER_FILE, { workerData: { flightlogRecorder: true, file: this.db.name } });
+    w.on('message', (m: WorkerReply) => this.onReply(w, m));
+    w.on('error', (err: Error) => this.writerLost(w, `the store writer failed: ${err.message}`));
+    w.on('exit', () => this.writerLost(w, 'the store writer stopped'));
+    this.worker = w;
+    return w;
+  }
+
+  private onReply(w: Worker, m: WorkerReply): void {
+    const batch = this.inFlight;
+    if (w !== this.worker || !batch || batch.id !== m.id) return;
+    this.inFlight = null;
+    if (m.error !== undefined) {
+      w.unref();
+      this.fail(new Error(m.error), batch);
+      return;
     }
+    this.committed(batch);
+    if (this.due || this.queue.length >= MAX_BATCH_OPS) {
+      this.due = false;
+      this.commit();
+    }
+    if (!this.inFlight) {
+      w.unref();
+      this.idleTimer = setTimeout(() => this.stopWriter(), WRITER_IDLE_MS);
+      this.idleTimer.unref();
+    }
+  }
+
+  /** Stops an idle writer thread (it closes its connection); the next batch starts a new one. */
+  private stopWriter(): void {
+    this.idleTimer = null;
+    const w = this.worker;
+    if (!w || this.inFlight) return;
+    this.worker = null;
+    w.postMessage({ type: 'close' });
+  }
+
+  private writerLost(w: Worker, reason: string): void {
+    if (w !== this.worker) return;
+    this.worker = null;
+    const batch = this.inFlight;
+    this.inFlight = null;
+    // nothing in flight: a later batch starts a new writer
+    if (batch) this.fail(new Error(reason), batch);
+  }
+
+  private committed(batch: Batch): void {
+    for (const w of batch.waiters) w.resolve();
+    if (this.listeners.length && batch.notices.length) {
+      for (const n of coalesce(batch.notices)) for (const l of this.listeners) l(n);
+    }
+  }
+
+  /** Fail-closed: a batch that did not commit fails every session, now and later. */
+  private fail(err: Error, batch: Batch): void {
+    this.storeError = err;
+    for (const s of this.open.values()) s.markFailed();
+    for (const w of batch.waiters) w.reject(err);
+    this.failPending();
+  }
+
+  private failPending(): void {
+    const err = this.storeError as Error;
+    const waiters = this.waiters;
+    this.waiters = [];
+    this.queue = [];
+    this.notices = [];
+    this.unsentCommands.clear();
+    for (const w of waiters) w.reject(err);
   }
 
   /** @internal sessions whose counters changed in the current batch */
@@ -234,14 +359,15 @@ function coalesce(notices: RecorderNotice[]): RecorderNotice[] {
   return out;
 }
 
-const nowUs = (): bigint => process.hrtime.bigint() / 1000n;
+/** monotonic microseconds (a double: cheaper than hrtime.bigint on the per-event path) */
+const nowUs = (): number => Math.round(performance.now() * 1000);
 
 class LiveSession implements SessionRecorder {
   readonly id: string;
   readonly info: SessionInfo;
   private seq = 0;
   private prevHash: string;
-  private readonly startUs: bigint;
+  private readonly startUs: number;
   private commandIdx = 0;
   private findingCount = 0;
   private closed = false;
@@ -261,19 +387,17 @@ class LiveSession implements SessionRecorder {
     const identity = open.identity === null ? null : masker.maskText(open.identity).text;
     this.info = { id: this.id, connection: open.connection, protocol: open.protocol, identity, runId: open.runId ?? null };
     const meta = masker.maskValue((open.meta ?? {}) as Json).value;
-    rec.enqueue(() =>
-      rec.stmts.insertSession.run(
-        this.id,
-        identity,
-        open.connection,
-        open.protocol,
-        open.runId ?? null,
-        open.clientAddr ?? null,
-        JSON.stringify(meta),
-        wall.toISOString(),
-        wall.getTime() * 1000,
-      ),
-    );
+    rec.push(S.insertSession, [
+      this.id,
+      identity,
+      open.connection,
+      open.protocol,
+      open.runId ?? null,
+      open.clientAddr ?? null,
+      JSON.stringify(meta),
+      wall.toISOString(),
+      wall.getTime() * 1000,
+    ]);
     rec.notify({ type: 'session', sessionId: this.id, status: 'live' });
     this.event('open', 'gateway', { connection: open.connection, protocol: open.protocol, identity, runId: open.runId ?? null, clientAddr: open.clientAddr ?? null, meta });
   }
@@ -293,7 +417,7 @@ class LiveSession implements SessionRecorder {
     const commandId = opts.commandId ?? this.currentCommand;
     const e = {
       seq,
-      t_us: Number(nowUs() - this.startUs),
+      t_us: nowUs() - this.startUs,
       wall: new Date().toISOString(),
       kind,
       direction,
@@ -303,7 +427,7 @@ class LiveSession implements SessionRecorder {
     const hash = chainHash(this.prevHash, e);
     this.prevHash = hash;
     const id = this.id;
-    this.rec.enqueue(() => this.rec.stmts.insertEvent.run(id, e.seq, e.t_us, e.wall, e.kind, e.direction, e.command_id, e.data, hash));
+    this.rec.push(S.insertEvent, [id, e.seq, e.t_us, e.wall, e.kind, e.direction, e.command_id, e.data, hash]);
     this.rec.dirty.add(this);
     this.rec.notify({ type: 'events', sessionId: id, fromSeq: seq, toSeq: seq });
     if (hits.length) this.recordHits(hits, direction, commandId, seq, opts.maskedLive ?? false);
@@ -318,7 +442,7 @@ class LiveSession implements SessionRecorder {
     const detail = start.detail === undefined ? null : masker.maskValue(start.detail);
     const targets = start.targets ?? [];
     const wall = new Date().toISOString();
-    const startedUs = Number(nowUs() - this.startUs);
+    const startedUs = nowUs() - this.startUs;
     const startSeq = this.seq + 1;
     const masked: CommandStart = { ...start, text: text.text };
     let causedBy = start.causedBy ?? null;
@@ -329,23 +453,27 @@ class LiveSession implements SessionRecorder {
         causedBy = null;
       }
     }
-    this.rec.enqueue(() => {
-      this.rec.stmts.insertCommand.run(
-        id,
-        this.id,
-        idx,
-        start.kind,
-        text.text,
-        start.classification ?? null,
-        JSON.stringify(targets),
-        wall,
-        startedUs,
-        startSeq,
-        detail ? JSON.stringify(detail.value) : null,
-        causedBy,
-      );
-      for (const t of new Set(targets)) this.rec.stmts.insertTarget.run(id, t.toLowerCase());
-    });
+    this.rec.pushCommand(id, [
+      id,
+      this.id,
+      idx,
+      start.kind,
+      text.text,
+      start.classification ?? null,
+      JSON.stringify(targets),
+      'running',
+      wall,
+      startedUs,
+      startSeq,
+      detail ? JSON.stringify(detail.value) : null,
+      causedBy,
+      null,
+      null,
+      null,
+      null,
+    ]);
+    if (targets.length === 1) this.rec.push(S.insertTarget, [id, targets[0].toLowerCase()]);
+    else if (targets.length > 1) for (const t of new Set(targets)) this.rec.push(S.insertTarget, [id, t.toLowerCase()]);
     this.rec.dirty.add(this);
     this.rec.notify({ type: 'command', sessionId: this.id, commandId: id });
     this.commands.set(id, masked);
@@ -367,11 +495,21 @@ class LiveSession implements SessionRecorder {
     const masker = this.rec.opts.masker;
     const result = f.result === undefined ? null : masker.maskValue(f.result);
     const error = f.error === undefined ? null : masker.maskText(f.error);
-    const endedUs = Number(nowUs() - this.startUs);
+    const endedUs = nowUs() - this.startUs;
     const endSeq = this.seq;
-    this.rec.enqueue(() =>
-      this.rec.stmts.finishCommand.run(f.status, endedUs, endSeq, result ? JSON.stringify(result.value) : null, error ? error.text : null, id),
-    );
+    const resultJson = result ? JSON.stringify(result.value) : null;
+    const errorText = error ? error.text : null;
+    const unsent = this.rec.unsentCommand(id);
+    if (unsent) {
+      // started and finished within one batch: one finished row instead of an insert and an update
+      unsent[7] = f.status;
+      unsent[13] = endedUs;
+      unsent[14] = endSeq;
+      unsent[15] = resultJson;
+      unsent[16] = errorText;
+    } else {
+      this.rec.push(S.finishCommand, [f.status, endedUs, endSeq, resultJson, errorText, id]);
+    }
     this.rec.notify({ type: 'command', sessionId: this.id, commandId: id });
     if (result?.hits.length) this.recordHits(result.hits, 'upstream→client', id, null, false);
     if (error?.hits.length) this.recordHits(error.hits, 'upstream→client', id, null, false);
@@ -390,7 +528,7 @@ class LiveSession implements SessionRecorder {
 
   /** @internal link a command to the command that caused it (lineage found after the fact) */
   setCausedBy(commandId: number, causedBy: number): void {
-    this.rec.enqueue(() => this.rec.stmts.setCausedBy.run(causedBy, commandId));
+    this.rec.push(S.setCausedBy, [causedBy, commandId]);
   }
 
   finding(f: { category: 'secret' | 'guardrail' | 'auth'; kind: string; fp?: string; direction: Direction; commandId?: number; maskedLive?: boolean; detail?: Json }): void {
@@ -399,9 +537,7 @@ class LiveSession implements SessionRecorder {
     const commandId = f.commandId ?? this.currentCommand;
     const seq = this.seq || null;
     this.findingCount++;
-    this.rec.enqueue(() =>
-      this.rec.stmts.insertFinding.run(this.id, commandId, seq, f.category, f.kind, f.fp ?? null, f.direction, f.maskedLive ? 1 : 0, detail, at),
-    );
+    this.rec.push(S.insertFinding, [this.id, commandId, seq, f.category, f.kind, f.fp ?? null, f.direction, f.maskedLive ? 1 : 0, detail, at]);
     this.rec.dirty.add(this);
     this.rec.notify({ type: 'finding', sessionId: this.id, kind: f.kind });
   }
@@ -410,17 +546,15 @@ class LiveSession implements SessionRecorder {
     const at = new Date().toISOString();
     for (const h of hits) {
       this.findingCount++;
-      this.rec.enqueue(() =>
-        this.rec.stmts.insertFinding.run(this.id, commandId, seq, 'secret', h.kind, h.fp, direction, maskedLive ? 1 : 0, null, at),
-      );
+      this.rec.push(S.insertFinding, [this.id, commandId, seq, 'secret', h.kind, h.fp, direction, maskedLive ? 1 : 0, null, at]);
       this.rec.notify({ type: 'finding', sessionId: this.id, kind: h.kind });
     }
     this.rec.dirty.add(this);
   }
 
-  /** @internal runs inside the commit transaction */
+  /** @internal queues the counters as they stand when a batch is cut (last row of the batch) */
   writeCounts(): void {
-    this.rec.stmts.updateCounts.run(this.seq, this.commandIdx, this.findingCount, this.prevHash, this.id);
+    this.rec.pushUnscheduled(S.updateCounts, [this.seq, this.commandIdx, this.findingCount, this.prevHash, this.id]);
   }
 
   flushed(): Promise<void> {
@@ -436,7 +570,7 @@ class LiveSession implements SessionRecorder {
     const seal = signSeal(this.rec.opts.signingKey, sealMessage(this.id, this.seq, lastHash));
     const endedAt = new Date().toISOString();
     const maskedReason = reason === undefined ? null : this.rec.opts.masker.maskText(reason).text;
-    this.rec.enqueue(() => this.rec.stmts.closeSession.run(endedAt, status, maskedReason, seal, this.rec.opts.keyFingerprint, this.id));
+    this.rec.push(S.closeSession, [endedAt, status, maskedReason, seal, this.rec.opts.keyFingerprint, this.id]);
     this.rec.notify({ type: 'session', sessionId: this.id, status });
     this.rec.forget(this.id);
   }

@@ -13,7 +13,7 @@ export function createRun(db: Db, opts: { identity: string; argv: string[]; pid?
   db.transaction(() => {
     token = addRunToken(db, opts.identity, runId);
     db.prepare('INSERT INTO runs (id, identity, argv, started_at, pid) VALUES (?, ?, ?, ?, ?)').run(runId, opts.identity, JSON.stringify(opts.argv), new Date().toISOString(), opts.pid ?? null);
-  })();
+  }).immediate();
   return { runId, token };
 }
 

@@ -38,6 +38,10 @@ interface Figures {
 }
 
 const run = promisify(execFile);
+// BENCH_TARGETS=direct,proxy,gateway and BENCH_ONLY=small,1mb,light,1gb keep a subset (to profile one)
+const TARGETS = process.env.BENCH_TARGETS ? new Set(process.env.BENCH_TARGETS.split(',')) : null;
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
+const want = (key: string): boolean => ONLY === null || ONLY.has(key);
 
 // async on purpose: the gateway and the node proxy run in this process and must keep serving
 async function wrk(url: string, headers: string[], connections: number): Promise<Figures> {
@@ -77,27 +81,27 @@ async function main(): Promise<void> {
     ['direct', `http://127.0.0.1:${upPort}`, []],
     ['node proxy', `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, []],
     ['gateway', `http://${g.host}:${g.port}`, [`authorization: Bearer ${token}`]],
-  ];
+  ].filter(([name]) => !TARGETS || TARGETS.has((name as string).split(' ').pop() as string)) as [string, string, string[]][];
   const rows: string[] = [];
   const ratios: string[] = [];
-  for (const [path, conns] of [['/small', 16], ['/1mb', 4]] as const) {
+  for (const [path, conns] of ([['/small', 16], ['/1mb', 4]] as const).filter(([p]) => want(p.slice(1)))) {
     const results: Record<string, Figures> = {};
     for (const [name, base, headers] of targets) {
       results[name] = await wrk(`${base}${path}`, headers, conns);
       rows.push(`${path.padEnd(7)} ${name.padEnd(11)} ${results[name].rps.toFixed(0).padStart(8)} req/s   p50 ${results[name].p50.padStart(8)}   p99 ${results[name].p99.padStart(8)}`);
     }
-    ratios.push(`${path}: gateway/node-proxy = ${(results.gateway.rps / results['node proxy'].rps).toFixed(2)}×, node-proxy/direct = ${(results['node proxy'].rps / results.direct.rps).toFixed(2)}×`);
+    if (results.gateway && results['node proxy'] && results.direct) ratios.push(`${path}: gateway/node-proxy = ${(results.gateway.rps / results['node proxy'].rps).toFixed(2)}×, node-proxy/direct = ${(results['node proxy'].rps / results.direct.rps).toFixed(2)}×`);
   }
   // light load latency: one connection
   const light: string[] = [];
-  for (const [name, base, headers] of targets) light.push(`${name} p99 ${(await wrk(`${base}/small`, headers, 1)).p99}`);
+  if (want('light')) for (const [name, base, headers] of targets) light.push(`${name} p99 ${(await wrk(`${base}/small`, headers, 1)).p99}`);
 
   // 1 GB through the gateway: memory must stay flat
   const rssBefore = process.memoryUsage().rss;
   let peak = rssBefore;
   const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
   const t0 = Date.now();
-  await run('curl', ['-sS', '-o', '/dev/null', '-H', `authorization: Bearer ${token}`, `http://${g.host}:${g.port}/1gb`]);
+  if (want('1gb')) await run('curl', ['-sS', '-o', '/dev/null', '-H', `authorization: Bearer ${token}`, `http://${g.host}:${g.port}/1gb`]);
   clearInterval(timer);
   const secs = (Date.now() - t0) / 1000;
 

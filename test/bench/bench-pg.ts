@@ -15,6 +15,11 @@ import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
 const run = promisify(execFile);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const SCALE = Number(process.env.BENCH_SCALE ?? 5);
+// BENCH_ONLY=select1,select8,tpcb1,tpcb8,big keeps a subset (e.g. to profile one workload)
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
+// BENCH_TARGETS=direct,relay,pgbouncer,gateway keeps a subset of targets (ratios need direct first)
+const TARGETS = process.env.BENCH_TARGETS ? new Set(process.env.BENCH_TARGETS.split(',')) : null;
+const want = (key: string): boolean => ONLY === null || ONLY.has(key);
 
 interface Target {
   name: string;
@@ -147,13 +152,13 @@ async function main(): Promise<void> {
       { ...direct, name: 'node relay', port: relay.port },
       ...(bouncer ? [{ ...direct, name: 'pgbouncer', port: bouncer.port, password: '' }] : []),
       { name: 'gateway', host: gw.address('db').host, port: gw.address('db').port, user: 'bench', password: token },
-    ];
+    ].filter((t) => !TARGETS || TARGETS.has(t.name.split(' ').pop() as string));
     const workloads = [
-      { name: 'select-only, 1 client', args: ['-S', '-c', '1', '-j', '1'] },
-      { name: 'select-only, 8 clients', args: ['-S', '-c', '8', '-j', '2'] },
-      { name: 'TPC-B-like, 1 client', args: ['-c', '1', '-j', '1'] },
-      { name: 'TPC-B-like, 8 clients', args: ['-c', '8', '-j', '2'] },
-    ];
+      { key: 'select1', name: 'select-only, 1 client', args: ['-S', '-c', '1', '-j', '1'] },
+      { key: 'select8', name: 'select-only, 8 clients', args: ['-S', '-c', '8', '-j', '2'] },
+      { key: 'tpcb1', name: 'TPC-B-like, 1 client', args: ['-c', '1', '-j', '1'] },
+      { key: 'tpcb8', name: 'TPC-B-like, 8 clients', args: ['-c', '8', '-j', '2'] },
+    ].filter((w) => want(w.key));
     const rows: string[][] = [['workload', ...targets.map((t) => t.name), 'gateway/relay']];
     for (const w of workloads) {
       const tps: number[] = [];
@@ -166,15 +171,17 @@ async function main(): Promise<void> {
       rows.push([
         w.name,
         ...tps.map((x, i) => (i === 0 ? `${x.toFixed(0)} tps` : `${x.toFixed(0)} (${(x / base).toFixed(2)}×)`)),
-        (tps[tps.length - 1] / tps[relayIdx]).toFixed(2) + '×',
+        relayIdx < 0 ? '-' : (tps[tps.length - 1] / tps[relayIdx]).toFixed(2) + '×',
       ]);
       console.log(rows[rows.length - 1].join(' | '));
     }
-    const d = await bigSelect(direct);
-    const g = await bigSelect(targets[targets.length - 1]);
     console.log('');
     for (const r of rows) console.log(r.map((c, i) => c.padEnd(i === 0 ? 24 : 16)).join(' '));
-    console.log(`\n1M-row SELECT: direct ${d.toFixed(2)} s, gateway ${g.toFixed(2)} s (${(d / g).toFixed(2)}× direct throughput)`);
+    if (want('big')) {
+      const d = await bigSelect(direct);
+      const g = await bigSelect(targets[targets.length - 1]);
+      console.log(`\n1M-row SELECT: direct ${d.toFixed(2)} s, gateway ${g.toFixed(2)} s (${(d / g).toFixed(2)}× direct throughput)`);
+    }
     console.log(`gateway process peak RSS: ${(peakRss / 1048576).toFixed(0)} MB`);
     await gw.flush();
     const s = gw.sessions();

@@ -1,0 +1,201 @@
+/**
+ * The Settings routes of the control API (offered after its token check): the config's
+ * connections, written back to flightlog.yaml and taken live with Gateway.reload, and identities.
+ * They change what the gateway lets through, so they refuse anything a browser could send
+ * cross-origin: the token must come in the Authorization header, bodies must be JSON, and an
+ * Origin, when present, must be the page's own.
+ */
+import type * as http from 'node:http';
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+import { ConfigError, FlightlogError } from '../core/errors';
+import { resolveDataDir } from '../core/paths';
+import type { Db } from '../store/db';
+import type { Masker } from '../core/types';
+import type { FlightlogConfig } from '../config/schema';
+import { addIdentity, listIdentities, revokeIdentity } from '../store/identities';
+import { sendJson } from '../control-api/server';
+import type { ControlApiOptions } from '../control-api/server';
+import type { CreateIdentityResult, GatewayStatus, SettingsApiError, SettingsSnapshot } from '../control-api/types';
+import { applyConfigEdit, removeConnection, settingsFile, toConnectionInput, upsertConnection } from './config-file';
+
+type Extra = NonNullable<ControlApiOptions['extra']>;
+
+/** What the routes need of the gateway (Gateway satisfies it). */
+export interface SettingsHost {
+  readonly dataDir: string;
+  readonly db: Db;
+  readonly masker: Masker;
+  readonly config: FlightlogConfig;
+  reload(config: FlightlogConfig): Promise<unknown>;
+  status(): GatewayStatus;
+}
+
+const LOOPBACK_HOST = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?$/i;
+
+/** Composes the Settings routes in front of another `extra` hook (the web UI's). */
+export function withSettingsRoutes(host: () => SettingsHost | null, next?: Extra): Extra {
+  const settings = createSettingsRoutes(host);
+  return async (req, res, url) => (await settings(req, res, url)) || (next ? next(req, res, url) : false);
+}
+
+function sendError(res: http.ServerResponse, status: number, code: string, message: string, docPath?: string): true {
+  const body: SettingsApiError = { error: docPath === undefined ? { code, message } : { code, message, path: docPath } };
+  sendJson(res, status, body);
+  return true;
+}
+
+/** Same-origin only: a loopback Host (no DNS rebinding) and, when a browser says where it comes from, our own origin. */
+function crossOrigin(req: http.IncomingMessage): string | null {
+  const host = req.headers.host ?? '';
+  if (!LOOPBACK_HOST.test(host)) return 'forbidden host';
+  const origin = req.headers.origin;
+  if (origin !== undefined) {
+    let o: string;
+    try {
+      o = new URL(origin).host;
+    } catch {
+      return 'cross-origin request refused';
+    }
+    if (o !== host) return 'cross-origin request refused';
+  }
+  if (req.headers['sec-fetch-site'] === 'cross-site') return 'cross-origin request refused';
+  return null;
+}
+
+async function readJsonBody(req: http.IncomingMessage): Promise<Record<string, unknown>> {
+  const type = String(req.headers['content-type'] ?? '');
+  if (!/^application\/json\s*(;|$)/i.test(type)) throw new FlightlogError('E_CONTENT_TYPE', 'the request body must be JSON (content-type: application/json)');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > 64 * 1024) throw new FlightlogError('E_PARAM', 'request body too large');
+    chunks.push(c as Buffer);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new FlightlogError('E_PARAM', 'request body is not valid JSON');
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new FlightlogError('E_PARAM', 'request body must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
+/** `flightlog run`, naming the data dir when an agent's shell would not find this gateway by default. */
+function runCommand(dataDir: string): string {
+  const env = { ...process.env };
+  delete env.FLIGHTLOG_HOME;
+  if (path.resolve(dataDir) === resolveDataDir(undefined, env)) return 'flightlog run';
+  return `flightlog run --data-dir ${/^[A-Za-z0-9_./:@-]+$/.test(dataDir) ? dataDir : `'${dataDir.replace(/'/g, `'\\''`)}'`}`;
+}
+
+export function settingsSnapshot(gw: SettingsHost): SettingsSnapshot {
+  const file = settingsFile(gw.config, gw.dataDir);
+  return {
+    configFile: file,
+    configExists: fs.existsSync(file),
+    connections: gw.config.connections.map(toConnectionInput),
+    identities: listIdentities(gw.db),
+    listeners: gw.status().listeners,
+    runCommand: runCommand(gw.dataDir),
+  };
+}
+
+const STATUS: Record<string, number> = {
+  E_NOT_FOUND: 404,
+  E_IDENTITY_EXISTS: 409,
+  E_CONNECTION_EXISTS: 409,
+  E_ADDR_IN_USE: 409,
+  E_REVOKED: 409,
+  E_CONTENT_TYPE: 415,
+};
+
+/** The route handler: true when it answered. */
+export function createSettingsRoutes(host: () => SettingsHost | null): Extra {
+  // One write at a time: each is read-modify-write of the same file plus a reload.
+  let writes: Promise<unknown> = Promise.resolve();
+  const serialized = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = writes.then(fn);
+    writes = run.catch(() => undefined);
+    return run;
+  };
+
+  const route = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL, gw: SettingsHost): Promise<boolean> => {
+    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    const method = req.method ?? 'GET';
+    if (method !== 'GET' && !/^Bearer /i.test(req.headers.authorization ?? '')) {
+      return sendError(res, 401, 'E_UNAUTHORIZED', 'changes need the token in the Authorization header');
+    }
+    const edit = async (fn: Parameters<typeof applyConfigEdit>[0]['edit']) => {
+      await serialized(() => applyConfigEdit({ file: settingsFile(gw.config, gw.dataDir), running: gw.config, edit: fn, reload: (c) => gw.reload(c) }));
+      sendJson(res, 200, settingsSnapshot(gw));
+      return true;
+    };
+
+    if (parts[1] === 'settings') {
+      if (parts.length === 2 && method === 'GET') {
+        sendJson(res, 200, settingsSnapshot(gw));
+        return true;
+      }
+      if (parts[2] === 'connections' && parts.length === 3 && method === 'POST') {
+        const body = await readJsonBody(req);
+        const replaces = body.replaces === undefined || body.replaces === null || body.replaces === '' ? undefined : body.replaces;
+        if (replaces !== undefined && typeof replaces !== 'string') throw new FlightlogError('E_PARAM', 'replaces must be a connection name');
+        if (body.connection === undefined) throw new FlightlogError('E_PARAM', 'the body needs a connection: { name, protocol, listen, upstream, identities }');
+        return edit((doc) => upsertConnection(doc, body.connection, replaces));
+      }
+      if (parts[2] === 'connections' && parts.length === 4 && method === 'DELETE') {
+        const name = parts[3];
+        if (!gw.config.connections.some((c) => c.name === name)) throw new FlightlogError('E_NOT_FOUND', `no connection "${name}"`);
+        return edit((doc) => removeConnection(doc, name));
+      }
+      return sendError(res, 405, 'E_METHOD', `${method} is not allowed on ${url.pathname}`);
+    }
+    // identities
+    if (parts.length === 2 && method === 'GET') {
+      sendJson(res, 200, listIdentities(gw.db));
+      return true;
+    }
+    if (parts.length === 2 && method === 'POST') {
+      const body = await readJsonBody(req);
+      if (typeof body.name !== 'string') throw new FlightlogError('E_PARAM', 'name must be a string');
+      const kind = body.kind === undefined ? 'agent' : body.kind;
+      if (kind !== 'agent' && kind !== 'human') throw new FlightlogError('E_PARAM', 'kind must be agent or human');
+      const token = addIdentity(gw.db, body.name.trim(), kind);
+      // The agent may echo its token: mask it like a run token.
+      gw.masker.addKnownSecret('flightlog-token', token);
+      const result: CreateIdentityResult = { name: body.name.trim(), kind, token };
+      sendJson(res, 201, result);
+      return true;
+    }
+    if (parts.length === 4 && parts[3] === 'revoke' && method === 'POST') {
+      revokeIdentity(gw.db, parts[2]);
+      sendJson(res, 200, { ok: true });
+      return true;
+    }
+    return sendError(res, 405, 'E_METHOD', `${method} is not allowed on ${url.pathname}`);
+  };
+
+  return async (req, res, url) => {
+    if (!/^\/api\/(settings|identities)(\/|$)/.test(url.pathname)) return false;
+    const refused = crossOrigin(req);
+    if (refused) return sendError(res, 403, 'E_ORIGIN', refused);
+    const gw = host();
+    if (!gw) return sendError(res, 503, 'E_STARTING', 'the gateway is still starting');
+    try {
+      return await route(req, res, url, gw);
+    } catch (err) {
+      if (res.headersSent) {
+        res.destroy();
+        return true;
+      }
+      if (err instanceof ConfigError) return sendError(res, 400, err.code, err.message, err.docPath);
+      if (err instanceof FlightlogError) return sendError(res, STATUS[err.code] ?? 400, err.code, err.message);
+      // A listener that failed to start for a reason of its own: say which, masked (it may quote config).
+      const message = err instanceof Error ? gw.masker.maskText(err.message).text.split('\n')[0] : 'internal error';
+      return sendError(res, 500, 'E_RELOAD', `could not apply the change: ${message}`);
+    }
+  };
+}
