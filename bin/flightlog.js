@@ -11,7 +11,15 @@ try {
   }
   throw err;
 }
+// A closed stdout/stderr (the terminal or pipe went away) must not turn every later log line
+// into another error: drop the output, keep serving.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err) => {
+    if (err && err.code !== 'EPIPE') throw err;
+  });
+}
 process.on('uncaughtException', (err) => {
+  if (err && err.code === 'EPIPE') return;
   process.stderr.write(`flightlog: internal error: ${String(err && err.message).split('\n')[0]}\n`);
   if (process.env.FLIGHTLOG_DEBUG) process.stderr.write(String(err && err.stack) + '\n');
   // A long-running gateway logs and keeps serving its other sessions; a short command ends.

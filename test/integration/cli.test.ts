@@ -85,6 +85,9 @@ test('the gateway prints where it listens, serves the control API, and exits 0 o
   let out = '';
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  // Never leave a gateway behind, whatever fails below.
+  const reap = () => child.exitCode === null && child.kill('SIGKILL');
+  process.once('exit', reap);
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no ready line: ${out} ${err}`)), 20000);
     child.stdout.on('data', (d: Buffer) => {
