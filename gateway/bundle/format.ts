@@ -94,17 +94,7 @@ export interface Manifest {
 }
 
 /** One stored event row, exactly as the hash chain covers it. */
-export interface RawEventRow {
-  seq: number;
-  t_us: number;
-  wall: string;
-  kind: string;
-  direction: string;
-  command_id: number | null;
-  /** the stored (masked) JSON text */
-  data: string;
-  hash: string;
-}
+export type { EventRow as RawEventRow } from '../store/rows';
 
 export interface IdentityEntry {
   name: string;

@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { FlightlogError, UsageError } from '../core/errors';
 import { resolveDataDir } from '../core/paths';
 import { openDb, storePath } from '../store/db';
@@ -18,7 +18,7 @@ import { verifyBundle, type TrustedKey } from '../bundle/verify';
 import { addTrustedKey, loadTrustedKeys, ownGatewayKey, removeTrustedKey } from '../bundle/trust-store';
 import { progressBar, type ProgressStream } from '../bundle/progress';
 import { humanBytes } from '../bundle/tar';
-import { reportError, type Io } from './main';
+import { HelpRequested, parse as parseArgsStrict, reportError, type Io } from './main';
 
 export const EXPORT_USAGE = 'flightlog export SESSION… [--run RUN] -o FILE [--format bundle|asciicast|har|jsonl] [--force] [--data-dir DIR]';
 export const VERIFY_USAGE = 'flightlog verify FILE [--require-trusted] [--json] [--data-dir DIR]';
@@ -26,25 +26,15 @@ export const TRUST_USAGE = 'flightlog trust add KEYFILE [--name NAME] | trust li
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
 
-class Help extends Error {}
-
 function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>, usage: string): { flags: Flags; positionals: string[] } {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: { ...options, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
-  } catch (err) {
-    const msg = (err as Error).message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '');
-    throw new UsageError(`${msg} (usage: ${usage})`);
-  }
-  if (parsed.values.help) throw new Help(usage);
-  return { flags: parsed.values as Flags, positionals: parsed.positionals };
+  return parseArgsStrict(argv, options, Infinity, usage);
 }
 
 async function run(io: Io, fn: () => Promise<number>): Promise<number> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof Help) {
+    if (err instanceof HelpRequested) {
       io.stdout.write(`usage: ${err.message}\n`);
       return 0;
     }

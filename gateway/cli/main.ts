@@ -46,7 +46,8 @@ Every command takes --data-dir DIR (else $FLIGHTLOG_HOME, else the platform's da
 
 type Flags = Record<string, string | boolean | undefined>;
 
-function parse(argv: string[], options: ParseArgsConfig['options'], maxPositionals: number, usage: string): { flags: Flags; positionals: string[] } {
+/** Parses one command's flags strictly: an unknown flag is a usage error naming the usage line. */
+export function parse(argv: string[], options: ParseArgsConfig['options'], maxPositionals: number, usage: string): { flags: Flags; positionals: string[] } {
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: { ...options, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
@@ -59,7 +60,8 @@ function parse(argv: string[], options: ParseArgsConfig['options'], maxPositiona
   return { flags: parsed.values as Flags, positionals: parsed.positionals };
 }
 
-class HelpRequested extends Error {
+/** `--help` on a command: the caller prints the usage and exits 0. */
+export class HelpRequested extends Error {
   constructor(readonly usage: string) {
     super(usage);
   }

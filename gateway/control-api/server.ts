@@ -76,8 +76,10 @@ function sameToken(a: string | null, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-/** Reads a small JSON request body (64 KiB at most). */
-async function readJson(req: http.IncomingMessage): Promise<unknown> {
+/** Reads a small JSON object request body (64 KiB at most; content-type application/json). */
+export async function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
+  const type = String(req.headers['content-type'] ?? '');
+  if (!/^application\/json\s*(;|$)/i.test(type)) throw new FlightlogError('E_CONTENT_TYPE', 'the request body must be JSON (content-type: application/json)');
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
@@ -85,11 +87,14 @@ async function readJson(req: http.IncomingMessage): Promise<unknown> {
     if (size > 64 * 1024) throw new FlightlogError('E_PARAM', 'request body too large');
     chunks.push(c as Buffer);
   }
+  let v: unknown;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+    v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch {
     throw new FlightlogError('E_PARAM', 'request body is not valid JSON');
   }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new FlightlogError('E_PARAM', 'request body must be a JSON object');
+  return v as Record<string, unknown>;
 }
 
 function intParam(url: URL, name: string): number | undefined {

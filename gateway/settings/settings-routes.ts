@@ -14,7 +14,7 @@ import type { Db } from '../store/db';
 import type { Masker } from '../core/types';
 import type { FlightlogConfig } from '../config/schema';
 import { addIdentity, listIdentities, revokeIdentity } from '../store/identities';
-import { sendJson } from '../control-api/server';
+import { readJson, sendJson } from '../control-api/server';
 import type { ControlApiOptions } from '../control-api/server';
 import type { CreateIdentityResult, GatewayStatus, SettingsApiError, SettingsSnapshot } from '../control-api/types';
 import { applyConfigEdit, removeConnection, settingsFile, toConnectionInput, upsertConnection } from './config-file';
@@ -61,26 +61,6 @@ function crossOrigin(req: http.IncomingMessage): string | null {
   }
   if (req.headers['sec-fetch-site'] === 'cross-site') return 'cross-origin request refused';
   return null;
-}
-
-async function readJsonBody(req: http.IncomingMessage): Promise<Record<string, unknown>> {
-  const type = String(req.headers['content-type'] ?? '');
-  if (!/^application\/json\s*(;|$)/i.test(type)) throw new FlightlogError('E_CONTENT_TYPE', 'the request body must be JSON (content-type: application/json)');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > 64 * 1024) throw new FlightlogError('E_PARAM', 'request body too large');
-    chunks.push(c as Buffer);
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new FlightlogError('E_PARAM', 'request body is not valid JSON');
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new FlightlogError('E_PARAM', 'request body must be a JSON object');
-  return v as Record<string, unknown>;
 }
 
 /** `flightlog run`, naming the data dir when an agent's shell would not find this gateway by default. */
@@ -140,7 +120,7 @@ export function createSettingsRoutes(host: () => SettingsHost | null): Extra {
         return true;
       }
       if (parts[2] === 'connections' && parts.length === 3 && method === 'POST') {
-        const body = await readJsonBody(req);
+        const body = await readJson(req);
         const replaces = body.replaces === undefined || body.replaces === null || body.replaces === '' ? undefined : body.replaces;
         if (replaces !== undefined && typeof replaces !== 'string') throw new FlightlogError('E_PARAM', 'replaces must be a connection name');
         if (body.connection === undefined) throw new FlightlogError('E_PARAM', 'the body needs a connection: { name, protocol, listen, upstream, identities }');
@@ -159,7 +139,7 @@ export function createSettingsRoutes(host: () => SettingsHost | null): Extra {
       return true;
     }
     if (parts.length === 2 && method === 'POST') {
-      const body = await readJsonBody(req);
+      const body = await readJson(req);
       if (typeof body.name !== 'string') throw new FlightlogError('E_PARAM', 'name must be a string');
       const kind = body.kind === undefined ? 'agent' : body.kind;
       if (kind !== 'agent' && kind !== 'human') throw new FlightlogError('E_PARAM', 'kind must be agent or human');

@@ -1,18 +1,10 @@
 import { randomBytes, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { EventRow } from './rows';
 
 /** The fields of an event that its hash covers, exactly as stored. */
-export interface ChainedEvent {
-  seq: number;
-  t_us: number;
-  wall: string;
-  kind: string;
-  direction: string;
-  command_id: number | null;
-  /** the stored (masked) JSON text */
-  data: string;
-}
+export type ChainedEvent = Omit<EventRow, 'hash'>;
 
 /** The chain starts from a value bound to the session id, so an event cannot move to another session unnoticed. */
 export function genesisHash(sessionId: string): string {

@@ -1,68 +1,10 @@
 import type { Db } from './db';
 import { FlightlogError } from '../core/errors';
-import type {
-  CommandView,
-  EventView,
-  FindingView,
-  RunView,
-  SearchHit,
-  SessionDetail,
-  SessionListQuery,
-  SessionSummary,
-} from '../control-api/types';
-import type { CommandKind, CommandStatus, Direction, Json, Protocol, SessionStatus } from '../core/types';
+import type { CommandView, EventView, FindingView, RunView, SearchHit, SessionDetail, SessionListQuery, SessionSummary } from '../control-api/types';
+import type { CommandKind, Direction } from '../core/types';
+import { commandView, findingView, parseJsonText, sessionRecord, sessionSummary, type CommandRow, type EventRow, type FindingRow, type SessionRow } from './rows';
 
 /** The read side of the store, shared by the control API and the CLI. */
-
-interface SessionRow {
-  id: string;
-  identity: string | null;
-  connection: string;
-  protocol: string;
-  run_id: string | null;
-  client_addr: string | null;
-  meta: string;
-  started_at: string;
-  started_us: number;
-  ended_at: string | null;
-  status: string;
-  end_reason: string | null;
-  event_count: number;
-  command_count: number;
-  finding_count: number;
-  last_hash: string | null;
-  seal: string | null;
-  seal_key: string | null;
-}
-
-function parseJson(text: string | null): Json | null {
-  if (text === null) return null;
-  try {
-    return JSON.parse(text) as Json;
-  } catch {
-    return text;
-  }
-}
-
-function toSummary(r: SessionRow): SessionSummary {
-  return {
-    id: r.id,
-    identity: r.identity,
-    connection: r.connection,
-    protocol: r.protocol as Protocol,
-    run: r.run_id,
-    clientAddr: r.client_addr,
-    startedAt: r.started_at,
-    endedAt: r.ended_at,
-    durationMs: r.ended_at ? Math.max(0, Date.parse(r.ended_at) - Date.parse(r.started_at)) : null,
-    status: r.status as SessionStatus,
-    endReason: r.end_reason,
-    eventCount: r.event_count,
-    commandCount: r.command_count,
-    findingCount: r.finding_count,
-    sealed: r.seal !== null,
-  };
-}
 
 export function listSessions(db: Db, q: SessionListQuery = {}): { sessions: SessionSummary[]; total: number } {
   const where: string[] = [];
@@ -84,7 +26,7 @@ export function listSessions(db: Db, q: SessionListQuery = {}): { sessions: Sess
   const offset = Math.max(q.offset ?? 0, 0);
   const rows = db.prepare(`SELECT * FROM sessions ${w} ORDER BY started_us DESC, id DESC LIMIT ? OFFSET ?`).all(...args, limit, offset) as SessionRow[];
   const total = (db.prepare(`SELECT COUNT(*) AS n FROM sessions ${w}`).get(...args) as { n: number }).n;
-  return { sessions: rows.map(toSummary), total };
+  return { sessions: rows.map(sessionSummary), total };
 }
 
 /** Finds a session by id or a unique prefix of it, as users type ids. */
@@ -96,81 +38,6 @@ export function resolveSessionId(db: Db, idOrPrefix: string): string {
   if (rows.length === 1) return rows[0].id;
   if (rows.length > 1) throw new FlightlogError('E_AMBIGUOUS', `session id prefix "${idOrPrefix}" matches more than one session`);
   throw new FlightlogError('E_NOT_FOUND', `no session "${idOrPrefix}"`);
-}
-
-interface CommandRow {
-  id: number;
-  session_id: string;
-  idx: number;
-  kind: string;
-  text: string;
-  classification: string | null;
-  targets: string;
-  status: string;
-  started_at: string;
-  started_us: number;
-  ended_us: number | null;
-  start_seq: number | null;
-  end_seq: number | null;
-  detail: string | null;
-  result: string | null;
-  error: string | null;
-  caused_by: number | null;
-}
-
-function toCommand(r: CommandRow, caused: number[]): CommandView {
-  return {
-    id: r.id,
-    sessionId: r.session_id,
-    index: r.idx,
-    kind: r.kind as CommandKind,
-    text: r.text,
-    classification: r.classification,
-    targets: JSON.parse(r.targets) as string[],
-    status: r.status as CommandStatus,
-    startedAt: r.started_at,
-    startUs: r.started_us,
-    endUs: r.ended_us,
-    durationMs: r.ended_us === null ? null : (r.ended_us - r.started_us) / 1000,
-    startSeq: r.start_seq,
-    endSeq: r.end_seq,
-    detail: parseJson(r.detail),
-    result: parseJson(r.result),
-    error: r.error,
-    causedBy: r.caused_by,
-    caused,
-  };
-}
-
-interface FindingRow {
-  id: number;
-  session_id: string | null;
-  command_id: number | null;
-  event_seq: number | null;
-  category: string;
-  kind: string;
-  fp: string | null;
-  direction: string;
-  masked_live: number;
-  detail: string | null;
-  created_at: string;
-}
-
-function toFinding(r: FindingRow): FindingView {
-  return {
-    id: r.id,
-    sessionId: r.session_id,
-    commandId: r.command_id,
-    eventSeq: r.event_seq,
-    category: r.category as FindingView['category'],
-    kind: r.kind,
-    fp: r.fp,
-    direction: r.direction as Direction,
-    seenByAgent: r.direction === 'upstream→client',
-    maskedLive: r.masked_live === 1,
-    detail: parseJson(r.detail),
-    createdAt: r.created_at,
-  };
 }
 
 export function getSession(db: Db, idOrPrefix: string): SessionDetail {
@@ -188,13 +55,9 @@ export function getSession(db: Db, idOrPrefix: string): SessionDetail {
   }
   const findings = db.prepare('SELECT * FROM findings WHERE session_id = ? ORDER BY id').all(id) as FindingRow[];
   return {
-    ...toSummary(row),
-    meta: parseJson(row.meta) ?? {},
-    seal: row.seal,
-    sealKey: row.seal_key,
-    lastHash: row.last_hash,
-    commands: commandRows.map((r) => toCommand(r, caused.get(r.id) ?? [])),
-    findings: findings.map(toFinding),
+    ...sessionRecord(row),
+    commands: commandRows.map((r) => commandView(r, caused.get(r.id) ?? [])),
+    findings: findings.map(findingView),
   };
 }
 
@@ -202,18 +65,7 @@ export function getCommand(db: Db, id: number): CommandView | null {
   const r = db.prepare('SELECT * FROM commands WHERE id = ?').get(id) as CommandRow | undefined;
   if (!r) return null;
   const caused = (db.prepare('SELECT id FROM commands WHERE caused_by = ? ORDER BY id').all(id) as { id: number }[]).map((x) => x.id);
-  return toCommand(r, caused);
-}
-
-interface EventRow {
-  seq: number;
-  t_us: number;
-  wall: string;
-  kind: string;
-  direction: string;
-  command_id: number | null;
-  data: string;
-  hash: string;
+  return commandView(r, caused);
 }
 
 export function listEvents(db: Db, sessionId: string, opts: { afterSeq?: number; limit?: number } = {}): { events: EventView[]; more: boolean } {
@@ -230,7 +82,7 @@ export function listEvents(db: Db, sessionId: string, opts: { afterSeq?: number;
       kind: r.kind,
       direction: r.direction as Direction,
       commandId: r.command_id,
-      data: parseJson(r.data) ?? null,
+      data: parseJsonText(r.data) ?? null,
       hash: r.hash,
     })),
     more,
@@ -277,7 +129,7 @@ export function commandsTouching(db: Db, target: string): CommandView[] {
   const rows = db
     .prepare('SELECT c.* FROM command_targets t JOIN commands c ON c.id = t.command_id WHERE t.target = ? ORDER BY c.id')
     .all(target.toLowerCase()) as CommandRow[];
-  return rows.map((r) => toCommand(r, []));
+  return rows.map((r) => commandView(r, []));
 }
 
 export function listFindings(db: Db, opts: { sessionId?: string; limit?: number } = {}): FindingView[] {
@@ -287,7 +139,7 @@ export function listFindings(db: Db, opts: { sessionId?: string; limit?: number 
       ? db.prepare('SELECT * FROM findings WHERE session_id = ? ORDER BY id DESC LIMIT ?').all(opts.sessionId, limit)
       : db.prepare('SELECT * FROM findings ORDER BY id DESC LIMIT ?').all(limit)
   ) as FindingRow[];
-  return rows.map(toFinding);
+  return rows.map(findingView);
 }
 
 export function listRuns(db: Db, opts: { limit?: number } = {}): RunView[] {
