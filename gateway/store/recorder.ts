@@ -542,9 +542,21 @@ class LiveSession implements SessionRecorder {
     this.rec.notify({ type: 'finding', sessionId: this.id, kind: f.kind });
   }
 
+  /**
+   * One finding per sighting: a secret a command carries appears in its text and in the events
+   * that record it (the query event, the command row), and is reported once per command and direction.
+   */
+  private readonly reported = new Set<string>();
+
   private recordHits(hits: SecretHit[], direction: Direction, commandId: number | null, seq: number | null, maskedLive: boolean): void {
     const at = new Date().toISOString();
     for (const h of hits) {
+      if (commandId !== null) {
+        const key = `${commandId}|${direction}|${h.kind}|${h.fp}`;
+        if (this.reported.has(key)) continue;
+        if (this.reported.size >= 10_000) this.reported.clear();
+        this.reported.add(key);
+      }
       this.findingCount++;
       this.rec.push(S.insertFinding, [this.id, commandId, seq, 'secret', h.kind, h.fp, direction, maskedLive ? 1 : 0, null, at]);
       this.rec.notify({ type: 'finding', sessionId: this.id, kind: h.kind });

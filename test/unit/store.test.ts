@@ -181,3 +181,19 @@ test('a failed store write fails the session closed: flushed() rejects and faile
   await assert.rejects(s.flushed());
   assert.equal(s.failed, true);
 });
+
+test('a secret in a command is one finding per direction, however many records of the command carry it', async () => {
+  const { db, rec, masker } = setup();
+  masker.addKnownSecret('upstream-password', 'pw-0123456789-secret');
+  const s = rec.openSession({ connection: 'app-db', protocol: 'postgres', identity: 'claude' });
+  const sql = "SELECT * FROM t WHERE pw = 'pw-0123456789-secret'";
+  const c = s.startCommand({ kind: 'sql', text: sql });
+  s.event('query', 'client→upstream', { sql }, { commandId: c.id });
+  s.event('result', 'upstream→client', { rows: [['pw-0123456789-secret']] }, { commandId: c.id });
+  c.finish({ status: 'ok', result: { rows: [['pw-0123456789-secret']] } });
+  s.close();
+  await rec.flush();
+  const f = listFindings(db).filter((x) => x.kind === 'upstream-password');
+  assert.deepEqual(f.map((x) => x.direction).sort(), ['client→upstream', 'upstream→client']);
+  assert.equal(getSession(db, s.id).findingCount, 2);
+});
