@@ -4,11 +4,11 @@ import type { Db } from './store/db';
 import { openDb } from './store/db';
 import { ensureFingerprintKey, ensureGatewayKey, type GatewayKey } from './store/chain';
 import { Recorder } from './store/recorder';
-import { checkCredential } from './store/identities';
+import { checkCredential, checkScramToken, scramVerifiers } from './store/identities';
 import { resolveSecrets } from './config/load';
 import type { ConnectionConfig, FlightlogConfig } from './config/schema';
 import type { Listener, ListenerContext, Logger } from './core/listener';
-import type { Masker } from './core/types';
+import type { AuthResult, Masker } from './core/types';
 import { FlightlogError } from './core/errors';
 import { allowAll } from './policy';
 import { listenerFor } from './listeners';
@@ -197,6 +197,12 @@ export class Gateway {
     db: Db,
     recorder: Recorder,
   ): ListenerContext {
+    const allowed = (r: AuthResult): AuthResult => {
+      if (r.ok && r.identity && !connection.identities.includes(r.identity)) {
+        return { ok: false, identity: r.identity, reason: 'not-allowed', message: `identity "${r.identity}" may not use connection "${connection.name}"` };
+      }
+      return r;
+    };
     return {
       connection,
       recording: config.recording,
@@ -206,12 +212,10 @@ export class Gateway {
       policy: allowAll,
       log,
       authenticate(identity, credential) {
-        const r = checkCredential(db, identity, credential);
-        if (r.ok && r.identity && !connection.identities.includes(r.identity)) {
-          return { ok: false, identity: r.identity, reason: 'not-allowed', message: `identity "${r.identity}" may not use connection "${connection.name}"` };
-        }
-        return r;
+        return allowed(checkCredential(db, identity, credential));
       },
+      scramVerifiers: (identity) => scramVerifiers(db, identity),
+      authenticateScramToken: (identity, tokenId) => allowed(checkScramToken(db, identity, tokenId)),
       openSession(open) {
         return recorder.openSession({ ...open, connection: connection.name, protocol: connection.protocol });
       },

@@ -21,10 +21,24 @@ export interface ListenerContext {
   log: Logger;
   /** Checks a gateway credential for an identity and whether that identity may use this connection. */
   authenticate(identity: string, credential: Credential): AuthResult;
+  /**
+   * SCRAM-SHA-256 verifiers (StoredKey/ServerKey, as pg_authid keeps them) of an identity's tokens,
+   * all under one salt; null when the identity must use cleartext (unknown, or tokens older than
+   * verifiers). Nothing here lets anyone log in. Optional: listeners fall back to cleartext.
+   */
+  scramVerifiers?(identity: string): ScramVerifierSet | null;
+  /** After a SCRAM proof matched `tokenId`: checks revocation and this connection's allow-list, like authenticate(). */
+  authenticateScramToken?(identity: string, tokenId: number): AuthResult;
   /** Opens a session in the store; the listener must close it. */
   openSession(open: Omit<SessionOpen, 'connection' | 'protocol'>): SessionRecorder;
   /** Records a failed login attempt (no session is kept open for it). */
   recordFailedAttempt(attempt: { identity: string | null; clientAddr?: string; reason: string }): void;
+}
+
+export interface ScramVerifierSet {
+  salt: Buffer;
+  iterations: number;
+  verifiers: Array<{ tokenId: number; storedKey: Buffer; serverKey: Buffer }>;
 }
 
 export interface Listener {

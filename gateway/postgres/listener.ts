@@ -2,19 +2,22 @@
  * The Postgres listener: startup (SSLRequest, GSSENCRequest, CancelRequest), agent login with
  * its gateway token, upstream login with the connection's own credentials, then the relay.
  *
- * Client authentication is a cleartext password exchange (over TLS when the client asked for
- * it): the gateway stores only hashes of its tokens, and SCRAM or md5 verification would need
- * a password-equivalent verifier of each token, which the identity store does not keep.
+ * Client authentication is SCRAM-SHA-256 (never -PLUS: the gateway's certificate is its own, so
+ * binding to it proves nothing the client can check), against the per-token verifiers the store
+ * keeps (StoredKey/ServerKey, as pg_authid). Cleartext (over TLS when the client asks) is used
+ * when options.clientAuth is 'password', or for an identity whose tokens predate verifiers. md5
+ * would need a password-equivalent of each token, which is never kept: it falls back to SCRAM.
  */
 import { randomInt } from 'node:crypto';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { PostgresUpstream } from '../config/schema';
-import type { Listener, ListenerContext, StartListener } from '../core/listener';
-import type { Json } from '../core/types';
+import type { Listener, ListenerContext, ScramVerifierSet, StartListener } from '../core/listener';
+import type { AuthResult, Json } from '../core/types';
 import { parseStartupPacket, ProtocolError } from './client-messages';
 import { Relay } from './relay';
+import { ScramError, ScramServer } from './scram';
 import { loadSqlParser } from './sql-info';
 import { ensureGatewayCert } from './tls-cert';
 import { cancelUpstream, FrameReader, loginUpstream, UpstreamError } from './upstream';
@@ -31,10 +34,14 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
   const up = ctx.connection.upstream as PostgresUpstream;
   await loadSqlParser();
   if (ctx.secrets.password) ctx.masker.addKnownSecret('postgres-password', ctx.secrets.password);
-  const clientAuth = typeof ctx.connection.options?.clientAuth === 'string' ? ctx.connection.options.clientAuth : 'password';
-  if (clientAuth !== 'password' && clientAuth !== 'cleartext') {
-    ctx.log.warn(`postgres ${ctx.connection.name}: clientAuth ${clientAuth} needs a verifier of each token, which Flightlog does not keep; using password (over TLS when the client asks)`);
+  const clientAuth = typeof ctx.connection.options?.clientAuth === 'string' ? ctx.connection.options.clientAuth.toLowerCase() : 'scram-sha-256';
+  let useScram = clientAuth !== 'password' && clientAuth !== 'cleartext';
+  if (clientAuth === 'md5') {
+    ctx.log.warn(`postgres ${ctx.connection.name}: clientAuth md5 needs a password-equivalent of each token, which Flightlog never keeps; using scram-sha-256`);
+  } else if (useScram && clientAuth !== 'scram-sha-256') {
+    ctx.log.warn(`postgres ${ctx.connection.name}: unknown clientAuth "${clientAuth}" (use scram-sha-256 or password); using scram-sha-256`);
   }
+  if (useScram && (!ctx.scramVerifiers || !ctx.authenticateScramToken)) useScram = false;
   const cert = ensureGatewayCert(ctx.dataDir);
   if (!cert) ctx.log.warn(`postgres ${ctx.connection.name}: openssl not found, TLS to clients is off (plain connections only)`);
   const secureContext = cert ? tls.createSecureContext({ cert: cert.cert, key: cert.key }) : null;
@@ -96,20 +103,41 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
         return fatal('08P01', 'replication connections are not supported through Flightlog');
       }
 
-      client.write(wire.authRequest(3));
-      const pw = await reader.frame(10000);
-      if (pw.type !== 'p') throw new ProtocolError('expected a password message');
-      const nul = pw.body.indexOf(0);
-      if (nul !== pw.body.length - 1) throw new ProtocolError('invalid password packet');
-      const token = pw.body.toString('utf8', 0, nul);
-      const auth = ctx.authenticate(user, { token });
+      const verifiers = useScram && ctx.scramVerifiers ? ctx.scramVerifiers(user) : null;
+      let auth: AuthResult;
+      let method: 'scram-sha-256' | 'password';
+      let saslFinal: Buffer | null = null;
+      if (verifiers && ctx.authenticateScramToken) {
+        method = 'scram-sha-256';
+        let matched: { id: number; serverFinal: string } | null;
+        try {
+          matched = await scramExchange(client, reader, verifiers);
+        } catch (err) {
+          if (!(err instanceof ScramError)) throw err;
+          ctx.recordFailedAttempt({ identity: user, clientAddr, reason: 'scram-protocol' });
+          return fatal('08P01', err.message);
+        }
+        auth = matched ? ctx.authenticateScramToken(user, matched.id) : { ok: false, reason: 'bad-credential' };
+        if (matched && auth.ok) saslFinal = wire.authRequest(12, Buffer.from(matched.serverFinal, 'utf8'));
+      } else {
+        method = 'password';
+        client.write(wire.authRequest(3));
+        const pw = await reader.frame(10000);
+        if (pw.type !== 'p') throw new ProtocolError('expected a password message');
+        const nul = pw.body.indexOf(0);
+        if (nul !== pw.body.length - 1) throw new ProtocolError('invalid password packet');
+        const token = pw.body.toString('utf8', 0, nul);
+        auth = ctx.authenticate(user, { token });
+        if (auth.ok) ctx.masker.addKnownSecret('gateway-token', token);
+      }
       if (!auth.ok) {
         ctx.recordFailedAttempt({ identity: user, clientAddr, reason: auth.reason ?? 'bad-credential' });
         if (auth.reason === 'not-allowed') return fatal('28000', `identity "${user}" is not allowed to use connection "${ctx.connection.name}"`);
         return fatal('28P01', `password authentication failed for user "${user}"`);
       }
+      // the client checks the server signature now; AuthenticationOk follows once upstream is in
+      if (saslFinal) client.write(saslFinal);
       const identity = auth.identity ?? user;
-      ctx.masker.addKnownSecret('gateway-token', token);
 
       const upParams: Record<string, string> = { ...params, user: up.user };
       delete upParams.replication;
@@ -135,7 +163,7 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
         applicationName: params.application_name ?? null,
         clientTls,
         upstreamTls: login.tls,
-        clientAuth: 'password',
+        clientAuth: method,
       };
       const session = ctx.openSession({ identity, clientAddr, meta, runId: auth.runId ?? null });
       let key = '';
@@ -196,3 +224,34 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
     },
   };
 };
+
+/**
+ * The server side of SCRAM-SHA-256 on the wire: AuthenticationSASL (SCRAM-SHA-256 only),
+ * SASLInitialResponse, AuthenticationSASLContinue, SASLResponse. Returns the token whose proof
+ * matched and the server-final message to send, or null when none matched.
+ */
+async function scramExchange(
+  client: Duplex,
+  reader: FrameReader,
+  set: ScramVerifierSet,
+): Promise<{ id: number; serverFinal: string } | null> {
+  const server = new ScramServer({
+    salt: set.salt,
+    iterations: set.iterations,
+    verifiers: set.verifiers.map((v) => ({ id: v.tokenId, storedKey: v.storedKey, serverKey: v.serverKey })),
+  });
+  client.write(wire.authRequest(10, Buffer.concat([wire.cstr('SCRAM-SHA-256'), Buffer.from([0])])));
+  const init = await reader.frame(10000);
+  if (init.type !== 'p') throw new ProtocolError('expected a SASLInitialResponse message');
+  const nul = init.body.indexOf(0);
+  if (nul < 0 || init.body.length < nul + 5) throw new ProtocolError('invalid SASLInitialResponse message');
+  const mechanism = init.body.toString('utf8', 0, nul);
+  if (mechanism !== 'SCRAM-SHA-256') throw new ProtocolError(`client selected an invalid SASL authentication mechanism "${mechanism.slice(0, 40)}"`);
+  const len = init.body.readInt32BE(nul + 1);
+  if (len < 0 || nul + 5 + len !== init.body.length) throw new ProtocolError('invalid SASLInitialResponse message');
+  const serverFirst = server.first(init.body.toString('utf8', nul + 5));
+  client.write(wire.authRequest(11, Buffer.from(serverFirst, 'utf8')));
+  const resp = await reader.frame(10000);
+  if (resp.type !== 'p') throw new ProtocolError('expected a SASLResponse message');
+  return server.final(resp.body.toString('utf8'));
+}

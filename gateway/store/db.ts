@@ -166,6 +166,19 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
       ALTER TABLE tokens ADD COLUMN run_id TEXT;
     `,
   },
+  {
+    version: 4,
+    sql: `
+      -- SCRAM-SHA-256 verifiers, as pg_authid keeps them: one salt and count per identity (the
+      -- client-first message names only the user, and every token of that user must answer the
+      -- same server-first), StoredKey and ServerKey per token (base64). Neither lets anyone log in.
+      -- Tokens minted before this migration have none and can only use cleartext.
+      ALTER TABLE identities ADD COLUMN scram_salt TEXT;
+      ALTER TABLE identities ADD COLUMN scram_iterations INTEGER;
+      ALTER TABLE tokens ADD COLUMN scram_stored_key TEXT;
+      ALTER TABLE tokens ADD COLUMN scram_server_key TEXT;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -1,10 +1,12 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from './db';
 import type { Statement } from 'better-sqlite3';
 import { FlightlogError } from '../core/errors';
 import { newToken } from '../core/ids';
 import type { IdentityView } from '../control-api/types';
 import type { AuthResult, Credential } from '../core/types';
+import type { ScramVerifierSet } from '../core/listener';
+import { SCRAM_ITERATIONS, scramVerifier } from '../postgres/scram';
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
@@ -34,9 +36,73 @@ export function addIdentity(db: Db, name: string, kind: 'agent' | 'human'): stri
     } else {
       id = Number(db.prepare('INSERT INTO identities (name, kind, created_at) VALUES (?, ?, ?)').run(name, kind, now).lastInsertRowid);
     }
-    db.prepare('INSERT INTO tokens (identity_id, token_hash, created_at) VALUES (?, ?, ?)').run(id, hashToken(token), now);
+    insertToken(db, id, token, now, null);
   }).immediate();
   return token;
+}
+
+/**
+ * Stores a new token: its hash (for cleartext and bearer checks) and its SCRAM verifier under the
+ * identity's salt, made here because this is the only moment the raw token exists.
+ */
+function insertToken(db: Db, identityId: number, token: string, now: string, runId: string | null): void {
+  const row = db.prepare('SELECT scram_salt, scram_iterations FROM identities WHERE id = ?').get(identityId) as { scram_salt: string | null; scram_iterations: number | null };
+  let salt = row.scram_salt;
+  let iterations = row.scram_iterations;
+  if (!salt || !iterations) {
+    // set once and never changed: every verifier of the identity depends on it
+    salt = randomBytes(16).toString('base64');
+    iterations = SCRAM_ITERATIONS;
+    db.prepare('UPDATE identities SET scram_salt = ?, scram_iterations = ? WHERE id = ?').run(salt, iterations, identityId);
+  }
+  const v = scramVerifier(token, Buffer.from(salt, 'base64'), iterations);
+  db.prepare('INSERT INTO tokens (identity_id, token_hash, created_at, run_id, scram_stored_key, scram_server_key) VALUES (?, ?, ?, ?, ?, ?)').run(
+    identityId,
+    hashToken(token),
+    now,
+    runId,
+    v.storedKey.toString('base64'),
+    v.serverKey.toString('base64'),
+  );
+}
+
+/** How many revoked tokens still get a verifier offered, so their owner hears "revoked" and not "wrong token". */
+const REVOKED_VERIFIERS_KEPT = 16;
+
+/**
+ * The SCRAM verifiers an identity can log in with: every live token's, plus the newest few
+ * revoked ones. Null (use cleartext) when the identity is unknown, has no verifier, or still has a
+ * live token minted before verifiers existed (it could not answer SCRAM).
+ */
+export function scramVerifiers(db: Db, identity: string): ScramVerifierSet | null {
+  const idRow = db.prepare('SELECT id, scram_salt, scram_iterations FROM identities WHERE name = ?').get(identity) as
+    | { id: number; scram_salt: string | null; scram_iterations: number | null }
+    | undefined;
+  if (!idRow || !idRow.scram_salt || !idRow.scram_iterations) return null;
+  const legacy = db.prepare('SELECT COUNT(*) AS n FROM tokens WHERE identity_id = ? AND revoked_at IS NULL AND scram_stored_key IS NULL').get(idRow.id) as { n: number };
+  if (legacy.n > 0) return null;
+  type Row = { id: number; scram_stored_key: string; scram_server_key: string };
+  const live = db.prepare('SELECT id, scram_stored_key, scram_server_key FROM tokens WHERE identity_id = ? AND revoked_at IS NULL AND scram_stored_key IS NOT NULL').all(idRow.id) as Row[];
+  const revoked = db
+    .prepare('SELECT id, scram_stored_key, scram_server_key FROM tokens WHERE identity_id = ? AND revoked_at IS NOT NULL AND scram_stored_key IS NOT NULL ORDER BY id DESC LIMIT ?')
+    .all(idRow.id, REVOKED_VERIFIERS_KEPT) as Row[];
+  const rows = [...live, ...revoked];
+  if (rows.length === 0) return null;
+  return {
+    salt: Buffer.from(idRow.scram_salt, 'base64'),
+    iterations: idRow.scram_iterations,
+    verifiers: rows.map((r) => ({ tokenId: r.id, storedKey: Buffer.from(r.scram_stored_key, 'base64'), serverKey: Buffer.from(r.scram_server_key, 'base64') })),
+  };
+}
+
+/** After a SCRAM proof matched token `tokenId`: is that token (and its identity) still valid, and for which run? */
+export function checkScramToken(db: Db, identity: string, tokenId: number): AuthResult {
+  const row = db
+    .prepare('SELECT i.name, i.revoked_at AS irev, t.revoked_at AS trev, t.run_id FROM tokens t JOIN identities i ON i.id = t.identity_id WHERE t.id = ?')
+    .get(tokenId) as { name: string; irev: string | null; trev: string | null; run_id: string | null } | undefined;
+  if (!row || row.name !== identity) return { ok: false, reason: 'bad-credential', message: 'invalid gateway token' };
+  if (row.irev || row.trev) return { ok: false, identity: row.name, reason: 'revoked', message: `the token of identity "${row.name}" was revoked` };
+  return row.run_id ? { ok: true, identity: row.name, runId: row.run_id } : { ok: true, identity: row.name };
 }
 
 export function revokeIdentity(db: Db, name: string): void {
@@ -147,7 +213,7 @@ export function addRunToken(db: Db, name: string, runId: string): string {
   if (!row) throw new FlightlogError('E_NOT_FOUND', `no identity "${name}" (create it with: flightlog identity add ${name} --kind agent)`);
   if (row.revoked_at) throw new FlightlogError('E_REVOKED', `identity "${name}" is revoked`);
   const token = newToken();
-  db.prepare('INSERT INTO tokens (identity_id, token_hash, created_at, run_id) VALUES (?, ?, ?, ?)').run(row.id, hashToken(token), new Date().toISOString(), runId);
+  db.transaction(() => insertToken(db, row.id, token, new Date().toISOString(), runId)).immediate();
   return token;
 }
 

@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as wire from '../../gateway/postgres/wire';
 import { decodeFields } from '../../gateway/postgres/server-messages';
+import { ScramClient } from '../../gateway/postgres/scram';
 
 const PG_BIN = process.env.FLIGHTLOG_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
@@ -214,9 +215,7 @@ export class RawPgClient {
   static async login(host: string, port: number, user: string, password: string, database = 'app'): Promise<RawPgClient> {
     const c = await RawPgClient.connect(host, port);
     c.send(wire.startupMessage({ user, database }));
-    const auth = await c.next();
-    if (auth.type !== 'R' || auth.body.readInt32BE(0) !== 3) throw new Error(`expected a cleartext password request, got ${auth.type}`);
-    c.send(wire.passwordMessage(password));
+    c.authMethod = await c.authenticate(password);
     for (;;) {
       const f = await c.next();
       if (f.type === 'E') throw new Error(decodeFields(f.body, 0, f.body.length).M);
@@ -226,6 +225,34 @@ export class RawPgClient {
       }
       if (f.type === 'Z') return c;
     }
+  }
+
+  /** the method the server asked for at the last login: 'password' (cleartext) or 'scram-sha-256' */
+  authMethod: 'password' | 'scram-sha-256' | null = null;
+
+  /** Answers the server's authentication request (cleartext or SCRAM-SHA-256); errors come back as frames. */
+  async authenticate(password: string): Promise<'password' | 'scram-sha-256'> {
+    const auth = await this.next();
+    if (auth.type === 'E') throw new Error(decodeFields(auth.body, 0, auth.body.length).M);
+    const code = auth.type === 'R' ? auth.body.readInt32BE(0) : -1;
+    if (code === 3) {
+      this.send(wire.passwordMessage(password));
+      return 'password';
+    }
+    if (code !== 10) throw new Error(`expected a cleartext or SASL request, got ${auth.type} ${code}`);
+    const mechanisms = auth.body.toString('utf8', 4).split('\0').filter(Boolean);
+    if (!mechanisms.includes('SCRAM-SHA-256')) throw new Error(`no SCRAM-SHA-256 among ${mechanisms.join(', ')}`);
+    const scram = new ScramClient(password);
+    this.send(wire.saslInitialResponse('SCRAM-SHA-256', scram.first()));
+    const cont = await this.next();
+    if (cont.type === 'E') throw new Error(decodeFields(cont.body, 0, cont.body.length).M);
+    if (cont.type !== 'R' || cont.body.readInt32BE(0) !== 11) throw new Error('expected AuthenticationSASLContinue');
+    this.send(wire.saslResponse(scram.final(cont.body.toString('utf8', 4))));
+    const fin = await this.next();
+    if (fin.type === 'E') throw new Error(decodeFields(fin.body, 0, fin.body.length).M);
+    if (fin.type !== 'R' || fin.body.readInt32BE(0) !== 12) throw new Error('expected AuthenticationSASLFinal');
+    scram.verify(fin.body.toString('utf8', 4));
+    return 'scram-sha-256';
   }
 
   send(b: Buffer): void {
