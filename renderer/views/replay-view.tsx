@@ -142,9 +142,12 @@ function stepCommand(player: ReplayPlayer, markers: number[], dir: 1 | -1): void
     const next = markers.find((m) => m > pos + 1000);
     if (next !== undefined) void player.seek(next);
   } else {
-    let prev: number | undefined;
-    for (const m of markers) if (m < pos - 500_000) prev = m;
-    void player.seek(prev ?? 0);
+    // Like a player's "previous track": back to the start of the current command, or to the
+    // command before it when already (nearly) at that start.
+    const started = markers.filter((m) => m <= pos + 1000);
+    const current = started[started.length - 1];
+    const target = current !== undefined && pos - current > 1_000_000 ? current : started[started.length - 2];
+    void player.seek(target ?? markers[0] ?? 0);
   }
 }
 
