@@ -179,11 +179,13 @@ describe('web UI (Chromium)', { timeout: 240_000 }, () => {
     assert.ok(Math.max(...seeks) < 1000, `seek times ${seeks.join(', ')} ms`);
     // Step back to a command and play a little at 16×.
     await page.click('[data-testid=prev-command]');
+    await page.waitForSelector('[data-testid=seek-ms]:not(:has-text("seeking"))');
+    await page.waitForFunction(() => (document.querySelector('[data-testid=terminal] .xterm-rows')?.textContent ?? '').trim().length > 0);
+    await shot('replay');
     await page.selectOption('[data-testid=speed]', '16');
     await page.click('[data-testid=play-pause]');
     await page.waitForTimeout(600);
     await page.click('[data-testid=play-pause]');
-    await shot('replay');
     // The hostile output: no title change, no link, nothing on the clipboard.
     await page.goto(`${gw.gateway.control.url}/#/replay/${data.sshSession}?t=0`);
     await page.waitForSelector('[data-testid=terminal] .xterm-rows');
