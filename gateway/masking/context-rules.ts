@@ -408,16 +408,32 @@ function splitCells(text: string, s: number, e: number): Array<[number, number]>
 
 const MAX_TABLE_ROWS = 200000;
 
+/** Whether the line at `ns` may match `^[\s+|-]*$` with a `---` in it: its first non-`\s` char is one of `-+|`. */
+function mayStartTableRule(text: string, ns: number): boolean {
+  const limit = Math.min(text.length, ns + 4096);
+  for (let i = ns; i < limit; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 45 || c === 43 || c === 124) return true;
+    if (c === 9 || c === 11 || c === 12 || c === 13 || c === 32) continue;
+    if (c >= 128 && /\s/.test(text[i])) continue;
+    return false;
+  }
+  return false;
+}
+
 /** psql / mysql aligned tables: the header names a secret column, a dashed rule follows, rows below. */
 export const tableHandler: Handler = (text, pos, state, out) => {
   if (pos < state.tableLineEnd) return;
   let le = nearLineEnd(text, pos, 4096);
   state.tableLineEnd = le < 0 ? pos + 4096 : le;
   if (le < 0 || le >= text.length) return;
+  const ns = le + 1;
+  // cheap reject first: most lines with a secret-ish word are not the header of a table, and the
+  // rule line below one starts (after whitespace) with `-`, `+` or `|`
+  if (!mayStartTableRule(text, ns)) return;
   const ls = nearLineStart(text, pos, 4096);
   if (ls < 0 || state.seenLines.has(ls)) return;
   state.seenLines.add(ls);
-  const ns = le + 1;
   const ne = nearLineEnd(text, ns, 4096);
   if (ne < 0) return;
   const rule = text.slice(ns, ne).replace(/\r$/, '');

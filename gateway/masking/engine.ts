@@ -1,6 +1,6 @@
 /**
  * The masking engine: one prefilter scan for cheap anchors, then only the rules whose anchor
- * was seen, tried at that position. Text without a candidate costs one regex scan.
+ * was seen, tried at that position. Text without a candidate costs one table-driven scan.
  */
 import type { Json, Masker, MaskResult, SecretHit } from '../core/types';
 import { CONTEXT_ANCHORS, Handler, PRIORITY, RawSpan, ScanState } from './context-rules';
@@ -52,6 +52,8 @@ const CONTEXT_KINDS = [
 ];
 
 const TAIL_WINDOW = 1024;
+const CLEAN_MAX_LENGTH = 64;
+const CLEAN_CACHE_MAX = 4096;
 const PARTIAL_MIN = 8;
 
 function escapeRegex(s: string): string {
@@ -74,6 +76,90 @@ function trieSource(words: string[]): string {
   const body = alts.length === 1 ? alts[0] : `(?:${alts.join('|')})`;
   if (!hasEmpty) return body;
   return alts.length === 1 && body.length <= 1 ? `${body}?` : `(?:${body})?`;
+}
+
+/**
+ * Finds the next anchor at or after a position. The prefilter regex alone (a case-insensitive
+ * trie) is tried at every position of the text, which made it the whole cost of text without
+ * secrets; here a plain loop rejects most positions on a table of anchor first chars, then on
+ * the first two (and three) chars, and the sticky trie regex runs only where those fit. The
+ * regex still decides every hit, so hits and matched anchors are exactly those of the scan.
+ */
+export interface AnchorScanner {
+  /** The next anchor starting at or after `from` (`m.index`, `m[0]`), or null. */
+  next(text: string, from: number): RegExpExecArray | null;
+}
+
+/** Non-unicode `/i` matches an ASCII char only with an ASCII char of the same letter case-folded. */
+function caseVariants(c: number): number[] {
+  if (c >= 97 && c <= 122) return [c, c - 32];
+  if (c >= 65 && c <= 90) return [c, c + 32];
+  return [c];
+}
+
+const TRIGRAM_BITS = 128 * 128 * 128;
+
+export function anchorScanner(words: string[]): AnchorScanner {
+  const source = trieSource(words);
+  if (source === '') return { next: () => null };
+  const sticky = new RegExp(source, 'iy');
+  const tableable = words.every((w) => w.length >= 2 && w.charCodeAt(0) < 128 && w.charCodeAt(1) < 128 && (w.length === 2 || w.charCodeAt(2) < 128));
+  if (!tableable) {
+    // a short or non-ASCII anchor (a registered secret's prefix): the plain regex scan
+    const global = new RegExp(source, 'gi');
+    return {
+      next(text: string, from: number): RegExpExecArray | null {
+        global.lastIndex = from;
+        return global.exec(text);
+      },
+    };
+  }
+  const first = new Uint8Array(128);
+  /** 1: the first two chars of an anchor of 3+ chars; 2: a whole 2-char anchor */
+  const pair = new Uint8Array(128 * 128);
+  const triple = new Uint8Array(TRIGRAM_BITS >> 3);
+  for (const w of words) {
+    for (const a of caseVariants(w.charCodeAt(0))) {
+      first[a] = 1;
+      for (const b of caseVariants(w.charCodeAt(1))) {
+        const ab = (a << 7) | b;
+        if (w.length === 2) {
+          pair[ab] = 2;
+          continue;
+        }
+        if (pair[ab] === 0) pair[ab] = 1;
+        for (const c of caseVariants(w.charCodeAt(2))) {
+          const abc = (ab << 7) | c;
+          triple[abc >> 3] |= 1 << (abc & 7);
+        }
+      }
+    }
+  }
+  return {
+    next(text: string, from: number): RegExpExecArray | null {
+      const last = text.length - 1;
+      for (let i = from < 0 ? 0 : from; i < last; i++) {
+        const c0 = text.charCodeAt(i);
+        if (c0 >= 128 || first[c0] === 0) continue;
+        const c1 = text.charCodeAt(i + 1);
+        if (c1 >= 128) continue;
+        const ab = (c0 << 7) | c1;
+        const p = pair[ab];
+        if (p === 0) continue;
+        if (p === 1) {
+          const c2 = text.charCodeAt(i + 2);
+          // NaN past the end: no anchor of 3+ chars fits
+          if (!(c2 < 128)) continue;
+          const abc = (ab << 7) | c2;
+          if ((triple[abc >> 3] & (1 << (abc & 7))) === 0) continue;
+        }
+        sticky.lastIndex = i;
+        const m = sticky.exec(text);
+        if (m !== null) return m;
+      }
+      return null;
+    },
+  };
 }
 
 function isWs(c: number): boolean {
@@ -99,8 +185,10 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
   let maxKnownLength = 0;
   let knownPrefixParts = new Set<string>();
   let anchors = new Map<string, AnchorInfo>();
-  let prefilter = /$^/g;
+  let prefilter: AnchorScanner = anchorScanner([]);
   let dirty = true;
+  /** short texts found clean since the last rebuild */
+  const cleanShort = new Set<string>();
 
   const fpCache = new Map<string, string>();
   const fingerprint = (value: string): string => {
@@ -131,8 +219,9 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
       void i;
       anchors.set(a, merged);
     }
-    prefilter = new RegExp(trieSource([...all.keys()]), 'gi');
+    prefilter = anchorScanner([...all.keys()]);
     knownPrefixParts = new Set();
+    cleanShort.clear();
     maxKnownLength = 0;
     for (const k of knownEntries) {
       maxKnownLength = Math.max(maxKnownLength, k.length);
@@ -190,20 +279,23 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
   function collect(text: string): RawSpan[] {
     if (dirty) rebuild();
     const out: RawSpan[] = [];
-    const state: ScanState = { seenKeys: new Set(), seenLines: new Set(), k8sDone: false, valueEnd: 0, pemEnd: 0, tableLineEnd: 0, classifyWhole };
-    const covered = new Map<TokenRule, number>();
-    const re = prefilter;
-    re.lastIndex = 0;
-    let m: RegExpExecArray | null;
-    while ((m = re.exec(text)) !== null) {
+    // most texts (column values, headers, log lines) have no anchor: allocate the scan state at the first one
+    let state: ScanState | null = null;
+    let covered: Map<TokenRule, number> | null = null;
+    for (let m = prefilter.next(text, 0); m !== null; m = prefilter.next(text, m.index + 1)) {
       const pos = m.index;
       const a = anchors.get(m[0].toLowerCase());
       if (a) {
-        for (const r of a.rules) tryRule(r, text, pos, out, covered);
-        for (const h of a.handlers) h(text, pos, state, out);
+        if (a.rules.length > 0) {
+          covered ??= new Map();
+          for (const r of a.rules) tryRule(r, text, pos, out, covered);
+        }
+        if (a.handlers.length > 0) {
+          state ??= { seenKeys: new Set(), seenLines: new Set(), k8sDone: false, valueEnd: 0, pemEnd: 0, tableLineEnd: 0, classifyWhole };
+          for (const h of a.handlers) h(text, pos, state, out);
+        }
         for (const k of a.known) tryKnown(k, text, pos, out);
       }
-      re.lastIndex = pos + 1;
     }
     return out;
   }
@@ -242,7 +334,17 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
 
   function findSpans(text: string): MaskSpan[] {
     if (text.length === 0) return [];
-    return merge(text, collect(text));
+    if (dirty) rebuild();
+    // the recorder masks the same short keys and values (column and header names, statuses) over
+    // and over: remember the ones without a secret until the rules or known secrets change
+    const short = text.length <= CLEAN_MAX_LENGTH;
+    if (short && cleanShort.has(text)) return [];
+    const spans = merge(text, collect(text));
+    if (short && spans.length === 0) {
+      if (cleanShort.size >= CLEAN_CACHE_MAX) cleanShort.clear();
+      cleanShort.add(text);
+    }
+    return spans;
   }
 
   /** The kind and secret when one rule covers the whole (trimmed) value; used for whole-value masking. */
@@ -284,16 +386,12 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
     const ts = trailingTokenStart(text, from);
     // a token that begins like a prefixed secret but is not complete yet
     if (ts < text.length) {
-      const re = prefilter;
-      re.lastIndex = ts;
-      let m: RegExpExecArray | null;
-      while ((m = re.exec(text)) !== null) {
+      for (let m = prefilter.next(text, ts); m !== null; m = prefilter.next(text, m.index + 1)) {
         const a = anchors.get(m[0].toLowerCase());
         if (a && (a.rules.length > 0 || a.known.length > 0)) {
           hold = ts;
           break;
         }
-        re.lastIndex = m.index + 1;
       }
     }
     // `scheme://user:pass` before its `@` arrives cannot be told from `host:port` yet
@@ -304,17 +402,13 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
     if (knownEntries.length > 0) {
       // a known secret may contain spaces, so look back as far as the longest one
       const ws = Math.max(from, text.length - maxKnownLength);
-      const re = prefilter;
-      re.lastIndex = ws;
-      let m: RegExpExecArray | null;
-      while ((m = re.exec(text)) !== null) {
+      for (let m = prefilter.next(text, ws); m !== null; m = prefilter.next(text, m.index + 1)) {
         const a = anchors.get(m[0].toLowerCase());
         const p = m.index;
         if (a && a.known.some((k) => p + k.length > text.length && (k.text === undefined || k.text.startsWith(text.slice(p))))) {
           hold = hold < 0 ? p : Math.min(hold, p);
           break;
         }
-        re.lastIndex = p + 1;
       }
       // two chars at least, so that typing a single character is never held back
       for (let n = 2; n < PREFIX_LENGTH && n <= text.length - from; n++) {
@@ -330,11 +424,8 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
   function partialTail(text: string, from: number): MaskSpan | null {
     if (dirty) rebuild();
     const ts = trailingTokenStart(text, from);
-    const re = prefilter;
     const ws = knownEntries.length > 0 ? Math.max(from, Math.min(ts, text.length - maxKnownLength)) : ts;
-    re.lastIndex = ws;
-    let m: RegExpExecArray | null;
-    while ((m = re.exec(text)) !== null) {
+    for (let m = prefilter.next(text, ws); m !== null; m = prefilter.next(text, m.index + 1)) {
       const p = m.index;
       const a = anchors.get(m[0].toLowerCase());
       if (a) {
@@ -346,7 +437,6 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
           return { start: p, end: text.length, kind, fp: fingerprint(text.slice(p)) };
         }
       }
-      re.lastIndex = p + 1;
     }
     return null;
   }

@@ -81,7 +81,9 @@ export function maskStructured(engine: StructuralEngine, value: Json, keyHint?: 
     if (Array.isArray(v)) return v.map((x) => walk(x, cls));
     const isSecret = v.kind === 'Secret' && (typeof v.apiVersion === 'string' || 'data' in v || 'stringData' in v);
     const out: { [key: string]: Json } = {};
-    for (const [k, x] of Object.entries(v)) {
+    for (const k in v) {
+      if (!Object.prototype.hasOwnProperty.call(v, k)) continue;
+      const x = v[k];
       const outKey = k.length > 8 ? scanText(k) : k;
       if (isSecret && (k === 'data' || k === 'stringData')) {
         out[outKey] = k8sData(x, k === 'data');

@@ -30,6 +30,18 @@ export function formatPinnedKey(blob: Buffer): string {
 }
 
 /**
+ * ssh2's ed25519 generator strips leading zero bytes from the public key, so about 1 key in 256
+ * cannot be parsed back (mscdex/ssh2#1513): keep only a key ssh2 itself reads.
+ */
+function generateParsableKey(): string {
+  for (let attempt = 0; attempt < 32; attempt++) {
+    const pair = utils.generateKeyPairSync('ed25519');
+    if (!(utils.parseKey(pair.private) instanceof Error) && !(utils.parseKey(pair.public) instanceof Error)) return pair.private;
+  }
+  throw new Error('could not generate a usable ed25519 host key');
+}
+
+/**
  * The gateway's own SSH host key: generated once (ed25519) and kept in the data dir, so agents'
  * known_hosts entries stay valid across restarts.
  */
@@ -40,7 +52,7 @@ export function loadOrCreateHostKey(dataDir: string): string {
   if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8');
   let privateKey: string;
   try {
-    privateKey = utils.generateKeyPairSync('ed25519').private;
+    privateKey = generateParsableKey();
   } catch {
     // Older ssh2 builds without key generation: fall back to OpenSSH's own tool.
     const tmp = `${file}.tmp-${process.pid}`;

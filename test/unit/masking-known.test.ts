@@ -68,3 +68,28 @@ test('short known values are ignored rather than masking ordinary words', () => 
   assert.equal(m.maskText('abc abc').text, 'abc abc');
   assert.deepEqual(digestSecret('n', 'abc', key), []);
 });
+
+test('a short text found clean is masked once its value becomes known (clean-text cache is reset)', () => {
+  const m = createMasker({ fingerprintKey: key });
+  const secret = 'Qx' + rand(ALNUM, 14);
+  assert.equal(m.maskText(secret).hits.length, 0);
+  assert.equal(m.maskValue({ note: secret }).hits.length, 0);
+  m.addKnownSecret('upstream-credential', secret);
+  assert.equal(m.maskText(secret).text, `[MASKED:upstream-credential:${m.fingerprint(secret)}]`);
+  assert.equal(m.maskValue({ note: secret }).hits.length, 1);
+  const other = 'Rg' + rand(ALNUM, 14);
+  assert.equal(m.maskText(other).hits.length, 0);
+  m.addDigests(digestSecret('later', other, key));
+  assert.equal(m.maskText(other).hits[0]?.kind, 'registered:later');
+});
+
+test('registered secrets with a non-ASCII or short prefix are still found (plain regex scan)', () => {
+  const m = createMasker({ fingerprintKey: key });
+  const secret = 'pÄss-wörd-' + rand(ALNUM, 8);
+  m.addKnownSecret('upstream-credential', secret);
+  const r = m.maskText(`a ${secret} b\nGHP_x PASSWORD=${rand(ALNUM, 16)}`);
+  assert.ok(!r.text.includes(secret), r.text);
+  assert.equal(r.hits.length, 2, r.text);
+  m.addDigests([{ ...digestSecret('tiny', 'zz-' + rand(ALNUM, 10), key)[0], prefix: 'z' }]);
+  assert.equal(m.maskText('plain words only').hits.length, 0);
+});
