@@ -36,6 +36,13 @@ interface ListenerState {
   error: string | null;
 }
 
+/** The injected upstream credentials, masked by value wherever they show up (kind `upstream-<name>`). */
+function registerUpstreamSecrets(masker: Masker, all: Iterable<Record<string, string>>): void {
+  for (const values of all) {
+    for (const [name, v] of Object.entries(values)) masker.addKnownSecret(`upstream-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`, v);
+  }
+}
+
 /** Logs to stderr, masking every line: a log is one of the places a secret must never reach. */
 export function stderrLogger(masker: () => Masker | null): Logger {
   const line = (level: string, msg: string) => {
@@ -128,7 +135,7 @@ export class Gateway {
       db = openDb(dataDir);
       const key = ensureGatewayKey(dataDir);
       const masker = createGatewayMasker(db, ensureFingerprintKey(dataDir));
-      for (const values of secrets.values()) for (const [name, v] of Object.entries(values)) masker.addKnownSecret(`upstream-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`, v);
+      registerUpstreamSecrets(masker, secrets.values());
       const log = opts.log ?? stderrLogger(() => masker);
       const lineage = new Lineage();
       const recorder = new Recorder(db, {
@@ -212,7 +219,11 @@ export class Gateway {
       policy: allowAll,
       log,
       authenticate(identity, credential) {
-        return allowed(checkCredential(db, identity, credential));
+        const r = allowed(checkCredential(db, identity, credential));
+        // Every token-based login passes here: from now on its value (and encoded forms) is masked
+        // by value too, beyond the `flt_` rule. Deduplicated by the masker.
+        if (r.ok && 'token' in credential) masker.addKnownSecret('flightlog-token', credential.token);
+        return r;
       },
       scramVerifiers: (identity) => scramVerifiers(db, identity),
       authenticateScramToken: (identity, tokenId) => allowed(checkScramToken(db, identity, tokenId)),
@@ -311,7 +322,7 @@ export class Gateway {
       throw err;
     }
 
-    for (const values of secrets.values()) for (const [name, v] of Object.entries(values)) this.masker.addKnownSecret(`upstream-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`, v);
+    registerUpstreamSecrets(this.masker, secrets.values());
     const now = new Date().toISOString();
     const upsert = this.db.prepare(
       'INSERT INTO connections (name, protocol, config, first_seen, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET protocol = excluded.protocol, config = excluded.config, updated_at = excluded.updated_at',

@@ -123,7 +123,6 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
       // argv can hold secrets (a URI with a password): it is stored masked.
       const argv = Array.isArray(body.argv) ? body.argv.map((a) => (typeof a === 'string' ? masker.maskText(a).text : a)) : body.argv;
       const run = createRun(db, { identity: body.identity, argv: argv as string[], pid: typeof body.pid === 'number' ? body.pid : undefined });
-      masker.addKnownSecret('flightlog-token', run.token);
       const result: RunStartResult = { ...run, listeners: opts.status().listeners };
       return sendJson(res, 201, result);
     }
@@ -209,11 +208,12 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
       ws.on('error', () => clients.delete(ws));
     });
   });
-  const unsubscribe = (opts.recorder?.subscribe ?? (() => () => undefined)).call(opts.recorder, (n: LiveMessage) => {
+  const broadcast = (n: LiveMessage) => {
     if (clients.size === 0) return;
     const text = JSON.stringify(n);
     for (const ws of clients) if (ws.bufferedAmount < 4 * 1024 * 1024) ws.send(text);
-  });
+  };
+  const unsubscribe = opts.recorder ? opts.recorder.subscribe(broadcast) : () => undefined;
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>

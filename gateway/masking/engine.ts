@@ -182,6 +182,7 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
 
   const knownEntries: KnownEntry[] = [];
   const knownIds = new Set<string>();
+  const knownValues = new Set<string>();
   let maxKnownLength = 0;
   let knownPrefixParts = new Set<string>();
   let anchors = new Map<string, AnchorInfo>();
@@ -449,6 +450,10 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
     },
     addKnownSecret(kind: string, value: string): void {
       if (value.length < MIN_KNOWN_LENGTH) return;
+      // Callers register on every login: a value already known costs one Set lookup, not its forms.
+      const key = `${kind}\0${value}`;
+      if (knownValues.has(key)) return;
+      knownValues.add(key);
       const fp = fingerprint(value);
       for (const { text } of secretForms(value)) {
         addEntry({ prefix: text.slice(0, PREFIX_LENGTH), length: text.length, kind, fp, text }, `t:${kind}:${text}`);

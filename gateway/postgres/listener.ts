@@ -128,7 +128,6 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
         if (nul !== pw.body.length - 1) throw new ProtocolError('invalid password packet');
         const token = pw.body.toString('utf8', 0, nul);
         auth = ctx.authenticate(user, { token });
-        if (auth.ok) ctx.masker.addKnownSecret('gateway-token', token);
       }
       if (!auth.ok) {
         ctx.recordFailedAttempt({ identity: user, clientAddr, reason: auth.reason ?? 'bad-credential' });

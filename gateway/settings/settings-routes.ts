@@ -144,8 +144,6 @@ export function createSettingsRoutes(host: () => SettingsHost | null): Extra {
       const kind = body.kind === undefined ? 'agent' : body.kind;
       if (kind !== 'agent' && kind !== 'human') throw new FlightlogError('E_PARAM', 'kind must be agent or human');
       const token = addIdentity(gw.db, body.name.trim(), kind);
-      // The agent may echo its token: mask it like a run token.
-      gw.masker.addKnownSecret('flightlog-token', token);
       const result: CreateIdentityResult = { name: body.name.trim(), kind, token };
       sendJson(res, 201, result);
       return true;
