@@ -61,9 +61,9 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
     let client: Duplex = socket;
     let reader = new FrameReader(client);
     let clientTls = false;
-    const fatal = (code: string, message: string): void => {
+    const fatal = (code: string, message: string, detail?: string): void => {
       reader.detach();
-      client.end(wire.errorResponse({ severity: 'FATAL', code, message }));
+      client.end(wire.errorResponse({ severity: 'FATAL', code, message, detail }));
       setTimeout(() => socket.destroy(), 1000).unref();
     };
     try {
@@ -88,9 +88,12 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
           client.write('N');
         } else if (pkt.kind === 'cancel') {
           reader.detach();
-          socket.end();
+          // as the postmaster: forward first, then close, so a client that waits for EOF (libpq 18's
+          // cancel API) knows the cancel went out; end() on the TLS socket sends close_notify
           const target = cancelKeys.get(`${pkt.pid}:${pkt.secret}`);
           if (target) await cancelUpstream(up, target.pid, target.secret).catch(() => undefined);
+          client.end();
+          setTimeout(() => socket.destroy(), 1000).unref();
           return;
         } else {
           params = pkt.params;
@@ -140,7 +143,12 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
 
       const upParams: Record<string, string> = { ...params, user: up.user };
       delete upParams.replication;
-      const database = up.database ?? (params.database && params.database !== user ? params.database : up.user);
+      const choice = chooseDatabase(up, params.database, user);
+      if ('refused' in choice) {
+        ctx.recordFailedAttempt({ identity, clientAddr, reason: 'database-not-allowed' });
+        return fatal('3D000', `database "${choice.refused}" does not exist`, `Flightlog connection "${ctx.connection.name}" allows only: ${choice.allowed.join(', ')}`);
+      }
+      const database = choice.database;
       upParams.database = database;
       let login;
       try {
@@ -188,6 +196,14 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
       conn.relay = relay;
       relay.start();
     } catch (err) {
+      // as PostgreSQL: a bad startup length (a stray Terminate, a TLS hello, garbage) is only
+      // logged server-side, and the connection closes without a reply
+      if (err instanceof UpstreamError && err.code === 'PG_BAD_STARTUP') {
+        reader.detach();
+        client.end();
+        setTimeout(() => socket.destroy(), 1000).unref();
+        return;
+      }
       if (err instanceof ProtocolError) return fatal('08P01', err.message);
       if (err instanceof UpstreamError && err.code === 'PG_PROTOCOL') return fatal('08P01', err.message);
       socket.destroy();
@@ -223,6 +239,24 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
     },
   };
 };
+
+/**
+ * The upstream database for a client's startup `database`: its own choice when the connection
+ * lists it, the connection's default when it named none (libpq then sends the user name), and
+ * a refusal otherwise, never a silent switch. With no database configured at all, the client's
+ * choice passes through.
+ */
+export function chooseDatabase(
+  up: PostgresUpstream,
+  requested: string | undefined,
+  user: string,
+): { database: string } | { refused: string; allowed: string[] } {
+  const allowed = up.databases ?? (up.database !== undefined ? [up.database] : null);
+  if (requested && allowed?.includes(requested)) return { database: requested };
+  if (!requested || requested === user) return { database: up.database ?? allowed?.[0] ?? up.user };
+  if (!allowed) return { database: requested };
+  return { refused: requested, allowed };
+}
 
 /**
  * The server side of SCRAM-SHA-256 on the wire: AuthenticationSASL (SCRAM-SHA-256 only),

@@ -1,6 +1,7 @@
 /**
- * Logs in to the real server with the connection's own credentials: optional TLS (verify-full
- * checks the chain and the host name), then SCRAM-SHA-256, md5, cleartext or trust.
+ * Logs in to the real server with the connection's own credentials: TLS as libpq's sslmode
+ * (prefer by default; verify-full checks the chain and the host name), then SCRAM-SHA-256, md5,
+ * cleartext or trust.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -85,7 +86,7 @@ export class FrameReader {
   async startupPacket(maxLen = 10000): Promise<Buffer> {
     const head = await this.need(4);
     const len = head.readInt32BE(0);
-    if (len < 8 || len > maxLen) throw new UpstreamError('PG_PROTOCOL', 'invalid length of startup packet');
+    if (len < 8 || len > maxLen) throw new UpstreamError('PG_BAD_STARTUP', 'invalid length of startup packet');
     await this.need(len);
     return this.take(len);
   }
@@ -143,7 +144,8 @@ function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.
 /** Opens a transport to the server, negotiating TLS as the connection asks. */
 export async function openTransport(up: PostgresUpstream, timeoutMs = 10000): Promise<{ socket: Duplex; tls: boolean }> {
   const raw = await connectTcp(up.host, up.port, timeoutMs);
-  const mode = up.tls ?? 'disable';
+  // libpq's default: ask for TLS, take plain when the server says 'N'
+  const mode = up.tls ?? 'prefer';
   if (mode === 'disable') return { socket: raw, tls: false };
   raw.write(wire.sslRequest());
   const reader = new FrameReader(raw);
