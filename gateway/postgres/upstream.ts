@@ -17,11 +17,14 @@ export class UpstreamError extends Error {
   readonly code: string;
   /** the server's own ErrorResponse, to relay to the client when it is the server's answer */
   readonly serverError: Buffer | null;
-  constructor(code: string, message: string, serverError: Buffer | null = null) {
+  /** the server had sent AuthenticationOk before refusing (a database check, not a login failure) */
+  readonly afterAuthOk: boolean;
+  constructor(code: string, message: string, serverError: Buffer | null = null, afterAuthOk = false) {
     super(message);
     this.name = 'UpstreamError';
     this.code = code;
     this.serverError = serverError;
+    this.afterAuthOk = afterAuthOk;
   }
 }
 
@@ -197,11 +200,12 @@ export async function loginUpstream(up: PostgresUpstream, password: string | und
     const startupFrames: Buffer[] = [];
     let pid = 0;
     let secret = 0;
+    let authOk = false;
     for (;;) {
       const { type, body, raw } = await reader.frame();
       if (type === 'E') {
         const f = decodeFields(body, 0, body.length);
-        throw new UpstreamError('PG_UPSTREAM_LOGIN', `upstream refused login: ${f.M ?? 'unknown error'}`, raw);
+        throw new UpstreamError('PG_UPSTREAM_LOGIN', `upstream refused login: ${f.M ?? 'unknown error'}`, raw, authOk);
       }
       if (type === 'R') {
         const code = body.readInt32BE(0);
@@ -209,7 +213,10 @@ export async function loginUpstream(up: PostgresUpstream, password: string | und
           if (password === undefined) throw new UpstreamError('PG_UPSTREAM_LOGIN', 'upstream asks for a password but the connection has none configured');
           return password;
         };
-        if (code === 0) continue;
+        if (code === 0) {
+          authOk = true;
+          continue;
+        }
         if (code === 3) socket.write(wire.passwordMessage(needPassword()));
         else if (code === 5) {
           const salt = body.subarray(4, 8);

@@ -121,7 +121,7 @@ before(async () => {
   gw = await startTestGateway({
     env: { APP_PW: pg.app.password },
     connections: [
-      { name: 'db', protocol: 'postgres', upstream: { ...up, databases: ['app', 'app_test', 't_gw'] }, identities: ['claude'] },
+      { name: 'db', protocol: 'postgres', upstream: { ...up, databases: ['app', 'app_test', 't_gw', 'gone'] }, identities: ['claude'] },
       { name: 'db-default', protocol: 'postgres', upstream: up, identities: ['claude'] },
       { name: 'db-plain', protocol: 'postgres', upstream: { ...up, port: proxyPort }, identities: ['claude'] },
       { name: 'db-notls', protocol: 'postgres', upstream: { ...up, tls: 'disable' }, identities: ['claude'] },
@@ -198,9 +198,17 @@ test('a database outside the connection\'s list is refused as PostgreSQL refuses
   const refused = await runClient('psql', q, { env: pgEnv(gateway, 'postgres') });
   assert.equal(refused.code, missing.code);
   assert.match(refused.stderr, /FATAL: {2}database "postgres" does not exist/);
-  assert.match(refused.stderr, /allows only: app, app_test, t_gw/);
+  assert.match(refused.stderr, /allows only: app, app_test, t_gw, gone/);
+  // one attempt, as direct: libpq (sslmode prefer) retries without TLS only on errors before AuthenticationOk
+  const withoutDetail = (text: string): string => normalize(text).split('\n').filter((l) => !l.startsWith('DETAIL:')).join('\n');
+  assert.equal(withoutDetail(refused.stderr).replace('"postgres"', '"no_such_db"'), withoutDetail(missing.stderr));
   const listed = await runClient('psql', q, { env: pgEnv(gateway, 'app_test') });
   assert.equal(listed.stdout.trim(), 'app_test', listed.stderr);
+  // listed but missing upstream: the server's own refusal, exactly as a direct client gets it
+  const gone = await Promise.all([direct, gateway].map((t) => runClient('psql', q, { env: pgEnv(t, 'gone') })));
+  assert.equal(gone[0].code, 2);
+  assert.match(gone[0].stderr, /FATAL: {2}database "gone" does not exist/);
+  assert.deepEqual([gone[1].code, normalize(gone[1].stderr)], [gone[0].code, normalize(gone[0].stderr)]);
   // no dbname: libpq sends the user name, and the connection's default applies
   const env = pgEnv(gateway);
   delete env.PGDATABASE;
