@@ -553,3 +553,8 @@ test('the upstream leg uses TLS when the server offers it (prefer), falls back t
   for (const s of gw.sessions().filter((x) => !before.has(x.id))) tlsOf[s.connection] = (gw.show(s.id).meta as Record<string, unknown>).upstreamTls;
   assert.deepEqual(tlsOf, { 'db': true, 'db-plain': false, 'db-notls': false });
 });
+
+test('after every client above: the upstream password is nowhere in the store, its files or the gateway log', async () => {
+  await gw.flush();
+  assert.deepEqual(gw.grepDataDir(pg.app.password), []);
+});
