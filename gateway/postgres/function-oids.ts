@@ -31,13 +31,3 @@ export function functionCallText(oid: number): string {
   const name = BUILTIN_FUNCTIONS.get(oid);
   return name ? `-- function call ${name} (oid ${oid})` : `-- function call oid ${oid}`;
 }
-
-const COUNTED_TAGS = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE', 'SELECT', 'COPY', 'FETCH', 'MOVE']);
-
-/** The row count a CommandComplete tag carries (`INSERT 0 5` → 5), or null when it has none. */
-export function tagRowCount(tag: string): number | null {
-  const m = /^([A-Z]+)(?: \d+)? (\d+)$/.exec(tag);
-  if (!m || !COUNTED_TAGS.has(m[1])) return null;
-  const n = Number(m[2]);
-  return Number.isSafeInteger(n) ? n : null;
-}

@@ -13,7 +13,7 @@ import { checkFrameHeader, parseClientMessage, ProtocolError, type RawParam } fr
 import {
   decodeCString, decodeDataRow, decodeFields, decodeNotification, decodeRowDescription, encodeDataRow, renderValue, type Column,
 } from './server-messages';
-import { functionCallText, tagRowCount } from './function-oids';
+import { functionCallText } from './function-oids';
 import { analyzeSql, type StatementInfo } from './sql-info';
 import * as wire from './wire';
 
@@ -834,4 +834,14 @@ export class Relay {
 function checkServerHeader(_type: number, length: number): number {
   if (length < 4 || length > 0x40000000) throw new ProtocolError(`invalid message length ${length} from server`);
   return length + 1;
+}
+
+const COUNTED_TAGS = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE', 'SELECT', 'COPY', 'FETCH', 'MOVE']);
+
+/** The row count a CommandComplete tag carries (`INSERT 0 5` → 5), or null when it has none. */
+function tagRowCount(tag: string): number | null {
+  const m = /^([A-Z]+)(?: \d+)? (\d+)$/.exec(tag);
+  if (!m || !COUNTED_TAGS.has(m[1])) return null;
+  const n = Number(m[2]);
+  return Number.isSafeInteger(n) ? n : null;
 }

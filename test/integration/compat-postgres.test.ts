@@ -231,6 +231,7 @@ test('pgbench: init, then simple, extended and prepared runs succeed with the sa
   assert.equal(initG.code, initD.code, initG.stderr);
   assert.match(initG.stderr, /done in/);
   assert.equal(pg.psql('select count(*) from pgbench_accounts', 'app_test').trim(), '100000');
+  const before = sessionIds();
   const processed = (out: string): string => /number of transactions actually processed: (\d+\/\d+)/.exec(out)?.[1] ?? `none in: ${out}`;
   for (const mode of ['simple', 'extended', 'prepared']) {
     const args = ['-n', '-M', mode, '-c', '2', '-t', '15'];
@@ -241,6 +242,10 @@ test('pgbench: init, then simple, extended and prepared runs succeed with the sa
     assert.equal(processed(g.stdout), processed(d.stdout), mode);
     assert.equal(processed(g.stdout), '30/30');
   }
+  // the recording counts what an UPDATE touched (from its tag: no rows come back)
+  const updates = (await sessionsSince(before)).flatMap((x) => x.commands).filter((c) => /^UPDATE pgbench_accounts/i.test(c.text));
+  assert.equal(updates.length, 90);
+  for (const u of updates) assert.deepEqual([(u.result as Record<string, unknown>).tag, (u.result as Record<string, unknown>).rowCount], ['UPDATE 1', 1]);
 });
 
 // ------------------------------------------------------------------------------ pg_dump / pg_restore
