@@ -12,7 +12,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
-import { RawPgClient, startPostgres, type PostgresServer } from '../helpers/postgres-server';
+import { errorFields, RawPgClient, startPostgres, type PostgresServer } from '../helpers/postgres-server';
 import type { SessionDetail } from '../../gateway/control-api/types';
 import * as wire from '../../gateway/postgres/wire';
 
@@ -24,6 +24,8 @@ let gw: TestGateway;
 let token = '';
 let tmp = '';
 let plainProxy: net.Server | null = null;
+/** the gateway's connections into the proxy, to play a server that vanishes without a word */
+const proxied = new Set<net.Socket>();
 
 interface Target {
   name: 'direct' | 'gateway';
@@ -106,6 +108,8 @@ before(async () => {
     c.once('data', (first) => {
       const isSsl = first.length >= 8 && first.readInt32BE(4) === 80877103;
       const u = net.connect(pg.port, pg.host);
+      proxied.add(c);
+      c.on('close', () => { proxied.delete(c); u.destroy(); });
       c.pipe(u).pipe(c);
       c.on('error', () => u.destroy());
       u.on('error', () => c.destroy());
@@ -557,6 +561,19 @@ test('the upstream leg uses TLS when the server offers it (prefer), falls back t
   await waitFor(async () => (await gw.flush(), gw.sessions().filter((s) => !before.has(s.id) && s.status !== 'live').length === 3));
   for (const s of gw.sessions().filter((x) => !before.has(x.id))) tlsOf[s.connection] = (gw.show(s.id).meta as Record<string, unknown>).upstreamTls;
   assert.deepEqual(tlsOf, { 'db': true, 'db-plain': false, 'db-notls': false });
+});
+
+test('a server that closes without a word: the client gets the gateway\'s one FATAL 08006', async () => {
+  const a = gw.address('db-plain');
+  const c = await RawPgClient.login(a.host, a.port, 'claude', token);
+  assert.equal(proxied.size, 1);
+  for (const u of proxied) u.destroy();
+  const f = await c.next();
+  assert.equal(f.type, 'E');
+  const fields = errorFields(f);
+  assert.deepEqual([fields.S, fields.C, fields.M], ['FATAL', '08006', 'Flightlog: upstream closed the connection']);
+  assert.ok(await c.waitClosed());
+  await assert.rejects(c.next(500), /connection closed/);
 });
 
 test('after every client above: the upstream password is nowhere in the store, its files or the gateway log', async () => {
