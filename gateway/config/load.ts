@@ -105,12 +105,20 @@ function checkUpstream(c: Checker, protocol: Protocol, v: unknown, p: Array<stri
   const o = c.object(v, p);
   switch (protocol) {
     case 'postgres': {
-      c.keys(o, p, ['host', 'port', 'user', 'database', 'password', 'tls', 'ca']);
+      c.keys(o, p, ['host', 'port', 'user', 'database', 'databases', 'password', 'tls', 'ca']);
+      const database = o.database === undefined ? undefined : c.string(o.database, [...p, 'database']);
+      let databases: string[] | undefined;
+      if (o.databases !== undefined) {
+        if (!Array.isArray(o.databases) || o.databases.length === 0) c.fail([...p, 'databases'], `expected a list of database names a client may ask for${describe(o.databases)}`);
+        databases = (o.databases as unknown[]).map((x, j) => c.string(x, [...p, 'databases', j], 'a database name'));
+        if (database !== undefined && !databases.includes(database)) c.fail([...p, 'database'], `expected one of databases (${databases.join(', ')}), got "${database}"`);
+      }
       return {
         host: c.string(o.host, [...p, 'host'], 'a host name'),
         port: o.port === undefined ? 5432 : c.port(o.port, [...p, 'port']),
         user: c.string(o.user, [...p, 'user'], 'a user name'),
-        database: o.database === undefined ? undefined : c.string(o.database, [...p, 'database']),
+        database,
+        databases,
         password: o.password === undefined ? undefined : c.secret(o.password, [...p, 'password']),
         tls: o.tls === undefined ? undefined : c.oneOf(o.tls, [...p, 'tls'], ['disable', 'prefer', 'require', 'verify-full'] as const),
         ca: o.ca === undefined ? undefined : c.string(o.ca, [...p, 'ca'], 'a CA file path'),

@@ -9,8 +9,10 @@ export interface PostgresUpstream {
   port: number;
   user: string;
   database?: string;
+  /** databases a client may ask for by name (default: [database]); any other is refused, never swapped */
+  databases?: string[];
   password?: SecretRef;
-  /** disable | require | verify-full */
+  /** as libpq's sslmode; prefer (the default) falls back to plain when the server has no TLS */
   tls?: 'disable' | 'prefer' | 'require' | 'verify-full';
   /** CA file for verify-full */
   ca?: string;

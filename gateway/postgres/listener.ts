@@ -16,6 +16,7 @@ import type { PostgresUpstream } from '../config/schema';
 import type { Listener, ListenerContext, ScramVerifierSet, StartListener } from '../core/listener';
 import type { AuthResult, Json } from '../core/types';
 import { parseStartupPacket, ProtocolError } from './client-messages';
+import { decodeFields } from './server-messages';
 import { Relay } from './relay';
 import { ScramError, ScramServer } from './scram';
 import { loadSqlParser } from './sql-info';
@@ -61,9 +62,12 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
     let client: Duplex = socket;
     let reader = new FrameReader(client);
     let clientTls = false;
-    const fatal = (code: string, message: string): void => {
+    /** afterAuthOk: PostgreSQL checks the database after AuthenticationOk, and libpq only retries
+     *  (sslmode prefer, allow) on an error that comes before it; refuse in the same order */
+    const fatal = (code: string, message: string, detail?: string, afterAuthOk = false): void => {
       reader.detach();
-      client.end(wire.errorResponse({ severity: 'FATAL', code, message }));
+      const error = wire.errorResponse({ severity: 'FATAL', code, message, detail });
+      client.end(afterAuthOk ? Buffer.concat([wire.authRequest(0), error]) : error);
       setTimeout(() => socket.destroy(), 1000).unref();
     };
     try {
@@ -88,9 +92,12 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
           client.write('N');
         } else if (pkt.kind === 'cancel') {
           reader.detach();
-          socket.end();
+          // as the postmaster: forward first, then close, so a client that waits for EOF (libpq 18's
+          // cancel API) knows the cancel went out; end() on the TLS socket sends close_notify
           const target = cancelKeys.get(`${pkt.pid}:${pkt.secret}`);
           if (target) await cancelUpstream(up, target.pid, target.secret).catch(() => undefined);
+          client.end();
+          setTimeout(() => socket.destroy(), 1000).unref();
           return;
         } else {
           params = pkt.params;
@@ -140,7 +147,12 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
 
       const upParams: Record<string, string> = { ...params, user: up.user };
       delete upParams.replication;
-      const database = up.database ?? (params.database && params.database !== user ? params.database : up.user);
+      const choice = chooseDatabase(up, params.database, user);
+      if ('refused' in choice) {
+        ctx.recordFailedAttempt({ identity, clientAddr, reason: 'database-not-allowed' });
+        return fatal('3D000', `database "${choice.refused}" does not exist`, `Flightlog connection "${ctx.connection.name}" allows only: ${choice.allowed.join(', ')}`, true);
+      }
+      const database = choice.database;
       upParams.database = database;
       let login;
       try {
@@ -149,6 +161,8 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
         const msg = err instanceof Error ? err.message : String(err);
         const safe = ctx.masker.maskText(msg).text;
         ctx.log.warn(`postgres ${ctx.connection.name}: ${safe}`);
+        const relayed = err instanceof UpstreamError ? serverRefusal(err, (t) => ctx.masker.maskText(t).text) : null;
+        if (relayed) return fatal(relayed.code, relayed.message, relayed.detail, relayed.afterAuthOk);
         return fatal(err instanceof UpstreamError && err.code === 'PG_UPSTREAM_LOGIN' ? '08004' : '08006', `Flightlog: ${safe}`);
       }
       if (socket.destroyed) {
@@ -188,6 +202,14 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
       conn.relay = relay;
       relay.start();
     } catch (err) {
+      // as PostgreSQL: a bad startup length (a stray Terminate, a TLS hello, garbage) is only
+      // logged server-side, and the connection closes without a reply
+      if (err instanceof UpstreamError && err.code === 'PG_BAD_STARTUP') {
+        reader.detach();
+        client.end();
+        setTimeout(() => socket.destroy(), 1000).unref();
+        return;
+      }
       if (err instanceof ProtocolError) return fatal('08P01', err.message);
       if (err instanceof UpstreamError && err.code === 'PG_PROTOCOL') return fatal('08P01', err.message);
       socket.destroy();
@@ -223,6 +245,38 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
     },
   };
 };
+
+/**
+ * The server's own refusal at login, as the client would get it direct (3D000 for a database
+ * that does not exist, 53300 too many connections, 57P03 starting up…), so clients that act on
+ * the SQLSTATE still can. Authentication failures (class 28) stay the gateway's: they concern
+ * the connection's credentials, not the agent's.
+ */
+function serverRefusal(err: UpstreamError, mask: (text: string) => string): { code: string; message: string; detail?: string; afterAuthOk: boolean } | null {
+  if (!err.serverError) return null;
+  const raw = err.serverError;
+  const f = decodeFields(raw, 5, raw.length);
+  if (!f.C || !f.M || f.C.startsWith('28')) return null;
+  return { code: f.C, message: mask(f.M), detail: f.D ? mask(f.D) : undefined, afterAuthOk: err.afterAuthOk };
+}
+
+/**
+ * The upstream database for a client's startup `database`: its own choice when the connection
+ * lists it, the connection's default when it named none (libpq then sends the user name), and
+ * a refusal otherwise, never a silent switch. With no database configured at all, the client's
+ * choice passes through.
+ */
+export function chooseDatabase(
+  up: PostgresUpstream,
+  requested: string | undefined,
+  user: string,
+): { database: string } | { refused: string; allowed: string[] } {
+  const allowed = up.databases ?? (up.database !== undefined ? [up.database] : null);
+  if (requested && allowed?.includes(requested)) return { database: requested };
+  if (!requested || requested === user) return { database: up.database ?? allowed?.[0] ?? up.user };
+  if (!allowed) return { database: requested };
+  return { refused: requested, allowed };
+}
 
 /**
  * The server side of SCRAM-SHA-256 on the wire: AuthenticationSASL (SCRAM-SHA-256 only),

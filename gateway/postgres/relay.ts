@@ -13,6 +13,7 @@ import { checkFrameHeader, parseClientMessage, ProtocolError, type RawParam } fr
 import {
   decodeCString, decodeDataRow, decodeFields, decodeNotification, decodeRowDescription, encodeDataRow, renderValue, type Column,
 } from './server-messages';
+import { functionCallText } from './function-oids';
 import { analyzeSql, type StatementInfo } from './sql-info';
 import * as wire from './wire';
 
@@ -103,6 +104,8 @@ export class Relay {
   private skipUntilSync = false;
   private ended = false;
   private terminated = false;
+  /** the server's own FATAL/PANIC, already relayed: the client has been told why it ends */
+  private serverFatal: string | null = null;
   // framing state, per direction
   private clientCarry: Buffer[] = [];
   private clientCarryLen = 0;
@@ -169,6 +172,11 @@ export class Relay {
     if (this.ended) return;
     if (this.terminated) {
       this.end('closed');
+      return;
+    }
+    // a second FATAL after the server's own would surface as a separate error in clients
+    if (this.serverFatal !== null) {
+      this.end('error', `upstream ended the session: ${this.serverFatal}`);
       return;
     }
     this.writeClient(wire.errorResponse({ severity: 'FATAL', code: '08006', message: `Flightlog: ${reason}` }));
@@ -384,7 +392,7 @@ export class Relay {
         return true;
       case 'FunctionCall': {
         if (this.refuseIfFailed(true)) return false;
-        const info: StatementInfo = { text: `-- function call oid ${msg.oid}`, classification: 'other', targets: [] };
+        const info: StatementInfo = { text: functionCallText(msg.oid), classification: 'other', targets: [] };
         if (!this.allowed(info, null, true)) return false;
         const run = this.startRun(info, msg.args.map((a) => this.renderParam(a, 0)), null, null);
         this.pending.push({ kind: 'fcall', run });
@@ -587,16 +595,24 @@ export class Relay {
       case 0x73: { // s PortalSuspended
         const run = this.currentRun();
         if (run) {
-          if (type === 0x43) run.tag = decodeCString(buf, b, end);
+          if (type === 0x43) {
+            run.tag = decodeCString(buf, b, end);
+            // INSERT/UPDATE/DELETE send no rows: the tag alone holds the count
+            run.rowCount = tagRowCount(run.tag) ?? run.rowCount;
+          }
           if (type === 0x73) run.suspended = true;
           this.complete(run, 'ok');
         }
         this.advance();
         break;
       }
-      case 0x45: // E ErrorResponse
-        this.onError(decodeFields(buf, b, end));
+      case 0x45: { // E ErrorResponse
+        const f = decodeFields(buf, b, end);
+        const severity = f.V ?? f.S;
+        if (severity === 'FATAL' || severity === 'PANIC') this.serverFatal = `${severity} ${f.C ?? ''}: ${f.M ?? ''}`;
+        this.onError(f);
         break;
+      }
       case 0x4e: { // N NoticeResponse
         const f = decodeFields(buf, b, end);
         const text = `${f.S ?? 'NOTICE'}: ${f.M ?? ''}`;
@@ -818,4 +834,14 @@ export class Relay {
 function checkServerHeader(_type: number, length: number): number {
   if (length < 4 || length > 0x40000000) throw new ProtocolError(`invalid message length ${length} from server`);
   return length + 1;
+}
+
+const COUNTED_TAGS = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE', 'SELECT', 'COPY', 'FETCH', 'MOVE']);
+
+/** The row count a CommandComplete tag carries (`INSERT 0 5` → 5), or null when it has none. */
+function tagRowCount(tag: string): number | null {
+  const m = /^([A-Z]+)(?: \d+)? (\d+)$/.exec(tag);
+  if (!m || !COUNTED_TAGS.has(m[1])) return null;
+  const n = Number(m[2]);
+  return Number.isSafeInteger(n) ? n : null;
 }

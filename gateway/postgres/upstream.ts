@@ -1,6 +1,7 @@
 /**
- * Logs in to the real server with the connection's own credentials: optional TLS (verify-full
- * checks the chain and the host name), then SCRAM-SHA-256, md5, cleartext or trust.
+ * Logs in to the real server with the connection's own credentials: TLS as libpq's sslmode
+ * (prefer by default; verify-full checks the chain and the host name), then SCRAM-SHA-256, md5,
+ * cleartext or trust.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -16,11 +17,14 @@ export class UpstreamError extends Error {
   readonly code: string;
   /** the server's own ErrorResponse, to relay to the client when it is the server's answer */
   readonly serverError: Buffer | null;
-  constructor(code: string, message: string, serverError: Buffer | null = null) {
+  /** the server had sent AuthenticationOk before refusing (a database check, not a login failure) */
+  readonly afterAuthOk: boolean;
+  constructor(code: string, message: string, serverError: Buffer | null = null, afterAuthOk = false) {
     super(message);
     this.name = 'UpstreamError';
     this.code = code;
     this.serverError = serverError;
+    this.afterAuthOk = afterAuthOk;
   }
 }
 
@@ -85,7 +89,7 @@ export class FrameReader {
   async startupPacket(maxLen = 10000): Promise<Buffer> {
     const head = await this.need(4);
     const len = head.readInt32BE(0);
-    if (len < 8 || len > maxLen) throw new UpstreamError('PG_PROTOCOL', 'invalid length of startup packet');
+    if (len < 8 || len > maxLen) throw new UpstreamError('PG_BAD_STARTUP', 'invalid length of startup packet');
     await this.need(len);
     return this.take(len);
   }
@@ -143,7 +147,8 @@ function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.
 /** Opens a transport to the server, negotiating TLS as the connection asks. */
 export async function openTransport(up: PostgresUpstream, timeoutMs = 10000): Promise<{ socket: Duplex; tls: boolean }> {
   const raw = await connectTcp(up.host, up.port, timeoutMs);
-  const mode = up.tls ?? 'disable';
+  // libpq's default: ask for TLS, take plain when the server says 'N'
+  const mode = up.tls ?? 'prefer';
   if (mode === 'disable') return { socket: raw, tls: false };
   raw.write(wire.sslRequest());
   const reader = new FrameReader(raw);
@@ -195,11 +200,12 @@ export async function loginUpstream(up: PostgresUpstream, password: string | und
     const startupFrames: Buffer[] = [];
     let pid = 0;
     let secret = 0;
+    let authOk = false;
     for (;;) {
       const { type, body, raw } = await reader.frame();
       if (type === 'E') {
         const f = decodeFields(body, 0, body.length);
-        throw new UpstreamError('PG_UPSTREAM_LOGIN', `upstream refused login: ${f.M ?? 'unknown error'}`, raw);
+        throw new UpstreamError('PG_UPSTREAM_LOGIN', `upstream refused login: ${f.M ?? 'unknown error'}`, raw, authOk);
       }
       if (type === 'R') {
         const code = body.readInt32BE(0);
@@ -207,7 +213,10 @@ export async function loginUpstream(up: PostgresUpstream, password: string | und
           if (password === undefined) throw new UpstreamError('PG_UPSTREAM_LOGIN', 'upstream asks for a password but the connection has none configured');
           return password;
         };
-        if (code === 0) continue;
+        if (code === 0) {
+          authOk = true;
+          continue;
+        }
         if (code === 3) socket.write(wire.passwordMessage(needPassword()));
         else if (code === 5) {
           const salt = body.subarray(4, 8);

@@ -348,7 +348,7 @@ function ConnectionForm({ initial, identities, onCancel, onSaved }: { initial: C
             <label className="field">
               <span className="field-label">tls</span>
               <select value={f.tls} onChange={(e) => up('tls', e.target.value)} data-testid="field-upstream.tls">
-                <option value="">default</option>
+                <option value="">default (prefer)</option>
                 <option value="disable">disable</option>
                 <option value="prefer">prefer</option>
                 <option value="require">require</option>
