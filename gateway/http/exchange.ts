@@ -17,6 +17,7 @@ import { PayloadTap, bodyRecord, decodeContent } from './payload';
 import { SecretScrubber } from './scrub';
 import { SseParser, type SseEvent } from './sse';
 import { CREDENTIAL_KIND, forwardHeaders, upstreamPath, type UpstreamTarget } from './upstream';
+import { blockedMessage, decisionDetail } from '../policy/decision';
 
 export interface ExchangeShared {
   ctx: ListenerContext;
@@ -178,26 +179,21 @@ export class Exchange {
 
   private allowedByPolicy(): boolean {
     const { ctx } = this.shared;
-    const decision = ctx.policy({ connection: ctx.connection.name, protocol: 'http', identity: this.identity, kind: this.kind, text: this.text });
+    const method = this.req.method ?? 'GET';
+    const path = displayPath(this.req.url ?? '/').split('?')[0];
+    const decision = ctx.policy({ connection: ctx.connection.name, protocol: 'http', identity: this.identity, kind: this.kind, text: this.text, http: { method, path } });
     if (decision.action === 'allow') return true;
-    const reason = decision.reason ?? (decision.action === 'hold' ? 'held for approval' : 'blocked by policy');
+    const message = blockedMessage(decision);
     const cmd = this.startCommandSafe();
     if (cmd) {
       this.recordSafe(() =>
-        this.session.finding({
-          category: 'guardrail',
-          kind: decision.action === 'hold' ? 'held' : 'blocked',
-          direction: 'gateway',
-          commandId: cmd.id,
-          detail: { rule: decision.rule ?? null, reason },
-        }),
+        this.session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: cmd.id, detail: decisionDetail(decision, this.text) }),
       );
-      this.recordSafe(() => cmd.finish({ status: 'blocked', error: reason }));
+      this.recordSafe(() => cmd.finish({ status: 'blocked', error: message, result: { status: 403 } }));
     }
     this.finished = true;
     this.req.resume();
-    // approvals are not wired for HTTP yet: a held request is refused, never forwarded unrecorded
-    sendError(this.res, new HttpGatewayError('blocked_by_policy', 403, `blocked by policy${decision.rule ? ` (${decision.rule})` : ''}: ${reason}`));
+    sendError(this.res, new HttpGatewayError('blocked_by_policy', 403, message));
     return false;
   }
 
