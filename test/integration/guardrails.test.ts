@@ -20,6 +20,9 @@ import { verifyBundle } from '../../gateway/bundle/verify';
 import { validateConfig } from '../../gateway/config/load';
 import { guardrailsOf } from '../../gateway/policy';
 import type { FindingView } from '../../gateway/control-api/types';
+import { runCli } from '../../gateway/cli/main';
+import type { PolicyTestReport } from '../../gateway/cli/policy-command';
+import { PassThrough } from 'node:stream';
 
 const RULES = [
   { name: 'no-drop', match: { protocol: 'postgres', sql: { statement: ['drop', 'truncate'] } }, action: 'deny', reason: 'dropping data needs a human' },
@@ -163,6 +166,45 @@ describe('guardrails through the gateway', { timeout: 180_000 }, () => {
     await exportBundle(gw.gateway.db, { sessionIds: sessions.map((s) => s.id), out: file, key: gw.gateway.key });
     const report = await verifyBundle(file, { trustedKeys: [] });
     assert.equal(report.ok, true, JSON.stringify(report).slice(0, 600));
+  });
+
+  it('policy test: a new rule tried over recorded history says what it would have held, without a gateway change', async () => {
+    await gw.flush();
+    const file = path.join(work, 'try.yaml');
+    fs.writeFileSync(file, [
+      'guardrails:',
+      '  - name: keep-me-reads',
+      '    match: { sql: { statement: select, tables: [keep_me] } }',
+      '    action: hold',
+      '  - name: no-ls',
+      '    match: { shell: { program: ls } }',
+      '    action: deny',
+      '',
+    ].join('\n'));
+    const cli = async (args: string[]): Promise<{ code: number; out: string; err: string }> => {
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      let out = '';
+      let err = '';
+      stdout.on('data', (d) => (out += d));
+      stderr.on('data', (d) => (err += d));
+      const code = await runCli(args, { stdout, stderr, stdin: new PassThrough(), env: { ...process.env } });
+      return { code, out, err };
+    };
+    const r = await cli(['policy', 'test', '--config', file, '--data-dir', gw.dataDir, '--since', '1h', '--json']);
+    assert.equal(r.code, 0, r.err);
+    const report = JSON.parse(r.out) as PolicyTestReport;
+    const reads = report.rules.find((x) => x.name === 'keep-me-reads')!;
+    assert.ok(reads.matched >= 1 && reads.wouldStop >= 1, JSON.stringify(reads));
+    assert.ok(reads.examples.some((e) => /SELECT count\(\*\) FROM keep_me/.test(e.text)));
+    const ls = report.rules.find((x) => x.name === 'no-ls')!;
+    assert.equal(ls.matched, 1);
+    assert.match(ls.examples[0].text, /^ls /);
+    const text = await cli(['policy', 'test', '--config', file, '--data-dir', gw.dataDir]);
+    assert.match(text.out, /keep-me-reads \(hold\): would hold \d+ commands?, \d+ of which ran/);
+    const bad = await cli(['policy', 'test', '--config', file, '--data-dir', gw.dataDir, '--since', 'last tuesday-ish']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--since expects a duration/);
   });
 
   it('rules reload with the config: the next command is decided by the new rule set', async () => {
