@@ -8,8 +8,8 @@ import type { PolicyDecision, PolicyInput } from '../core/types';
 import type { GuardrailAction, GuardrailRule, GuardrailMatch } from './types';
 
 export type { GuardrailAction, GuardrailRule, GuardrailMatch } from './types';
-import { shellFacts, type ShellCommandFacts } from './shell-facts';
-import { sqlFacts } from './sql-facts';
+import { shellFacts, type ShellCommandFacts, type ShellFacts } from './shell-facts';
+import { sqlFacts, type SqlFacts } from './sql-facts';
 
 /** Long and short spellings of the same flag, per program, so `flags: [r, f]` also catches `--recursive --force`. */
 const FLAG_ALIASES: Record<string, string[][]> = {
@@ -42,9 +42,24 @@ export function globToRegExp(glob: string, ignoreCase = false): RegExp {
   return new RegExp(`^${re}$`, ignoreCase ? 'i' : '');
 }
 
+/** Parsed forms of one command, computed at most once per decision whatever the number of rules. */
+class Facts {
+  private sql: SqlFacts | null = null;
+  private shell: ShellFacts | null = null;
+  constructor(readonly input: PolicyInput) {}
+  sqlFacts(): SqlFacts {
+    return (this.sql ??= sqlFacts(this.input.text));
+  }
+  shellFacts(): ShellFacts {
+    return (this.shell ??= shellFacts(this.input.text));
+  }
+}
+
+type Check = (i: PolicyInput, f: Facts) => boolean;
+
 interface Compiled {
   rule: GuardrailRule;
-  test(input: PolicyInput): boolean;
+  checks: Check[];
 }
 
 function anyGlob(globs: string[] | undefined, ignoreCase = false): ((s: string) => boolean) | null {
@@ -72,7 +87,7 @@ function compileShell(m: NonNullable<GuardrailMatch['shell']>): (cmd: ShellComma
 
 function compile(rule: GuardrailRule): Compiled {
   const m = rule.match;
-  const checks: Array<(input: PolicyInput) => boolean> = [];
+  const checks: Check[] = [];
   const conn = anyGlob(m.connection ? [m.connection] : undefined);
   if (conn) checks.push((i) => conn(i.connection));
   const ident = anyGlob(m.identity ? [m.identity] : undefined);
@@ -87,9 +102,9 @@ function compile(rule: GuardrailRule): Compiled {
   if (m.sql) {
     const { statement, where, tables } = m.sql;
     const tableGlob = anyGlob(tables, true);
-    checks.push((i) => {
+    checks.push((i, f) => {
       if (i.kind !== 'sql') return false;
-      const facts = sqlFacts(i.text);
+      const facts = f.sqlFacts();
       // text the parser rejects never reaches a server as a statement: nothing to match
       return facts.statements.some((s) => {
         if (statement && !statement.includes(s.statement)) return false;
@@ -102,7 +117,7 @@ function compile(rule: GuardrailRule): Compiled {
   }
   if (m.shell) {
     const one = compileShell(m.shell);
-    checks.push((i) => (i.kind === 'exec' || i.kind === 'shell') && shellFacts(i.text).commands.some(one));
+    checks.push((i, f) => (i.kind === 'exec' || i.kind === 'shell') && f.shellFacts().commands.some(one));
   }
   if (m.http) {
     const methods = m.http.method?.map((x) => x.toUpperCase());
@@ -119,7 +134,7 @@ function compile(rule: GuardrailRule): Compiled {
     checks.push((i) => (i.tools ?? []).some((t) => tools!(t)));
   }
   if (m.kubernetes || m.mcp) checks.push(() => false); // reserved: the Kubernetes and MCP listeners fill these in
-  return { rule, test: (input) => checks.every((c) => c(input)) };
+  return { rule, checks };
 }
 
 /** The rule set's version: SHA-256 of its canonical JSON, recorded with every decision. */
@@ -142,8 +157,9 @@ export function compileGuardrails(rules: GuardrailRule[], defaults: Record<strin
     version,
     rules,
     decide(input) {
-      for (const c of compiled) {
-        if (!c.test(input)) continue;
+      const facts = new Facts(input);
+      next: for (const c of compiled) {
+        for (const check of c.checks) if (!check(input, facts)) continue next;
         const r = c.rule;
         return { action: r.action === 'deny' ? 'block' : r.action, rule: r.name, reason: r.reason, rulesVersion: version, timeoutSeconds: r.timeoutSeconds };
       }
