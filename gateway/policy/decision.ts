@@ -9,8 +9,8 @@ import type { Json, PolicyDecision } from '../core/types';
 /** `flightlog: blocked by guardrail "no-drop": dropping data needs a human` */
 export function blockedMessage(decision: PolicyDecision): string {
   const rule = decision.rule ?? 'policy';
-  const why = decision.reason ?? (decision.action === 'hold' ? 'held for approval, and no approval came' : 'denied by rule');
-  return `flightlog: blocked by guardrail "${rule}": ${why}`;
+  if (decision.action === 'hold') return `flightlog: blocked by guardrail "${rule}": needs a human's approval${decision.reason ? ` (${decision.reason})` : ''}`;
+  return `flightlog: blocked by guardrail "${rule}": ${decision.reason ?? 'denied by rule'}`;
 }
 
 /** The recorded action: a rule's own word (`deny`, `hold`), not the listener's. */
