@@ -18,6 +18,7 @@ import { SecretScrubber } from './scrub';
 import { SseParser, type SseEvent } from './sse';
 import { CREDENTIAL_KIND, forwardHeaders, upstreamPath, type UpstreamTarget } from './upstream';
 import { blockedMessage, decisionDetail } from '../policy/decision';
+import { toolCallsOf } from './lineage';
 
 export interface ExchangeShared {
   ctx: ListenerContext;
@@ -486,7 +487,22 @@ export class Exchange {
     if (this.sseCount > 0) result.sseEvents = this.sseCount;
     if (this.llm) Object.assign(result, this.llmResult());
     const command = this.command;
+    if (this.llm) this.recordToolDecisions(command, result);
     this.recordSafe(() => command.finish(error === undefined ? { status, result } : { status, result, error }));
+  }
+
+  /**
+   * A model's tool calls are left in place (the command a tool call causes is what a guardrail
+   * stops, in its own listener); a rule that names the tool is recorded as hit on the model call.
+   */
+  private recordToolDecisions(command: CommandHandle, result: Json): void {
+    const { ctx } = this.shared;
+    for (const call of toolCallsOf(result)) {
+      const decision = ctx.policy({ connection: ctx.connection.name, protocol: 'http', identity: this.identity, kind: 'llm', text: this.text, tools: [call.name] });
+      if (decision.action === 'allow') continue;
+      const detail = { ...decisionDetail(decision, `${call.name} ${call.arguments}`, 'rule', 'recorded'), tool: call.name, toolCallId: call.id };
+      this.recordSafe(() => this.session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'upstream→client', commandId: command.id, detail }));
+    }
   }
 
   private llmResult(): Record<string, Json> {

@@ -20,9 +20,10 @@ export function actionWord(decision: PolicyDecision): 'allow' | 'deny' | 'hold' 
 
 /**
  * The finding detail of a decision. `decidedBy` is `rule` for an automatic deny, an approver's
- * identity, or `timeout`.
+ * identity, or `timeout`; `outcome` is `recorded` where the gateway notes a hit and lets the
+ * message through (a model's tool call: the command it causes is decided in its own listener).
  */
-export function decisionDetail(decision: PolicyDecision, commandText: string, decidedBy = 'rule', outcome: 'denied' | 'approved' = 'denied'): { [k: string]: Json } {
+export function decisionDetail(decision: PolicyDecision, commandText: string, decidedBy = 'rule', outcome: 'denied' | 'approved' | 'recorded' = 'denied'): { [k: string]: Json } {
   return {
     rule: decision.rule ?? 'policy',
     action: actionWord(decision),

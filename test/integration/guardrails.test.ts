@@ -23,11 +23,13 @@ import type { FindingView } from '../../gateway/control-api/types';
 import { runCli } from '../../gateway/cli/main';
 import type { PolicyTestReport } from '../../gateway/cli/policy-command';
 import { PassThrough } from 'node:stream';
+import { startLlmFixture, type LlmFixture } from '../helpers/llm-fixture';
 
 const RULES = [
   { name: 'no-drop', match: { protocol: 'postgres', sql: { statement: ['drop', 'truncate'] } }, action: 'deny', reason: 'dropping data needs a human' },
   { name: 'no-rm-rf', match: { shell: { program: 'rm', flags: ['r', 'f'] } }, action: 'deny' },
   { name: 'no-delete-api', match: { http: { method: 'DELETE', path: '/api/*' } }, action: 'deny', reason: 'deletes go through the admin console' },
+  { name: 'sql-tools', match: { llm: { tool: ['run_*'] } }, action: 'hold', reason: 'the model asked for raw SQL' },
 ];
 
 interface Ran {
@@ -49,19 +51,26 @@ describe('guardrails through the gateway', { timeout: 180_000 }, () => {
   let pg: PostgresServer;
   let sshd: Sshd;
   let http: HttpUpstream;
+  let model: LlmFixture;
   let gw: TestGateway;
   let token: string;
   let work: string;
 
   before(async () => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-guardrails-'));
-    [pg, sshd, http] = await Promise.all([startPostgres(), startSshd(), startHttpUpstream()]);
+    [pg, sshd, http, model] = await Promise.all([
+      startPostgres(),
+      startSshd(),
+      startHttpUpstream(),
+      startLlmFixture({ apiKey: 'sk-ant-fixture-real-key-0123456789', script: { text: 'Running it.', tool: { name: 'run_sql', input: { sql: 'DROP TABLE keep_me' } } } }),
+    ]);
     gw = await startTestGateway({
-      env: { APP_PW: pg.app.password },
+      env: { APP_PW: pg.app.password, MODEL_KEY: 'sk-ant-fixture-real-key-0123456789' },
       connections: [
         { name: 'db', protocol: 'postgres', upstream: { host: pg.host, port: pg.port, user: 'app', database: 'app', password: { env: 'APP_PW' } }, identities: ['claude'] },
         { name: 'web', protocol: 'ssh', upstream: { host: sshd.host, port: sshd.port, user: sshd.user, privateKey: { file: sshd.userKeyPath } }, identities: ['claude'] },
         { name: 'api', protocol: 'http', upstream: { url: http.url }, identities: ['claude'] },
+        { name: 'model', protocol: 'http', llm: 'anthropic', upstream: { url: model.url, headers: { 'x-api-key': { env: 'MODEL_KEY' }, 'anthropic-version': '2023-06-01' } }, identities: ['claude'] },
       ],
       guardrails: RULES,
     });
@@ -72,7 +81,7 @@ describe('guardrails through the gateway', { timeout: 180_000 }, () => {
   after(async () => {
     await gw?.close();
     if (gw) fs.rmSync(gw.dataDir, { recursive: true, force: true });
-    await Promise.all([pg?.stop(), sshd?.stop(), http?.close()]);
+    await Promise.all([pg?.stop(), sshd?.stop(), http?.close(), model?.close()]);
     fs.rmSync(work, { recursive: true, force: true });
   });
 
@@ -141,6 +150,28 @@ describe('guardrails through the gateway', { timeout: 180_000 }, () => {
     assert.notEqual(get.stdout, '403');
     assert.equal(http.seen.at(-1)?.method, 'GET', 'the GET was forwarded');
     assert.equal(http.seen.at(-1)?.url, '/api/users/7');
+  });
+
+  it('model API: a tool call a rule names is left in place and recorded as a rule hit on the model call', async () => {
+    const a = gw.address('model');
+    const res = await fetch(`http://${a.host}:${a.port}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': token, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 100, stream: true, messages: [{ role: 'user', content: 'tidy the db' }] }),
+    });
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /"name":"run_sql"/, 'the agent still receives the tool call');
+    const [hit] = await guardrailFindings('sql-tools');
+    assert.ok(hit, 'a sql-tools finding');
+    const d = hit.detail as Record<string, unknown>;
+    assert.equal(d.tool, 'run_sql');
+    assert.equal(d.action, 'hold');
+    assert.equal(d.outcome, 'recorded');
+    const llm = gw.sessions().flatMap((s) => gw.show(s.id).commands).find((c) => c.id === hit.commandId)!;
+    assert.equal(llm.kind, 'llm');
+    // what the tool call causes is decided where it lands: the DROP it asks for is refused by psql
+    const r = await psql('DROP TABLE keep_me');
+    assert.match(r.stderr, /no-drop/);
   });
 
   it('every decision is a guardrail finding bound to the command text and the rule set, and exports as a verified bundle', async () => {
