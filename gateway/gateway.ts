@@ -8,9 +8,9 @@ import { checkCredential, checkScramToken, scramVerifiers } from './store/identi
 import { resolveSecrets } from './config/load';
 import type { ConnectionConfig, FlightlogConfig } from './config/schema';
 import type { Listener, ListenerContext, Logger } from './core/listener';
-import type { AuthResult, Masker } from './core/types';
+import type { AuthResult, Masker, Policy } from './core/types';
 import { FlightlogError } from './core/errors';
-import { allowAll } from './policy';
+import { LivePolicy } from './policy';
 import { listenerFor } from './listeners';
 import { startControlApi, type ControlApi, type ControlApiOptions } from './control-api/server';
 import type { GatewayStatus } from './control-api/types';
@@ -108,7 +108,7 @@ export interface ReloadResult {
 export class Gateway {
   private stopping: Promise<void> | null = null;
   /** the running config and what reload() needs to start listeners like start() did; set by start() */
-  private runtime!: { config: FlightlogConfig; env: NodeJS.ProcessEnv; log: Logger };
+  private runtime!: { config: FlightlogConfig; env: NodeJS.ProcessEnv; log: Logger; guardrails: LivePolicy };
   private reloads: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -151,6 +151,7 @@ export class Gateway {
       );
       for (const c of opts.config.connections) upsert.run(c.name, c.protocol, JSON.stringify(c), now, now);
 
+      const guardrails = new LivePolicy(opts.config);
       const listeners = new Map<string, ListenerState>();
       for (const connection of opts.config.connections) {
         const start = listenerFor(connection.protocol);
@@ -159,7 +160,7 @@ export class Gateway {
           listeners.set(connection.name, { connection, listener: null, error: `no ${connection.protocol} listener in this build` });
           continue;
         }
-        const ctx = Gateway.context(connection, opts.config, dataDir, secrets.get(connection.name) ?? {}, masker, log, db, recorder);
+        const ctx = Gateway.context(connection, opts.config, dataDir, secrets.get(connection.name) ?? {}, masker, log, db, recorder, guardrails.policy);
         let listener: Listener;
         try {
           listener = await start(ctx);
@@ -184,7 +185,7 @@ export class Gateway {
       });
       fs.writeFileSync(path.join(dataDir, 'control.json'), JSON.stringify({ url: control.url, pid: process.pid }) + '\n', { mode: 0o600 });
       gateway = new Gateway(dataDir, db, key, masker, recorder, listeners, control, unlock);
-      gateway.runtime = { config: opts.config, env, log };
+      gateway.runtime = { config: opts.config, env, log, guardrails };
       return gateway;
     } catch (err) {
       for (const c of cleanup.reverse()) await c();
@@ -203,6 +204,7 @@ export class Gateway {
     log: Logger,
     db: Db,
     recorder: Recorder,
+    policy: Policy,
   ): ListenerContext {
     const allowed = (r: AuthResult): AuthResult => {
       if (r.ok && r.identity && !connection.identities.includes(r.identity)) {
@@ -216,7 +218,7 @@ export class Gateway {
       dataDir,
       secrets,
       masker,
-      policy: allowAll,
+      policy,
       log,
       authenticate(identity, credential) {
         const r = allowed(checkCredential(db, identity, credential));
@@ -274,6 +276,8 @@ export class Gateway {
   private async applyReload(config: FlightlogConfig): Promise<ReloadResult> {
     if (this.stopping) throw new FlightlogError('E_STOPPING', 'the gateway is shutting down');
     const { env, log } = this.runtime;
+    // new rules apply to the next command on every listener, restarted or not
+    this.runtime.guardrails.reload(config);
     const next = new Map(config.connections.map((c) => [c.name, c]));
     const same = (a: ConnectionConfig, b: ConnectionConfig) => JSON.stringify(a) === JSON.stringify(b);
     const retiring = [...this.listeners.values()].filter((s) => !next.has(s.connection.name) || !same(s.connection, next.get(s.connection.name)!));
@@ -286,7 +290,7 @@ export class Gateway {
       const start = listenerFor(c.protocol);
       if (!start) return { connection: c, listener: null, error: `no ${c.protocol} listener in this build` };
       try {
-        const listener = await start(Gateway.context(c, cfg, this.dataDir, values, this.masker, log, this.db, this.recorder));
+        const listener = await start(Gateway.context(c, cfg, this.dataDir, values, this.masker, log, this.db, this.recorder, this.runtime.guardrails.policy));
         return { connection: c, listener, error: null };
       } catch (err) {
         throw listenError(c, err);

@@ -41,6 +41,7 @@ const USAGE = `usage: flightlog <command> [options]
   secret add NAME                            register a secret to mask by value (value on stdin)
   secret list [--json]                       registered secrets (names only)
   mask [FILE]                                mask a file or stdin to stdout; findings summary on stderr
+  policy test [--config FILE] [--since 7d]   what each guardrail would have denied or held in recorded history
 
 Every command takes --data-dir DIR (else $FLIGHTLOG_HOME, else the platform's data dir).`;
 
@@ -186,6 +187,10 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         if (flags.json) json(io, list);
         else io.stdout.write(formatFindings(list));
         return 0;
+      }
+      case 'policy': {
+        const { runPolicyCommand } = await import('./policy-command');
+        return await runPolicyCommand(rest, io);
       }
       case 'runs': {
         const { flags } = parse(rest, { json: { type: 'boolean' } }, 0, 'flightlog runs [--json]');

@@ -5,12 +5,15 @@ import { LineCounter, parseDocument, isMap, isSeq, type Document } from 'yaml';
 import { ConfigError, FlightlogError } from '../core/errors';
 import type { Protocol } from '../core/types';
 import type { ConnectionConfig, FlightlogConfig, RecordingConfig, SecretRef, Upstream } from './schema';
+import { checkConnectionGuardrails, checkGuardrails } from './guardrails';
 
 export const DEFAULT_RECORDING: RecordingConfig = { headRows: 100, payloadHead: 64 * 1024 };
 const PROTOCOLS: Protocol[] = ['postgres', 'ssh', 'http', 'kubernetes'];
 
+export type ConfigPath = Array<string | number>;
+
 /** Validation walks plain JS values and reports `file:line: path: expected …`. */
-class Checker {
+export class Checker {
   constructor(
     readonly file: string,
     private readonly doc: Document | null,
@@ -187,7 +190,7 @@ function checkUpstream(c: Checker, protocol: Protocol, v: unknown, p: Array<stri
   }
 }
 
-const CONNECTION_KEYS = ['name', 'protocol', 'listen', 'upstream', 'identities', 'mask', 'llm', 'options'];
+const CONNECTION_KEYS = ['name', 'protocol', 'listen', 'upstream', 'identities', 'mask', 'llm', 'options', 'guardrails'];
 
 function checkConnection(c: Checker, v: unknown, i: number, seen: Map<string, string>): ConnectionConfig {
   const p: Array<string | number> = ['connections', i];
@@ -214,14 +217,16 @@ function checkConnection(c: Checker, v: unknown, i: number, seen: Map<string, st
     llm = c.oneOf(o.llm, [...p, 'llm'], ['anthropic', 'openai'] as const);
   }
   const options = o.options === undefined ? {} : c.object(o.options, [...p, 'options']);
-  return { name, protocol, listen, upstream, identities, mask, llm, options };
+  const conn: ConnectionConfig = { name, protocol, listen, upstream, identities, mask, llm, options };
+  if (o.guardrails !== undefined) conn.guardrails = checkConnectionGuardrails(c, o.guardrails, [...p, 'guardrails']);
+  return conn;
 }
 
 /** Validates a parsed document; `file` names it in errors. */
 export function validateConfig(raw: unknown, file: string, doc: Document | null = null, lines: LineCounter | null = null): FlightlogConfig {
   const c = new Checker(file, doc, lines);
   const root = raw === null || raw === undefined ? {} : c.object(raw, [], 'a mapping with connections:');
-  c.keys(root, [], ['connections', 'recording', 'controlApi']);
+  c.keys(root, [], ['connections', 'recording', 'controlApi', 'guardrails']);
   const connections: ConnectionConfig[] = [];
   if (root.connections !== undefined && root.connections !== null) {
     if (!Array.isArray(root.connections)) c.fail(['connections'], `expected a list of connections${describe(root.connections)}`);
@@ -246,7 +251,8 @@ export function validateConfig(raw: unknown, file: string, doc: Document | null 
     if (a.listen !== undefined) Object.assign(controlApi, parseListen(c, a.listen, ['controlApi', 'listen']));
     if (!/^(127\.\d+\.\d+\.\d+|localhost|::1)$/.test(controlApi.host)) c.fail(['controlApi', 'listen'], 'the control API listens on loopback only (127.0.0.1)');
   }
-  return { file, connections, recording, controlApi };
+  const guardrails = checkGuardrails(c, root.guardrails);
+  return { file, connections, recording, controlApi, guardrails };
 }
 
 /** Reads, parses and validates flightlog.yaml. */

@@ -1,5 +1,6 @@
 /** The shape of flightlog.yaml after validation. Pure types. */
 import type { Protocol } from '../core/types';
+import type { GuardrailAction, GuardrailRule } from '../policy/types';
 
 /** Where an upstream secret comes from. Never an inline value. */
 export type SecretRef = { env: string } | { file: string };
@@ -63,6 +64,8 @@ export interface ConnectionConfig {
   llm?: 'anthropic' | 'openai';
   /** protocol-specific options, validated by the loader (allowForwarding, envAllow, tokenHeader…) */
   options: Record<string, unknown>;
+  /** what happens to a command no guardrail matches (default allow) */
+  guardrails?: { default: GuardrailAction };
 }
 
 export interface RecordingConfig {
@@ -84,4 +87,6 @@ export interface FlightlogConfig {
   connections: ConnectionConfig[];
   recording: RecordingConfig;
   controlApi: ControlApiConfig;
+  /** first matching rule wins (gateway/policy/rules.ts) */
+  guardrails: GuardrailRule[];
 }

@@ -47,11 +47,16 @@ export interface Masker {
   placeholder(kind: string, value: string): string;
 }
 
-/** A policy decision for one command. Policy is a pure function; it allows everything until the guardrail issue. */
+/** A policy decision for one command. Policy is a pure function of the command and the rule set. */
 export interface PolicyDecision {
+  /** `block` is a rule's `deny` */
   action: 'allow' | 'block' | 'hold';
   rule?: string;
   reason?: string;
+  /** SHA-256 of the rule set that decided (see gateway/policy/rules.ts) */
+  rulesVersion?: string;
+  /** for hold: seconds to wait for a human before denying */
+  timeoutSeconds?: number;
 }
 
 export interface PolicyInput {
@@ -62,6 +67,10 @@ export interface PolicyInput {
   text: string;
   /** statement classification where known: read, write, ddl, transaction, other */
   classification?: string;
+  /** for HTTP requests: the method and the path without the query string */
+  http?: { method: string; path: string };
+  /** for model calls: the tools the model asked to call */
+  tools?: string[];
 }
 
 export type Policy = (input: PolicyInput) => PolicyDecision;

@@ -17,6 +17,8 @@ import { PayloadTap, bodyRecord, decodeContent } from './payload';
 import { SecretScrubber } from './scrub';
 import { SseParser, type SseEvent } from './sse';
 import { CREDENTIAL_KIND, forwardHeaders, upstreamPath, type UpstreamTarget } from './upstream';
+import { blockedMessage, decisionDetail } from '../policy/decision';
+import { toolCallsOf } from './lineage';
 
 export interface ExchangeShared {
   ctx: ListenerContext;
@@ -178,26 +180,21 @@ export class Exchange {
 
   private allowedByPolicy(): boolean {
     const { ctx } = this.shared;
-    const decision = ctx.policy({ connection: ctx.connection.name, protocol: 'http', identity: this.identity, kind: this.kind, text: this.text });
+    const method = this.req.method ?? 'GET';
+    const path = displayPath(this.req.url ?? '/').split('?')[0];
+    const decision = ctx.policy({ connection: ctx.connection.name, protocol: 'http', identity: this.identity, kind: this.kind, text: this.text, http: { method, path } });
     if (decision.action === 'allow') return true;
-    const reason = decision.reason ?? (decision.action === 'hold' ? 'held for approval' : 'blocked by policy');
+    const message = blockedMessage(decision);
     const cmd = this.startCommandSafe();
     if (cmd) {
       this.recordSafe(() =>
-        this.session.finding({
-          category: 'guardrail',
-          kind: decision.action === 'hold' ? 'held' : 'blocked',
-          direction: 'gateway',
-          commandId: cmd.id,
-          detail: { rule: decision.rule ?? null, reason },
-        }),
+        this.session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: cmd.id, detail: decisionDetail(decision, this.text) }),
       );
-      this.recordSafe(() => cmd.finish({ status: 'blocked', error: reason }));
+      this.recordSafe(() => cmd.finish({ status: 'blocked', error: message, result: { status: 403 } }));
     }
     this.finished = true;
     this.req.resume();
-    // approvals are not wired for HTTP yet: a held request is refused, never forwarded unrecorded
-    sendError(this.res, new HttpGatewayError('blocked_by_policy', 403, `blocked by policy${decision.rule ? ` (${decision.rule})` : ''}: ${reason}`));
+    sendError(this.res, new HttpGatewayError('blocked_by_policy', 403, message));
     return false;
   }
 
@@ -490,7 +487,22 @@ export class Exchange {
     if (this.sseCount > 0) result.sseEvents = this.sseCount;
     if (this.llm) Object.assign(result, this.llmResult());
     const command = this.command;
+    if (this.llm) this.recordToolDecisions(command, result);
     this.recordSafe(() => command.finish(error === undefined ? { status, result } : { status, result, error }));
+  }
+
+  /**
+   * A model's tool calls are left in place (the command a tool call causes is what a guardrail
+   * stops, in its own listener); a rule that names the tool is recorded as hit on the model call.
+   */
+  private recordToolDecisions(command: CommandHandle, result: Json): void {
+    const { ctx } = this.shared;
+    for (const call of toolCallsOf(result)) {
+      const decision = ctx.policy({ connection: ctx.connection.name, protocol: 'http', identity: this.identity, kind: 'llm', text: this.text, tools: [call.name] });
+      if (decision.action === 'allow') continue;
+      const detail = { ...decisionDetail(decision, `${call.name} ${call.arguments}`, 'rule', 'recorded'), tool: call.name, toolCallId: call.id };
+      this.recordSafe(() => this.session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'upstream→client', commandId: command.id, detail }));
+    }
   }
 
   private llmResult(): Record<string, Json> {

@@ -13,6 +13,7 @@ import { displayPath, recordedHeaders, type ExchangeShared } from './exchange';
 import { forwardHeaders, upstreamPath } from './upstream';
 import { SecretScrubber } from './scrub';
 import { WsFrameReader, type WsMessage } from './ws-frames';
+import { blockedMessage, decisionDetail } from '../policy/decision';
 
 function rawResponse(status: number, statusText: string, rawHeaders: string[], body?: string): string {
   let out = `HTTP/1.1 ${status} ${statusText}\r\n`;
@@ -60,7 +61,7 @@ export function handleUpgrade(shared: ExchangeShared, conn: ClientConnection, re
   }
   const method = req.method ?? 'GET';
   const text = `${method} ${displayPath(req.url ?? '/')}`;
-  const decision = ctx.policy({ connection: ctx.connection.name, protocol: 'http', identity: auth.identity, kind: 'http', text });
+  const decision = ctx.policy({ connection: ctx.connection.name, protocol: 'http', identity: auth.identity, kind: 'http', text, http: { method, path: displayPath(req.url ?? '/').split('?')[0] } });
   const isWebSocket = String(req.headers.upgrade ?? '').toLowerCase() === 'websocket';
   let command: CommandHandle;
   try {
@@ -77,10 +78,10 @@ export function handleUpgrade(shared: ExchangeShared, conn: ClientConnection, re
     }
   };
   if (decision.action !== 'allow') {
-    const reason = decision.reason ?? 'blocked by policy';
-    safe(() => session.finding({ category: 'guardrail', kind: 'blocked', direction: 'gateway', commandId: command.id, detail: { rule: decision.rule ?? null, reason } }));
-    safe(() => command.finish({ status: 'blocked', error: reason }));
-    rawError(socket, new HttpGatewayError('blocked_by_policy', 403, `blocked by policy: ${reason}`));
+    const message = blockedMessage(decision);
+    safe(() => session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: command.id, detail: decisionDetail(decision, text) }));
+    safe(() => command.finish({ status: 'blocked', error: message }));
+    rawError(socket, new HttpGatewayError('blocked_by_policy', 403, message));
     return;
   }
 

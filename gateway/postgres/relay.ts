@@ -16,6 +16,7 @@ import {
 import { functionCallText } from './function-oids';
 import { analyzeSql, type StatementInfo } from './sql-info';
 import * as wire from './wire';
+import { blockedMessage, decisionDetail } from '../policy/decision';
 
 interface Prepared {
   sql: string;
@@ -457,10 +458,9 @@ export class Relay {
     });
     if (decision.action === 'allow') return true;
     this.flushStarts();
-    const rule = decision.rule ?? 'policy';
     const handle = this.session.startCommand({ kind: 'sql', text: info.text, classification: info.classification, targets: info.targets });
-    this.session.finding({ category: 'guardrail', kind: decision.action, direction: 'gateway', commandId: handle.id, detail: { rule, reason: decision.reason ?? null } });
-    const message = `blocked by Flightlog policy (rule ${rule})${decision.reason ? `: ${decision.reason}` : ''}`;
+    const message = blockedMessage(decision);
+    this.session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: handle.id, detail: decisionDetail(decision, info.text) });
     handle.finish({ status: 'blocked', error: message, result: { error: message } });
     this.queueSynthetic(wire.errorResponse({ severity: 'ERROR', code: '42501', message }), simple);
     return false;

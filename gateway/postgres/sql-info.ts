@@ -107,7 +107,7 @@ const byText = new Map<string, StatementInfo[]>();
 const byShape = new Map<string, StatementInfo>();
 
 /** Literal-free form of a text, or null when the text has quoting a regex cannot read safely. */
-function shapeOf(sql: string): string | null {
+export function shapeOf(sql: string): string | null {
   if (/[\\$"]|--|\/\*/.test(sql)) return null;
   return sql.replace(/'[^']*'/g, '?').replace(/\b\d+(?:\.\d+)?\b/g, '?');
 }

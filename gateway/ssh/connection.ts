@@ -13,6 +13,7 @@ import { connectUpstream } from './upstream';
 import { bridgeChannel } from './channel-bridge';
 import { SftpProxy } from './sftp-proxy';
 import { drained, ended } from './relay';
+import { blockedMessage, decisionDetail } from '../policy/decision';
 
 const DEFAULT_ENV_ALLOW = ['LANG', 'LC_*', 'TERM'];
 /** before/after content kept per file written over SFTP */
@@ -354,12 +355,13 @@ class SessionChannel {
       const decision = agent.ctx.policy({ connection: agent.connectionName, protocol: 'ssh', identity: agent.identity, kind: 'exec', text: what.command });
       if (decision.action !== 'allow') {
         const cmd = session.startCommand({ kind: 'exec', text: what.command });
-        const why = decision.reason ?? (decision.action === 'hold' ? 'held for approval' : 'blocked');
-        session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: cmd.id, detail: { action: decision.action, reason: why } });
-        cmd.finish({ status: 'blocked', error: why });
-        ch.stderr.write(`flightlog: command blocked by policy${decision.rule ? ` rule '${decision.rule}'` : ''}: ${why}\r\n`);
+        const message = blockedMessage(decision);
+        session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: cmd.id, detail: decisionDetail(decision, what.command) });
+        cmd.finish({ status: 'blocked', error: message, result: { exitCode: 126 } });
+        ch.stderr.write(`${message}\r\n`);
         await drained(ch.stderr);
-        ch.exit(1);
+        // 126: "found but not executable", what a shell answers for a command it will not run
+        ch.exit(126);
         ch.end();
         return;
       }

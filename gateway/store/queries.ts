@@ -162,3 +162,27 @@ export function listRuns(db: Db, opts: { limit?: number } = {}): RunView[] {
     sessions: listSessions(db, { run: r.id, limit: 10000 }).sessions,
   }));
 }
+
+/** A recorded command as guardrails see it: what `flightlog policy test` replays rules over. */
+export interface RecordedCommand {
+  id: number;
+  sessionId: string;
+  connection: string;
+  protocol: string;
+  identity: string | null;
+  kind: CommandKind;
+  text: string;
+  classification: string | null;
+  status: string;
+  startedAt: string;
+}
+
+/** Every command started at or after `sinceIso`, oldest first, streamed. */
+export function iterateCommandsSince(db: Db, sinceIso: string): IterableIterator<RecordedCommand> {
+  return db
+    .prepare(
+      `SELECT c.id, c.session_id AS sessionId, s.connection, s.protocol, s.identity, c.kind, c.text, c.classification, c.status, c.started_at AS startedAt
+       FROM commands c JOIN sessions s ON s.id = c.session_id WHERE c.started_at >= ? ORDER BY c.id`,
+    )
+    .iterate(sinceIso) as IterableIterator<RecordedCommand>;
+}

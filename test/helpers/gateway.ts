@@ -55,10 +55,10 @@ export function grepDir(dir: string, needle: string): string[] {
  * Runs the real gateway in-process on a temp data dir. Connections are given as in flightlog.yaml;
  * a `listen` left out becomes 127.0.0.1:0 (a free port).
  */
-export async function startTestGateway(opts: { connections?: unknown[]; env?: Record<string, string>; dataDir?: string; recording?: unknown } = {}): Promise<TestGateway> {
+export async function startTestGateway(opts: { connections?: unknown[]; env?: Record<string, string>; dataDir?: string; recording?: unknown; guardrails?: unknown[] } = {}): Promise<TestGateway> {
   const dataDir = opts.dataDir ?? tempDataDir();
   const connections = (opts.connections ?? []).map((c) => ({ listen: '127.0.0.1:0', ...(c as object) }));
-  const config = validateConfig({ connections, ...(opts.recording ? { recording: opts.recording } : {}) }, 'test-config.yaml');
+  const config = validateConfig({ connections, ...(opts.recording ? { recording: opts.recording } : {}), ...(opts.guardrails ? { guardrails: opts.guardrails } : {}) }, 'test-config.yaml');
   const logs: string[] = [];
   let masker: Gateway['masker'] | null = null;
   const line = (level: string) => (msg: string) => logs.push(`${level}: ${masker ? masker.maskText(msg).text : msg}`);

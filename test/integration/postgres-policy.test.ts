@@ -97,7 +97,7 @@ test('a blocked simple query gets 42501 naming the rule, is never sent, and the 
   const c = new Client({ host: '127.0.0.1', port: port(), user: 'claude', password: 'good', database: 'app' });
   await c.connect();
   await c.query('create table keep_me (a int)');
-  await assert.rejects(c.query('drop table keep_me'), (e: { code?: string; message: string }) => e.code === '42501' && /blocked by Flightlog policy \(rule no-drop\)/.test(e.message));
+  await assert.rejects(c.query('drop table keep_me'), (e: { code?: string; message: string }) => e.code === '42501' && /blocked by guardrail "no-drop": DROP is not allowed/.test(e.message));
   // extended protocol: the blocked Parse is answered in order and the pipeline resyncs
   await assert.rejects(c.query({ text: 'drop table keep_me', values: [] }), (e: { code?: string }) => e.code === '42501');
   const r = await c.query('select count(*)::int as n from keep_me');

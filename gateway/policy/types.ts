@@ -1,0 +1,31 @@
+/** The shape of a guardrail rule in flightlog.yaml, after validation. Pure types, shared with the renderer. */
+import type { CommandKind, Protocol } from '../core/types';
+
+export type GuardrailAction = 'allow' | 'deny' | 'hold';
+
+/** One rule as written in flightlog.yaml (after validation). */
+export interface GuardrailRule {
+  name: string;
+  match: GuardrailMatch;
+  action: GuardrailAction;
+  reason?: string;
+  /** how long a held command waits for a human before it is denied (seconds, default 300) */
+  timeoutSeconds?: number;
+}
+
+export interface GuardrailMatch {
+  connection?: string;
+  identity?: string;
+  protocol?: Protocol[];
+  kind?: CommandKind[];
+  classification?: string[];
+  /** a regular expression over the command text (the escape hatch) */
+  text?: string;
+  sql?: { statement?: string[]; where?: 'absent' | 'present'; tables?: string[] };
+  shell?: { program?: string[]; flags?: string[]; args?: string[] };
+  http?: { method?: string[]; path?: string };
+  llm?: { tool?: string[] };
+  kubernetes?: { verb?: string[]; resource?: string[]; namespace?: string[] };
+  mcp?: { tool?: string[] };
+}
+
