@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 'use strict';
 // Runs the compiled tests (dist/test/**/*.test.js) with node's own test runner.
-// Usage: node scripts/run-tests.js [unit|integration|e2e ...] [--filter SUBSTRING]
+// Usage: node scripts/run-tests.js [unit|fuzz|integration|e2e ...] [--filter SUBSTRING]
+//        [--long] [--runs N] [--seed S]   (fuzz budget: see test/fuzz/budget.ts)
 //
 // The tests get a private TMPDIR for this run. Whatever is left in it afterwards (a temp dir, a
 // socket, a postgres, sshd, gateway or chromium still running from it) is a leak a failed or
@@ -16,7 +17,17 @@ const root = path.resolve(__dirname, '..');
 const args = process.argv.slice(2);
 const fi = args.indexOf('--filter');
 const filter = fi >= 0 ? args.splice(fi, 2)[1] : null;
-const suites = args.length ? args : ['unit', 'integration', 'e2e'];
+const fuzzEnv = {};
+for (const [flag, name] of [['--runs', 'FLIGHTLOG_FUZZ_RUNS'], ['--seed', 'FLIGHTLOG_FUZZ_SEED']]) {
+  const i = args.indexOf(flag);
+  if (i >= 0) fuzzEnv[name] = args.splice(i, 2)[1];
+}
+const li = args.indexOf('--long');
+if (li >= 0) {
+  args.splice(li, 1);
+  fuzzEnv.FLIGHTLOG_FUZZ_LONG = '1';
+}
+const suites = args.length ? args : ['unit', 'fuzz', 'integration', 'e2e'];
 
 const files = [];
 const walk = (dir) => {
@@ -40,7 +51,7 @@ fs.chmodSync(runTmp, 0o755);
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', ...files], {
   stdio: 'inherit',
   cwd: root,
-  env: { ...process.env, TMPDIR: runTmp },
+  env: { ...process.env, ...fuzzEnv, TMPDIR: runTmp },
 });
 let status = r.status === null ? 1 : r.status;
 

@@ -260,7 +260,14 @@ export function loadConfig(file: string): FlightlogConfig {
   if (!isMap(doc.contents) && doc.contents !== null && !isSeq(doc.contents)) {
     // scalars fall through to validateConfig's "expected a mapping"
   }
-  return validateConfig(doc.toJS(), file, doc, lines);
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (err) {
+    // toJS() resolves aliases: an alias to no anchor (`<<: *a`) or too many of them throws here.
+    throw new ConfigError(file, '', `not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return validateConfig(raw, file, doc, lines);
 }
 
 /** Reads every secret a connection references, from the environment or a file. Never logs values. */
