@@ -18,7 +18,8 @@ class Checker {
   ) {}
 
   fail(p: Array<string | number>, expected: string): never {
-    throw new ConfigError(this.file, formatPath(p), expected, this.lineOf(p));
+    // Keys and values come from the file: a newline in one must not break the one-line error.
+    throw new ConfigError(this.file, oneLine(formatPath(p)), oneLine(expected), this.lineOf(p));
   }
 
   private lineOf(p: Array<string | number>): number | undefined {
@@ -85,6 +86,10 @@ function describe(v: unknown): string {
   if (typeof v === 'string') return `, got "${v.length > 40 ? v.slice(0, 40) + '…' : v}"`;
   if (typeof v === 'object') return Array.isArray(v) ? ', got a list' : ', got a mapping';
   return `, got ${String(v)}`;
+}
+
+function oneLine(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
 }
 
 function formatPath(p: Array<string | number>): string {

@@ -114,6 +114,14 @@ test('round trip: a valid config written back as YAML loads to the same config',
   );
 });
 
+test('found by fuzzing: a key or value with a newline (a complex YAML key) still gives a one-line error', () => {
+  const file = path.join(work, 'complex-key.yaml');
+  fs.writeFileSync(file, '?  connections: #');
+  assert.throws(() => loadConfig(file), (err: unknown) => err instanceof ConfigError && !err.message.includes('\n') && /unknown key/.test(err.message));
+  fs.writeFileSync(file, 'connections:\n  - name: a\n    protocol: "post\\ngres"\n');
+  assert.throws(() => loadConfig(file), (err: unknown) => err instanceof ConfigError && !err.message.includes('\n') && /post\\ngres/.test(err.message));
+});
+
 test('found by fuzzing: an alias to no anchor (`<<: *a`) is a one-line YAML error, not an internal error', () => {
   const file = path.join(work, 'alias.yaml');
   fs.writeFileSync(file, 'connections: []\n<<: *a\n');
