@@ -35,6 +35,8 @@ process.on('uncaughtException', (err) => {
  */
 function exitAfterFlush(code) {
   process.exitCode = code;
+  // A stopped gateway's last lines are not worth hanging on a parent that stopped reading.
+  if (longRunning) setTimeout(() => process.exit(code), 2000).unref();
   let pending = 2;
   const done = () => {
     if (--pending === 0) process.exit(code);
