@@ -70,6 +70,15 @@ function readBody(req: http.IncomingMessage, keep: boolean): Promise<{ size: num
 
 /** Routes: /echo, /upload, /json-gzip, /sse?n=, /reset, /slow?ms=, /bytes?n=, /small, /status/CODE, /ws (WebSocket echo). */
 function handler(seen: SeenRequest[]): http.RequestListener {
+  const routes = route(seen);
+  // A client that goes away mid-body (the gateway cancelling) rejects the body read: that ends
+  // this one response, never the test process as an unhandled rejection.
+  return (req, res) => {
+    routes(req, res).catch(() => res.destroy());
+  };
+}
+
+function route(seen: SeenRequest[]): (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> {
   return async (req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
     const record: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, bodySize: 0 };
