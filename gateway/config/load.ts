@@ -21,7 +21,8 @@ export class Checker {
   ) {}
 
   fail(p: Array<string | number>, expected: string): never {
-    throw new ConfigError(this.file, formatPath(p), expected, this.lineOf(p));
+    // Keys and values come from the file: a newline in one must not break the one-line error.
+    throw new ConfigError(this.file, oneLine(formatPath(p)), oneLine(expected), this.lineOf(p));
   }
 
   private lineOf(p: Array<string | number>): number | undefined {
@@ -88,6 +89,10 @@ function describe(v: unknown): string {
   if (typeof v === 'string') return `, got "${v.length > 40 ? v.slice(0, 40) + '…' : v}"`;
   if (typeof v === 'object') return Array.isArray(v) ? ', got a list' : ', got a mapping';
   return `, got ${String(v)}`;
+}
+
+function oneLine(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
 }
 
 function formatPath(p: Array<string | number>): string {
@@ -274,7 +279,14 @@ export function loadConfig(file: string): FlightlogConfig {
   if (!isMap(doc.contents) && doc.contents !== null && !isSeq(doc.contents)) {
     // scalars fall through to validateConfig's "expected a mapping"
   }
-  return validateConfig(doc.toJS(), file, doc, lines);
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (err) {
+    // toJS() resolves aliases: an alias to no anchor (`<<: *a`) or too many of them throws here.
+    throw new ConfigError(file, '', `not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return validateConfig(raw, file, doc, lines);
 }
 
 /** Reads every secret a connection references, from the environment or a file. Never logs values. */

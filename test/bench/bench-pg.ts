@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
+import { tempDir } from '../helpers/tmp';
 
 const run = promisify(execFile);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -64,7 +65,7 @@ async function startTcpRelay(host: string, port: number): Promise<{ port: number
 
 async function startPgbouncer(pg: PostgresServer): Promise<{ port: number; stop(): void } | null> {
   if (!fs.existsSync('/usr/sbin/pgbouncer')) return null;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-pgbouncer-'));
+  const dir = tempDir('flightlog-pgbouncer-');
   const port = await freePort();
   const ini = [
     '[databases]',

@@ -6,13 +6,12 @@
  * xterm, which is the work the renderer's xterm.js does. Target: every seek under 200 ms.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { Terminal } from '@xterm/headless';
 import { openDb } from '../../gateway/store/db';
 import { chainHash, genesisHash } from '../../gateway/store/chain';
 import { ReplayIndexer } from '../../gateway/replay/keyframes';
 import { TerminalFilter } from '../../gateway/replay/terminal-filter';
+import { tempDir } from '../helpers/tmp';
 
 const HOUR_US = 3600 * 1_000_000;
 const TARGET_BYTES = Number(process.env.BENCH_REPLAY_MB ?? 100) * 1024 * 1024;
@@ -96,7 +95,7 @@ function percentile(xs: number[], p: number): number {
 }
 
 async function main(): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-bench-replay-'));
+  const dir = tempDir('flightlog-bench-replay-');
   try {
     const gen = generate(dir);
     console.log(`recording   ${(gen.bytes / 1024 / 1024).toFixed(1)} MB of terminal output, ${gen.events.toLocaleString()} events, 1 h (written in ${(gen.ms / 1000).toFixed(1)} s)`);

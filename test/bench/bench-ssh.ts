@@ -6,10 +6,10 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { startTestGateway } from '../helpers/gateway';
 import { clientOptions, startSshd } from '../helpers/sshd';
+import { tempDir } from '../helpers/tmp';
 
 const MB = Number(process.env.FLIGHTLOG_BENCH_MB ?? 256);
 
@@ -30,7 +30,7 @@ function timed(args: string[], stdin: string | 'ignore', stdout: string | 'ignor
 }
 
 async function main(): Promise<void> {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-bench-ssh-'));
+  const work = tempDir('flightlog-bench-ssh-');
   const sshd = await startSshd();
   const gw = await startTestGateway({
     connections: [{ name: 'bench', protocol: 'ssh', upstream: { host: sshd.host, port: sshd.port, user: sshd.user, privateKey: { file: sshd.userKeyPath } }, identities: ['bench'] }],

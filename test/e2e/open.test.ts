@@ -6,13 +6,13 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Browser } from 'playwright-core';
 import { artifactsDir, ensureRenderer, launchChromium } from '../helpers/browser';
 import { startTestGateway } from '../helpers/gateway';
 import { exportBundle } from '../../gateway/bundle';
 import { PACKAGE_ROOT } from '../../gateway/core/version';
+import { tempDir } from '../helpers/tmp';
 
 const BIN = path.join(PACKAGE_ROOT, 'bin', 'flightlog.js');
 
@@ -52,7 +52,7 @@ function open(files: string[], dataDir: string): Promise<{ child: ChildProcess; 
 describe('flightlog open (Chromium)', { timeout: 180_000 }, () => {
   let browser: Browser;
   const children: ChildProcess[] = [];
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-open-e2e-'));
+  const work = tempDir('flightlog-open-e2e-');
   let good: string;
   let other: string;
   let tampered: string;

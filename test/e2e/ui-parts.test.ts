@@ -17,6 +17,7 @@ import { findElectron } from '../../gateway/cli/ui-command';
 import { Gateway } from '../../gateway/gateway';
 import { validateConfig } from '../../gateway/config/load';
 import { ReplayIndexer, KEYFRAME_BYTES } from '../../gateway/replay/keyframes';
+import { tempDir } from '../helpers/tmp';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 
@@ -64,7 +65,7 @@ describe('electron shell', () => {
 
 describe('replay keyframes', () => {
   it('a seek restores the same screen as replaying from the start', async () => {
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-kf-'));
+    const dataDir = tempDir('flightlog-kf-');
     const gw = await Gateway.start({ config: validateConfig({}, 'kf.yaml'), dataDir, log: { info() {}, warn() {}, error() {} } });
     try {
       const s = gw.recorder.openSession({ connection: 'web-1', protocol: 'ssh', identity: 'claude' });

@@ -4,7 +4,6 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { Gateway } from '../../gateway/gateway';
@@ -13,6 +12,7 @@ import { addIdentity } from '../../gateway/store/identities';
 import { createUiRoutes, type UiRoutes } from '../../gateway/control-api/static';
 import { uiUrl } from '../../gateway/cli/ui-command';
 import type { Logger } from '../../gateway/core/listener';
+import { tempDir } from './tmp';
 
 export const CHROMIUM = process.env.FLIGHTLOG_CHROMIUM ?? '/usr/bin/chromium';
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -54,7 +54,7 @@ export interface UiGateway {
 /** The real gateway with the UI routes, on a temp data dir; connections as in flightlog.yaml (listen defaults to a free port). */
 export async function startUiGateway(opts: { connections?: unknown[]; env?: Record<string, string> } = {}): Promise<UiGateway> {
   const rendererDir = ensureRenderer();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-e2e-'));
+  const dataDir = tempDir('flightlog-e2e-');
   const connections = (opts.connections ?? []).map((c) => ({ listen: '127.0.0.1:0', ...(c as object) }));
   const config = validateConfig({ connections }, 'e2e-config.yaml');
   const logs: string[] = [];

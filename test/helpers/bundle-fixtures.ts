@@ -5,7 +5,6 @@
  */
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { openDb, type Db } from '../../gateway/store/db';
 import { Recorder } from '../../gateway/store/recorder';
@@ -13,11 +12,12 @@ import { ensureFingerprintKey, ensureGatewayKey, keyFingerprint, type GatewayKey
 import { createMasker } from '../../gateway/masking';
 import type { Masker } from '../../gateway/core/types';
 import { TarReader, TarWriter } from '../../gateway/bundle/tar';
+import { tempDir } from './tmp';
 
 export const PLANTED_SECRET = 'pl4nted-S3CRET-value-9c1e5b2d';
 
 export function tmpDir(prefix = 'flightlog-bundle-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  return tempDir(prefix);
 }
 
 export interface Store {

@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Gateway } from '../../gateway/gateway';
 import { validateConfig } from '../../gateway/config/load';
@@ -7,6 +6,7 @@ import { addIdentity, addIdentityKey, revokeIdentity } from '../../gateway/store
 import { getSession, listSessions, listFindings } from '../../gateway/store/queries';
 import type { FindingView, SessionDetail, SessionSummary } from '../../gateway/control-api/types';
 import type { Logger } from '../../gateway/core/listener';
+import { tempDir } from './tmp';
 
 export interface TestGateway {
   gateway: Gateway;
@@ -27,13 +27,9 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-const created: string[] = [];
 /** A temp data dir removed when the test process exits (tests grep it after the gateway stops). */
 function tempDataDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-test-'));
-  if (created.length === 0) process.once('exit', () => created.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
-  created.push(dir);
-  return dir;
+  return tempDir('flightlog-test-');
 }
 
 /** Files (recursively) under dir whose raw bytes contain needle. */

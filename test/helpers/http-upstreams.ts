@@ -8,10 +8,10 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { WebSocketServer } from 'ws';
+import { tempDir } from './tmp';
 
 export interface TestCa {
   dir: string;
@@ -23,7 +23,7 @@ export interface TestCa {
 
 /** A throwaway CA and a server certificate for 127.0.0.1 / localhost, made with openssl. */
 export function makeTestCa(): TestCa {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-http-ca-'));
+  const dir = tempDir('flightlog-http-ca-');
   const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=flightlog test CA');
   run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
@@ -70,6 +70,15 @@ function readBody(req: http.IncomingMessage, keep: boolean): Promise<{ size: num
 
 /** Routes: /echo, /upload, /json-gzip, /sse?n=, /reset, /slow?ms=, /bytes?n=, /small, /status/CODE, /ws (WebSocket echo). */
 function handler(seen: SeenRequest[]): http.RequestListener {
+  const routes = route(seen);
+  // A client that goes away mid-body (the gateway cancelling) rejects the body read: that ends
+  // this one response, never the test process as an unhandled rejection.
+  return (req, res) => {
+    routes(req, res).catch(() => res.destroy());
+  };
+}
+
+function route(seen: SeenRequest[]): (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> {
   return async (req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
     const record: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, bodySize: 0 };

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import * as wire from '../../gateway/postgres/wire';
 import { decodeFields } from '../../gateway/postgres/server-messages';
 import { ScramClient } from '../../gateway/postgres/scram';
+import { reapAtExit, tempDir } from './tmp';
 
 const PG_BIN = process.env.FLIGHTLOG_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
@@ -70,7 +71,7 @@ function run(prefix: string[], bin: string, args: string[], opts: { input?: stri
 
 export async function startPostgres(opts: { ssl?: boolean } = {}): Promise<PostgresServer> {
   const as = asPostgres();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-pg-'));
+  const dir = tempDir('flightlog-pg-');
   const data = path.join(dir, 'data');
   const sock = path.join(dir, 'sock');
   fs.mkdirSync(sock);
@@ -129,6 +130,10 @@ export async function startPostgres(opts: { ssl?: boolean } = {}): Promise<Postg
       'host all all 127.0.0.1/32 scram-sha-256',
     ];
     fs.writeFileSync(path.join(data, 'pg_hba.conf'), hba.join('\n') + '\n');
+    // pg_ctl starts a daemon that outlives this process unless stopped: a failed test must not leave it.
+    const forget = reapAtExit(() => {
+      spawnSync(as.prefix[0] ?? path.join(PG_BIN, 'pg_ctl'), [...as.prefix.slice(1), ...(as.prefix.length ? [path.join(PG_BIN, 'pg_ctl')] : []), '-D', data, '-m', 'immediate', '-w', 'stop'], { stdio: 'ignore' });
+    });
     run(as.prefix, path.join(PG_BIN, 'pg_ctl'), ['-D', data, '-l', path.join(dir, 'server.log'), '-w', '-t', '30', 'start']);
     const psql = (sql: string, database = 'postgres'): string =>
       run(as.prefix, path.join(PG_BIN, 'psql'), ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', sock, '-p', String(port), '-U', 'postgres', '-d', database], { input: sql });
@@ -158,6 +163,7 @@ export async function startPostgres(opts: { ssl?: boolean } = {}): Promise<Postg
         stopped = true;
         try {
           run(as.prefix, path.join(PG_BIN, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']);
+          forget();
         } finally {
           fs.rmSync(dir, { recursive: true, force: true });
         }

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { reapAtExit, tempDir } from './tmp';
 
 export interface Sshd {
   host: string;
@@ -66,7 +67,7 @@ async function waitForSsh(host: string, port: number, timeoutMs = 10_000): Promi
 export async function startSshd(opts: { extraConfig?: string } = {}): Promise<Sshd> {
   if (!fs.existsSync('/usr/sbin/sshd')) throw new Error('sshd is not installed (/usr/sbin/sshd): apt-get install openssh-server');
   fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-sshd-'));
+  const dir = tempDir('flightlog-sshd-');
   const hostKeyPath = path.join(dir, 'host_ed25519');
   const userKeyPath = path.join(dir, 'user_ed25519');
   keygen(hostKeyPath, 'test-host');
@@ -105,6 +106,9 @@ export async function startSshd(opts: { extraConfig?: string } = {}): Promise<Ss
     const c = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     c.stderr?.on('data', (d: Buffer) => stderr.push(d.toString()));
     child = c;
+    // A child outlives a test process that ends without stop(): kill it at exit at the latest.
+    const forget = reapAtExit(() => c.kill('SIGKILL'));
+    c.once('exit', () => forget());
     const exited = new Promise<never>((_, reject) =>
       c.once('exit', (code) => reject(new Error(`sshd exited with ${code}: ${stderr.join('').trim()}`))),
     );

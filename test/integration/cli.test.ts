@@ -3,14 +3,14 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../../gateway/core/version';
+import { tempDir } from '../helpers/tmp';
 
 const BIN = path.join(PACKAGE_ROOT, 'bin', 'flightlog.js');
 
 function tmp(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-cli-'));
+  return tempDir('flightlog-cli-');
 }
 
 function fl(args: string[], opts: { env?: Record<string, string>; input?: string } = {}) {

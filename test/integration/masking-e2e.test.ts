@@ -17,6 +17,7 @@ import { startHttpUpstream } from '../helpers/http-upstreams';
 import { registerSecret } from '../../gateway/masking-setup';
 import { ensureFingerprintKey, ensureGatewayKey } from '../../gateway/store/chain';
 import { exportBundle } from '../../gateway/bundle';
+import { tempDir } from '../helpers/tmp';
 
 // Built at run time so no secret-shaped literal sits in the repository.
 const GHP = 'ghp_' + 'Zk3x9QeR7mT2vB8nL4cW1yH6pJ0sD5fA9uXo';
@@ -34,7 +35,7 @@ function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code
 test('planted secrets never reach the data dir, the logs or a bundle; each sighting is a finding', async () => {
   const pg = await startPostgres();
   const upstream = await startHttpUpstream();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-mask-e2e-'));
+  const dataDir = tempDir('flightlog-mask-e2e-');
   // Registered before the gateway starts, the way a user would: `flightlog secret add`.
   {
     const { openDb } = await import('../../gateway/store/db');

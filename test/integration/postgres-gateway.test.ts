@@ -6,7 +6,6 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
@@ -15,6 +14,7 @@ import { errorFields, RawPgClient, startPostgres, type PostgresServer } from '..
 import { listEvents } from '../../gateway/store/queries';
 import type { SessionDetail } from '../../gateway/control-api/types';
 import * as wire from '../../gateway/postgres/wire';
+import { tempDir } from '../helpers/tmp';
 
 const run = promisify(execFile);
 
@@ -302,7 +302,7 @@ test('pgbench (simple, extended, pipelined) runs through the gateway', async () 
     const { stdout } = await run('pgbench', ['-S', '-M', mode, '-T', '1', '-c', '2', '-h', a.host, '-p', String(a.port), '-U', 'claude', 'app'], { env });
     assert.match(stdout, /number of failed transactions: 0/);
   }
-  const script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-pgb-')), 'pipe.sql');
+  const script = path.join(tempDir('flightlog-pgb-'), 'pipe.sql');
   fs.writeFileSync(script, '\\set aid random(1, 100000)\n\\startpipeline\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid;\nSELECT 1;\nSELECT 2;\n\\endpipeline\n');
   const { stdout } = await run('pgbench', ['-f', script, '-M', 'extended', '-t', '20', '-h', a.host, '-p', String(a.port), '-U', 'claude', 'app'], { env });
   assert.match(stdout, /number of transactions actually processed: 20\/20/);

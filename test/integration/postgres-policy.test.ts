@@ -7,14 +7,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { Client } from 'pg';
 import type { Listener, ListenerContext } from '../../gateway/core/listener';
 import type { CommandFinish, CommandStart, Json, PolicyInput, SessionRecorder } from '../../gateway/core/types';
 import { startPostgresListener } from '../../gateway/postgres/listener';
 import * as wire from '../../gateway/postgres/wire';
 import { errorFields, RawPgClient, startPostgres, type PostgresServer } from '../helpers/postgres-server';
+import { tempDir } from '../helpers/tmp';
 
 interface Recorded {
   start: CommandStart;
@@ -56,7 +55,7 @@ const policyInputs: PolicyInput[] = [];
 
 before(async () => {
   pg = await startPostgres();
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-pgpolicy-'));
+  dataDir = tempDir('flightlog-pgpolicy-');
   const ctx: ListenerContext = {
     connection: {
       name: 'db', protocol: 'postgres', listen: { host: '127.0.0.1', port: 0 },

@@ -7,12 +7,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { askpassEnv, clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
 import { listEvents } from '../../gateway/store/queries';
 import type { EventView, SessionDetail } from '../../gateway/control-api/types';
+import { tempDir } from '../helpers/tmp';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -26,8 +26,8 @@ describe('ssh gateway', { timeout: 180_000 }, () => {
   let remote: string;
 
   before(async () => {
-    work = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-ssh-test-'));
-    remote = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-ssh-remote-'));
+    work = tempDir('flightlog-ssh-test-');
+    remote = tempDir('flightlog-ssh-remote-');
     [sshd, pinnedSshd] = await Promise.all([startSshd(), startSshd()]);
     const upstream = (s: Sshd) => ({ host: s.host, port: s.port, user: s.user, privateKey: { file: s.userKeyPath } });
     gw = await startTestGateway({

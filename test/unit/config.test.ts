@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadConfig, resolveSecrets } from '../../gateway/config/load';
 import { ConfigError } from '../../gateway/core/errors';
+import { tempDir } from '../helpers/tmp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-config-'));
+const dir = tempDir('flightlog-config-');
 
 function write(text: string): string {
   const f = path.join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);

@@ -1,15 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { openDb } from '../../gateway/store/db';
 import { iterateRawEvents } from '../../gateway/store/queries';
 import { verifyChain } from '../../gateway/store/chain';
+import { tempDir } from '../helpers/tmp';
 
 test('every acknowledged event survives a SIGKILL of the writer, and the chain verifies', async () => {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-crash-'));
+  const dataDir = tempDir('flightlog-crash-');
   const child = spawn(process.execPath, [path.join(__dirname, '..', 'helpers', 'crash-writer.js'), dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
   let sessionId = '';
   let acked = 0;

@@ -1,17 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { openDb } from '../../gateway/store/db';
 import { Recorder } from '../../gateway/store/recorder';
 import { ensureFingerprintKey, ensureGatewayKey } from '../../gateway/store/chain';
 import { createMasker } from '../../gateway/masking';
 import { Lineage } from '../../gateway/lineage';
 import { getCommand, getSession } from '../../gateway/store/queries';
+import { tempDir } from '../helpers/tmp';
 
 test('a tool call is linked to the downstream command it caused, both ways, within its run only', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-lineage-'));
+  const dir = tempDir('flightlog-lineage-');
   const db = openDb(dir);
   const key = ensureGatewayKey(dir);
   const lineage = new Lineage();

@@ -4,14 +4,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { MIGRATIONS, openDb } from '../../gateway/store/db';
 import { addIdentity, addRunToken, checkScramToken, hashToken, revokeIdentity, revokeRunTokens, scramVerifiers } from '../../gateway/store/identities';
 import { ScramClient, ScramError, ScramServer, scramVerifier } from '../../gateway/postgres/scram';
 import type { ScramVerifierSet } from '../../gateway/core/listener';
+import { tempDir } from '../helpers/tmp';
 
 // RFC 7677 section 3
 const RFC = {
@@ -25,7 +24,7 @@ const RFC = {
 const RFC_SALT = Buffer.from('W22ZaJ0SNY7soEsUEjb6gQ==', 'base64');
 
 function tmpDb() {
-  return openDb(fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-scram-')));
+  return openDb(tempDir('flightlog-scram-'));
 }
 
 test('the client side reproduces RFC 7677 byte for byte', () => {
@@ -114,7 +113,7 @@ test('the store keeps a verifier per token under one salt per identity, and tell
 });
 
 test('tokens minted before migration 4 have no verifier: the identity stays on cleartext until they are gone', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-scram-'));
+  const dir = tempDir('flightlog-scram-');
   const old = new Database(path.join(dir, 'flightlog.db'));
   for (const m of MIGRATIONS.filter((x) => x.version <= 3)) old.exec(m.sql);
   old.pragma('user_version = 3');

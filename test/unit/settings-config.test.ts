@@ -2,12 +2,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadConfig, validateConfig } from '../../gateway/config/load';
 import { ConfigError, FlightlogError } from '../../gateway/core/errors';
 import type { FlightlogConfig } from '../../gateway/config/schema';
 import { applyConfigEdit, removeConnection, settingsFile, stageFile, toConnectionInput, upsertConnection } from '../../gateway/settings/config-file';
+import { tempDir } from '../helpers/tmp';
 
 const ORIGINAL = `# Our team's gateway config. Keep this comment.
 connections:
@@ -33,7 +33,7 @@ const MODEL = {
 };
 
 function setup(): { dir: string; file: string; running: FlightlogConfig } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-settings-'));
+  const dir = tempDir('flightlog-settings-');
   const file = path.join(dir, 'flightlog.yaml');
   fs.writeFileSync(file, ORIGINAL, { mode: 0o644 });
   return { dir, file, running: loadConfig(file) };
@@ -151,7 +151,7 @@ describe('settings write-back', () => {
   });
 
   it('writes <dataDir>/flightlog.yaml when the gateway started without a config, seeded with what runs', async () => {
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-settings-data-'));
+    const dataDir = tempDir('flightlog-settings-data-');
     const running = validateConfig({ connections: [{ ...MODEL, name: 'in-memory', listen: '127.0.0.1:0' }] }, '(no config)');
     const file = settingsFile(running, dataDir);
     assert.equal(file, path.join(dataDir, 'flightlog.yaml'));

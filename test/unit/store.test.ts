@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { MIGRATIONS, SCHEMA_VERSION, openDb, storePath } from '../../gateway/store/db';
@@ -10,9 +9,10 @@ import { ensureFingerprintKey, ensureGatewayKey, sealMessage, verifyChain, verif
 import { getSession, iterateRawEvents, listSessions, search, commandsTouching, listFindings } from '../../gateway/store/queries';
 import { addIdentity, checkCredential, revokeIdentity, addIdentityKey, listIdentities } from '../../gateway/store/identities';
 import { createMasker } from '../../gateway/masking';
+import { tempDir } from '../helpers/tmp';
 
 function tmp(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-store-'));
+  return tempDir('flightlog-store-');
 }
 
 function setup() {
