@@ -4,13 +4,42 @@
  * (literals replaced), which is what lets pgbench-style traffic with varying literals stay cheap.
  */
 import * as pgQuery from 'libpg-query';
+import { classifySecretKey } from '../masking/keys';
 
 export type Classification = 'read' | 'write' | 'ddl' | 'transaction' | 'other';
+
+/** A literal in a statement's text whose value lands in a secret-named column or option. */
+export interface SecretLiteral {
+  /** UTF-16 offsets of the whole literal token (quotes included) in `text` */
+  start: number;
+  end: number;
+  /** the column or option name it belongs to: the key hint for structural masking */
+  column: string;
+  /** the literal's value as the server reads it */
+  value: string;
+}
+
+/** COPY … FROM STDIN / TO STDOUT with a column list that names a secret column. */
+export interface SecretCopy {
+  columns: string[];
+  csv: boolean;
+  delimiter: string;
+  header: boolean;
+}
 
 export interface StatementInfo {
   text: string;
   classification: Classification;
   targets: string[];
+  /** literals of `text` that hold a secret by where they go (INSERT/UPDATE columns, WHERE, PASSWORD '…') */
+  secretLiterals?: SecretLiteral[];
+  /** bind parameters ($n, 1-based) that land in a secret-named column */
+  secretParams?: Array<{ index: number; column: string }>;
+  secretCopy?: SecretCopy;
+  /** PREPARE name AS …: the SQL-level prepared statement and its secret parameters */
+  prepare?: { name: string; secretParams: Array<{ index: number; column: string }> };
+  /** EXECUTE name(…): its argument literals, by parameter number */
+  execute?: { name: string; args: Array<{ index: number; start: number; end: number; value: string }> };
 }
 
 let loaded: Promise<void> | null = null;
@@ -102,6 +131,222 @@ function targetsOf(stmt: Node): string[] {
   return [...found].filter((t) => !ctes.has(t));
 }
 
+// ---------------------------------------------------------------- secrets by position
+
+function isSecretName(name: unknown): name is string {
+  return typeof name === 'string' && classifySecretKey(name) !== null;
+}
+
+interface RawLiteral {
+  /** byte offset of the token (or, with `after`, of the keyword it follows) in the whole query string */
+  loc: number;
+  /** the literal is the first one after `loc` (DefElem: `PASSWORD 'x'`, `OPTIONS (password 'x')`) */
+  after: boolean;
+  column: string;
+  value: string;
+}
+
+interface RawSecrets {
+  literals: RawLiteral[];
+  params: Array<{ index: number; column: string }>;
+}
+
+function constValue(c: Node): string | null {
+  if (c.isnull) return null;
+  const v = (c.sval ?? c.ival ?? c.fval ?? c.bsval ?? c.boolval) as Node | undefined;
+  if (!v) return null;
+  const inner = v.sval ?? v.ival ?? v.fval ?? v.bsval ?? v.boolval;
+  // libpg-query leaves out zero and false
+  return inner === undefined ? (c.ival ? '0' : c.boolval ? 'false' : null) : String(inner);
+}
+
+function lastField(ref: Node | undefined): string | null {
+  const fields = (ref?.fields ?? []) as Node[];
+  const last = fields[fields.length - 1] as Node | undefined;
+  const s = (last?.String as Node | undefined)?.sval;
+  return typeof s === 'string' ? s : null;
+}
+
+/** Literals and parameters inside a value expression bound for `column` (subqueries excluded). */
+function harvest(value: unknown, column: string, out: RawSecrets): void {
+  if (Array.isArray(value)) {
+    for (const v of value) harvest(v, column, out);
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  for (const [k, v] of Object.entries(value as Node)) {
+    if (k === 'SubLink' || v === null || typeof v !== 'object') continue;
+    if (k === 'A_Const') {
+      const c = v as Node;
+      const val = constValue(c);
+      if (val !== null && typeof c.location === 'number') out.literals.push({ loc: c.location, after: false, column, value: val });
+      continue;
+    }
+    if (k === 'ParamRef') {
+      const n = (v as Node).number;
+      if (typeof n === 'number') out.params.push({ index: n, column });
+      continue;
+    }
+    harvest(v, column, out);
+  }
+}
+
+function collectSecrets(stmt: Node): RawSecrets {
+  const out: RawSecrets = { literals: [], params: [] };
+  walk(stmt, (name, node) => {
+    if (name === 'InsertStmt') {
+      const cols = ((node.cols ?? []) as Node[]).map((c) => (c.ResTarget as Node | undefined)?.name);
+      if (!cols.some(isSecretName)) return;
+      const sel = (node.selectStmt as Node | undefined)?.SelectStmt as Node | undefined;
+      if (!sel) return;
+      const rows = ((sel.valuesLists ?? []) as Node[]).map((l) => ((l.List as Node | undefined)?.items ?? []) as unknown[]);
+      const targetList = sel.targetList as Node[] | undefined;
+      if (targetList) rows.push(targetList.map((t) => (t.ResTarget as Node | undefined)?.val));
+      for (const row of rows) {
+        row.forEach((v, i) => {
+          const col = cols[i];
+          if (isSecretName(col)) harvest(v, col, out);
+        });
+      }
+    } else if (name === 'ResTarget') {
+      // UPDATE … SET col = …, ON CONFLICT … SET col = …, SELECT … AS col
+      if (node.val !== undefined && isSecretName(node.name)) harvest(node.val, node.name, out);
+    } else if (name === 'A_Expr') {
+      const l = node.lexpr as Node | undefined;
+      const r = node.rexpr as Node | undefined;
+      const lc = lastField(l?.ColumnRef as Node | undefined);
+      const rc = lastField(r?.ColumnRef as Node | undefined);
+      if (isSecretName(lc)) harvest(r, lc, out);
+      if (isSecretName(rc)) harvest(l, rc, out);
+    } else if (name === 'DefElem') {
+      // ROLE … PASSWORD '…', USER MAPPING … OPTIONS (password '…'); the String node has no location
+      const arg = (node.arg as Node | undefined)?.String as Node | undefined;
+      if (isSecretName(node.defname) && typeof arg?.sval === 'string' && typeof node.location === 'number') {
+        out.literals.push({ loc: node.location, after: true, column: node.defname, value: arg.sval });
+      }
+    }
+  });
+  return out;
+}
+
+/** End (exclusive) of the literal token starting at `i`, or -1 when `i` does not start a literal this scanner reads. */
+export function literalEnd(text: string, i: number): number {
+  const c = text[i];
+  const quoted = (from: number, backslash: boolean): number => {
+    for (let j = from; j < text.length; j++) {
+      const ch = text[j];
+      if (backslash && ch === '\\') j++;
+      else if (ch === "'") {
+        if (text[j + 1] === "'") j++;
+        else return j + 1;
+      }
+    }
+    return -1;
+  };
+  if (c === "'") return quoted(i + 1, false);
+  if ((c === 'E' || c === 'e') && text[i + 1] === "'") return quoted(i + 2, true);
+  if ((c === 'N' || c === 'n') && text[i + 1] === "'") return quoted(i + 2, false);
+  if ((c === 'U' || c === 'u') && text[i + 1] === '&' && text[i + 2] === "'") return quoted(i + 3, false);
+  if (c === '$') {
+    const m = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(text.slice(i, i + 66));
+    if (!m) return -1;
+    const close = text.indexOf(m[0], i + m[0].length);
+    return close < 0 ? -1 : close + m[0].length;
+  }
+  const num = /^[-+]?(?:0[xX][0-9A-Fa-f_]+|0[oO][0-7_]+|0[bB][01_]+|(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)/.exec(text.slice(i, i + 200));
+  return num ? i + num[0].length : -1;
+}
+
+/** Start of the first literal after `from`, skipping only words, blanks and comments; -1 if none. */
+function nextLiteral(text: string, from: number): number {
+  let i = from;
+  const limit = Math.min(text.length, from + 400);
+  while (i < limit) {
+    const c = text[i];
+    if (/\s/.test(c)) i++;
+    else if (text.startsWith('--', i)) {
+      const nl = text.indexOf('\n', i);
+      i = nl < 0 ? text.length : nl + 1;
+    } else if (text.startsWith('/*', i)) {
+      const e = text.indexOf('*/', i + 2);
+      if (e < 0) return -1;
+      i = e + 2;
+    } else if (c === "'" || c === '$') return i;
+    else if (/[A-Za-z_]/.test(c)) {
+      if (literalEnd(text, i) > i && /['&]/.test(text[i + 1])) return i;
+      while (i < limit && /[A-Za-z0-9_]/.test(text[i])) i++;
+    } else if (c === '=' || c === '(') i++;
+    else return -1;
+  }
+  return -1;
+}
+
+/** Places raw literal positions in `text` (which starts at byte `base` of the query string). */
+function placeLiterals(raw: RawLiteral[], bytes: Buffer, ascii: boolean, base: number, text: string): SecretLiteral[] {
+  const out: SecretLiteral[] = [];
+  for (const r of raw) {
+    if (r.loc < base) continue;
+    const at = ascii ? r.loc - base : bytes.toString('utf8', base, r.loc).length;
+    const start = r.after ? nextLiteral(text, at) : at;
+    if (start < 0) continue;
+    const end = literalEnd(text, start);
+    if (end > start) out.push({ start, end, column: r.column, value: r.value });
+  }
+  out.sort((a, b) => a.start - b.start);
+  // a literal reached twice (a ResTarget inside an INSERT … SELECT) counts once
+  return out.filter((l, i) => i === 0 || l.start >= out[i - 1].end);
+}
+
+function copySpec(stmt: Node): SecretCopy | undefined {
+  const copy = stmt.CopyStmt as Node | undefined;
+  if (!copy || copy.filename !== undefined || copy.query !== undefined) return undefined;
+  const columns = ((copy.attlist ?? []) as Node[]).map((a) => (a.String as Node | undefined)?.sval).filter((s): s is string => typeof s === 'string');
+  if (!columns.some(isSecretName)) return undefined;
+  let csv = false;
+  let delimiter: string | null = null;
+  let header = false;
+  for (const o of (copy.options ?? []) as Node[]) {
+    const d = o.DefElem as Node | undefined;
+    if (!d) continue;
+    const arg = (d.arg as Node | undefined)?.String as Node | undefined;
+    const sval = typeof arg?.sval === 'string' ? arg.sval : null;
+    if (d.defname === 'format') csv = sval?.toLowerCase() === 'csv';
+    else if (d.defname === 'csv') csv = true;
+    else if (d.defname === 'delimiter' && sval) delimiter = sval;
+    else if (d.defname === 'header') header = sval === null || !/^(false|off|0)$/i.test(sval);
+  }
+  return { columns, csv, delimiter: delimiter ?? (csv ? ',' : '\t'), header };
+}
+
+function secretsOf(stmt: Node, bytes: Buffer, ascii: boolean, base: number, text: string): Partial<StatementInfo> {
+  const extra: Partial<StatementInfo> = {};
+  const prep = stmt.PrepareStmt as Node | undefined;
+  const exec = stmt.ExecuteStmt as Node | undefined;
+  const raw = collectSecrets(prep ? ((prep.query ?? {}) as Node) : stmt);
+  if (prep && typeof prep.name === 'string') {
+    extra.prepare = { name: prep.name, secretParams: raw.params };
+  } else if (raw.params.length) {
+    extra.secretParams = raw.params;
+  }
+  if (exec && typeof exec.name === 'string') {
+    const args: Array<{ index: number; start: number; end: number; value: string }> = [];
+    ((exec.params ?? []) as Node[]).forEach((p, i) => {
+      const c = p.A_Const as Node | undefined;
+      const val = c ? constValue(c) : null;
+      if (val === null || typeof c?.location !== 'number' || c.location < base) return;
+      const start = ascii ? c.location - base : bytes.toString('utf8', base, c.location).length;
+      const end = literalEnd(text, start);
+      if (end > start) args.push({ index: i + 1, start, end, value: val });
+    });
+    if (args.length) extra.execute = { name: exec.name, args };
+  }
+  const lits = placeLiterals(raw.literals, bytes, ascii, base, text);
+  if (lits.length) extra.secretLiterals = lits;
+  const copy = copySpec(stmt);
+  if (copy) extra.secretCopy = copy;
+  return extra;
+}
+
 const MAX_CACHE = 5000;
 const byText = new Map<string, StatementInfo[]>();
 const byShape = new Map<string, StatementInfo>();
@@ -126,22 +371,28 @@ export function analyzeSql(sql: string): StatementInfo[] {
   if (hit) return hit;
   const shape = shapeOf(sql);
   if (shape !== null) {
+    // a shape is only kept when no literal of it is a secret: the literals differ, the rest holds
     const s = byShape.get(shape);
-    if (s) return [{ text: sql.trim(), classification: s.classification, targets: s.targets }];
+    if (s) return [{ ...s, text: sql.trim() }];
   }
   let out: StatementInfo[];
   try {
     const tree = pgQuery.parseSync(sql) as unknown as { stmts?: { stmt: Node; stmt_location?: number; stmt_len?: number }[] };
     const stmts = tree.stmts ?? [];
     const bytes = Buffer.from(sql, 'utf8');
+    const ascii = bytes.length === sql.length;
     out = stmts.map((s) => {
       const name = Object.keys(s.stmt)[0];
-      const loc = s.stmt_location ?? 0;
-      const len = s.stmt_len ?? bytes.length - loc;
+      const loc = stmts.length === 1 ? 0 : s.stmt_location ?? 0;
+      const len = stmts.length === 1 ? bytes.length : s.stmt_len ?? bytes.length - loc;
+      const slice = bytes.toString('utf8', loc, loc + len);
+      const text = slice.trim();
+      const base = loc + Buffer.byteLength(slice.slice(0, slice.length - slice.trimStart().length));
       return {
-        text: stmts.length === 1 ? sql.trim() : bytes.toString('utf8', loc, loc + len).trim(),
+        text,
         classification: classifyNode(name, s.stmt[name] as Node),
         targets: targetsOf(s.stmt),
+        ...secretsOf(s.stmt, bytes, ascii, base, text),
       };
     });
     if (out.length === 0) out = [{ text: sql.trim(), classification: 'other', targets: [] }];
@@ -149,6 +400,6 @@ export function analyzeSql(sql: string): StatementInfo[] {
     out = [{ text: sql.trim(), classification: 'other', targets: [] }];
   }
   remember(byText, sql, out);
-  if (shape !== null && out.length === 1) remember(byShape, shape, out[0]);
+  if (shape !== null && out.length === 1 && !out[0].secretLiterals && !out[0].execute) remember(byShape, shape, out[0]);
   return out;
 }

@@ -1,0 +1,150 @@
+/**
+ * Secrets in Postgres columns: values in result columns named like a secret (password, api_key),
+ * bind parameters and literals that land in such columns (INSERT, UPDATE, WHERE), role passwords
+ * (CREATE/ALTER ROLE … PASSWORD) and COPY data with a password column are masked whole before
+ * anything is written, and each sighting is a finding. The values planted here match no text
+ * rule: only the column they belong to says they are secret. Real PostgreSQL, psql, node-postgres.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Client } from 'pg';
+import { grepDir, startTestGateway, type TestGateway } from '../helpers/gateway';
+import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
+import { ensureGatewayKey } from '../../gateway/store/chain';
+import { openDb } from '../../gateway/store/db';
+import { exportBundle, exportJsonl } from '../../gateway/bundle';
+
+const S = {
+  paramPw: 'Xq7-plain-pw-91',
+  paramKey: 'Lm4-plain-key-27',
+  litPw: 'hunter2-not-a-pattern',
+  litKey: 'Rt9-literal-key-33',
+  updPw: 'Wv3-update-pw-64',
+  updLit: 'Pz8-update-lit-12',
+  rolePw: 'Cj5-role-pw-77',
+  alterPw: 'Gd6-alter-pw-40',
+  copyPw: 'Bs1-copy-pw-86',
+  execPw: 'Ky2-exec-pw-19',
+};
+
+let pg: PostgresServer;
+let gw: TestGateway;
+let token = '';
+const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-pgmask-'));
+
+before(async () => {
+  pg = await startPostgres();
+  pg.psql('ALTER ROLE app CREATEROLE;');
+  const up = { host: pg.host, port: pg.port, user: 'app', database: 'app', password: { env: 'APP_PW' } };
+  gw = await startTestGateway({
+    env: { APP_PW: pg.app.password },
+    connections: [
+      { name: 'db', protocol: 'postgres', upstream: up, identities: ['claude'] },
+      { name: 'db-live', protocol: 'postgres', upstream: up, identities: ['claude'], mask: 'live' },
+    ],
+  });
+  token = gw.addIdentity('claude');
+});
+
+after(async () => {
+  await gw?.close();
+  await pg?.stop();
+  fs.rmSync(outDir, { recursive: true, force: true });
+});
+
+function client(conn: string): Client {
+  const a = gw.address(conn);
+  return new Client({ host: a.host, port: a.port, user: 'claude', password: token, database: 'app' });
+}
+
+function psql(conn: string, script: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const a = gw.address(conn);
+  return new Promise((resolve) => {
+    const child = execFile(
+      'psql',
+      ['-X', '-A', '-v', 'ON_ERROR_STOP=1', '-h', a.host, '-p', String(a.port), '-U', 'claude', '-d', 'app', '-f', '-'],
+      { env: { ...process.env, PGPASSWORD: token, PGSSLMODE: 'disable', PGCONNECT_TIMEOUT: '10' }, timeout: 30000 },
+      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+    child.stdin?.end(script);
+  });
+}
+
+/** The fingerprint the gateway gives a value (`[MASKED:kind:fp]`). */
+function fpOf(value: string): string {
+  return /:([0-9a-f]+)\]$/.exec(gw.gateway.masker.placeholder('x', value))?.[1] ?? '';
+}
+
+test('secrets under secret-named columns, in bind parameters, literals, role passwords and COPY data are masked and reported', async () => {
+  const c = client('db');
+  await c.connect();
+  await c.query('CREATE TABLE users (id serial PRIMARY KEY, name text, password text, api_key text)');
+  await c.query('INSERT INTO users(name, password, api_key) VALUES ($1, $2, $3)', ['alice', S.paramPw, S.paramKey]);
+  const sel1 = await c.query('SELECT name, password, api_key FROM users ORDER BY id');
+  assert.equal(sel1.rows[0].password, S.paramPw, 'mask: record leaves the traffic untouched');
+  await c.query('UPDATE users SET password = $1 WHERE name = $2', [S.updPw, 'alice']);
+  await c.end();
+
+  const script = [
+    `INSERT INTO users(name, password, api_key) VALUES ('bob', '${S.litPw}', '${S.litKey}');`,
+    `UPDATE users SET api_key = '${S.updLit}' WHERE name = 'bob';`,
+    `SELECT count(*) AS n FROM users WHERE password = '${S.litPw}';`,
+    `CREATE ROLE flt_probe LOGIN PASSWORD '${S.rolePw}';`,
+    `ALTER USER flt_probe WITH PASSWORD '${S.alterPw}';`,
+    `COPY users (name, password) FROM STDIN;`,
+    `carol\t${S.copyPw}`,
+    `\\.`,
+    `PREPARE ins(text, text) AS INSERT INTO users(name, password) VALUES ($1, $2);`,
+    `EXECUTE ins('dave', '${S.execPw}');`,
+    `SELECT name, password, api_key FROM users ORDER BY id;`,
+  ].join('\n');
+  const out = await psql('db', script + '\n');
+  assert.equal(out.code, 0, out.stderr);
+  for (const v of [S.updPw, S.litPw, S.updLit, S.copyPw, S.execPw]) assert.ok(out.stdout.includes(v), `psql printed ${v}`);
+
+  // live masking: the agent itself gets the masked value of a secret column
+  const live = client('db-live');
+  await live.connect();
+  const r = await live.query('SELECT name, password FROM users WHERE name = $1', ['bob']);
+  assert.match(String(r.rows[0].password), /^\[MASKED:password:[0-9a-f]+\]$/);
+  assert.equal(r.rows[0].name, 'bob');
+  await live.end();
+
+  await gw.flush();
+  const findings = gw.findings().filter((f) => f.category === 'secret');
+  const seen = (v: string, dir: string): boolean => findings.some((f) => f.fp === fpOf(v) && f.direction === dir);
+  for (const v of [S.paramPw, S.paramKey, S.updPw, S.litPw, S.litKey, S.updLit, S.rolePw, S.alterPw, S.copyPw, S.execPw]) {
+    assert.ok(seen(v, 'client→upstream'), `a client→upstream finding for ${v}: ${JSON.stringify(findings.map((f) => [f.kind, f.fp, f.direction]))}`);
+  }
+  for (const v of [S.paramPw, S.paramKey, S.updPw, S.litPw, S.updLit, S.copyPw, S.execPw]) assert.ok(seen(v, 'upstream→client'), `an upstream→client finding for ${v}`);
+  const kinds = new Set(findings.map((f) => f.kind));
+  assert.ok(kinds.has('password') && kinds.has('secret-field'), [...kinds].join(','));
+  assert.ok(findings.some((f) => f.maskedLive && f.direction === 'upstream→client'), 'the live session reports its masked result');
+
+  // the reviewer still reads the statement, with the secret replaced in place
+  const sessions = gw.sessions().map((s) => s.id);
+  const texts = sessions.flatMap((id) => gw.show(id).commands.map((cmd) => cmd.text));
+  const insert = texts.find((t) => t.startsWith(`INSERT INTO users(name, password, api_key) VALUES ('bob'`));
+  assert.ok(insert, texts.join('\n'));
+  assert.match(insert, /VALUES \('bob', '\[MASKED:password:[0-9a-f]+\]', '\[MASKED:secret-field:[0-9a-f]+\]'\)/);
+  assert.ok(texts.some((t) => /^CREATE ROLE flt_probe LOGIN PASSWORD '\[MASKED:password:[0-9a-f]+\]';?$/.test(t)), texts.join('\n'));
+
+  await gw.close();
+  const db = openDb(gw.dataDir);
+  const bundle = path.join(outDir, 'pg.flightlog');
+  const jsonl = path.join(outDir, 'pg.jsonl');
+  try {
+    await exportBundle(db, { sessionIds: sessions, out: bundle, key: ensureGatewayKey(gw.dataDir) });
+    await exportJsonl(db, sessions, jsonl);
+  } finally {
+    db.close();
+  }
+  for (const v of Object.values(S)) {
+    assert.deepEqual(gw.grepDataDir(v), [], `${v} is in no file of the data dir (db, wal) and no log line`);
+    assert.deepEqual(grepDir(outDir, v), [], `${v} is in neither the bundle nor the JSONL export`);
+  }
+});
