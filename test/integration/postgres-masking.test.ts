@@ -79,6 +79,24 @@ function fpOf(value: string): string {
   return /:([0-9a-f]+)\]$/.exec(gw.gateway.masker.placeholder('x', value))?.[1] ?? '';
 }
 
+test('a server error quoting a secret value is recorded with the value masked', async () => {
+  const lit = 'Zk1-not-an-int-55';
+  const bound = 'Yh4-not-an-int-23';
+  const c = client('db');
+  await c.connect();
+  try {
+    await c.query('CREATE TABLE pins (owner text, password int)');
+    await assert.rejects(c.query(`INSERT INTO pins(owner, password) VALUES ('x', '${lit}')`), /invalid input syntax for type integer/);
+    await assert.rejects(c.query('INSERT INTO pins(owner, password) VALUES ($1, $2)', ['x', bound]), /invalid input syntax for type integer/);
+  } finally {
+    await c.end();
+  }
+  await gw.flush();
+  const errors = gw.sessions().flatMap((s) => gw.show(s.id).commands).filter((cmd) => cmd.status === 'error').map((cmd) => cmd.error ?? '');
+  assert.ok(errors.some((e) => /invalid input syntax for type integer: "\[MASKED:password:[0-9a-f]+\]"/.test(e)), errors.join('\n'));
+  for (const v of [lit, bound]) assert.deepEqual(gw.grepDataDir(v), [], `${v} is in no file of the data dir`);
+});
+
 test('secrets under secret-named columns, in bind parameters, literals, role passwords and COPY data are masked and reported', async () => {
   const c = client('db');
   await c.connect();
