@@ -130,6 +130,28 @@ export interface RelayOptions {
 const TYPE_D = 0x44;
 const TYPE_COPYDATA = 0x64;
 
+/**
+ * Statement-carrying client messages (Query, Parse, Bind, FunctionCall) above this size are
+ * refused from their header, before any of the declared bytes are buffered; PostgreSQL's own
+ * limit (1 GiB) would let one message hold that much gateway memory. CopyData keeps the wide
+ * limit: COPY streams many messages, and each is forwarded as it completes.
+ * `options.maxMessageBytes` on the connection changes it.
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+const CAPPED_TYPES = new Set([0x51, 0x50, 0x42, 0x46]);
+const TYPE_NAMES: Record<number, string> = { 0x51: 'Query', 0x50: 'Parse', 0x42: 'Bind', 0x46: 'FunctionCall' };
+
+class MessageTooLarge extends Error {
+  constructor(readonly type: number, readonly size: number, readonly limit: number) {
+    super(`${TYPE_NAMES[type] ?? 'message'} of ${size} bytes exceeds the gateway's limit of ${limit} bytes`);
+  }
+}
+
+function maxMessageBytes(options: Record<string, unknown> | undefined): number {
+  const v = options?.maxMessageBytes;
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1024 && v <= 0x40000000 ? v : DEFAULT_MAX_MESSAGE_BYTES;
+}
+
 export class Relay {
   private readonly ctx: ListenerContext;
   private readonly session: SessionRecorder;
@@ -138,6 +160,7 @@ export class Relay {
   private readonly headRows: number;
   private readonly maxValue: number;
   private readonly live: boolean;
+  private readonly checkClientHeader: (type: number, length: number) => number;
   private readonly statements = new Map<string, Prepared>();
   private readonly portals = new Map<string, Portal>();
   /** SQL-level PREPARE name → its parameters bound to secret columns (for EXECUTE name(…)) */
@@ -170,6 +193,11 @@ export class Relay {
     this.headRows = opts.ctx.recording?.headRows ?? 100;
     this.maxValue = Math.min(opts.ctx.recording?.payloadHead ?? 65536, 8192);
     this.live = opts.ctx.connection.mask === 'live';
+    const limit = maxMessageBytes(opts.ctx.connection.options);
+    this.checkClientHeader = (type, length) => {
+      if (CAPPED_TYPES.has(type) && length - 4 > limit) throw new MessageTooLarge(type, length - 4, limit);
+      return checkFrameHeader(type, length);
+    };
   }
 
   start(): void {
@@ -196,7 +224,10 @@ export class Relay {
     try {
       fn();
     } catch (err) {
-      if (err instanceof ProtocolError && side === 'server') {
+      if (err instanceof MessageTooLarge) {
+        this.writeClient(wire.errorResponse({ severity: 'FATAL', code: '54000', message: `Flightlog: ${err.message}` }));
+        this.end('error', err.message);
+      } else if (err instanceof ProtocolError && side === 'server') {
         this.upstreamDied(`upstream protocol error: ${err.message}`);
       } else if (err instanceof ProtocolError) {
         this.writeClient(wire.errorResponse({ severity: 'FATAL', code: '08P01', message: `invalid frontend message: ${err.message}` }));
@@ -334,7 +365,7 @@ export class Relay {
 
   private onClientData(chunk: Buffer): void {
     this.fwdBuf = null;
-    const r = this.frames(chunk, this.clientCarry, this.clientCarryLen, checkFrameHeader, (buf, start, len, inChunk) => {
+    const r = this.frames(chunk, this.clientCarry, this.clientCarryLen, this.checkClientHeader, (buf, start, len, inChunk) => {
       const forward = this.onClientMessage(buf, start, len);
       if (!forward) return;
       if (inChunk && this.fwdBuf === buf && this.fwdEnd === start) {
