@@ -80,10 +80,13 @@ class Running {
   /** secrets in the result, found by column name */
   sightingsOut: Sighting[] = [];
   private outSeen: Set<string> | null = null;
+  /** result columns that hold secrets (by name or by what they compute), once the columns are known */
+  secretCols: { cols: Column[]; names: (string | null)[] | null } | null = null;
   constructor(
     readonly params: Json[] | null,
     readonly portal: Portal | null,
     readonly copySpec: SecretCopy | null = null,
+    readonly secretResults: StatementInfo['secretResults'] = undefined,
   ) {}
 
   sawOut(found: Sighting[]): void {
@@ -498,7 +501,7 @@ export class Relay {
   }
 
   private startRun(rec: Recordable, params: Json[] | null, portal: Portal | null, extra: { portal: string; maxRows: number } | null): Running {
-    const run = new Running(params, portal, rec.info.secretCopy ?? null);
+    const run = new Running(params, portal, rec.info.secretCopy ?? null, rec.info.secretResults);
     run.sightingsIn.push(...rec.sightings, ...(portal?.sightings ?? []));
     this.toStart.push({ run, rec, extra });
     return run;
@@ -783,7 +786,7 @@ export class Relay {
     const values = decodeDataRow(buf, start + 5, end);
     const cols = run.columns ?? this.portalColumns(run);
     run.columns = cols;
-    const secret = cols ? secretColumns(cols) : null;
+    const secret = cols ? this.secretColumnsFor(run, cols) : null;
     let changed = false;
     const row: Json[] = new Array(values.length);
     for (let i = 0; i < values.length; i++) {
@@ -817,6 +820,17 @@ export class Relay {
     }
     if (run.rows.length < this.headRows) run.rows.push(row);
     return changed ? encodeDataRow(values) : null;
+  }
+
+  private secretColumnsFor(run: Running, cols: Column[]): (string | null)[] | null {
+    if (run.secretCols?.cols === cols) return run.secretCols.names;
+    let names = secretColumns(cols);
+    if (run.secretResults) {
+      names = names ? names.slice() : cols.map(() => null);
+      for (const r of run.secretResults) if (r.index < names.length) names[r.index] ??= r.column;
+    }
+    run.secretCols = { cols, names };
+    return names;
   }
 
   private portalColumns(run: Running): Column[] | null {

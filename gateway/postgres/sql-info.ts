@@ -36,6 +36,11 @@ export interface StatementInfo {
   /** bind parameters ($n, 1-based) that land in a secret-named column */
   secretParams?: Array<{ index: number; column: string }>;
   secretCopy?: SecretCopy;
+  /**
+   * Result columns computed from a secret column under another name (`password AS p`,
+   * `upper(token)`), by position in the result; names that are secret themselves need no entry.
+   */
+  secretResults?: Array<{ index: number; column: string }>;
   /** PREPARE name AS …: the SQL-level prepared statement and its secret parameters */
   prepare?: { name: string; secretParams: Array<{ index: number; column: string }> };
   /** EXECUTE name(…): its argument literals, by parameter number */
@@ -297,6 +302,36 @@ function placeLiterals(raw: RawLiteral[], bytes: Buffer, ascii: boolean, base: n
   return out.filter((l, i) => i === 0 || l.start >= out[i - 1].end);
 }
 
+/** The first secret column an expression reads, or null. */
+function secretColumnIn(expr: unknown): string | null {
+  let found: string | null = null;
+  walk(expr, (name, node) => {
+    if (found === null && name === 'ColumnRef') {
+      const f = lastField(node);
+      if (isSecretName(f)) found = f;
+    }
+  });
+  return found;
+}
+
+/** Output columns that carry a secret column's value under a name that does not say so. */
+function secretResultsOf(stmt: Node): Array<{ index: number; column: string }> | undefined {
+  const top = (stmt.SelectStmt ?? stmt.InsertStmt ?? stmt.UpdateStmt ?? stmt.DeleteStmt) as Node | undefined;
+  if (!top) return undefined;
+  // RETURNING is returningList up to PostgreSQL 17's grammar, returningClause.exprs from 18's
+  const list = (stmt.SelectStmt ? top.targetList : top.returningList ?? (top.returningClause as Node | undefined)?.exprs) as Node[] | undefined;
+  if (!list) return undefined;
+  const out: Array<{ index: number; column: string }> = [];
+  for (let i = 0; i < list.length; i++) {
+    const t = list[i].ResTarget as Node | undefined;
+    // a * before this entry makes its position in the result unknown
+    if (!t || JSON.stringify(t.val ?? null).includes('"A_Star"')) break;
+    const col = secretColumnIn(t.val);
+    if (col && !isSecretName(t.name ?? lastField((t.val as Node | undefined)?.ColumnRef as Node | undefined))) out.push({ index: i, column: col });
+  }
+  return out.length ? out : undefined;
+}
+
 function copySpec(stmt: Node): SecretCopy | undefined {
   const copy = stmt.CopyStmt as Node | undefined;
   if (!copy || copy.filename !== undefined || copy.query !== undefined) return undefined;
@@ -344,6 +379,8 @@ function secretsOf(stmt: Node, bytes: Buffer, ascii: boolean, base: number, text
   if (lits.length) extra.secretLiterals = lits;
   const copy = copySpec(stmt);
   if (copy) extra.secretCopy = copy;
+  const results = secretResultsOf(prep ? ((prep.query ?? {}) as Node) : stmt);
+  if (results) extra.secretResults = results;
   return extra;
 }
 

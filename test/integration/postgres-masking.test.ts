@@ -130,6 +130,9 @@ test('secrets under secret-named columns, in bind parameters, literals, role pas
   const r = await live.query('SELECT name, password FROM users WHERE name = $1', ['bob']);
   assert.match(String(r.rows[0].password), /^\[MASKED:password:[0-9a-f]+\]$/);
   assert.equal(r.rows[0].name, 'bob');
+  const aliased = await live.query('SELECT password AS x, length(name) AS n FROM users WHERE name = $1', ['alice']);
+  assert.match(String(aliased.rows[0].x), /^\[MASKED:password:[0-9a-f]+\]$/, 'an alias does not hide the column it reads');
+  assert.equal(aliased.rows[0].n, 5);
   await live.end();
 
   await gw.flush();

@@ -85,6 +85,16 @@ test('PREPARE names its secret parameters; EXECUTE lists its argument literals; 
   assert.equal(one('COPY users (name, note) FROM STDIN').secretCopy, undefined);
 });
 
+test('result columns that compute a secret column under another name, up to the first *', () => {
+  assert.deepEqual(one('SELECT name, password AS p, upper(api_key), id, token FROM users').secretResults, [
+    { index: 1, column: 'password' }, { index: 2, column: 'api_key' },
+  ]);
+  assert.deepEqual(one('SELECT password AS x, *, secret AS y FROM users').secretResults, [{ index: 0, column: 'password' }]);
+  assert.equal(one('SELECT *, password AS p FROM users').secretResults, undefined);
+  assert.deepEqual(one("UPDATE users SET name = 'n' RETURNING id, api_key || '' AS k").secretResults, [{ index: 1, column: 'api_key' }]);
+  assert.equal(one('SELECT id FROM users WHERE password IS NULL').secretResults, undefined);
+});
+
 test('literalEnd reads every literal form and refuses what is not one', () => {
   assert.equal(literalEnd("x = 'a''b' y", 4), 10);
   assert.equal(literalEnd("E'a\\'b'", 0), 7);
