@@ -223,6 +223,9 @@ function collectSecrets(stmt: Node): RawSecrets {
       const rc = lastField(r?.ColumnRef as Node | undefined);
       if (isSecretName(lc)) harvest(r, lc, out);
       if (isSecretName(rc)) harvest(l, rc, out);
+    } else if (name === 'VariableSetStmt') {
+      // SET app.api_key = '…'
+      if (isSecretName(node.name)) harvest(node.args, node.name, out);
     } else if (name === 'DefElem') {
       // ROLE … PASSWORD '…', USER MAPPING … OPTIONS (password '…'); the String node has no location
       const arg = (node.arg as Node | undefined)?.String as Node | undefined;

@@ -54,6 +54,8 @@ test('role passwords and user-mapping options, with any quoting', () => {
   assert.deepEqual(lits(one('alter user "Bob" password $tag$x$y$tag$')), [['$tag$x$y$tag$', 'password', 'x$y']]);
   assert.deepEqual(lits(one("CREATE USER MAPPING FOR bob SERVER foo OPTIONS (user 'bob', password 'secret9')")), [["'secret9'", 'password', 'secret9']]);
   assert.equal(one('ALTER ROLE r1 PASSWORD NULL').secretLiterals, undefined);
+  assert.deepEqual(lits(one("SET app.api_key = 'k-set-1'")), [["'k-set-1'", 'app.api_key', 'k-set-1']]);
+  assert.equal(one("SET search_path = 'public'").secretLiterals, undefined);
 });
 
 test('offsets hold in multi-statement texts with non-ASCII characters before the literal', () => {
