@@ -356,11 +356,18 @@ function copySpec(stmt: Node): SecretCopy | undefined {
   return { columns, csv, delimiter: delimiter ?? (csv ? ',' : '\t'), header };
 }
 
+/**
+ * Every name the key classifier calls secret contains one of these, and a name the tree holds
+ * is spelled in the text: a statement without any (most of them) skips the tree walks.
+ */
+const SECRET_WORD = /pass|pwd|secret|token|cred|key|auth|sessionid|dsn|cookie/i;
+
 function secretsOf(stmt: Node, bytes: Buffer, ascii: boolean, base: number, text: string): Partial<StatementInfo> {
   const extra: Partial<StatementInfo> = {};
   const prep = stmt.PrepareStmt as Node | undefined;
   const exec = stmt.ExecuteStmt as Node | undefined;
-  const raw = collectSecrets(prep ? ((prep.query ?? {}) as Node) : stmt);
+  const named = SECRET_WORD.test(text);
+  const raw = named ? collectSecrets(prep ? ((prep.query ?? {}) as Node) : stmt) : { literals: [], params: [] };
   if (prep && typeof prep.name === 'string') {
     extra.prepare = { name: prep.name, secretParams: raw.params };
   } else if (raw.params.length) {
@@ -378,6 +385,7 @@ function secretsOf(stmt: Node, bytes: Buffer, ascii: boolean, base: number, text
     });
     if (args.length) extra.execute = { name: exec.name, args };
   }
+  if (!named) return extra;
   const lits = placeLiterals(raw.literals, bytes, ascii, base, text);
   if (lits.length) extra.secretLiterals = lits;
   const copy = copySpec(stmt);
