@@ -81,7 +81,7 @@ class Running {
   sightingsOut: Sighting[] = [];
   private outSeen: Set<string> | null = null;
   /** result columns that hold secrets (by name or by what they compute), once the columns are known */
-  secretCols: { cols: Column[]; names: (string | null)[] | null } | null = null;
+  secretCols: { cols: Column[] | null; names: (string | null)[] | null } | null = null;
   constructor(
     readonly params: Json[] | null,
     readonly portal: Portal | null,
@@ -753,13 +753,14 @@ export class Relay {
         if (this.live) {
           const text = buf.toString('utf8', b, end);
           let masked = text;
-          if (run.copySpec) {
+          const spec = run.copySpec;
+          if (spec && !spec.binary) {
             const found: Sighting[] = [];
-            masked = maskCopyText(this.ctx.masker, text, run.copySpec, found, run.rowCount === 1);
+            masked = maskCopyText(this.ctx.masker, text, spec, found, run.rowCount === 1);
             run.sawOut(found);
           }
           masked = this.ctx.masker.maskText(masked).text;
-          if (run.rows.length < this.headRows) run.rows.push(masked);
+          if (run.rows.length < this.headRows) run.rows.push(spec?.binary ? maskCopyText(this.ctx.masker, masked, spec, [], false) : masked);
           if (masked !== text) return wire.message('d', Buffer.from(masked, 'utf8'));
         } else if (run.rows.length < this.headRows) {
           run.rows.push(buf.toString('utf8', b, Math.min(end, b + this.maxValue)));
@@ -786,7 +787,7 @@ export class Relay {
     const values = decodeDataRow(buf, start + 5, end);
     const cols = run.columns ?? this.portalColumns(run);
     run.columns = cols;
-    const secret = cols ? this.secretColumnsFor(run, cols) : null;
+    const secret = this.secretColumnsFor(run, cols);
     let changed = false;
     const row: Json[] = new Array(values.length);
     for (let i = 0; i < values.length; i++) {
@@ -822,11 +823,13 @@ export class Relay {
     return changed ? encodeDataRow(values) : null;
   }
 
-  private secretColumnsFor(run: Running, cols: Column[]): (string | null)[] | null {
-    if (run.secretCols?.cols === cols) return run.secretCols.names;
-    let names = secretColumns(cols);
+  /** By name when a RowDescription came, and by what the statement's select list computes (even when none came). */
+  private secretColumnsFor(run: Running, cols: Column[] | null): (string | null)[] | null {
+    if (run.secretCols && run.secretCols.cols === cols) return run.secretCols.names;
+    let names = cols ? secretColumns(cols) : null;
     if (run.secretResults) {
-      names = names ? names.slice() : cols.map(() => null);
+      const n = cols ? cols.length : Math.max(...run.secretResults.map((r) => r.index)) + 1;
+      names = names ? names.slice() : new Array<string | null>(n).fill(null);
       for (const r of run.secretResults) if (r.index < names.length) names[r.index] ??= r.column;
     }
     run.secretCols = { cols, names };

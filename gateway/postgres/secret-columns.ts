@@ -92,6 +92,7 @@ export function maskParams(masker: Masker, params: Json[], secret: Array<{ index
  * A line cut off by the recording head is masked as far as it goes.
  */
 export function maskCopyText(masker: Masker, data: string, spec: SecretCopy, into: Sighting[], skipHeader: boolean): string {
+  if (spec.binary) return data.length ? BINARY_COPY_NOTE : data;
   const secretAt = spec.columns.map((c) => (isSecretColumn(c) ? c : null));
   const lines = data.split('\n');
   for (let n = skipHeader && spec.header ? 1 : 0; n < lines.length; n++) {
@@ -115,6 +116,8 @@ export function maskCopyText(masker: Masker, data: string, spec: SecretCopy, int
   }
   return lines.join('\n');
 }
+
+const BINARY_COPY_NOTE = '[binary COPY data with secret columns: not recorded]';
 
 function splitCsv(line: string, delimiter: string): string[] {
   const out: string[] = [];

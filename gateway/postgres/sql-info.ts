@@ -23,6 +23,8 @@ export interface SecretLiteral {
 export interface SecretCopy {
   columns: string[];
   csv: boolean;
+  /** binary COPY: fields cannot be picked out of a head cut anywhere, so none of it is kept */
+  binary: boolean;
   delimiter: string;
   header: boolean;
 }
@@ -37,8 +39,9 @@ export interface StatementInfo {
   secretParams?: Array<{ index: number; column: string }>;
   secretCopy?: SecretCopy;
   /**
-   * Result columns computed from a secret column under another name (`password AS p`,
-   * `upper(token)`), by position in the result; names that are secret themselves need no entry.
+   * Result columns computed from a secret column (`password`, `password AS p`, `upper(token)`),
+   * by position in the result: the alias hides nothing, and it holds when no RowDescription
+   * came (an Execute without Describe).
    */
   secretResults?: Array<{ index: number; column: string }>;
   /** PREPARE name AS …: the SQL-level prepared statement and its secret parameters */
@@ -317,7 +320,7 @@ function secretColumnIn(expr: unknown): string | null {
   return found;
 }
 
-/** Output columns that carry a secret column's value under a name that does not say so. */
+/** Output columns that carry a secret column's value, by position, up to the first `*`. */
 function secretResultsOf(stmt: Node): Array<{ index: number; column: string }> | undefined {
   const top = (stmt.SelectStmt ?? stmt.InsertStmt ?? stmt.UpdateStmt ?? stmt.DeleteStmt) as Node | undefined;
   if (!top) return undefined;
@@ -330,7 +333,7 @@ function secretResultsOf(stmt: Node): Array<{ index: number; column: string }> |
     // a * before this entry makes its position in the result unknown
     if (!t || JSON.stringify(t.val ?? null).includes('"A_Star"')) break;
     const col = secretColumnIn(t.val);
-    if (col && !isSecretName(t.name ?? lastField((t.val as Node | undefined)?.ColumnRef as Node | undefined))) out.push({ index: i, column: col });
+    if (col) out.push({ index: i, column: col });
   }
   return out.length ? out : undefined;
 }
@@ -341,6 +344,7 @@ function copySpec(stmt: Node): SecretCopy | undefined {
   const columns = ((copy.attlist ?? []) as Node[]).map((a) => (a.String as Node | undefined)?.sval).filter((s): s is string => typeof s === 'string');
   if (!columns.some(isSecretName)) return undefined;
   let csv = false;
+  let binary = false;
   let delimiter: string | null = null;
   let header = false;
   for (const o of (copy.options ?? []) as Node[]) {
@@ -348,12 +352,15 @@ function copySpec(stmt: Node): SecretCopy | undefined {
     if (!d) continue;
     const arg = (d.arg as Node | undefined)?.String as Node | undefined;
     const sval = typeof arg?.sval === 'string' ? arg.sval : null;
-    if (d.defname === 'format') csv = sval?.toLowerCase() === 'csv';
+    if (d.defname === 'format') {
+      csv = sval?.toLowerCase() === 'csv';
+      binary = sval?.toLowerCase() === 'binary';
+    } else if (d.defname === 'binary') binary = true;
     else if (d.defname === 'csv') csv = true;
     else if (d.defname === 'delimiter' && sval) delimiter = sval;
     else if (d.defname === 'header') header = sval === null || !/^(false|off|0)$/i.test(sval);
   }
-  return { columns, csv, delimiter: delimiter ?? (csv ? ',' : '\t'), header };
+  return { columns, csv, binary, delimiter: delimiter ?? (csv ? ',' : '\t'), header };
 }
 
 /**

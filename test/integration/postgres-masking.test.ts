@@ -13,7 +13,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { grepDir, startTestGateway, type TestGateway } from '../helpers/gateway';
-import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
+import { RawPgClient, startPostgres, type PostgresServer } from '../helpers/postgres-server';
+import * as wire from '../../gateway/postgres/wire';
 import { ensureGatewayKey } from '../../gateway/store/chain';
 import { openDb } from '../../gateway/store/db';
 import { exportBundle, exportJsonl } from '../../gateway/bundle';
@@ -79,6 +80,27 @@ function fpOf(value: string): string {
   return /:([0-9a-f]+)\]$/.exec(gw.gateway.masker.placeholder('x', value))?.[1] ?? '';
 }
 
+test('an Execute without Describe (no RowDescription) still has its secret columns masked by the select list', async () => {
+  const secret = 'Jn8-no-describe-31';
+  pg.psql(`CREATE TABLE creds (login text, secret text); ALTER TABLE creds OWNER TO app; INSERT INTO creds VALUES ('ops', '${secret}');`, 'app');
+  const a = gw.address('db');
+  const raw = await RawPgClient.login(a.host, a.port, 'claude', token);
+  try {
+    const parse = Buffer.concat([wire.cstr(''), wire.cstr('SELECT login, secret AS s FROM creds'), Buffer.from([0, 0])]);
+    const bind = Buffer.concat([wire.cstr(''), wire.cstr(''), Buffer.from([0, 0, 0, 0, 0, 0])]);
+    const exec = Buffer.concat([wire.cstr(''), Buffer.from([0, 0, 0, 0])]);
+    raw.send(Buffer.concat([wire.message('P', parse), wire.message('B', bind), wire.message('E', exec), wire.message('S', Buffer.alloc(0))]));
+    const frames = await raw.until('Z');
+    assert.deepEqual(frames.map((f) => f.type).join(''), '12DCZ');
+    assert.ok(frames[2].body.includes(Buffer.from(secret)), 'mask: record leaves the traffic untouched');
+  } finally {
+    raw.close();
+  }
+  await gw.flush();
+  assert.deepEqual(gw.grepDataDir(secret), []);
+  assert.ok(gw.findings().some((f) => f.fp === fpOf(secret) && f.direction === 'upstream→client'));
+});
+
 test('a server error quoting a secret value is recorded with the value masked', async () => {
   const lit = 'Zk1-not-an-int-55';
   const bound = 'Yh4-not-an-int-23';
@@ -119,6 +141,7 @@ test('secrets under secret-named columns, in bind parameters, literals, role pas
     `PREPARE ins(text, text) AS INSERT INTO users(name, password) VALUES ($1, $2);`,
     `EXECUTE ins('dave', '${S.execPw}');`,
     `SELECT name, password, api_key FROM users ORDER BY id;`,
+    `COPY users (name, password) TO STDOUT WITH (FORMAT csv, HEADER);`,
   ].join('\n');
   const out = await psql('db', script + '\n');
   assert.equal(out.code, 0, out.stderr);

@@ -81,15 +81,16 @@ test('PREPARE names its secret parameters; EXECUTE lists its argument literals; 
   const e = one("EXECUTE ins('dave', 'pw-e')");
   assert.deepEqual(e.execute?.args.map((a) => [e.text.slice(a.start, a.end), a.index]), [["'dave'", 1], ["'pw-e'", 2]]);
   assert.deepEqual(one("COPY users (name, password) FROM STDIN WITH (FORMAT csv, DELIMITER ';', HEADER)").secretCopy, {
-    columns: ['name', 'password'], csv: true, delimiter: ';', header: true,
+    columns: ['name', 'password'], csv: true, binary: false, delimiter: ';', header: true,
   });
-  assert.deepEqual(one('COPY users (name, password) TO STDOUT').secretCopy, { columns: ['name', 'password'], csv: false, delimiter: '\t', header: false });
+  assert.deepEqual(one('COPY users (name, password) TO STDOUT').secretCopy, { columns: ['name', 'password'], csv: false, binary: false, delimiter: '\t', header: false });
   assert.equal(one('COPY users (name, note) FROM STDIN').secretCopy, undefined);
+  assert.equal(one('COPY users (name, password) TO STDOUT (FORMAT binary)').secretCopy?.binary, true);
 });
 
-test('result columns that compute a secret column under another name, up to the first *', () => {
+test('result columns that compute a secret column, under any name, up to the first *', () => {
   assert.deepEqual(one('SELECT name, password AS p, upper(api_key), id, token FROM users').secretResults, [
-    { index: 1, column: 'password' }, { index: 2, column: 'api_key' },
+    { index: 1, column: 'password' }, { index: 2, column: 'api_key' }, { index: 4, column: 'token' },
   ]);
   assert.deepEqual(one('SELECT password AS x, *, secret AS y FROM users').secretResults, [{ index: 0, column: 'password' }]);
   assert.equal(one('SELECT *, password AS p FROM users').secretResults, undefined);
@@ -122,7 +123,7 @@ test('masking in place: the text keeps its shape, parameters and COPY fields are
   assert.equal(p.length, 1);
 
   const c: Sighting[] = [];
-  const spec = { columns: ['name', 'password'], csv: false, delimiter: '\t', header: false };
+  const spec = { columns: ['name', 'password'], csv: false, binary: false, delimiter: '\t', header: false };
   const copied = maskCopyText(masker, 'carol\tBs1-copy-pw-86\ndan\t\\N\n\\.\n', spec, c, true);
   assert.match(copied, /^carol\t\[MASKED:password:[0-9a-f]{10}\]\ndan\t\\N\n\\\.\n$/);
   const csv = maskCopyText(masker, 'name;password\n"a;b";"x""y-pw"\n', { ...spec, csv: true, delimiter: ';', header: true }, c, true);
