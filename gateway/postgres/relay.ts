@@ -14,7 +14,8 @@ import {
   decodeCString, decodeDataRow, decodeFields, decodeNotification, decodeRowDescription, encodeDataRow, renderValue, type Column,
 } from './server-messages';
 import {
-  isSecretColumn, maskCopyText, maskExecuteText, maskParams, maskStatementText, maskUnder, scrubMessage, type Sighting,
+  forgetTable, isSecretColumn, learnTable, maskCopyText, maskExecuteText, maskParams, maskStatementText, maskUnder, scrubMessage,
+  withLearnedColumns, type Sighting,
 } from './secret-columns';
 import { analyzeSql, type SecretCopy, type StatementInfo } from './sql-info';
 import * as wire from './wire';
@@ -24,6 +25,8 @@ interface Recordable {
   info: StatementInfo;
   text: string;
   sightings: Sighting[];
+  /** bind parameters bound for secret columns (from the statement, or the table's learned columns) */
+  secretParams?: Array<{ index: number; column: string }>;
 }
 
 interface Prepared {
@@ -80,6 +83,8 @@ class Running {
   /** secrets in the result, found by column name */
   sightingsOut: Sighting[] = [];
   private outSeen: Set<string> | null = null;
+  /** SELECT * FROM this table: its result columns are the table's, learned once it succeeds */
+  selectStarFrom: string | null = null;
   /** result columns that hold secrets (by name or by what they compute), once the columns are known */
   secretCols: { cols: Column[] | null; names: (string | null)[] | null } | null = null;
   constructor(
@@ -418,7 +423,7 @@ export class Relay {
         const stmt = this.statements.get(msg.statement) ?? null;
         const sightings: Sighting[] = [];
         const rendered = msg.params.map((p, i) => this.renderParam(p, stmt?.paramTypes[i] ?? 0));
-        const params = maskParams(this.ctx.masker, rendered, stmt?.rec.info.secretParams, sightings);
+        const params = maskParams(this.ctx.masker, rendered, stmt?.rec.secretParams, sightings);
         this.portals.set(msg.portal, { stmt, params, sightings, resultFormats: msg.resultFormats, columns: null });
         this.pending.push({ kind: 'bind' });
         return true;
@@ -492,16 +497,28 @@ export class Relay {
    */
   private recordable(info: StatementInfo): Recordable {
     const sightings: Sighting[] = [];
+    const conn = this.ctx.connection.name;
     if (info.prepare) this.sqlPrepared.set(info.prepare.name, info.prepare.secretParams);
+    // learned before the statement completes, so a CREATE TABLE and an INSERT in one query string connect
+    if (info.tableColumns) learnTable(conn, info.tableColumns.table, info.tableColumns.columns);
+    if (info.alteredTable) forgetTable(conn, info.alteredTable);
+    let secretParams = info.secretParams;
+    const positional = withLearnedColumns(conn, info);
+    if (positional) {
+      const lits = [...(info.secretLiterals ?? []), ...positional.literals].sort((a, b) => a.start - b.start);
+      info = { ...info, secretLiterals: lits.filter((l, i) => i === 0 || l.start >= lits[i - 1].end) };
+      secretParams = [...(secretParams ?? []), ...positional.params];
+    }
     let text = maskStatementText(this.ctx.masker, info, sightings);
     const exec = info.execute;
-    const secretParams = exec ? this.sqlPrepared.get(exec.name) : undefined;
-    if (exec && secretParams?.length && text === info.text) text = maskExecuteText(this.ctx.masker, text, exec.args, secretParams, sightings);
-    return { info, text, sightings };
+    const prepared = exec ? this.sqlPrepared.get(exec.name) : undefined;
+    if (exec && prepared?.length && text === info.text) text = maskExecuteText(this.ctx.masker, text, exec.args, prepared, sightings);
+    return { info, text, sightings, secretParams };
   }
 
   private startRun(rec: Recordable, params: Json[] | null, portal: Portal | null, extra: { portal: string; maxRows: number } | null): Running {
     const run = new Running(params, portal, rec.info.secretCopy ?? null, rec.info.secretResults);
+    run.selectStarFrom = rec.info.selectStarFrom ?? null;
     run.sightingsIn.push(...rec.sightings, ...(portal?.sightings ?? []));
     this.toStart.push({ run, rec, extra });
     return run;
@@ -970,6 +987,7 @@ export class Relay {
         result.copyBytes = run.copyBytes;
         if (run.copy === 'in') result.copyHead = copyHead;
       }
+      if (run.selectStarFrom && run.columns && run.status === 'ok') learnTable(this.ctx.connection.name, run.selectStarFrom, run.columns.map((c) => c.name));
       try {
         if (copyIn.length) this.reportSightings(handle.id, copyIn, 'client→upstream');
         if (run.sightingsOut.length) this.reportSightings(handle.id, run.sightingsOut, 'upstream→client');

@@ -7,7 +7,7 @@
  */
 import type { Json, Masker } from '../core/types';
 import { classifySecretKey } from '../masking/keys';
-import type { SecretCopy, StatementInfo } from './sql-info';
+import type { SecretCopy, SecretLiteral, StatementInfo } from './sql-info';
 
 /** One secret value seen by position: its finding, and the raw value so errors quoting it can be scrubbed. */
 export interface Sighting {
@@ -15,6 +15,39 @@ export interface Sighting {
   fp: string;
   column: string;
   raw: string;
+}
+
+/**
+ * Column lists of tables, per connection, learned from traffic (CREATE TABLE, SELECT * FROM t):
+ * what an INSERT without a column list needs to know where its values go. Bounded; a table
+ * altered through the gateway is forgotten until seen again.
+ */
+const learned = new Map<string, string[]>();
+const MAX_LEARNED = 10_000;
+
+export function learnTable(connection: string, table: string, columns: string[]): void {
+  if (learned.size >= MAX_LEARNED) learned.clear();
+  learned.set(`${connection}\0${table}`, columns);
+}
+
+export function forgetTable(connection: string, table: string): void {
+  learned.delete(`${connection}\0${table}`);
+}
+
+/** The statement as a plain INSERT with its column list, where the table's columns are known and include a secret one. */
+export function withLearnedColumns(connection: string, info: StatementInfo): { literals: SecretLiteral[]; params: Array<{ index: number; column: string }> } | null {
+  const pos = info.insertPositional;
+  const cols = pos ? learned.get(`${connection}\0${pos.table}`) : undefined;
+  if (!pos || !cols || !cols.some(isSecretColumn)) return null;
+  const literals: SecretLiteral[] = [];
+  const params: Array<{ index: number; column: string }> = [];
+  pos.positions.forEach((p, i) => {
+    const column = cols[i];
+    if (column === undefined || !isSecretColumn(column)) return;
+    for (const l of p.literals) literals.push({ ...l, column });
+    for (const index of p.params) params.push({ index, column });
+  });
+  return { literals, params };
 }
 
 /** Whether a column (or key) name marks its values as secrets. */

@@ -46,6 +46,16 @@ export interface StatementInfo {
   secretResults?: Array<{ index: number; column: string }>;
   /** PREPARE name AS …: the SQL-level prepared statement and its secret parameters */
   prepare?: { name: string; secretParams: Array<{ index: number; column: string }> };
+  /**
+   * INSERT without a column list: the literals and parameters at each VALUES position, for the
+   * relay to match against the table's columns where it has learned them.
+   */
+  insertPositional?: { table: string; positions: Array<{ literals: Array<Omit<SecretLiteral, 'column'>>; params: number[] }> };
+  /** what a statement tells of a table's columns: CREATE TABLE lists them, SELECT * FROM one table returns them */
+  tableColumns?: { table: string; columns: string[] };
+  selectStarFrom?: string;
+  /** ALTER/DROP TABLE: what was learned of its columns no longer holds */
+  alteredTable?: string;
   /** EXECUTE name(…): its argument literals, by parameter number */
   execute?: { name: string; args: Array<{ index: number; start: number; end: number; value: string }> };
 }
@@ -363,6 +373,54 @@ function copySpec(stmt: Node): SecretCopy | undefined {
   return { columns, csv, binary, delimiter: delimiter ?? (csv ? ',' : '\t'), header };
 }
 
+/** A table's name as a key: `public.` is the default schema, so `public.t` and `t` are one table. */
+function tableKey(rv: Node | undefined): string | null {
+  if (!rv || typeof rv.relname !== 'string') return null;
+  const schema = typeof rv.schemaname === 'string' && rv.schemaname !== 'public' ? `${rv.schemaname}.` : '';
+  return schema + rv.relname;
+}
+
+/** Table facts and VALUES positions: what lets the relay mask an INSERT that names no columns. */
+function tableFacts(stmt: Node, bytes: Buffer, ascii: boolean, base: number, text: string): Partial<StatementInfo> {
+  const create = stmt.CreateStmt as Node | undefined;
+  if (create) {
+    const table = tableKey(create.relation as Node | undefined);
+    const columns = ((create.tableElts ?? []) as Node[]).map((e) => (e.ColumnDef as Node | undefined)?.colname).filter((c): c is string => typeof c === 'string');
+    return table && columns.length && !create.inhRelations && !create.ofTypename ? { tableColumns: { table, columns } } : {};
+  }
+  const alter = (stmt.AlterTableStmt ?? stmt.RenameStmt) as Node | undefined;
+  if (alter) {
+    const table = tableKey(alter.relation as Node | undefined);
+    return table ? { alteredTable: table } : {};
+  }
+  const sel = stmt.SelectStmt as Node | undefined;
+  if (sel) {
+    const list = (sel.targetList ?? []) as Node[];
+    const from = (sel.fromClause ?? []) as Node[];
+    const only = list.length === 1 ? (((list[0].ResTarget as Node | undefined)?.val as Node | undefined)?.ColumnRef as Node | undefined) : undefined;
+    const fields = (only?.fields ?? []) as Node[];
+    const star = fields.length === 1 && 'A_Star' in fields[0] && !sel.withClause;
+    const table = from.length === 1 ? tableKey(from[0].RangeVar as Node | undefined) : null;
+    return star && table ? { selectStarFrom: table } : {};
+  }
+  const ins = stmt.InsertStmt as Node | undefined;
+  if (!ins || ins.cols) return {};
+  const table = tableKey(ins.relation as Node | undefined);
+  const rows = ((((ins.selectStmt as Node | undefined)?.SelectStmt as Node | undefined)?.valuesLists ?? []) as Node[]).map((l) => ((l.List as Node | undefined)?.items ?? []) as unknown[]);
+  if (!table || rows.length === 0) return {};
+  const positions: NonNullable<StatementInfo['insertPositional']>['positions'] = [];
+  for (const row of rows) {
+    row.forEach((v, i) => {
+      const raw: RawSecrets = { literals: [], params: [] };
+      harvest(v, '', raw);
+      const p = (positions[i] ??= { literals: [], params: [] });
+      for (const l of placeLiterals(raw.literals, bytes, ascii, base, text)) p.literals.push({ start: l.start, end: l.end, value: l.value });
+      for (const q of raw.params) p.params.push(q.index);
+    });
+  }
+  return { insertPositional: { table, positions } };
+}
+
 /**
  * Every name the key classifier calls secret contains one of these, and a name the tree holds
  * is spelled in the text: a statement without any (most of them) skips the tree walks.
@@ -374,6 +432,7 @@ function secretsOf(stmt: Node, bytes: Buffer, ascii: boolean, base: number, text
   const prep = stmt.PrepareStmt as Node | undefined;
   const exec = stmt.ExecuteStmt as Node | undefined;
   const named = SECRET_WORD.test(text);
+  Object.assign(extra, tableFacts(stmt, bytes, ascii, base, text));
   const raw = named ? collectSecrets(prep ? ((prep.query ?? {}) as Node) : stmt) : { literals: [], params: [] };
   if (prep && typeof prep.name === 'string') {
     extra.prepare = { name: prep.name, secretParams: raw.params };
@@ -455,6 +514,6 @@ export function analyzeSql(sql: string): StatementInfo[] {
     out = [{ text: sql.trim(), classification: 'other', targets: [] }];
   }
   remember(byText, sql, out);
-  if (shape !== null && out.length === 1 && !out[0].secretLiterals && !out[0].execute) remember(byShape, shape, out[0]);
+  if (shape !== null && out.length === 1 && !out[0].secretLiterals && !out[0].execute && !out[0].insertPositional) remember(byShape, shape, out[0]);
   return out;
 }

@@ -101,6 +101,27 @@ test('an Execute without Describe (no RowDescription) still has its secret colum
   assert.ok(gw.findings().some((f) => f.fp === fpOf(secret) && f.direction === 'upstream→client'));
 });
 
+test('an INSERT without a column list is masked once the table was seen: created through the gateway, or read with SELECT *', async () => {
+  const v = { bound: 'Qe2-positional-pw-71', literal: 'Tf5-positional-lit-08', later: 'Ua6-after-select-44' };
+  pg.psql('CREATE TABLE legacy (id int, token text); ALTER TABLE legacy OWNER TO app;', 'app');
+  const c = client('db');
+  await c.connect();
+  try {
+    await c.query('CREATE TABLE vault (id int, owner text, secret text)');
+    await c.query('INSERT INTO vault VALUES ($1, $2, $3)', [1, 'a', v.bound]);
+    await c.query(`INSERT INTO vault VALUES (2, 'b', '${v.literal}'), (3, 'c', NULL)`);
+    await c.query('SELECT * FROM legacy');
+    await c.query(`INSERT INTO legacy VALUES (1, '${v.later}')`);
+  } finally {
+    await c.end();
+  }
+  await gw.flush();
+  for (const x of Object.values(v)) {
+    assert.deepEqual(gw.grepDataDir(x), [], `${x} is in no file of the data dir`);
+    assert.ok(gw.findings().some((f) => f.fp === fpOf(x) && f.direction === 'client→upstream'), `a finding for ${x}`);
+  }
+});
+
 test('a server error quoting a secret value is recorded with the value masked', async () => {
   const lit = 'Zk1-not-an-int-55';
   const bound = 'Yh4-not-an-int-23';

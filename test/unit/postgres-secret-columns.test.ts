@@ -98,6 +98,17 @@ test('result columns that compute a secret column, under any name, up to the fir
   assert.equal(one('SELECT id FROM users WHERE password IS NULL').secretResults, undefined);
 });
 
+test('table facts: CREATE TABLE columns, SELECT * FROM one table, ALTER forgets, INSERT positions without a column list', () => {
+  assert.deepEqual(one('CREATE TABLE public.vault (id int, secret text, PRIMARY KEY (id))').tableColumns, { table: 'vault', columns: ['id', 'secret'] });
+  assert.equal(one('SELECT * FROM app.vault').selectStarFrom, 'app.vault');
+  assert.equal(one('SELECT *, 1 FROM vault').selectStarFrom, undefined);
+  assert.equal(one('SELECT * FROM vault a JOIN other b ON true').selectStarFrom, undefined);
+  assert.equal(one('ALTER TABLE vault ADD COLUMN token text').alteredTable, 'vault');
+  const i = one("INSERT INTO vault VALUES (1, 'pw-a'), ($1, upper($2))");
+  assert.deepEqual(i.insertPositional?.table, 'vault');
+  assert.deepEqual(i.insertPositional?.positions.map((p) => [p.literals.map((l) => i.text.slice(l.start, l.end)), p.params]), [[['1'], [1]], [["'pw-a'"], [2]]]);
+});
+
 test('literalEnd reads every literal form and refuses what is not one', () => {
   assert.equal(literalEnd("x = 'a''b' y", 4), 10);
   assert.equal(literalEnd("E'a\\'b'", 0), 7);
