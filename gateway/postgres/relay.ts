@@ -14,7 +14,7 @@ import {
   decodeCString, decodeDataRow, decodeFields, decodeNotification, decodeRowDescription, encodeDataRow, renderValue, type Column,
 } from './server-messages';
 import {
-  forgetTable, isSecretColumn, learnTable, maskCopyText, maskExecuteText, maskParams, maskStatementText, maskUnder, scrubMessage,
+  copyColumns, forgetTable, isSecretColumn, learnTable, maskCopyText, maskExecuteText, maskParams, maskStatementText, maskUnder, scrubMessage,
   withLearnedColumns, type Sighting,
 } from './secret-columns';
 import { analyzeSql, type SecretCopy, type StatementInfo } from './sql-info';
@@ -517,7 +517,7 @@ export class Relay {
   }
 
   private startRun(rec: Recordable, params: Json[] | null, portal: Portal | null, extra: { portal: string; maxRows: number } | null): Running {
-    const run = new Running(params, portal, rec.info.secretCopy ?? null, rec.info.secretResults);
+    const run = new Running(params, portal, copyColumns(this.ctx.connection.name, rec.info.secretCopy), rec.info.secretResults);
     run.selectStarFrom = rec.info.selectStarFrom ?? null;
     run.sightingsIn.push(...rec.sightings, ...(portal?.sightings ?? []));
     this.toStart.push({ run, rec, extra });

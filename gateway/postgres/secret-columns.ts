@@ -50,6 +50,14 @@ export function withLearnedColumns(connection: string, info: StatementInfo): { l
   return { literals, params };
 }
 
+/** A COPY's column list: as written, or the table's learned columns; null when no column is secret. */
+export function copyColumns(connection: string, spec: SecretCopy | undefined): SecretCopy | null {
+  if (!spec) return null;
+  if (spec.columns.length) return spec;
+  const cols = spec.table ? learned.get(`${connection}\0${spec.table}`) : undefined;
+  return cols && cols.some(isSecretColumn) ? { ...spec, columns: cols } : null;
+}
+
 /** Whether a column (or key) name marks its values as secrets. */
 export function isSecretColumn(name: string): boolean {
   return classifySecretKey(name) !== null;

@@ -19,9 +19,13 @@ export interface SecretLiteral {
   value: string;
 }
 
-/** COPY … FROM STDIN / TO STDOUT with a column list that names a secret column. */
+/**
+ * COPY … FROM STDIN / TO STDOUT with a column list that names a secret column, or with no column
+ * list (`columns` empty: the relay fills in the table's columns if it learned them).
+ */
 export interface SecretCopy {
   columns: string[];
+  table?: string;
   csv: boolean;
   /** binary COPY: fields cannot be picked out of a head cut anywhere, so none of it is kept */
   binary: boolean;
@@ -352,7 +356,8 @@ function copySpec(stmt: Node): SecretCopy | undefined {
   const copy = stmt.CopyStmt as Node | undefined;
   if (!copy || copy.filename !== undefined || copy.query !== undefined) return undefined;
   const columns = ((copy.attlist ?? []) as Node[]).map((a) => (a.String as Node | undefined)?.sval).filter((s): s is string => typeof s === 'string');
-  if (!columns.some(isSecretName)) return undefined;
+  const table = columns.length === 0 ? tableKey(copy.relation as Node | undefined) : null;
+  if (!columns.some(isSecretName) && !table) return undefined;
   let csv = false;
   let binary = false;
   let delimiter: string | null = null;
@@ -370,7 +375,9 @@ function copySpec(stmt: Node): SecretCopy | undefined {
     else if (d.defname === 'delimiter' && sval) delimiter = sval;
     else if (d.defname === 'header') header = sval === null || !/^(false|off|0)$/i.test(sval);
   }
-  return { columns, csv, binary, delimiter: delimiter ?? (csv ? ',' : '\t'), header };
+  const spec: SecretCopy = { columns, csv, binary, delimiter: delimiter ?? (csv ? ',' : '\t'), header };
+  if (table) spec.table = table;
+  return spec;
 }
 
 /** A table's name as a key: `public.` is the default schema, so `public.t` and `t` are one table. */
@@ -433,6 +440,8 @@ function secretsOf(stmt: Node, bytes: Buffer, ascii: boolean, base: number, text
   const exec = stmt.ExecuteStmt as Node | undefined;
   const named = SECRET_WORD.test(text);
   Object.assign(extra, tableFacts(stmt, bytes, ascii, base, text));
+  const copy = copySpec(stmt);
+  if (copy) extra.secretCopy = copy;
   const raw = named ? collectSecrets(prep ? ((prep.query ?? {}) as Node) : stmt) : { literals: [], params: [] };
   if (prep && typeof prep.name === 'string') {
     extra.prepare = { name: prep.name, secretParams: raw.params };
@@ -454,8 +463,6 @@ function secretsOf(stmt: Node, bytes: Buffer, ascii: boolean, base: number, text
   if (!named) return extra;
   const lits = placeLiterals(raw.literals, bytes, ascii, base, text);
   if (lits.length) extra.secretLiterals = lits;
-  const copy = copySpec(stmt);
-  if (copy) extra.secretCopy = copy;
   const results = secretResultsOf(prep ? ((prep.query ?? {}) as Node) : stmt);
   if (results) extra.secretResults = results;
   return extra;

@@ -102,7 +102,7 @@ test('an Execute without Describe (no RowDescription) still has its secret colum
 });
 
 test('an INSERT without a column list is masked once the table was seen: created through the gateway, or read with SELECT *', async () => {
-  const v = { bound: 'Qe2-positional-pw-71', literal: 'Tf5-positional-lit-08', later: 'Ua6-after-select-44' };
+  const v = { bound: 'Qe2-positional-pw-71', literal: 'Tf5-positional-lit-08', later: 'Ua6-after-select-44', copied: 'Vb7-copy-nolist-62' };
   pg.psql('CREATE TABLE legacy (id int, token text); ALTER TABLE legacy OWNER TO app;', 'app');
   const c = client('db');
   await c.connect();
@@ -115,6 +115,9 @@ test('an INSERT without a column list is masked once the table was seen: created
   } finally {
     await c.end();
   }
+  const out = await psql('db', `COPY vault FROM STDIN;\n4\td\t${v.copied}\n\\.\nCOPY vault TO STDOUT;\n`);
+  assert.equal(out.code, 0, out.stderr);
+  assert.ok(out.stdout.includes(v.copied));
   await gw.flush();
   for (const x of Object.values(v)) {
     assert.deepEqual(gw.grepDataDir(x), [], `${x} is in no file of the data dir`);

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { analyzeSql, literalEnd, loadSqlParser, type StatementInfo } from '../../gateway/postgres/sql-info';
 import { maskCopyText, maskParams, maskStatementText, scrubMessage, type Sighting } from '../../gateway/postgres/secret-columns';
 import { createMasker } from '../../gateway/masking';
+import { scramMockCandidates, scramMockSalt } from '../../gateway/postgres/scram';
 
 before(() => loadSqlParser());
 
@@ -85,6 +86,7 @@ test('PREPARE names its secret parameters; EXECUTE lists its argument literals; 
   });
   assert.deepEqual(one('COPY users (name, password) TO STDOUT').secretCopy, { columns: ['name', 'password'], csv: false, binary: false, delimiter: '\t', header: false });
   assert.equal(one('COPY users (name, note) FROM STDIN').secretCopy, undefined);
+  assert.deepEqual(one('COPY public.users FROM STDIN').secretCopy, { columns: [], table: 'users', csv: false, binary: false, delimiter: '\t', header: false });
   assert.equal(one('COPY users (name, password) TO STDOUT (FORMAT binary)').secretCopy?.binary, true);
 });
 
@@ -140,4 +142,17 @@ test('masking in place: the text keeps its shape, parameters and COPY fields are
   const csv = maskCopyText(masker, 'name;password\n"a;b";"x""y-pw"\n', { ...spec, csv: true, delimiter: ';', header: true }, c, true);
   assert.match(csv, /^name;password\n"a;b";\[MASKED:password:[0-9a-f]{10}\]\n$/);
   assert.equal(c.length, 2);
+});
+
+test('mock SCRAM salts: 16 bytes like real ones, stable per name and key, unrelated across names and keys', () => {
+  const k1 = randomBytes(32);
+  const k2 = randomBytes(32);
+  assert.equal(scramMockSalt(k1, 'ghost').length, 16);
+  assert.deepEqual(scramMockSalt(k1, 'ghost'), scramMockSalt(k1, 'ghost'));
+  assert.notDeepEqual(scramMockSalt(k1, 'ghost'), scramMockSalt(k1, 'ghost2'));
+  assert.notDeepEqual(scramMockSalt(k1, 'ghost'), scramMockSalt(k2, 'ghost'));
+  const m = scramMockCandidates(k1, 'ghost');
+  assert.equal(m.iterations, 4096);
+  assert.equal(m.verifiers.length, 1);
+  assert.equal(m.verifiers[0].storedKey.length, 32);
 });
