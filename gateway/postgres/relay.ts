@@ -818,13 +818,16 @@ export class Relay {
         const value = typeof rendered === 'string' && format === 0 ? v.toString('utf8') : rendered;
         const found: Sighting[] = [];
         const masked = maskUnder(this.ctx.masker, value, under, found);
-        run.sawOut(found);
-        row[i] = masked === value ? rendered : masked;
-        if (this.live && format === 0 && masked !== value) {
-          values[i] = Buffer.from(String(masked), 'utf8');
-          changed = true;
+        if (masked !== value) {
+          run.sawOut(found);
+          row[i] = masked;
+          if (this.live && format === 0) {
+            values[i] = Buffer.from(String(masked), 'utf8');
+            changed = true;
+          }
+          continue;
         }
-        continue;
+        // a value its column does not make secret (a placeholder, a plain word under a weak key) goes on to the text rules
       }
       if (this.live && v !== null && format === 0) {
         const text = v.toString('utf8');

@@ -521,6 +521,6 @@ export function analyzeSql(sql: string): StatementInfo[] {
     out = [{ text: sql.trim(), classification: 'other', targets: [] }];
   }
   remember(byText, sql, out);
-  if (shape !== null && out.length === 1 && !out[0].secretLiterals && !out[0].execute && !out[0].insertPositional) remember(byShape, shape, out[0]);
+  if (shape !== null && out.length === 1 && !out[0].secretLiterals && !out[0].execute && !out[0].insertPositional && !out[0].secretCopy) remember(byShape, shape, out[0]);
   return out;
 }
