@@ -6,7 +6,8 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { analyzeSql, literalEnd, loadSqlParser, type StatementInfo } from '../../gateway/postgres/sql-info';
+import { analyzeSql, loadSqlParser, type StatementInfo } from '../../gateway/postgres/sql-info';
+import { literalEnd } from '../../gateway/postgres/sql-secrets';
 import { maskCopyText, maskParams, maskStatementText, scrubMessage, type Sighting } from '../../gateway/postgres/secret-columns';
 import { createMasker } from '../../gateway/masking';
 import { scramMockCandidates, scramMockSalt } from '../../gateway/postgres/scram';
