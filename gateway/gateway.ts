@@ -4,7 +4,7 @@ import type { Db } from './store/db';
 import { openDb } from './store/db';
 import { ensureFingerprintKey, ensureGatewayKey, type GatewayKey } from './store/chain';
 import { Recorder } from './store/recorder';
-import { checkCredential, checkScramToken, scramVerifiers } from './store/identities';
+import { checkCredential, checkScramToken, identityExists, scramVerifiers } from './store/identities';
 import { resolveSecrets } from './config/load';
 import type { ConnectionConfig, FlightlogConfig } from './config/schema';
 import type { Listener, ListenerContext, Logger } from './core/listener';
@@ -228,6 +228,7 @@ export class Gateway {
         return r;
       },
       scramVerifiers: (identity) => scramVerifiers(db, identity),
+      knownIdentity: (identity) => identityExists(db, identity),
       authenticateScramToken: (identity, tokenId) => allowed(checkScramToken(db, identity, tokenId)),
       openSession(open) {
         return recorder.openSession({ ...open, connection: connection.name, protocol: connection.protocol });

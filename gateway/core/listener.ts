@@ -27,6 +27,11 @@ export interface ListenerContext {
    * verifiers). Nothing here lets anyone log in. Optional: listeners fall back to cleartext.
    */
   scramVerifiers?(identity: string): ScramVerifierSet | null;
+  /**
+   * Whether a name is an identity at all (revoked ones included). A listener offering SCRAM answers
+   * other names with a mock exchange, so a stranger cannot enumerate identities.
+   */
+  knownIdentity?(identity: string): boolean;
   /** After a SCRAM proof matched `tokenId`: checks revocation and this connection's allow-list, like authenticate(). */
   authenticateScramToken?(identity: string, tokenId: number): AuthResult;
   /** Opens a session in the store; the listener must close it. */

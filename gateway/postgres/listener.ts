@@ -7,9 +7,13 @@
  * keeps (StoredKey/ServerKey, as pg_authid). Cleartext (over TLS when the client asks) is used
  * when options.clientAuth is 'password', or for an identity whose tokens predate verifiers. md5
  * would need a password-equivalent of each token, which is never kept: it falls back to SCRAM.
+ * A name that is no identity gets the same SCRAM exchange under a mock salt (as PostgreSQL
+ * does) and fails at the proof like a wrong token, so names cannot be enumerated.
  */
-import { randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { PostgresUpstream } from '../config/schema';
@@ -18,7 +22,7 @@ import type { AuthResult, Json } from '../core/types';
 import { parseStartupPacket, ProtocolError } from './client-messages';
 import { decodeFields } from './server-messages';
 import { Relay } from './relay';
-import { ScramError, ScramServer } from './scram';
+import { ScramError, scramMockCandidates, ScramServer } from './scram';
 import { loadSqlParser } from './sql-info';
 import { ensureGatewayCert } from './tls-cert';
 import { cancelUpstream, FrameReader, loginUpstream, UpstreamError } from './upstream';
@@ -43,6 +47,7 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
     ctx.log.warn(`postgres ${ctx.connection.name}: unknown clientAuth "${clientAuth}" (use scram-sha-256 or password); using scram-sha-256`);
   }
   if (useScram && (!ctx.scramVerifiers || !ctx.authenticateScramToken)) useScram = false;
+  const mockKey = useScram ? loadMockAuthKey(ctx.dataDir) : null;
   const cert = ensureGatewayCert(ctx.dataDir);
   if (!cert) ctx.log.warn(`postgres ${ctx.connection.name}: openssl not found, TLS to clients is off (plain connections only)`);
   const secureContext = cert ? tls.createSecureContext({ cert: cert.cert, key: cert.key }) : null;
@@ -110,7 +115,13 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
         return fatal('08P01', 'replication connections are not supported through Flightlog');
       }
 
-      const verifiers = useScram && ctx.scramVerifiers ? ctx.scramVerifiers(user) : null;
+      let verifiers = useScram && ctx.scramVerifiers ? ctx.scramVerifiers(user) : null;
+      // identities whose tokens predate verifiers stay on cleartext; any other name gets the mock
+      const mock = useScram && !verifiers && mockKey !== null && !(ctx.knownIdentity?.(user) ?? false);
+      if (mock && mockKey) {
+        const m = scramMockCandidates(mockKey, user);
+        verifiers = { salt: m.salt, iterations: m.iterations, verifiers: m.verifiers.map((v) => ({ tokenId: -1, ...v })) };
+      }
       let auth: AuthResult;
       let method: 'scram-sha-256' | 'password';
       let saslFinal: Buffer | null = null;
@@ -124,7 +135,8 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
           ctx.recordFailedAttempt({ identity: user, clientAddr, reason: 'scram-protocol' });
           return fatal('08P01', err.message);
         }
-        auth = matched ? ctx.authenticateScramToken(user, matched.id) : { ok: false, reason: 'bad-credential' };
+        if (mock) auth = { ok: false, reason: 'unknown-identity' };
+        else auth = matched ? ctx.authenticateScramToken(user, matched.id) : { ok: false, reason: 'bad-credential' };
         if (matched && auth.ok) saslFinal = wire.authRequest(12, Buffer.from(matched.serverFinal, 'utf8'));
       } else {
         method = 'password';
@@ -276,6 +288,28 @@ export function chooseDatabase(
   if (!requested || requested === user) return { database: up.database ?? allowed?.[0] ?? up.user };
   if (!allowed) return { database: requested };
   return { refused: requested, allowed };
+}
+
+/**
+ * The key behind mock SCRAM salts, kept in the data dir (0600) so a name's mock salt survives
+ * restarts just as a real identity's salt does; a salt that changed on restart would tell.
+ */
+function loadMockAuthKey(dataDir: string): Buffer {
+  const file = path.join(dataDir, 'postgres-mock-auth.key');
+  try {
+    const key = fs.readFileSync(file);
+    if (key.length >= 32) return key;
+  } catch {
+    /* created below */
+  }
+  const key = randomBytes(32);
+  try {
+    fs.writeFileSync(`${file}.tmp`, key, { mode: 0o600 });
+    fs.renameSync(`${file}.tmp`, file);
+  } catch {
+    // a read-only data dir still gets mock salts, stable for this run
+  }
+  return key;
 }
 
 /**

@@ -14,13 +14,26 @@ import {
   decodeCString, decodeDataRow, decodeFields, decodeNotification, decodeRowDescription, encodeDataRow, renderValue, type Column,
 } from './server-messages';
 import { functionCallText } from './function-oids';
-import { analyzeSql, type StatementInfo } from './sql-info';
+import {
+  copyColumns, forgetTable, isSecretColumn, learnTable, maskCopyText, maskExecuteText, maskParams, maskStatementText, maskUnder, scrubMessage,
+  withLearnedColumns, type Sighting,
+} from './secret-columns';
+import { analyzeSql, type SecretCopy, type StatementInfo } from './sql-info';
 import * as wire from './wire';
 import { blockedMessage, decisionDetail } from '../policy/decision';
 
+/** A statement as it is recorded: its text with secret literals masked, and what was masked. */
+interface Recordable {
+  info: StatementInfo;
+  text: string;
+  sightings: Sighting[];
+  /** bind parameters bound for secret columns (from the statement, or the table's learned columns) */
+  secretParams?: Array<{ index: number; column: string }>;
+}
+
 interface Prepared {
   sql: string;
-  info: StatementInfo;
+  rec: Recordable;
   paramTypes: number[];
   columns: Column[] | null;
 }
@@ -28,9 +41,26 @@ interface Prepared {
 interface Portal {
   stmt: Prepared | null;
   params: Json[];
+  /** bind parameters masked because of the column they go to */
+  sightings: Sighting[];
   resultFormats: number[];
   columns: Column[] | null;
 }
+
+/** Which result columns hold secrets by name (null: none), per RowDescription. */
+const secretColumnsOf = new WeakMap<Column[], (string | null)[] | null>();
+function secretColumns(cols: Column[]): (string | null)[] | null {
+  let s = secretColumnsOf.get(cols);
+  if (s === undefined) {
+    const names = cols.map((c) => (isSecretColumn(c.name) ? c.name : null));
+    s = names.some((n) => n !== null) ? names : null;
+    secretColumnsOf.set(cols, s);
+  }
+  return s;
+}
+
+/** Distinct secrets reported per result: enough for findings, bounded for huge results. */
+const MAX_RESULT_SIGHTINGS = 1000;
 
 /** One recorded command in flight. */
 class Running {
@@ -50,22 +80,43 @@ class Running {
   copy: 'in' | 'out' | null = null;
   copyBytes = 0;
   copyHead = '';
+  /** secrets the client sent, found by position (literals, parameters, COPY data) */
+  sightingsIn: Sighting[] = [];
+  /** secrets in the result, found by column name */
+  sightingsOut: Sighting[] = [];
+  private outSeen: Set<string> | null = null;
+  /** SELECT * FROM this table: its result columns are the table's, learned once it succeeds */
+  selectStarFrom: string | null = null;
+  /** result columns that hold secrets (by name or by what they compute), once the columns are known */
+  secretCols: { cols: Column[] | null; names: (string | null)[] | null } | null = null;
   constructor(
     readonly params: Json[] | null,
     readonly portal: Portal | null,
+    readonly copySpec: SecretCopy | null = null,
+    readonly secretResults: StatementInfo['secretResults'] = undefined,
   ) {}
+
+  sawOut(found: Sighting[]): void {
+    for (const f of found) {
+      const key = `${f.kind}|${f.fp}`;
+      this.outSeen ??= new Set();
+      if (this.outSeen.has(key) || this.outSeen.size >= MAX_RESULT_SIGHTINGS) continue;
+      this.outSeen.add(key);
+      this.sightingsOut.push({ ...f, raw: '' });
+    }
+  }
 }
 
 /** A command whose recording waits until the chunk that carried it has been forwarded. */
 interface ToStart {
   run: Running;
-  info: StatementInfo;
+  rec: Recordable;
   extra: { portal: string; maxRows: number } | null;
 }
 
 type Pending =
   | { kind: 'query'; runs: Running[]; idx: number }
-  | { kind: 'parse'; sql: string; info: StatementInfo }
+  | { kind: 'parse'; sql: string; rec: Recordable }
   | { kind: 'bind' }
   | { kind: 'describe'; target: { columns: Column[] | null } | null }
   | { kind: 'close' }
@@ -89,6 +140,28 @@ export interface RelayOptions {
 const TYPE_D = 0x44;
 const TYPE_COPYDATA = 0x64;
 
+/**
+ * Statement-carrying client messages (Query, Parse, Bind, FunctionCall) above this size are
+ * refused from their header, before any of the declared bytes are buffered; PostgreSQL's own
+ * limit (1 GiB) would let one message hold that much gateway memory. CopyData keeps the wide
+ * limit: COPY streams many messages, and each is forwarded as it completes.
+ * `options.maxMessageBytes` on the connection changes it.
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+const CAPPED_TYPES = new Set([0x51, 0x50, 0x42, 0x46]);
+const TYPE_NAMES: Record<number, string> = { 0x51: 'Query', 0x50: 'Parse', 0x42: 'Bind', 0x46: 'FunctionCall' };
+
+class MessageTooLarge extends Error {
+  constructor(readonly type: number, readonly size: number, readonly limit: number) {
+    super(`${TYPE_NAMES[type] ?? 'message'} of ${size} bytes exceeds the gateway's limit of ${limit} bytes`);
+  }
+}
+
+function maxMessageBytes(options: Record<string, unknown> | undefined): number {
+  const v = options?.maxMessageBytes;
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1024 && v <= 0x40000000 ? v : DEFAULT_MAX_MESSAGE_BYTES;
+}
+
 export class Relay {
   private readonly ctx: ListenerContext;
   private readonly session: SessionRecorder;
@@ -97,8 +170,11 @@ export class Relay {
   private readonly headRows: number;
   private readonly maxValue: number;
   private readonly live: boolean;
+  private readonly checkClientHeader: (type: number, length: number) => number;
   private readonly statements = new Map<string, Prepared>();
   private readonly portals = new Map<string, Portal>();
+  /** SQL-level PREPARE name → its parameters bound to secret columns (for EXECUTE name(…)) */
+  private readonly sqlPrepared = new Map<string, Array<{ index: number; column: string }>>();
   private readonly pending: Pending[] = [];
   private readonly done: Running[] = [];
   private txStatus: string;
@@ -129,6 +205,11 @@ export class Relay {
     this.headRows = opts.ctx.recording?.headRows ?? 100;
     this.maxValue = Math.min(opts.ctx.recording?.payloadHead ?? 65536, 8192);
     this.live = opts.ctx.connection.mask === 'live';
+    const limit = maxMessageBytes(opts.ctx.connection.options);
+    this.checkClientHeader = (type, length) => {
+      if (CAPPED_TYPES.has(type) && length - 4 > limit) throw new MessageTooLarge(type, length - 4, limit);
+      return checkFrameHeader(type, length);
+    };
   }
 
   start(): void {
@@ -155,7 +236,10 @@ export class Relay {
     try {
       fn();
     } catch (err) {
-      if (err instanceof ProtocolError && side === 'server') {
+      if (err instanceof MessageTooLarge) {
+        this.writeClient(wire.errorResponse({ severity: 'FATAL', code: '54000', message: `Flightlog: ${err.message}` }));
+        this.end('error', err.message);
+      } else if (err instanceof ProtocolError && side === 'server') {
         this.upstreamDied(`upstream protocol error: ${err.message}`);
       } else if (err instanceof ProtocolError) {
         this.writeClient(wire.errorResponse({ severity: 'FATAL', code: '08P01', message: `invalid frontend message: ${err.message}` }));
@@ -298,7 +382,7 @@ export class Relay {
 
   private onClientData(chunk: Buffer): void {
     this.fwdBuf = null;
-    const r = this.frames(chunk, this.clientCarry, this.clientCarryLen, checkFrameHeader, (buf, start, len, inChunk) => {
+    const r = this.frames(chunk, this.clientCarry, this.clientCarryLen, this.checkClientHeader, (buf, start, len, inChunk) => {
       const forward = this.onClientMessage(buf, start, len);
       if (!forward) return;
       if (inChunk && this.fwdBuf === buf && this.fwdEnd === start) {
@@ -337,17 +421,19 @@ export class Relay {
         return this.onQuery(msg.sql);
       case 'Parse': {
         if (this.refuseIfFailed(false)) return false;
-        const info = analyzeSql(msg.sql)[0];
-        if (!this.allowed(info, null, false)) return false;
-        this.statements.set(msg.name, { sql: msg.sql, info, paramTypes: msg.paramTypes, columns: null });
-        this.pending.push({ kind: 'parse', sql: msg.sql, info });
+        const rec = this.recordable(analyzeSql(msg.sql)[0]);
+        if (!this.allowed(rec, false)) return false;
+        this.statements.set(msg.name, { sql: msg.sql, rec, paramTypes: msg.paramTypes, columns: null });
+        this.pending.push({ kind: 'parse', sql: msg.sql, rec });
         return true;
       }
       case 'Bind': {
         if (this.refuseIfFailed(false)) return false;
         const stmt = this.statements.get(msg.statement) ?? null;
-        const params = msg.params.map((p, i) => this.renderParam(p, stmt?.paramTypes[i] ?? 0));
-        this.portals.set(msg.portal, { stmt, params, resultFormats: msg.resultFormats, columns: null });
+        const sightings: Sighting[] = [];
+        const rendered = msg.params.map((p, i) => this.renderParam(p, stmt?.paramTypes[i] ?? 0));
+        const params = maskParams(this.ctx.masker, rendered, stmt?.rec.secretParams, sightings);
+        this.portals.set(msg.portal, { stmt, params, sightings, resultFormats: msg.resultFormats, columns: null });
         this.pending.push({ kind: 'bind' });
         return true;
       }
@@ -359,8 +445,8 @@ export class Relay {
       case 'Execute': {
         if (this.refuseIfFailed(false)) return false;
         const portal = this.portals.get(msg.portal) ?? null;
-        const info = portal?.stmt?.info ?? { text: '', classification: 'other' as const, targets: [] };
-        const run = this.startRun(info, portal?.params ?? null, portal, { portal: msg.portal, maxRows: msg.maxRows });
+        const rec = portal?.stmt?.rec ?? { info: { text: '', classification: 'other' as const, targets: [] }, text: '', sightings: [] };
+        const run = this.startRun(rec, portal?.params ?? null, portal, { portal: msg.portal, maxRows: msg.maxRows });
         this.pending.push({ kind: 'execute', run });
         return true;
       }
@@ -394,8 +480,9 @@ export class Relay {
       case 'FunctionCall': {
         if (this.refuseIfFailed(true)) return false;
         const info: StatementInfo = { text: functionCallText(msg.oid), classification: 'other', targets: [] };
-        if (!this.allowed(info, null, true)) return false;
-        const run = this.startRun(info, msg.args.map((a) => this.renderParam(a, 0)), null, null);
+        const rec: Recordable = { info, text: info.text, sightings: [] };
+        if (!this.allowed(rec, true)) return false;
+        const run = this.startRun(rec, msg.args.map((a) => this.renderParam(a, 0)), null, null);
         this.pending.push({ kind: 'fcall', run });
         return true;
       }
@@ -406,17 +493,59 @@ export class Relay {
 
   private onQuery(sql: string): boolean {
     if (this.refuseIfFailed(true)) return false;
-    const infos = analyzeSql(sql);
-    for (const info of infos) if (!this.allowed(info, null, true)) return false;
-    const runs = infos.map((info) => this.startRun(info, null, null, null));
+    const recs = analyzeSql(sql).map((info) => this.recordable(info));
+    for (const rec of recs) if (!this.allowed(rec, true)) return false;
+    const runs = recs.map((rec) => this.startRun(rec, null, null, null));
     this.pending.push({ kind: 'query', runs, idx: 0 });
     return true;
   }
 
-  private startRun(info: StatementInfo, params: Json[] | null, portal: Portal | null, extra: { portal: string; maxRows: number } | null): Running {
-    const run = new Running(params, portal);
-    this.toStart.push({ run, info, extra });
+  /**
+   * The text to record for a statement: literals bound for secret columns (and EXECUTE arguments
+   * bound for secret parameters of a PREPARE seen earlier) masked in place, by position.
+   */
+  private recordable(info: StatementInfo): Recordable {
+    const sightings: Sighting[] = [];
+    const conn = this.ctx.connection.name;
+    if (info.prepare) this.sqlPrepared.set(info.prepare.name, info.prepare.secretParams);
+    // learned before the statement completes, so a CREATE TABLE and an INSERT in one query string connect
+    if (info.tableColumns) learnTable(conn, info.tableColumns.table, info.tableColumns.columns);
+    if (info.alteredTable) forgetTable(conn, info.alteredTable);
+    let secretParams = info.secretParams;
+    const positional = withLearnedColumns(conn, info);
+    if (positional) {
+      const lits = [...(info.secretLiterals ?? []), ...positional.literals].sort((a, b) => a.start - b.start);
+      info = { ...info, secretLiterals: lits.filter((l, i) => i === 0 || l.start >= lits[i - 1].end) };
+      secretParams = [...(secretParams ?? []), ...positional.params];
+    }
+    let text = maskStatementText(this.ctx.masker, info, sightings);
+    const exec = info.execute;
+    const prepared = exec ? this.sqlPrepared.get(exec.name) : undefined;
+    if (exec && prepared?.length && text === info.text) text = maskExecuteText(this.ctx.masker, text, exec.args, prepared, sightings);
+    return { info, text, sightings, secretParams };
+  }
+
+  private startRun(rec: Recordable, params: Json[] | null, portal: Portal | null, extra: { portal: string; maxRows: number } | null): Running {
+    const run = new Running(params, portal, copyColumns(this.ctx.connection.name, rec.info.secretCopy), rec.info.secretResults);
+    run.selectStarFrom = rec.info.selectStarFrom ?? null;
+    run.sightingsIn.push(...rec.sightings, ...(portal?.sightings ?? []));
+    this.toStart.push({ run, rec, extra });
     return run;
+  }
+
+  /** One finding per distinct secret a command carried by position (the recorder sees only placeholders). */
+  private reportSightings(commandId: number, sightings: readonly Sighting[], direction: 'client→upstream' | 'upstream→client'): void {
+    const seen = new Set<string>();
+    for (const s of sightings) {
+      const key = `${s.kind}|${s.fp}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      this.session.finding({
+        category: 'secret', kind: s.kind, fp: s.fp, direction, commandId,
+        maskedLive: direction === 'upstream→client' && this.live ? true : undefined,
+        detail: { column: s.column },
+      });
+    }
   }
 
   /** Records the commands whose bytes were just forwarded, in the order they arrived. */
@@ -424,7 +553,8 @@ export class Relay {
     if (this.toStart.length === 0) return;
     const list = this.toStart;
     this.toStart = [];
-    for (const { run, info, extra } of list) {
+    for (const { run, rec, extra } of list) {
+      const info = rec.info;
       const params = run.params;
       const detail: { [k: string]: Json } = {};
       if (params) detail.params = params;
@@ -434,33 +564,38 @@ export class Relay {
       }
       const handle = this.session.startCommand({
         kind: 'sql',
-        text: info.text,
+        text: rec.text,
         classification: info.classification,
         targets: info.targets,
         detail,
       });
-      const data: { [k: string]: Json } = { sql: info.text };
+      const data: { [k: string]: Json } = { sql: rec.text };
       if (params) data.params = params;
       this.session.event('query', 'client→upstream', data, { commandId: handle.id });
+      if (run.sightingsIn.length) this.reportSightings(handle.id, run.sightingsIn, 'client→upstream');
       run.handle = handle;
     }
   }
 
   /** Policy check; on block, records it and queues the client's ErrorResponse in order. */
-  private allowed(info: StatementInfo, _params: Json[] | null, simple: boolean): boolean {
+  private allowed(rec: Recordable, simple: boolean): boolean {
+    const info = rec.info;
+    // policy sees the recorded text: a held command's text reaches reviewers, so no raw secret may ride along
     const decision = this.ctx.policy({
       connection: this.ctx.connection.name,
       protocol: 'postgres',
       identity: this.opts.identity,
       kind: 'sql',
+      // rules match the statement as the server will run it; the recorded text is the masked one
       text: info.text,
       classification: info.classification,
     });
     if (decision.action === 'allow') return true;
     this.flushStarts();
-    const handle = this.session.startCommand({ kind: 'sql', text: info.text, classification: info.classification, targets: info.targets });
+    const handle = this.session.startCommand({ kind: 'sql', text: rec.text, classification: info.classification, targets: info.targets });
+    if (rec.sightings.length) this.reportSightings(handle.id, rec.sightings, 'client→upstream');
     const message = blockedMessage(decision);
-    this.session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: handle.id, detail: decisionDetail(decision, info.text) });
+    this.session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: handle.id, detail: decisionDetail(decision, rec.text) });
     handle.finish({ status: 'blocked', error: message, result: { error: message } });
     this.queueSynthetic(wire.errorResponse({ severity: 'ERROR', code: '42501', message }), simple);
     return false;
@@ -651,8 +786,15 @@ export class Relay {
         run.hash.update(buf.subarray(b, end));
         if (this.live) {
           const text = buf.toString('utf8', b, end);
-          const masked = this.ctx.masker.maskText(text).text;
-          if (run.rows.length < this.headRows) run.rows.push(masked);
+          let masked = text;
+          const spec = run.copySpec;
+          if (spec && !spec.binary) {
+            const found: Sighting[] = [];
+            masked = maskCopyText(this.ctx.masker, text, spec, found, run.rowCount === 1);
+            run.sawOut(found);
+          }
+          masked = this.ctx.masker.maskText(masked).text;
+          if (run.rows.length < this.headRows) run.rows.push(spec?.binary ? maskCopyText(this.ctx.masker, masked, spec, [], false) : masked);
           if (masked !== text) return wire.message('d', Buffer.from(masked, 'utf8'));
         } else if (run.rows.length < this.headRows) {
           run.rows.push(buf.toString('utf8', b, Math.min(end, b + this.maxValue)));
@@ -679,12 +821,31 @@ export class Relay {
     const values = decodeDataRow(buf, start + 5, end);
     const cols = run.columns ?? this.portalColumns(run);
     run.columns = cols;
+    const secret = this.secretColumnsFor(run, cols);
     let changed = false;
     const row: Json[] = new Array(values.length);
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
       const col = cols?.[i];
       const format = col?.format ?? 0;
+      const under = secret?.[i];
+      if (under && v !== null) {
+        // masked whole by the column's name, from the full value (the rendered one may be cut)
+        const rendered = renderValue(v, format, col?.typeOid ?? 0, this.maxValue);
+        const value = typeof rendered === 'string' && format === 0 ? v.toString('utf8') : rendered;
+        const found: Sighting[] = [];
+        const masked = maskUnder(this.ctx.masker, value, under, found);
+        if (masked !== value) {
+          run.sawOut(found);
+          row[i] = masked;
+          if (this.live && format === 0) {
+            values[i] = Buffer.from(String(masked), 'utf8');
+            changed = true;
+          }
+          continue;
+        }
+        // a value its column does not make secret (a placeholder, a plain word under a weak key) goes on to the text rules
+      }
       if (this.live && v !== null && format === 0) {
         const text = v.toString('utf8');
         const masked = this.ctx.masker.maskText(text).text;
@@ -697,6 +858,19 @@ export class Relay {
     }
     if (run.rows.length < this.headRows) run.rows.push(row);
     return changed ? encodeDataRow(values) : null;
+  }
+
+  /** By name when a RowDescription came, and by what the statement's select list computes (even when none came). */
+  private secretColumnsFor(run: Running, cols: Column[] | null): (string | null)[] | null {
+    if (run.secretCols && run.secretCols.cols === cols) return run.secretCols.names;
+    let names = cols ? secretColumns(cols) : null;
+    if (run.secretResults) {
+      const n = cols ? cols.length : Math.max(...run.secretResults.map((r) => r.index)) + 1;
+      names = names ? names.slice() : new Array<string | null>(n).fill(null);
+      for (const r of run.secretResults) if (r.index < names.length) names[r.index] ??= r.column;
+    }
+    run.secretCols = { cols, names };
+    return names;
   }
 
   private portalColumns(run: Running): Column[] | null {
@@ -751,8 +925,11 @@ export class Relay {
       victim.run.error = message;
       this.complete(victim.run, 'error');
     } else if (head.kind === 'parse') {
-      const h = this.session.startCommand({ kind: 'sql', text: head.info.text, classification: head.info.classification, targets: head.info.targets });
-      h.finish({ status: 'error', error: message, result: { error: message } });
+      const { rec } = head;
+      const h = this.session.startCommand({ kind: 'sql', text: rec.text, classification: rec.info.classification, targets: rec.info.targets });
+      if (rec.sightings.length) this.reportSightings(h.id, rec.sightings, 'client→upstream');
+      const safe = scrubMessage(message, rec.sightings);
+      h.finish({ status: 'error', error: safe, result: { error: safe } });
     } else {
       this.session.event('error', 'upstream→client', { severity: f.S ?? null, code: f.C ?? null, message: f.M ?? '' });
     }
@@ -801,14 +978,26 @@ export class Relay {
       const handle = run.handle;
       if (!handle) continue;
       const sha256 = run.hash ? run.hash.digest('hex') : null;
+      const copyIn: Sighting[] = [];
+      let copyHead = run.copyHead;
+      if (run.copySpec && run.copy === 'in') copyHead = maskCopyText(this.ctx.masker, copyHead, run.copySpec, copyIn, true);
+      if (run.copySpec && run.copy === 'out' && !this.live) {
+        const found: Sighting[] = [];
+        run.rows = run.rows.map((r, i) => (typeof r === 'string' ? maskCopyText(this.ctx.masker, r, run.copySpec as SecretCopy, found, i === 0) : r));
+        run.sawOut(found);
+      }
+      // a server error may quote the value it choked on: the secrets this command carried are scrubbed from it
+      const scrub = run.sightingsIn.length || copyIn.length ? [...run.sightingsIn, ...copyIn] : null;
+      const error = scrub && run.error ? scrubMessage(run.error, scrub) : run.error;
+      const notices = scrub && run.notices ? run.notices.map((n) => scrubMessage(n, scrub)) : run.notices;
       const result: { [k: string]: Json } = {
         columns: run.columns ? run.columns.map((c) => ({ name: c.name, type: c.typeOid })) : null,
         rows: run.rows,
         rowCount: run.rowCount,
         tag: run.tag,
         sha256,
-        error: run.error,
-        notices: run.notices,
+        error,
+        notices,
         txStatus: tx,
         params: run.params,
       };
@@ -816,11 +1005,14 @@ export class Relay {
       if (run.copy) {
         result.copy = run.copy;
         result.copyBytes = run.copyBytes;
-        if (run.copy === 'in') result.copyHead = run.copyHead;
+        if (run.copy === 'in') result.copyHead = copyHead;
       }
+      if (run.selectStarFrom && run.columns && run.status === 'ok') learnTable(this.ctx.connection.name, run.selectStarFrom, run.columns.map((c) => c.name));
       try {
-        this.session.event('result', 'upstream→client', { tag: run.tag, rowCount: run.rowCount, sha256, error: run.error }, { commandId: handle.id, maskedLive: this.live || undefined });
-        handle.finish({ status: run.status, result, error: run.error ?? undefined });
+        if (copyIn.length) this.reportSightings(handle.id, copyIn, 'client→upstream');
+        if (run.sightingsOut.length) this.reportSightings(handle.id, run.sightingsOut, 'upstream→client');
+        this.session.event('result', 'upstream→client', { tag: run.tag, rowCount: run.rowCount, sha256, error }, { commandId: handle.id, maskedLive: this.live || undefined });
+        handle.finish({ status: run.status, result, error: error ?? undefined });
       } catch (err) {
         this.ctx.log.error(`postgres session ${this.session.id}: recording a result failed`);
       }

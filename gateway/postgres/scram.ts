@@ -119,6 +119,30 @@ export class ScramClient {
   }
 }
 
+/**
+ * PostgreSQL's scram_mock_salt: the salt offered to a name with no verifiers, derived from a
+ * secret key of the gateway so it is the same for that name on every attempt and restart, as a
+ * real identity's salt is, and unrelated to any other name's.
+ */
+export function scramMockSalt(key: Buffer, user: string): Buffer {
+  return createHmac('sha256', key).update(`scram-mock-salt\0${user}`).digest().subarray(0, 16);
+}
+
+/**
+ * A verifier set for a name that is not an identity: the exchange runs exactly as for a real
+ * one and fails at the proof, since no password leads to these random-looking keys.
+ */
+export function scramMockCandidates(key: Buffer, user: string): { salt: Buffer; iterations: number; verifiers: ScramVerifier[] } {
+  return {
+    salt: scramMockSalt(key, user),
+    iterations: SCRAM_ITERATIONS,
+    verifiers: [{
+      storedKey: createHmac('sha256', key).update(`scram-mock-stored-key\0${user}`).digest(),
+      serverKey: createHmac('sha256', key).update(`scram-mock-server-key\0${user}`).digest(),
+    }],
+  };
+}
+
 /** The verifiers one identity may log in with: one salt and count, one verifier per token. */
 export interface ScramCandidates<T> {
   salt: Buffer;

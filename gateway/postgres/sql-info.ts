@@ -2,15 +2,67 @@
  * Statement classification and touched tables, from libpg-query (the real PostgreSQL parser).
  * Parsing costs ~40 µs, so results are cached per text and, for simple texts, per "shape"
  * (literals replaced), which is what lets pgbench-style traffic with varying literals stay cheap.
+ * Where a statement puts secrets comes from sql-secrets.ts, on the same parse.
  */
 import * as pgQuery from 'libpg-query';
+import { secretsOf, walk, type Node } from './sql-secrets';
 
 export type Classification = 'read' | 'write' | 'ddl' | 'transaction' | 'other';
+
+/** A literal in a statement's text whose value lands in a secret-named column or option. */
+export interface SecretLiteral {
+  /** UTF-16 offsets of the whole literal token (quotes included) in `text` */
+  start: number;
+  end: number;
+  /** the column or option name it belongs to: the key hint for structural masking */
+  column: string;
+  /** the literal's value as the server reads it */
+  value: string;
+}
+
+/**
+ * COPY … FROM STDIN / TO STDOUT with a column list that names a secret column, or with no column
+ * list (`columns` empty: the relay fills in the table's columns if it learned them).
+ */
+export interface SecretCopy {
+  columns: string[];
+  table?: string;
+  csv: boolean;
+  /** binary COPY: fields cannot be picked out of a head cut anywhere, so none of it is kept */
+  binary: boolean;
+  delimiter: string;
+  header: boolean;
+}
 
 export interface StatementInfo {
   text: string;
   classification: Classification;
   targets: string[];
+  /** literals of `text` that hold a secret by where they go (INSERT/UPDATE columns, WHERE, PASSWORD '…') */
+  secretLiterals?: SecretLiteral[];
+  /** bind parameters ($n, 1-based) that land in a secret-named column */
+  secretParams?: Array<{ index: number; column: string }>;
+  secretCopy?: SecretCopy;
+  /**
+   * Result columns computed from a secret column (`password`, `password AS p`, `upper(token)`),
+   * by position in the result: the alias hides nothing, and it holds when no RowDescription
+   * came (an Execute without Describe).
+   */
+  secretResults?: Array<{ index: number; column: string }>;
+  /** PREPARE name AS …: the SQL-level prepared statement and its secret parameters */
+  prepare?: { name: string; secretParams: Array<{ index: number; column: string }> };
+  /**
+   * INSERT without a column list: the literals and parameters at each VALUES position, for the
+   * relay to match against the table's columns where it has learned them.
+   */
+  insertPositional?: { table: string; positions: Array<{ literals: Array<Omit<SecretLiteral, 'column'>>; params: number[] }> };
+  /** what a statement tells of a table's columns: CREATE TABLE lists them, SELECT * FROM one table returns them */
+  tableColumns?: { table: string; columns: string[] };
+  selectStarFrom?: string;
+  /** ALTER/DROP TABLE: what was learned of its columns no longer holds */
+  alteredTable?: string;
+  /** EXECUTE name(…): its argument literals, by parameter number */
+  execute?: { name: string; args: Array<{ index: number; start: number; end: number; value: string }> };
 }
 
 let loaded: Promise<void> | null = null;
@@ -21,7 +73,6 @@ export function loadSqlParser(): Promise<void> {
   return loaded;
 }
 
-type Node = { [key: string]: unknown };
 
 const WRITE_NODES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt', 'TruncateStmt']);
 const DDL_NODES = new Set([
@@ -34,18 +85,6 @@ function isDdl(name: string): boolean {
   return DDL_NODES.has(name) || /^(Create|Alter|Drop)/.test(name);
 }
 
-/** Walks any parse-tree value, calling visit(nodeName, node) for each named node. */
-function walk(value: unknown, visit: (name: string, node: Node) => void): void {
-  if (Array.isArray(value)) {
-    for (const v of value) walk(v, visit);
-    return;
-  }
-  if (value === null || typeof value !== 'object') return;
-  for (const [k, v] of Object.entries(value as Node)) {
-    if (v !== null && typeof v === 'object' && !Array.isArray(v) && /^[A-Z]/.test(k)) visit(k, v as Node);
-    walk(v, visit);
-  }
-}
 
 function classifyNode(name: string, node: Node): Classification {
   if (name === 'TransactionStmt') return 'transaction';
@@ -126,22 +165,28 @@ export function analyzeSql(sql: string): StatementInfo[] {
   if (hit) return hit;
   const shape = shapeOf(sql);
   if (shape !== null) {
+    // a shape is only kept when no literal of it is a secret: the literals differ, the rest holds
     const s = byShape.get(shape);
-    if (s) return [{ text: sql.trim(), classification: s.classification, targets: s.targets }];
+    if (s) return [{ ...s, text: sql.trim() }];
   }
   let out: StatementInfo[];
   try {
     const tree = pgQuery.parseSync(sql) as unknown as { stmts?: { stmt: Node; stmt_location?: number; stmt_len?: number }[] };
     const stmts = tree.stmts ?? [];
     const bytes = Buffer.from(sql, 'utf8');
+    const ascii = bytes.length === sql.length;
     out = stmts.map((s) => {
       const name = Object.keys(s.stmt)[0];
-      const loc = s.stmt_location ?? 0;
-      const len = s.stmt_len ?? bytes.length - loc;
+      const loc = stmts.length === 1 ? 0 : s.stmt_location ?? 0;
+      const len = stmts.length === 1 ? bytes.length : s.stmt_len ?? bytes.length - loc;
+      const slice = bytes.toString('utf8', loc, loc + len);
+      const text = slice.trim();
+      const base = loc + Buffer.byteLength(slice.slice(0, slice.length - slice.trimStart().length));
       return {
-        text: stmts.length === 1 ? sql.trim() : bytes.toString('utf8', loc, loc + len).trim(),
+        text,
         classification: classifyNode(name, s.stmt[name] as Node),
         targets: targetsOf(s.stmt),
+        ...secretsOf(s.stmt, bytes, ascii, base, text),
       };
     });
     if (out.length === 0) out = [{ text: sql.trim(), classification: 'other', targets: [] }];
@@ -149,6 +194,6 @@ export function analyzeSql(sql: string): StatementInfo[] {
     out = [{ text: sql.trim(), classification: 'other', targets: [] }];
   }
   remember(byText, sql, out);
-  if (shape !== null && out.length === 1) remember(byShape, shape, out[0]);
+  if (shape !== null && out.length === 1 && !out[0].secretLiterals && !out[0].execute && !out[0].insertPositional && !out[0].secretCopy) remember(byShape, shape, out[0]);
   return out;
 }

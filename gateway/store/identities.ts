@@ -95,6 +95,11 @@ export function scramVerifiers(db: Db, identity: string): ScramVerifierSet | nul
   };
 }
 
+/** Whether `name` is an identity, revoked or not. */
+export function identityExists(db: Db, name: string): boolean {
+  return cached(db, 'exists').prepare('SELECT 1 FROM identities WHERE name = ?').get(name) !== undefined;
+}
+
 /** After a SCRAM proof matched token `tokenId`: is that token (and its identity) still valid, and for which run? */
 export function checkScramToken(db: Db, identity: string, tokenId: number): AuthResult {
   const row = db
