@@ -283,10 +283,15 @@ export class Exchange {
     }
     this.req.on('data', (chunk: Buffer) => {
       this.reqTap.push(chunk);
+      if (upReq.destroyed || upReq.writableEnded) return;
       if (!upReq.write(chunk)) this.req.pause();
     });
     upReq.on('drain', () => this.req.resume());
-    this.req.on('end', () => upReq.end());
+    this.req.on('end', () => {
+      if (!upReq.destroyed) upReq.end();
+    });
+    // a client aborting its upload: the close handler above records it as cancelled
+    this.req.on('error', () => undefined);
   }
 
   private onUpstreamError(err: unknown): void {
