@@ -7,15 +7,16 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ListenerContext } from '../core/listener';
-import type { CommandHandle, CommandKind, CommandStatus, Json, SessionRecorder } from '../core/types';
+import type { CommandHandle, CommandKind, CommandStatus, Json, SecretHit, SessionRecorder } from '../core/types';
 import { HttpGatewayError, upstreamError } from './errors';
 import { detectLlmEndpoint, llmDialect, type LlmDialect } from './llm';
 import type { ConversationTracker } from './llm-turns';
 import { llmCommandText, parseJson, type LlmRequestInfo, type LlmStreamAssembler, type LlmTurn } from './llm-types';
 import { authenticateRequest, sendError, RUN_HEADER, type ClientConnection, type HttpListenerOptions } from './connection';
-import { PayloadTap, bodyRecord, decodeContent } from './payload';
+import { PayloadTap, bodyRecord, decodeContent, type BodyRecord } from './payload';
 import { SecretScrubber } from './scrub';
 import { SseParser, type SseEvent } from './sse';
+import { SseStreamMasker } from './sse-mask';
 import { CREDENTIAL_KIND, forwardHeaders, upstreamPath, type UpstreamTarget } from './upstream';
 
 export interface ExchangeShared {
@@ -93,6 +94,9 @@ export class Exchange {
   private finished = false;
   private readonly scrubber: SecretScrubber;
   private sseCount = 0;
+  /** an event stream is recorded masked over its reassembled deltas, never as the raw bytes */
+  private sseRecord: SseStreamMasker | null = null;
+  private sseBody = { text: '', over: false };
 
   constructor(
     private readonly shared: ExchangeShared,
@@ -343,10 +347,21 @@ export class Exchange {
       return;
     }
     let liveSse: SseParser | null = null;
+    let liveMasker: SseStreamMasker | null = null;
     if (live && isSse) {
-      // live masking of a stream: re-emit each event masked, as it arrives
+      // live masking of a stream: re-emit each event masked over the text its deltas build, so a
+      // secret split across deltas reaches the client masked too
       delete headers['content-length'];
-      liveSse = new SseParser((e) => this.res.write(serializeSse(e, (t) => this.ctx.masker.maskText(t).text)));
+      const lm = new SseStreamMasker(this.ctx.masker, (e) => this.res.write(serializeSse(e, (t) => this.ctx.masker.maskText(t).text)));
+      liveMasker = lm;
+      liveSse = new SseParser((e) => lm.push(e));
+    }
+    if (isSse) {
+      this.sseRecord = new SseStreamMasker(
+        this.ctx.masker,
+        (e) => this.recordSse(e),
+        (hits) => this.streamHits(hits),
+      );
     }
     const sse = isSse ? new SseParser((e) => this.onSseEvent(e)) : null;
     this.res.writeHead(status, upRes.statusMessage, headers);
@@ -375,8 +390,11 @@ export class Exchange {
     upRes.on('end', () => {
       if (this.finished) return;
       const rest = this.scrubber.flush();
-      if (liveSse) liveSse.push(rest);
-      else if (rest.length > 0) this.res.write(rest);
+      if (liveSse) {
+        liveSse.push(rest);
+        liveSse.end();
+        liveMasker?.end();
+      } else if (rest.length > 0) this.res.write(rest);
       sse?.end();
       if (upRes.complete === false) {
         this.onUpstreamError(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
@@ -389,13 +407,48 @@ export class Exchange {
 
   private onSseEvent(e: SseEvent): void {
     this.sseCount++;
-    if (this.command) {
-      const data: Record<string, Json> = { event: e.event, data: e.data };
-      if (e.id !== undefined) data.id = e.id;
-      const commandId = this.command.id;
-      this.recordSafe(() => this.session.event('sse', 'upstream→client', data, { commandId }));
-    }
     this.llm?.assembler?.event(e.event, e.data);
+    this.sseRecord?.push(e);
+  }
+
+  /** One event as recorded: its deltas already carry their slice of the masked stream. */
+  private recordSse(e: SseEvent): void {
+    const cap = this.ctx.recording?.payloadHead ?? 64 * 1024;
+    const text = serializeSse(e, (t) => t);
+    if (!this.sseBody.over) {
+      if (this.sseBody.text.length + text.length <= cap) this.sseBody.text += text;
+      else this.sseBody.over = true;
+    }
+    if (!this.command) return;
+    const data: Record<string, Json> = { event: e.event, data: e.data };
+    if (e.id !== undefined) data.id = e.id;
+    const commandId = this.command.id;
+    this.recordSafe(() => this.session.event('sse', 'upstream→client', data, { commandId }));
+  }
+
+  /** Secrets only the reassembled stream shows (split across deltas) are findings too. */
+  private streamHits(hits: SecretHit[]): void {
+    if (!this.command) return;
+    const commandId = this.command.id;
+    for (const h of hits) {
+      this.recordSafe(() => this.session.finding({ category: 'secret', kind: h.kind, fp: h.fp, direction: 'upstream→client', commandId }));
+    }
+  }
+
+  /**
+   * The response body of an event stream as stored: the masked events re-serialized (the raw
+   * bytes would keep each delta of a split secret), with the size and SHA-256 of what was sent.
+   */
+  private sseBodyRecord(): BodyRecord {
+    return {
+      size: this.resTap.size,
+      sha256: this.resTap.digest(),
+      truncated: this.sseBody.over,
+      encoding: 'utf8',
+      decoded: null,
+      body: this.sseBody.text,
+      maskedStream: true,
+    };
   }
 
   private collectLlm(chunk: Buffer): void {
@@ -462,6 +515,7 @@ export class Exchange {
   private finish(status: CommandStatus, error?: string, gatewayStatus?: number, gatewayCode?: string): void {
     if (this.finished) return;
     this.finished = true;
+    this.sseRecord?.end();
     if (this.scrubber.hits > 0 && this.command) {
       const commandId = this.command.id;
       this.recordSafe(() =>
@@ -488,7 +542,7 @@ export class Exchange {
       requestHeaders: recordedHeaders(this.ctx, this.upstreamHeaders, target.credentialHeaders),
       headers: upRes ? recordedHeaders(this.ctx, this.responseHeaders, target.credentialHeaders) : {},
       requestBody: bodyRecord(this.reqTap, this.reqTap.digest(), this.req.headers, cap),
-      responseBody: upRes ? bodyRecord(this.resTap, this.resTap.digest(), upRes.headers, cap) : null,
+      responseBody: !upRes ? null : this.sseRecord ? this.sseBodyRecord() : bodyRecord(this.resTap, this.resTap.digest(), upRes.headers, cap),
       timings: { ttfbMs: this.ttfb === null ? null : ms(this.t0, this.ttfb), totalMs: ms(this.t0, end) },
     };
     if (gatewayCode) result.gatewayError = gatewayCode;

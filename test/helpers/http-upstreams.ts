@@ -50,6 +50,8 @@ export interface HttpUpstream {
   port: number;
   /** every request the upstream received, in order */
   seen: SeenRequest[];
+  /** what /sse-pieces streams: one `data:` event per piece */
+  ssePieces: string[];
   close(): Promise<void>;
 }
 
@@ -68,8 +70,8 @@ function readBody(req: http.IncomingMessage, keep: boolean): Promise<{ size: num
   });
 }
 
-/** Routes: /echo, /upload, /json-gzip, /sse?n=, /reset, /slow?ms=, /bytes?n=, /small, /status/CODE, /ws (WebSocket echo). */
-function handler(seen: SeenRequest[]): http.RequestListener {
+/** Routes: /echo, /upload, /json-gzip, /sse?n=, /sse-pieces, /reset, /slow?ms=, /bytes?n=, /small, /status/CODE, /ws (WebSocket echo). */
+function handler(seen: SeenRequest[], ssePieces: () => string[]): http.RequestListener {
   // a client that aborts its upload rejects readBody: that is the test's business, not a crash
   return (req, res) => {
     route(req, res).catch(() => res.destroy());
@@ -117,6 +119,16 @@ function handler(seen: SeenRequest[]): http.RequestListener {
           await new Promise((r) => setTimeout(r, 20));
         }
         res.end('event: done\ndata: bye\n\n');
+        return;
+      }
+      case '/sse-pieces': {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+        for (const p of ssePieces()) {
+          res.write(`event: token\ndata: ${p}\n\n`);
+          await new Promise((r) => setImmediate(r));
+        }
+        res.end('event: done\ndata: [end]\n\n');
         return;
       }
       case '/reset': {
@@ -169,7 +181,9 @@ function handler(seen: SeenRequest[]): http.RequestListener {
 /** Starts an upstream on 127.0.0.1 (TLS when `tls` is given). */
 export async function startHttpUpstream(opts: { tls?: TestCa } = {}): Promise<HttpUpstream> {
   const seen: SeenRequest[] = [];
-  const server = opts.tls ? https.createServer({ key: opts.tls.keyPem, cert: opts.tls.certPem }, handler(seen)) : http.createServer(handler(seen));
+  const pieces = { list: [] as string[] };
+  const route = handler(seen, () => pieces.list);
+  const server = opts.tls ? https.createServer({ key: opts.tls.keyPem, cert: opts.tls.certPem }, route) : http.createServer(route);
   server.keepAliveTimeout = 10_000;
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
   wss.on('connection', (ws, req) => {
@@ -198,6 +212,12 @@ export async function startHttpUpstream(opts: { tls?: TestCa } = {}): Promise<Ht
     url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     seen,
+    get ssePieces() {
+      return pieces.list;
+    },
+    set ssePieces(v: string[]) {
+      pieces.list = v;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const c of wss.clients) c.terminate();
