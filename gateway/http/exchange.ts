@@ -28,6 +28,8 @@ export interface ExchangeShared {
   tracker(runId: string | null, sessionId: string): ConversationTracker;
 }
 
+/** channel text gathered before the record's stream masker runs (it rescans its context per write) */
+const SSE_RECORD_BATCH = 2048;
 const SECRETISH_HEADER = /auth|token|secret|password|api[-_]?key|cookie|session|signature|credential/i;
 const STREAM_TYPES = /^(text\/event-stream|application\/x-ndjson|application\/stream\+json|multipart\/x-mixed-replace)/i;
 const TEXT_TYPES = /^(text\/|application\/(json|[\w.+-]*\+json|xml|[\w.+-]*\+xml|javascript|x-www-form-urlencoded|graphql|yaml))/i;
@@ -361,6 +363,7 @@ export class Exchange {
         this.ctx.masker,
         (e) => this.recordSse(e),
         (hits) => this.streamHits(hits),
+        SSE_RECORD_BATCH,
       );
     }
     const sse = isSse ? new SseParser((e) => this.onSseEvent(e)) : null;

@@ -152,10 +152,16 @@ export class SseStreamMasker {
   private readonly channels = new Map<string, Channel>();
   private readonly queue: Pending[] = [];
 
+  /**
+   * `batchChars`: gather this much of a channel's text before masking it (the masker rescans its
+   * context on every write, so per-delta writes cost ~0.1 ms each); events wait meanwhile, so
+   * use it where a little delay costs nothing (the record), not on a live client stream.
+   */
   constructor(
     private readonly masker: Masker,
     private readonly onEvent: (e: SseEvent) => void,
     private readonly onHits: (hits: SecretHit[]) => void = () => undefined,
+    private readonly batchChars = 0,
   ) {}
 
   push(e: SseEvent): void {
@@ -200,6 +206,10 @@ export class SseStreamMasker {
     // prefix is whole, and then the rest too. So a short trailing word waits here for the next
     // delta; one that reaches HOLD_WORD characters goes to the masker whole, prefix included.
     const buf = ch.word + text;
+    if (buf.length < this.batchChars && ch.open.length < MAX_QUEUE / 2) {
+      ch.word = buf;
+      return;
+    }
     const run = trailingWord(buf);
     const ready = run < HOLD_WORD ? buf.length - run : buf.length;
     ch.word = buf.slice(ready);

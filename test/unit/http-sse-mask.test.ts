@@ -10,9 +10,9 @@ const masker = createMasker({ fingerprintKey: new Uint8Array(32).fill(7) });
 const GH = p('gh', 'p_') + rand(ALNUM, 36);
 const AWS = p('AK', 'IA') + 'Q3EXAMPLEZ7K2M4P';
 
-function run(events: SseEvent[]): SseEvent[] {
+function run(events: SseEvent[], batchChars = 0): SseEvent[] {
   const out: SseEvent[] = [];
-  const m = new SseStreamMasker(masker, (e) => out.push(e));
+  const m = new SseStreamMasker(masker, (e) => out.push(e), () => undefined, batchChars);
   for (const e of events) m.push(e);
   m.end();
   return out;
@@ -39,7 +39,7 @@ const anthropicDelta = (index: number, t: string): SseEvent => ({
 test('anthropic text deltas, cut anywhere: one event out per event in, the joined slices are the masked text', () => {
   const text = `The token is ${GH} and the key ${AWS}, use them well.`;
   fc.assert(
-    fc.property(fc.array(fc.nat(), { maxLength: 12 }), (at) => {
+    fc.property(fc.array(fc.nat(), { maxLength: 12 }), fc.constantFrom(0, 16, 2048), (at, batch) => {
       const parts = cut(text, at);
       const events: SseEvent[] = [
         { event: 'content_block_start', data: JSON.stringify({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }) },
@@ -47,7 +47,7 @@ test('anthropic text deltas, cut anywhere: one event out per event in, the joine
         { event: 'content_block_stop', data: JSON.stringify({ type: 'content_block_stop', index: 0 }) },
         { event: 'message_stop', data: JSON.stringify({ type: 'message_stop' }) },
       ];
-      const out = run(events);
+      const out = run(events, batch);
       assert.deepEqual(out.map((e) => e.event), events.map((e) => e.event), 'same events, same order');
       const joined = out
         .filter((e) => e.event === 'content_block_delta')
