@@ -82,6 +82,15 @@ function tokenOf(req: http.IncomingMessage, websocket = false): string | null {
   return bearer ? bearer.slice(BEARER_PROTOCOL.length) : null;
 }
 
+/** The request target, or null when it does not parse (an absolute-form URL can be malformed). */
+function requestUrl(req: http.IncomingMessage): URL | null {
+  try {
+    return new URL(req.url ?? '/', 'http://127.0.0.1');
+  } catch {
+    return null;
+  }
+}
+
 const LOOPBACK_NAMES = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 /**
@@ -153,7 +162,11 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
   let port = opts.port;
   const boundHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const url = requestUrl(req);
+    if (!url) {
+      req.resume();
+      return sendError(res, 400, 'E_PARAM', 'malformed request target');
+    }
     const refused = refusedOrigin(req, port, boundHost);
     if (refused) {
       req.resume();
@@ -250,9 +263,9 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
   };
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const url = requestUrl(req);
     if (refusedOrigin(req, port, boundHost)) return refuse(socket, '403 Forbidden');
-    if (url.pathname !== '/api/live') return refuse(socket, '404 Not Found');
+    if (url?.pathname !== '/api/live') return refuse(socket, '404 Not Found');
     if (!sameToken(tokenOf(req, true), token)) return refuse(socket, '401 Unauthorized');
     wss.handleUpgrade(req, socket, head, (ws) => {
       clients.add(ws);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import WebSocket from 'ws';
 import { startTestGateway } from '../helpers/gateway';
 import type { LiveMessage, SessionDetail, EventView } from '../../gateway/control-api/types';
@@ -111,6 +112,15 @@ test('control API: token only in a header, Host and Origin checked on every rout
     assert.equal(await refusedUpgrade(wsUrl, good, { origin: 'http://evil.example' }), 403);
     assert.equal(await refusedUpgrade(wsUrl, good, { headers: { host: `evil.example:${port}` } }), 403);
     assert.equal(await refusedUpgrade(wsUrl, good, { origin: base }), 0);
+    // a malformed absolute-form target: a clean 400 / refused upgrade, the gateway keeps serving
+    const bad = await rawRequest(port, 'GET http://[ HTTP/1.1\r\nHost: 127.0.0.1:' + port + '\r\nAuthorization: Bearer ' + token + '\r\n\r\n');
+    assert.match(bad, /^HTTP\/1\.1 400 /);
+    const badWs = await rawRequest(
+      port,
+      `GET http://[ HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer ${token}\r\n\r\n`,
+    );
+    assert.match(badWs, /^HTTP\/1\.1 (400|404) /);
+    assert.equal((await status('/api/status', auth)).status, 200);
     assert.ok(!gw.logs.some((l) => /internal error|Invalid URL/i.test(l)), gw.logs.join('\n'));
   } finally {
     await gw.close();
@@ -127,5 +137,17 @@ function rawGet(port: string, p: string, headers: Record<string, string>): Promi
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
     req.on('error', reject);
+  });
+}
+
+/** Writes raw bytes, returns everything the server answered until it closed (or 2 s of silence). */
+function rawRequest(port: string, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(Number(port), '127.0.0.1', () => sock.end(text));
+    let out = '';
+    sock.setTimeout(2000, () => sock.destroy());
+    sock.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    sock.on('close', () => resolve(out));
+    sock.on('error', reject);
   });
 }
