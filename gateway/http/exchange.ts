@@ -98,7 +98,7 @@ export class Exchange {
   private sseCount = 0;
   /** an event stream is recorded masked over its reassembled deltas, never as the raw bytes */
   private sseRecord: SseStreamMasker | null = null;
-  private sseBody = { text: '', over: false };
+  private sseBody: { text: string; over: boolean; omitted?: string } = { text: '', over: false };
 
   constructor(
     private readonly shared: ExchangeShared,
@@ -338,13 +338,26 @@ export class Exchange {
     const contentType = headerText(upRes.headers['content-type']);
     const streamed = STREAM_TYPES.test(contentType);
     const isSse = /^text\/event-stream/i.test(contentType);
+    const contentEncoding = headerText(upRes.headers['content-encoding']).trim().toLowerCase();
+    // a compressed event stream is not parsed: its events are not recorded, nor its raw body (that
+    // would keep each delta of a split secret); live masking then masks it whole, buffered
+    const sseEncoded = isSse && contentEncoding !== '' && contentEncoding !== 'identity';
     const live = this.ctx.connection.mask === 'live';
     if (this.llm && isSse) this.llm.assembler = this.llm.dialect.stream();
+    if (isSse) {
+      this.sseRecord = new SseStreamMasker(
+        this.ctx.masker,
+        (e) => this.recordSse(e),
+        (hits) => this.streamHits(hits),
+        SSE_RECORD_BATCH,
+      );
+      if (sseEncoded) this.sseBody.omitted = `compressed event stream (${contentEncoding}): events not recorded`;
+    }
 
     upRes.on('error', (err) => this.onUpstreamError(err));
     upRes.on('aborted', () => this.onUpstreamError(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
 
-    if (live && !streamed) {
+    if (live && (!streamed || sseEncoded)) {
       this.bufferAndMask(upRes, status, headers, contentType);
       return;
     }
@@ -358,15 +371,7 @@ export class Exchange {
       liveMasker = lm;
       liveSse = new SseParser((e) => lm.push(e));
     }
-    if (isSse) {
-      this.sseRecord = new SseStreamMasker(
-        this.ctx.masker,
-        (e) => this.recordSse(e),
-        (hits) => this.streamHits(hits),
-        SSE_RECORD_BATCH,
-      );
-    }
-    const sse = isSse ? new SseParser((e) => this.onSseEvent(e)) : null;
+    const sse = isSse && !sseEncoded ? new SseParser((e) => this.onSseEvent(e)) : null;
     this.res.writeHead(status, upRes.statusMessage, headers);
     if (streamed) this.res.flushHeaders();
     else {
@@ -411,7 +416,7 @@ export class Exchange {
   private onSseEvent(e: SseEvent): void {
     this.sseCount++;
     this.llm?.assembler?.event(e.event, e.data);
-    this.sseRecord?.push(e);
+    if (!this.finished) this.sseRecord?.push(e);
   }
 
   /** One event as recorded: its deltas already carry their slice of the masked stream. */
@@ -443,15 +448,17 @@ export class Exchange {
    * bytes would keep each delta of a split secret), with the size and SHA-256 of what was sent.
    */
   private sseBodyRecord(): BodyRecord {
-    return {
+    const body: BodyRecord = {
       size: this.resTap.size,
       sha256: this.resTap.digest(),
-      truncated: this.sseBody.over,
+      truncated: this.sseBody.over || this.sseBody.omitted !== undefined,
       encoding: 'utf8',
       decoded: null,
       body: this.sseBody.text,
       maskedStream: true,
     };
+    if (this.sseBody.omitted) body.omitted = this.sseBody.omitted;
+    return body;
   }
 
   private collectLlm(chunk: Buffer): void {
@@ -464,6 +471,21 @@ export class Exchange {
       return;
     }
     l.chunks.push(chunk);
+  }
+
+  /** A whole event stream through the recorder and a live masker: the masked SSE text to send. */
+  private maskSseText(text: string): string {
+    let out = '';
+    const live = new SseStreamMasker(this.ctx.masker, (e) => (out += serializeSse(e, (t) => this.ctx.masker.maskText(t).text)));
+    const parser = new SseParser((e) => {
+      this.onSseEvent(e);
+      live.push(e);
+    });
+    delete this.sseBody.omitted;
+    parser.push(text);
+    parser.end();
+    live.end();
+    return out;
   }
 
   /** Live masking of a whole (non-streamed) body: buffered, masked, sent with its new length. */
@@ -496,7 +518,11 @@ export class Exchange {
         }
       }
       const enc = headerText(headers['content-encoding']);
-      if ((!enc || enc === 'identity') && (TEXT_TYPES.test(contentType) || contentType === '')) {
+      const plainText = !enc || enc === 'identity';
+      if (plainText && this.sseRecord) {
+        // a compressed event stream, now decoded: recorded and sent as the masked events
+        body = Buffer.from(this.maskSseText(body.toString('utf8')), 'utf8');
+      } else if (plainText && (TEXT_TYPES.test(contentType) || contentType === '')) {
         const text = body.toString('utf8');
         const masked = this.ctx.masker.maskText(text);
         if (masked.hits.length > 0) {

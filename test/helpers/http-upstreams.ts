@@ -70,7 +70,7 @@ function readBody(req: http.IncomingMessage, keep: boolean): Promise<{ size: num
   });
 }
 
-/** Routes: /echo, /upload, /json-gzip, /sse?n=, /sse-pieces, /reset, /slow?ms=, /bytes?n=, /small, /status/CODE, /ws (WebSocket echo). */
+/** Routes: /echo, /upload, /json-gzip, /sse?n=, /sse-pieces(-gzip), /reset, /slow?ms=, /bytes?n=, /small, /status/CODE, /ws (WebSocket echo). */
 function handler(seen: SeenRequest[], ssePieces: () => string[]): http.RequestListener {
   // a client that aborts its upload rejects readBody: that is the test's business, not a crash
   return (req, res) => {
@@ -129,6 +129,19 @@ function handler(seen: SeenRequest[], ssePieces: () => string[]): http.RequestLi
           await new Promise((r) => setImmediate(r));
         }
         res.end('event: done\ndata: [end]\n\n');
+        return;
+      }
+      case '/sse-pieces-gzip': {
+        // compressed whatever the client asked for, as some servers do
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' });
+        const gz = zlib.createGzip();
+        gz.pipe(res);
+        for (const p of ssePieces()) {
+          gz.write(`event: token\ndata: ${p}\n\n`);
+          await new Promise<void>((r) => gz.flush(() => r()));
+        }
+        gz.end('event: done\ndata: [end]\n\n');
         return;
       }
       case '/reset': {

@@ -231,6 +231,27 @@ test('a plain event stream: data split across events is masked over the joined d
   }
 });
 
+test('a compressed event stream: not stored raw; live masking sends it decoded and masked over the joined data', async () => {
+  const recorded = await fetch(`${base('api')}/sse-pieces-gzip`, { headers: { authorization: `Bearer ${token}` } });
+  assert.ok((await recorded.text()).includes(GHP_PARTS[1]), 'recording only: the client gets the stream as sent');
+  const live = await fetch(`${base('api-live')}/sse-pieces-gzip`, { headers: { authorization: `Bearer ${token}` } });
+  const liveText = await live.text();
+  const liveData = [...liveText.matchAll(/^data: (.*)$/gm)].map((m) => m[1]).join('');
+  assert.match(liveData, /^deploy token \[MASKED:github-pat:[0-9a-f]+\] key \[MASKED:aws-access-key-id:[0-9a-f]+\] ok\[end\]$/, liveData);
+  assertNoPieces('the live-masked compressed stream', liveText);
+  await commandWith((c) => c.text === 'GET /sse-pieces-gzip');
+  for (const conn of ['api', 'api-live']) {
+    const s = gw.sessions().find((x) => x.connection === conn && gw.show(x.id).commands.some((c) => c.text === 'GET /sse-pieces-gzip'));
+    assert.ok(s, `a session on ${conn}`);
+    const c = gw.show(s.id).commands.find((c) => c.text === 'GET /sse-pieces-gzip')!;
+    const body = (c.result as Record<string, any>).responseBody;
+    if (conn === 'api') assert.match(body.omitted, /compressed event stream \(gzip\)/);
+    else assert.match(body.body, /MASKED:github-pat/);
+    assertNoPieces(`${conn} compressed result`, JSON.stringify(c.result));
+    assertNoPieces(`${conn} compressed events`, JSON.stringify(listEvents(gw.gateway.db, s.id, { limit: 1000 }).events));
+  }
+});
+
 test('nothing rebuilds a split secret: data dir, logs, HAR, JSONL and the signed bundle', async () => {
   const sessions = gw.sessions().map((s) => s.id);
   await gw.close();
