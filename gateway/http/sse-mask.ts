@@ -55,7 +55,7 @@ interface Parsed {
 }
 
 /** Most events held back waiting for a masker's decision; past it the oldest is settled. */
-const MAX_QUEUE = 64;
+const MAX_QUEUE = 256;
 /** Trailing words shorter than this wait for the next delta (longest secret prefix + 1). */
 const HOLD_WORD = 16;
 
