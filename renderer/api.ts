@@ -10,6 +10,7 @@ import type {
   FindingView,
   GatewayStatus,
   LiveMessage,
+  LiveProtocol,
   RunView,
   SearchHit,
   SessionDetail,
@@ -20,14 +21,16 @@ import type {
 import type { FramesResult, ReplayIndex, SeekResult } from '../gateway/replay/replay-types';
 
 const TOKEN_KEY = 'flightlog-token';
+const LIVE_PROTOCOL: LiveProtocol = 'flightlog.v1';
 
-/** Moves a token from the URL (fragment `#token=` or query `?token=`) into session storage and out of the address bar. */
+/**
+ * Moves a token from the URL fragment (`#token=`, never sent to a server) into session storage
+ * and out of the address bar. A `?token=` query is dropped unread: it would be in the request line.
+ */
 export function takeTokenFromUrl(): void {
   const hash = location.hash.replace(/^#/, '');
-  const fromHash = new URLSearchParams(hash.startsWith('/') ? '' : hash).get('token');
-  const query = new URLSearchParams(location.search);
-  const fromQuery = query.get('token');
-  const token = fromHash ?? fromQuery;
+  const token = new URLSearchParams(hash.startsWith('/') ? '' : hash).get('token');
+  if (new URLSearchParams(location.search).has('token')) history.replaceState(null, '', `${location.pathname}${location.hash}`);
   if (!token) return;
   sessionStorage.setItem(TOKEN_KEY, token);
   history.replaceState(null, '', `${location.pathname}#/sessions`);
@@ -134,7 +137,8 @@ class LiveFeed {
 
   start(): void {
     if (this.ws) return;
-    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/live?token=${enc(token() ?? '')}`);
+    // the token rides as a second subprotocol (a browser cannot set headers here), never in the URL
+    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/live`, [LIVE_PROTOCOL, `bearer.${token() ?? ''}`]);
     this.ws = ws;
     this.setState('connecting');
     ws.onopen = () => {

@@ -97,9 +97,11 @@ export function App() {
       <main className="main">
         {route.view === 'sessions' && status && !status.bundles && status.listeners.length === 0 && <Onboarding status={status} />}
         {route.view === 'sessions' && <SessionsView route={route} />}
-        {route.view === 'session' && <SessionView route={route} />}
-        {route.view === 'replay' && <ReplayView route={route} />}
-        {route.view === 'diffs' && <DiffsView route={route} />}
+        {/* keyed by the session: going from one session straight to another starts a fresh view,
+            never one still holding (and redirecting back to) the previous session */}
+        {route.view === 'session' && <SessionView key={route.id ?? ''} route={route} />}
+        {route.view === 'replay' && <ReplayView key={route.id ?? ''} route={route} />}
+        {route.view === 'diffs' && <DiffsView key={route.id ?? ''} route={route} />}
         {route.view === 'findings' && <FindingsView route={route} />}
         {route.view === 'settings' && <SettingsView route={route} />}
       </main>

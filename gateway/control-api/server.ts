@@ -3,12 +3,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Db } from '../store/db';
 import type { Recorder } from '../store/recorder';
 import { FlightlogError } from '../core/errors';
 import { getCommand, getSession, listEvents, listFindings, listRuns, listSessions, resolveSessionId, search } from '../store/queries';
-import type { GatewayStatus, LiveMessage, RunStartResult } from './types';
+import type { GatewayStatus, LiveMessage, LiveProtocol, RunStartResult } from './types';
 import type { Masker } from '../core/types';
 import { createRun, endRun } from '../store/runs';
 
@@ -63,10 +64,58 @@ export function sendError(res: http.ServerResponse, status: number, code: string
   sendJson(res, status, { error: { code, message } });
 }
 
-function tokenOf(req: http.IncomingMessage, url: URL): string | null {
+/** The WebSocket subprotocol of the live feed; the token rides beside it as `bearer.<token>`. */
+export const LIVE_PROTOCOL: LiveProtocol = 'flightlog.v1';
+const BEARER_PROTOCOL = 'bearer.';
+
+/**
+ * The bearer token: the Authorization header, or (WebSocket handshakes only, where a browser
+ * cannot set headers) a `bearer.<token>` subprotocol. Never the URL: URLs end up in logs,
+ * history and Referer headers.
+ */
+function tokenOf(req: http.IncomingMessage, websocket = false): string | null {
   const auth = req.headers.authorization;
   if (auth && /^Bearer /i.test(auth)) return auth.slice(7).trim();
-  return url.searchParams.get('token');
+  if (!websocket) return null;
+  const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+  const bearer = offered.find((p) => p.startsWith(BEARER_PROTOCOL));
+  return bearer ? bearer.slice(BEARER_PROTOCOL.length) : null;
+}
+
+/** The request target, or null when it does not parse (an absolute-form URL can be malformed). */
+function requestUrl(req: http.IncomingMessage): URL | null {
+  try {
+    return new URL(req.url ?? '/', 'http://127.0.0.1');
+  } catch {
+    return null;
+  }
+}
+
+const LOOPBACK_NAMES = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/**
+ * Why a request may not be served, or null. Host must name this server on loopback (a page on
+ * another name that resolves to 127.0.0.1, DNS rebinding, is refused) and a browser's Origin, when
+ * sent, must be this same origin (`null`, from sandboxed frames and files, is not).
+ */
+export function refusedOrigin(req: http.IncomingMessage, port: number, boundHost: string): string | null {
+  const host = (req.headers.host ?? '').toLowerCase();
+  const i = host.lastIndexOf(':');
+  const name = i > host.lastIndexOf(']') ? host.slice(0, i) : host;
+  const hostPort = i > host.lastIndexOf(']') ? host.slice(i + 1) : '';
+  if (hostPort !== String(port) || !(LOOPBACK_NAMES.has(name) || name === boundHost.toLowerCase())) return 'forbidden host';
+  const origin = req.headers.origin;
+  if (origin !== undefined) {
+    let o: URL | null = null;
+    try {
+      o = new URL(origin);
+    } catch {
+      o = null;
+    }
+    if (!o || o.protocol !== 'http:' || o.host !== host) return 'cross-origin request refused';
+  }
+  if (req.headers['sec-fetch-site'] === 'cross-site') return 'cross-origin request refused';
+  return null;
 }
 
 function sameToken(a: string | null, b: string): boolean {
@@ -110,10 +159,21 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
   const token = ensureControlToken(opts.dataDir);
   const { db } = opts;
 
+  let port = opts.port;
+  const boundHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const url = requestUrl(req);
+    if (!url) {
+      req.resume();
+      return sendError(res, 400, 'E_PARAM', 'malformed request target');
+    }
+    const refused = refusedOrigin(req, port, boundHost);
+    if (refused) {
+      req.resume();
+      return sendError(res, 403, 'E_ORIGIN', refused);
+    }
     if (opts.extra && !url.pathname.startsWith('/api/') && (await opts.extra(req, res, url))) return;
-    if (!sameToken(tokenOf(req, url), token)) return sendError(res, 401, 'E_UNAUTHORIZED', 'missing or wrong control API token');
+    if (!sameToken(tokenOf(req), token)) return sendError(res, 401, 'E_UNAUTHORIZED', 'missing or wrong control API token');
     if (opts.extra && (await opts.extra(req, res, url))) return;
     if (req.method === 'POST' && !opts.masker) return sendError(res, 405, 'E_READ_ONLY', 'this view is read-only (opened bundles)');
     const masker = opts.masker;
@@ -191,17 +251,22 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
     });
   });
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: 64 * 1024,
+    // echo only our protocol name, never the bearer.<token> offered beside it
+    handleProtocols: (offered) => (offered.has(LIVE_PROTOCOL) ? LIVE_PROTOCOL : false),
+  });
   const clients = new Set<WebSocket>();
-  server.on('upgrade', (req, socket, head) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const origin = req.headers.origin;
-    // Browsers send Origin: only our own UI origin (same host:port) may open the live feed.
-    const host = req.headers.host;
-    if (url.pathname !== '/api/live' || !sameToken(tokenOf(req, url), token) || (origin && host && new URL(origin).host !== host)) {
-      socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
-      return;
-    }
+  const refuse = (socket: Duplex, status: string) => {
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  };
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const url = requestUrl(req);
+    if (refusedOrigin(req, port, boundHost)) return refuse(socket, '403 Forbidden');
+    if (url?.pathname !== '/api/live') return refuse(socket, '404 Not Found');
+    if (!sameToken(tokenOf(req, true), token)) return refuse(socket, '401 Unauthorized');
     wss.handleUpgrade(req, socket, head, (ws) => {
       clients.add(ws);
       ws.on('close', () => clients.delete(ws));
@@ -222,6 +287,7 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
     server.listen(opts.port, opts.host, () => resolve());
   });
   const addr = server.address() as AddressInfo;
+  port = addr.port;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
     url: `http://${host}:${addr.port}`,

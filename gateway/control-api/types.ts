@@ -167,6 +167,12 @@ export interface RunStartResult {
   listeners: GatewayStatus['listeners'];
 }
 
+/**
+ * The live feed's WebSocket subprotocol. A browser cannot set headers on a WebSocket, so the
+ * token travels as a second offered subprotocol, `bearer.<token>`; the server echoes only this one.
+ */
+export type LiveProtocol = 'flightlog.v1';
+
 /** Live feed messages on `GET /api/live` (WebSocket). */
 export type LiveMessage =
   | { type: 'session'; sessionId: string; status: SessionStatus }

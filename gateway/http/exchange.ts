@@ -7,15 +7,16 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ListenerContext } from '../core/listener';
-import type { CommandHandle, CommandKind, CommandStatus, Json, SessionRecorder } from '../core/types';
+import type { CommandHandle, CommandKind, CommandStatus, Json, SecretHit, SessionRecorder } from '../core/types';
 import { HttpGatewayError, upstreamError } from './errors';
 import { detectLlmEndpoint, llmDialect, type LlmDialect } from './llm';
 import type { ConversationTracker } from './llm-turns';
 import { llmCommandText, parseJson, type LlmRequestInfo, type LlmStreamAssembler, type LlmTurn } from './llm-types';
 import { authenticateRequest, sendError, RUN_HEADER, type ClientConnection, type HttpListenerOptions } from './connection';
-import { PayloadTap, bodyRecord, decodeContent } from './payload';
+import { PayloadTap, bodyRecord, decodeContent, type BodyRecord } from './payload';
 import { SecretScrubber } from './scrub';
 import { SseParser, type SseEvent } from './sse';
+import { SseStreamMasker } from './sse-mask';
 import { CREDENTIAL_KIND, forwardHeaders, upstreamPath, type UpstreamTarget } from './upstream';
 import { blockedMessage, decisionDetail } from '../policy/decision';
 import { toolCallsOf } from './lineage';
@@ -29,6 +30,8 @@ export interface ExchangeShared {
   tracker(runId: string | null, sessionId: string): ConversationTracker;
 }
 
+/** channel text gathered before the record's stream masker runs (it rescans its context per write) */
+const SSE_RECORD_BATCH = 2048;
 const SECRETISH_HEADER = /auth|token|secret|password|api[-_]?key|cookie|session|signature|credential/i;
 const STREAM_TYPES = /^(text\/event-stream|application\/x-ndjson|application\/stream\+json|multipart\/x-mixed-replace)/i;
 const TEXT_TYPES = /^(text\/|application\/(json|[\w.+-]*\+json|xml|[\w.+-]*\+xml|javascript|x-www-form-urlencoded|graphql|yaml))/i;
@@ -95,6 +98,9 @@ export class Exchange {
   private finished = false;
   private readonly scrubber: SecretScrubber;
   private sseCount = 0;
+  /** an event stream is recorded masked over its reassembled deltas, never as the raw bytes */
+  private sseRecord: SseStreamMasker | null = null;
+  private sseBody: { text: string; over: boolean; omitted?: string } = { text: '', over: false };
 
   constructor(
     private readonly shared: ExchangeShared,
@@ -280,10 +286,15 @@ export class Exchange {
     }
     this.req.on('data', (chunk: Buffer) => {
       this.reqTap.push(chunk);
+      if (upReq.destroyed || upReq.writableEnded) return;
       if (!upReq.write(chunk)) this.req.pause();
     });
     upReq.on('drain', () => this.req.resume());
-    this.req.on('end', () => upReq.end());
+    this.req.on('end', () => {
+      if (!upReq.destroyed) upReq.end();
+    });
+    // a client aborting its upload: the close handler above records it as cancelled
+    this.req.on('error', () => undefined);
   }
 
   private onUpstreamError(err: unknown): void {
@@ -324,23 +335,40 @@ export class Exchange {
     const contentType = headerText(upRes.headers['content-type']);
     const streamed = STREAM_TYPES.test(contentType);
     const isSse = /^text\/event-stream/i.test(contentType);
+    const contentEncoding = headerText(upRes.headers['content-encoding']).trim().toLowerCase();
+    // a compressed event stream is not parsed: its events are not recorded, nor its raw body (that
+    // would keep each delta of a split secret); live masking then masks it whole, buffered
+    const sseEncoded = isSse && contentEncoding !== '' && contentEncoding !== 'identity';
     const live = this.ctx.connection.mask === 'live';
     if (this.llm && isSse) this.llm.assembler = this.llm.dialect.stream();
+    if (isSse) {
+      this.sseRecord = new SseStreamMasker(
+        this.ctx.masker,
+        (e) => this.recordSse(e),
+        (hits) => this.streamHits(hits),
+        SSE_RECORD_BATCH,
+      );
+      if (sseEncoded) this.sseBody.omitted = `compressed event stream (${contentEncoding}): events not recorded`;
+    }
 
     upRes.on('error', (err) => this.onUpstreamError(err));
     upRes.on('aborted', () => this.onUpstreamError(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
 
-    if (live && !streamed) {
+    if (live && (!streamed || sseEncoded)) {
       this.bufferAndMask(upRes, status, headers, contentType);
       return;
     }
     let liveSse: SseParser | null = null;
+    let liveMasker: SseStreamMasker | null = null;
     if (live && isSse) {
-      // live masking of a stream: re-emit each event masked, as it arrives
+      // live masking of a stream: re-emit each event masked over the text its deltas build, so a
+      // secret split across deltas reaches the client masked too
       delete headers['content-length'];
-      liveSse = new SseParser((e) => this.res.write(serializeSse(e, (t) => this.ctx.masker.maskText(t).text)));
+      const lm = new SseStreamMasker(this.ctx.masker, (e) => this.res.write(serializeSse(e, (t) => this.ctx.masker.maskText(t).text)));
+      liveMasker = lm;
+      liveSse = new SseParser((e) => lm.push(e));
     }
-    const sse = isSse ? new SseParser((e) => this.onSseEvent(e)) : null;
+    const sse = isSse && !sseEncoded ? new SseParser((e) => this.onSseEvent(e)) : null;
     this.res.writeHead(status, upRes.statusMessage, headers);
     if (streamed) this.res.flushHeaders();
     else {
@@ -367,8 +395,11 @@ export class Exchange {
     upRes.on('end', () => {
       if (this.finished) return;
       const rest = this.scrubber.flush();
-      if (liveSse) liveSse.push(rest);
-      else if (rest.length > 0) this.res.write(rest);
+      if (liveSse) {
+        liveSse.push(rest);
+        liveSse.end();
+        liveMasker?.end();
+      } else if (rest.length > 0) this.res.write(rest);
       sse?.end();
       if (upRes.complete === false) {
         this.onUpstreamError(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
@@ -381,13 +412,50 @@ export class Exchange {
 
   private onSseEvent(e: SseEvent): void {
     this.sseCount++;
-    if (this.command) {
-      const data: Record<string, Json> = { event: e.event, data: e.data };
-      if (e.id !== undefined) data.id = e.id;
-      const commandId = this.command.id;
-      this.recordSafe(() => this.session.event('sse', 'upstream→client', data, { commandId }));
-    }
     this.llm?.assembler?.event(e.event, e.data);
+    if (!this.finished) this.sseRecord?.push(e);
+  }
+
+  /** One event as recorded: its deltas already carry their slice of the masked stream. */
+  private recordSse(e: SseEvent): void {
+    const cap = this.ctx.recording?.payloadHead ?? 64 * 1024;
+    const text = serializeSse(e, (t) => t);
+    if (!this.sseBody.over) {
+      if (this.sseBody.text.length + text.length <= cap) this.sseBody.text += text;
+      else this.sseBody.over = true;
+    }
+    if (!this.command) return;
+    const data: Record<string, Json> = { event: e.event, data: e.data };
+    if (e.id !== undefined) data.id = e.id;
+    const commandId = this.command.id;
+    this.recordSafe(() => this.session.event('sse', 'upstream→client', data, { commandId }));
+  }
+
+  /** Secrets only the reassembled stream shows (split across deltas) are findings too. */
+  private streamHits(hits: SecretHit[]): void {
+    if (!this.command) return;
+    const commandId = this.command.id;
+    for (const h of hits) {
+      this.recordSafe(() => this.session.finding({ category: 'secret', kind: h.kind, fp: h.fp, direction: 'upstream→client', commandId }));
+    }
+  }
+
+  /**
+   * The response body of an event stream as stored: the masked events re-serialized (the raw
+   * bytes would keep each delta of a split secret), with the size and SHA-256 of what was sent.
+   */
+  private sseBodyRecord(): BodyRecord {
+    const body: BodyRecord = {
+      size: this.resTap.size,
+      sha256: this.resTap.digest(),
+      truncated: this.sseBody.over || this.sseBody.omitted !== undefined,
+      encoding: 'utf8',
+      decoded: null,
+      body: this.sseBody.text,
+      maskedStream: true,
+    };
+    if (this.sseBody.omitted) body.omitted = this.sseBody.omitted;
+    return body;
   }
 
   private collectLlm(chunk: Buffer): void {
@@ -400,6 +468,21 @@ export class Exchange {
       return;
     }
     l.chunks.push(chunk);
+  }
+
+  /** A whole event stream through the recorder and a live masker: the masked SSE text to send. */
+  private maskSseText(text: string): string {
+    let out = '';
+    const live = new SseStreamMasker(this.ctx.masker, (e) => (out += serializeSse(e, (t) => this.ctx.masker.maskText(t).text)));
+    const parser = new SseParser((e) => {
+      this.onSseEvent(e);
+      live.push(e);
+    });
+    delete this.sseBody.omitted;
+    parser.push(text);
+    parser.end();
+    live.end();
+    return out;
   }
 
   /** Live masking of a whole (non-streamed) body: buffered, masked, sent with its new length. */
@@ -432,7 +515,11 @@ export class Exchange {
         }
       }
       const enc = headerText(headers['content-encoding']);
-      if ((!enc || enc === 'identity') && (TEXT_TYPES.test(contentType) || contentType === '')) {
+      const plainText = !enc || enc === 'identity';
+      if (plainText && this.sseRecord) {
+        // a compressed event stream, now decoded: recorded and sent as the masked events
+        body = Buffer.from(this.maskSseText(body.toString('utf8')), 'utf8');
+      } else if (plainText && (TEXT_TYPES.test(contentType) || contentType === '')) {
         const text = body.toString('utf8');
         const masked = this.ctx.masker.maskText(text);
         if (masked.hits.length > 0) {
@@ -454,6 +541,7 @@ export class Exchange {
   private finish(status: CommandStatus, error?: string, gatewayStatus?: number, gatewayCode?: string): void {
     if (this.finished) return;
     this.finished = true;
+    this.sseRecord?.end();
     if (this.scrubber.hits > 0 && this.command) {
       const commandId = this.command.id;
       this.recordSafe(() =>
@@ -480,7 +568,7 @@ export class Exchange {
       requestHeaders: recordedHeaders(this.ctx, this.upstreamHeaders, target.credentialHeaders),
       headers: upRes ? recordedHeaders(this.ctx, this.responseHeaders, target.credentialHeaders) : {},
       requestBody: bodyRecord(this.reqTap, this.reqTap.digest(), this.req.headers, cap),
-      responseBody: upRes ? bodyRecord(this.resTap, this.resTap.digest(), upRes.headers, cap) : null,
+      responseBody: !upRes ? null : this.sseRecord ? this.sseBodyRecord() : bodyRecord(this.resTap, this.resTap.digest(), upRes.headers, cap),
       timings: { ttfbMs: this.ttfb === null ? null : ms(this.t0, this.ttfb), totalMs: ms(this.t0, end) },
     };
     if (gatewayCode) result.gatewayError = gatewayCode;

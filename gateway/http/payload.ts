@@ -11,11 +11,15 @@ export class PayloadTap {
   private readonly hash: Hash = createHash('sha256');
   private chunks: Buffer[] = [];
   private kept = 0;
+  private sealed: string | null = null;
   size = 0;
 
   constructor(private readonly cap: number) {}
 
   push(chunk: Buffer): void {
+    // a body can go on arriving after its exchange was recorded (the upstream answered early,
+    // the client aborted): the record is closed, late bytes are not part of it
+    if (this.sealed !== null) return;
     this.size += chunk.length;
     this.hash.update(chunk);
     const room = this.cap - this.kept;
@@ -35,9 +39,10 @@ export class PayloadTap {
     return this.size > this.kept;
   }
 
-  /** Finishes the hash; call once. */
+  /** Finishes the hash; later pushes are ignored and later calls return the same digest. */
   digest(): string {
-    return this.hash.digest('hex');
+    this.sealed ??= this.hash.digest('hex');
+    return this.sealed;
   }
 }
 

@@ -25,6 +25,8 @@ export interface StreamMasker {
   flush(): void;
   /** Flushes and forgets the context; the masker may be reused for a new stream. */
   end(): void;
+  /** Characters written but not yet emitted (a tail that may start a secret). */
+  held(): number;
 }
 
 const CONTEXT_CHARS = 4096;
@@ -126,6 +128,7 @@ export function createStreamMasker(masker: Masker, opts: StreamMaskerOptions): S
       context = '';
       reported.clear();
     },
+    held: () => held.length,
   };
 }
 
@@ -164,5 +167,6 @@ function lineStreamMasker(masker: Masker, opts: StreamMaskerOptions, idleMs: num
     },
     flush,
     end: flush,
+    held: () => held.length,
   };
 }

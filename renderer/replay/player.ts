@@ -23,6 +23,8 @@ export class ReplayPlayer {
   speed = 1;
   skipIdle = true;
   lastSeekMs: number | null = null;
+  /** seeks finished so far: lets a watcher tell this seek's result from the one before */
+  seeks = 0;
   seeking = false;
   /** the position the newest seek is heading for (steps chain from it, not from a stale pos) */
   target: number | null = null;
@@ -103,6 +105,7 @@ export class ReplayPlayer {
       this.seeking = false;
       this.target = null;
       this.error = err instanceof Error ? err.message : String(err);
+      this.seeks++;
       this.emit();
     }
   }
@@ -114,6 +117,7 @@ export class ReplayPlayer {
       this.seeking = false;
       this.target = null;
       this.lastSeekMs = performance.now() - t0;
+      this.seeks++;
       this.emit();
       return;
     }
@@ -145,6 +149,7 @@ export class ReplayPlayer {
     this.target = null;
     this.error = null;
     this.lastSeekMs = performance.now() - t0;
+    this.seeks++;
     this.lastTick = performance.now();
     this.emit();
     void this.refill();

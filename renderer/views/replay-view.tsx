@@ -215,7 +215,7 @@ function Controls({ player, duration, markers, current }: { player: ReplayPlayer
         <label className="check">
           <input type="checkbox" checked={player.skipIdle} onChange={(e) => player.setSkipIdle(e.target.checked)} data-testid="skip-idle" /> skip idle
         </label>
-        <span className="muted seek-ms" data-testid="seek-ms" data-ms={player.lastSeekMs === null ? '' : player.lastSeekMs.toFixed(1)}>
+        <span className="muted seek-ms" data-testid="seek-ms" data-ms={player.lastSeekMs === null ? '' : player.lastSeekMs.toFixed(1)} data-seeks={player.seeks}>
           {player.error ? `seek failed: ${player.error}` : player.seeking ? 'seeking…' : player.lastSeekMs === null ? '' : `seek ${player.lastSeekMs.toFixed(0)} ms`}
         </span>
         <span className="spacer" />

@@ -78,7 +78,7 @@ export function SessionView({ route }: { route: Route }) {
 
 function SessionHeader({ s }: { s: SessionDetail }) {
   return (
-    <div className="session-head">
+    <div className="session-head" data-testid="session-head" data-session={s.id}>
       <div className="sh-title">
         <KindTag kind={s.protocol} />
         <b>{s.connection}</b>

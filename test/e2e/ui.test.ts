@@ -35,6 +35,17 @@ function psql(sql: string, token: string): Promise<string> {
   });
 }
 
+/**
+ * Runs a UI action that seeks the replay and waits for that seek to finish: the player counts
+ * finished seeks, so an earlier seek's figure (which may even be the same number) never passes.
+ */
+async function seeking(action: () => Promise<unknown>): Promise<void> {
+  const done = Number(await page.getAttribute('[data-testid=seek-ms]', 'data-seeks'));
+  await action();
+  await page.waitForFunction((n) => Number(document.querySelector('[data-testid=seek-ms]')?.getAttribute('data-seeks')) > n, done);
+  assert.doesNotMatch((await page.textContent('[data-testid=seek-ms]')) ?? '', /seek failed/);
+}
+
 async function pwned(): Promise<unknown> {
   return page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned);
 }
@@ -146,6 +157,27 @@ describe('web UI (Chromium)', { timeout: 240_000 }, () => {
     await page.waitForSelector('[data-testid=caused-by-link]');
   });
 
+  it('goes from one session straight to another (hash change, no reload) and shows the second', async () => {
+    await page.goto(`${gw.gateway.control.url}/#/session/${data.pgSession}`);
+    await page.waitForSelector(`[data-testid=session-head][data-session="${data.pgSession}"]`);
+    await page.waitForSelector('[data-testid=command-detail]');
+    for (const next of [data.sshSession, data.httpSession, data.pgSession]) {
+      await page.evaluate((h) => {
+        location.hash = h;
+      }, `#/session/${next}`);
+      await page.waitForSelector(`[data-testid=session-head][data-session="${next}"]`);
+      // it opens on its own first command and stays there (the old view used to route back)
+      await page.waitForFunction((id) => new RegExp(`^#/session/${id}\\?cmd=\\d+$`).test(location.hash), next);
+      const cmd = Number(/cmd=(\d+)/.exec(await page.evaluate(() => location.hash))![1]);
+      await page.waitForSelector(`[data-testid=command-detail][data-command="${cmd}"]`);
+      assert.equal(await page.locator(`[data-testid=session-head][data-session="${next}"]`).count(), 1);
+      assert.equal(await page.locator('[data-testid=session-head]').count(), 1);
+    }
+    // and back through history
+    await page.goBack();
+    await page.waitForSelector(`[data-testid=session-head][data-session="${data.httpSession}"]`);
+  });
+
   it('records a real psql session through the gateway and shows its rows', async (t) => {
     if (!pg) return t.skip('PostgreSQL is not installed');
     await page.goto(`${gw.gateway.control.url}/#/sessions?connection=real-db`);
@@ -170,16 +202,13 @@ describe('web UI (Chromium)', { timeout: 240_000 }, () => {
     assert.ok(bar);
     const seeks: number[] = [];
     for (const f of [0.99, 0.3, 0.75, 0.5, 0.999]) {
-      await page.evaluate(() => document.querySelector('[data-testid=seek-ms]')?.setAttribute('data-ms', ''));
-      await page.mouse.click(bar.x + bar.width * f, bar.y + bar.height / 2);
-      await page.waitForSelector('[data-testid=seek-ms][data-ms]:not([data-ms=""])');
+      await seeking(() => page.mouse.click(bar.x + bar.width * f, bar.y + bar.height / 2));
       seeks.push(Number(await page.getAttribute('[data-testid=seek-ms]', 'data-ms')));
     }
     await page.waitForFunction(() => document.querySelector('[data-testid=terminal] .xterm-rows')?.textContent?.includes('REPLAY-END-MARKER'));
     assert.ok(Math.max(...seeks) < 1000, `seek times ${seeks.join(', ')} ms`);
     // Step back to a command and play a little at 16×.
-    await page.click('[data-testid=prev-command]');
-    await page.waitForSelector('[data-testid=seek-ms]:not(:has-text("seeking"))');
+    await seeking(() => page.click('[data-testid=prev-command]'));
     await page.waitForFunction(() => (document.querySelector('[data-testid=terminal] .xterm-rows')?.textContent ?? '').trim().length > 0);
     await shot('replay');
     await page.selectOption('[data-testid=speed]', '16');
@@ -189,10 +218,8 @@ describe('web UI (Chromium)', { timeout: 240_000 }, () => {
     // The hostile output: no title change, no link, nothing on the clipboard.
     await page.goto(`${gw.gateway.control.url}/#/replay/${data.sshSession}?t=0`);
     await page.waitForSelector('[data-testid=terminal] .xterm-rows');
-    for (let i = 0; i < 3; i++) {
-      await page.click('[data-testid=next-command]');
-      await page.waitForSelector('[data-testid=seek-ms]:not(:has-text("seeking"))');
-    }
+    await page.waitForSelector('[data-testid=seek-ms][data-seeks="1"]');
+    for (let i = 0; i < 3; i++) await seeking(() => page.click('[data-testid=next-command]'));
     await page.waitForFunction(() => document.querySelector('[data-testid=terminal] .xterm-rows')?.textContent?.includes('after-hostile'));
     const rows = (await page.textContent('[data-testid=terminal] .xterm-rows')) ?? '';
     assert.ok(rows.includes('click-me'), 'the link text shows as text');

@@ -8,10 +8,10 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { WebSocketServer } from 'ws';
-import { tempDir } from './tmp';
 
 export interface TestCa {
   dir: string;
@@ -23,7 +23,7 @@ export interface TestCa {
 
 /** A throwaway CA and a server certificate for 127.0.0.1 / localhost, made with openssl. */
 export function makeTestCa(): TestCa {
-  const dir = tempDir('flightlog-http-ca-');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-http-ca-'));
   const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=flightlog test CA');
   run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
@@ -50,6 +50,8 @@ export interface HttpUpstream {
   port: number;
   /** every request the upstream received, in order */
   seen: SeenRequest[];
+  /** what /sse-pieces streams: one `data:` event per piece */
+  ssePieces: string[];
   close(): Promise<void>;
 }
 
@@ -68,18 +70,13 @@ function readBody(req: http.IncomingMessage, keep: boolean): Promise<{ size: num
   });
 }
 
-/** Routes: /echo, /upload, /json-gzip, /sse?n=, /reset, /slow?ms=, /bytes?n=, /small, /status/CODE, /ws (WebSocket echo). */
-function handler(seen: SeenRequest[]): http.RequestListener {
-  const routes = route(seen);
-  // A client that goes away mid-body (the gateway cancelling) rejects the body read: that ends
-  // this one response, never the test process as an unhandled rejection.
+/** Routes: /echo, /upload, /json-gzip, /sse?n=, /sse-pieces(-gzip), /reset, /slow?ms=, /bytes?n=, /small, /status/CODE, /ws (WebSocket echo). */
+function handler(seen: SeenRequest[], ssePieces: () => string[]): http.RequestListener {
+  // a client that aborts its upload rejects readBody: that is the test's business, not a crash
   return (req, res) => {
-    routes(req, res).catch(() => res.destroy());
+    route(req, res).catch(() => res.destroy());
   };
-}
-
-function route(seen: SeenRequest[]): (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> {
-  return async (req, res) => {
+  async function route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const u = new URL(req.url ?? '/', 'http://x');
     const record: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, bodySize: 0 };
     seen.push(record);
@@ -122,6 +119,29 @@ function route(seen: SeenRequest[]): (req: http.IncomingMessage, res: http.Serve
           await new Promise((r) => setTimeout(r, 20));
         }
         res.end('event: done\ndata: bye\n\n');
+        return;
+      }
+      case '/sse-pieces': {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+        for (const p of ssePieces()) {
+          res.write(`event: token\ndata: ${p}\n\n`);
+          await new Promise((r) => setImmediate(r));
+        }
+        res.end('event: done\ndata: [end]\n\n');
+        return;
+      }
+      case '/sse-pieces-gzip': {
+        // compressed whatever the client asked for, as some servers do
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' });
+        const gz = zlib.createGzip();
+        gz.pipe(res);
+        for (const p of ssePieces()) {
+          gz.write(`event: token\ndata: ${p}\n\n`);
+          await new Promise<void>((r) => gz.flush(() => r()));
+        }
+        gz.end('event: done\ndata: [end]\n\n');
         return;
       }
       case '/reset': {
@@ -168,13 +188,15 @@ function route(seen: SeenRequest[]): (req: http.IncomingMessage, res: http.Serve
         json(404, { error: 'no such route' });
       }
     }
-  };
+  }
 }
 
 /** Starts an upstream on 127.0.0.1 (TLS when `tls` is given). */
 export async function startHttpUpstream(opts: { tls?: TestCa } = {}): Promise<HttpUpstream> {
   const seen: SeenRequest[] = [];
-  const server = opts.tls ? https.createServer({ key: opts.tls.keyPem, cert: opts.tls.certPem }, handler(seen)) : http.createServer(handler(seen));
+  const pieces = { list: [] as string[] };
+  const route = handler(seen, () => pieces.list);
+  const server = opts.tls ? https.createServer({ key: opts.tls.keyPem, cert: opts.tls.certPem }, route) : http.createServer(route);
   server.keepAliveTimeout = 10_000;
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
   wss.on('connection', (ws, req) => {
@@ -203,6 +225,12 @@ export async function startHttpUpstream(opts: { tls?: TestCa } = {}): Promise<Ht
     url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     seen,
+    get ssePieces() {
+      return pieces.list;
+    },
+    set ssePieces(v: string[]) {
+      pieces.list = v;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const c of wss.clients) c.terminate();

@@ -11,6 +11,18 @@ export interface LlmScript {
   text: string;
   tool: { name: string; input: Record<string, unknown> };
   model?: string;
+  /** how streamed replies cut the text into deltas (joined, they must equal `text`); default: by word */
+  textDeltas?: string[];
+  /** how streamed replies cut the tool's JSON arguments (joined, JSON.stringify(input)); default: three pieces */
+  argDeltas?: string[];
+}
+
+function textDeltas(script: LlmScript): string[] {
+  return script.textDeltas ?? words(script.text);
+}
+
+function argDeltas(script: LlmScript): string[] {
+  return script.argDeltas ?? pieces(JSON.stringify(script.tool.input));
 }
 
 export interface SseFrame {
@@ -33,7 +45,6 @@ function words(s: string): string[] {
 export function anthropicStream(script: LlmScript): SseFrame[] {
   const model = script.model ?? 'claude-sonnet-4-5';
   const ev = (type: string, body: Record<string, unknown>): SseFrame => ({ event: type, data: JSON.stringify({ type, ...body }) });
-  const args = JSON.stringify(script.tool.input);
   return [
     ev('message_start', {
       message: {
@@ -43,11 +54,11 @@ export function anthropicStream(script: LlmScript): SseFrame[] {
     }),
     ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
     { event: 'ping', data: JSON.stringify({ type: 'ping' }) },
-    ...words(script.text).map((t) => ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: t } })),
+    ...textDeltas(script).map((t) => ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: t } })),
     ev('content_block_stop', { index: 0 }),
     ev('content_block_start', { index: 1, content_block: { type: 'tool_use', id: 'toolu_01FixtureTool', name: script.tool.name, input: {} } }),
     ev('content_block_delta', { index: 1, delta: { type: 'input_json_delta', partial_json: '' } }),
-    ...pieces(args).map((p) => ev('content_block_delta', { index: 1, delta: { type: 'input_json_delta', partial_json: p } })),
+    ...argDeltas(script).map((p) => ev('content_block_delta', { index: 1, delta: { type: 'input_json_delta', partial_json: p } })),
     ev('content_block_stop', { index: 1 }),
     ev('message_delta', { delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 89 } }),
     ev('message_stop', {}),
@@ -71,12 +82,11 @@ export function chatStream(script: LlmScript): SseFrame[] {
   const chunk = (delta: unknown, finish: string | null = null): SseFrame => ({
     data: JSON.stringify({ ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] }),
   });
-  const args = JSON.stringify(script.tool.input);
   return [
     chunk({ role: 'assistant', content: '', refusal: null }),
-    ...words(script.text).map((t) => chunk({ content: t })),
+    ...textDeltas(script).map((t) => chunk({ content: t })),
     chunk({ tool_calls: [{ index: 0, id: 'call_FixtureTool', type: 'function', function: { name: script.tool.name, arguments: '' } }] }),
-    ...pieces(args).map((p) => chunk({ tool_calls: [{ index: 0, function: { arguments: p } }] })),
+    ...argDeltas(script).map((p) => chunk({ tool_calls: [{ index: 0, function: { arguments: p } }] })),
     chunk({}, 'tool_calls'),
     { data: JSON.stringify({ ...base, choices: [], usage: { prompt_tokens: 82, completion_tokens: 17, total_tokens: 99 } }) },
     { data: '[DONE]' },
@@ -124,12 +134,12 @@ export function responsesStream(script: LlmScript): SseFrame[] {
     ev('response.in_progress', { response: responseObject(script, 'in_progress') }),
     ev('response.output_item.added', { output_index: 0, item: msgItem }),
     ev('response.content_part.added', { item_id: 'msg_Fixture', output_index: 0, content_index: 0, part: { type: 'output_text', annotations: [], text: '' } }),
-    ...words(script.text).map((d) => ev('response.output_text.delta', { item_id: 'msg_Fixture', output_index: 0, content_index: 0, delta: d })),
+    ...textDeltas(script).map((d) => ev('response.output_text.delta', { item_id: 'msg_Fixture', output_index: 0, content_index: 0, delta: d })),
     ev('response.output_text.done', { item_id: 'msg_Fixture', output_index: 0, content_index: 0, text: script.text }),
     ev('response.content_part.done', { item_id: 'msg_Fixture', output_index: 0, content_index: 0, part: { type: 'output_text', annotations: [], text: script.text } }),
     ev('response.output_item.done', { output_index: 0, item: { ...msgItem, status: 'completed', content: [{ type: 'output_text', annotations: [], text: script.text }] } }),
     ev('response.output_item.added', { output_index: 1, item: fcItem }),
-    ...pieces(args).map((d) => ev('response.function_call_arguments.delta', { item_id: 'fc_Fixture', output_index: 1, delta: d })),
+    ...argDeltas(script).map((d) => ev('response.function_call_arguments.delta', { item_id: 'fc_Fixture', output_index: 1, delta: d })),
     ev('response.function_call_arguments.done', { item_id: 'fc_Fixture', output_index: 1, arguments: args }),
     ev('response.output_item.done', { output_index: 1, item: { ...fcItem, status: 'completed', arguments: args } }),
     ev('response.completed', { response: responseObject(script, 'completed') }),

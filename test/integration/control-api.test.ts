@@ -1,8 +1,27 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as http from 'node:http';
+import * as net from 'node:net';
 import WebSocket from 'ws';
 import { startTestGateway } from '../helpers/gateway';
 import type { LiveMessage, SessionDetail, EventView } from '../../gateway/control-api/types';
+
+/** The HTTP status a refused WebSocket handshake got (0 when it opened). */
+function refusedUpgrade(url: string, protocols: string[] = [], opts: WebSocket.ClientOptions = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, protocols, opts);
+    ws.once('unexpected-response', (_req, res) => {
+      res.resume();
+      resolve(res.statusCode ?? -1);
+      ws.terminate();
+    });
+    ws.once('open', () => {
+      ws.close();
+      resolve(0);
+    });
+    ws.once('error', (err) => reject(err));
+  });
+}
 
 test('control API: token required, sessions, events paged, search, and a live feed', async () => {
   const gw = await startTestGateway();
@@ -19,11 +38,17 @@ test('control API: token required, sessions, events paged, search, and a live fe
     }
 
     const messages: LiveMessage[] = [];
-    const ws = new WebSocket(`${base.replace('http', 'ws')}/api/live?token=${token}`);
+    // as the browser does it: the token as a second subprotocol, only the first one echoed
+    const ws = new WebSocket(`${base.replace('http', 'ws')}/api/live`, ['flightlog.v1', `bearer.${token}`], { origin: base });
     await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
+    assert.equal(ws.protocol, 'flightlog.v1');
     ws.on('message', (d) => messages.push(JSON.parse(d.toString()) as LiveMessage));
-    const bad = new WebSocket(`${base.replace('http', 'ws')}/api/live?token=nope`);
-    await new Promise<void>((r) => (bad.once('error', () => r()), bad.once('unexpected-response', () => r())));
+    // as a script does it: the Authorization header
+    const cli = new WebSocket(`${base.replace('http', 'ws')}/api/live`, { headers: { authorization: `Bearer ${token}` } });
+    await new Promise((r, j) => (cli.once('open', r), cli.once('error', j)));
+    cli.close();
+    assert.equal(await refusedUpgrade(`${base.replace('http', 'ws')}/api/live`, ['flightlog.v1', 'bearer.nope']), 401);
+    assert.equal(await refusedUpgrade(`${base.replace('http', 'ws')}/api/live?token=${token}`), 401, 'a token in the URL is not accepted');
 
     const s = gw.gateway.recorder.openSession({ connection: 'app-db', protocol: 'postgres', identity: 'claude' });
     for (let i = 0; i < 25; i++) s.event('bytes', 'client→upstream', { i });
@@ -54,3 +79,75 @@ test('control API: token required, sessions, events paged, search, and a live fe
     await gw.close();
   }
 });
+
+test('control API: token only in a header, Host and Origin checked on every route (DNS rebinding, Origin: null)', async () => {
+  const gw = await startTestGateway();
+  try {
+    const base = gw.gateway.control.url;
+    const token = gw.gateway.control.token;
+    const port = new URL(base).port;
+    const auth = { authorization: `Bearer ${token}` };
+    const status = (p: string, headers: Record<string, string> = {}) => rawGet(port, p, headers);
+    assert.equal((await status('/api/status', auth)).status, 200);
+    assert.equal((await status('/api/status', { ...auth, host: `localhost:${port}` })).status, 200);
+    assert.equal((await status('/api/status', { ...auth, origin: base })).status, 200);
+    // a token in the URL is refused: it would sit in logs, history and Referer headers
+    assert.equal((await status(`/api/status?token=${token}`)).status, 401);
+    for (const [what, headers] of [
+      ['rebinding', { ...auth, host: `evil.example:${port}` }],
+      ['other port', { ...auth, host: '127.0.0.1:1' }],
+      ['origin null', { ...auth, origin: 'null' }],
+      ['cross origin', { ...auth, origin: 'http://evil.example' }],
+      ['cross site', { ...auth, 'sec-fetch-site': 'cross-site' }],
+    ] as const) {
+      for (const p of ['/api/status', '/api/sessions', '/api/findings', '/api/sessions/x/replay']) {
+        const r = await status(p, headers);
+        assert.equal(r.status, 403, `${what} ${p}`);
+        assert.equal(JSON.parse(r.body).error.code, 'E_ORIGIN');
+      }
+    }
+    const wsUrl = `${base.replace('http', 'ws')}/api/live`;
+    const good = ['flightlog.v1', `bearer.${token}`];
+    assert.equal(await refusedUpgrade(wsUrl, good, { origin: 'null' }), 403);
+    assert.equal(await refusedUpgrade(wsUrl, good, { origin: 'http://evil.example' }), 403);
+    assert.equal(await refusedUpgrade(wsUrl, good, { headers: { host: `evil.example:${port}` } }), 403);
+    assert.equal(await refusedUpgrade(wsUrl, good, { origin: base }), 0);
+    // a malformed absolute-form target: a clean 400 / refused upgrade, the gateway keeps serving
+    const bad = await rawRequest(port, 'GET http://[ HTTP/1.1\r\nHost: 127.0.0.1:' + port + '\r\nAuthorization: Bearer ' + token + '\r\n\r\n');
+    assert.match(bad, /^HTTP\/1\.1 400 /);
+    const badWs = await rawRequest(
+      port,
+      `GET http://[ HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer ${token}\r\n\r\n`,
+    );
+    assert.match(badWs, /^HTTP\/1\.1 (400|404) /);
+    assert.equal((await status('/api/status', auth)).status, 200);
+    assert.ok(!gw.logs.some((l) => /internal error|Invalid URL/i.test(l)), gw.logs.join('\n'));
+  } finally {
+    await gw.close();
+  }
+});
+
+/** A GET with exactly these headers (fetch would not let a test set Host or Origin). */
+function rawGet(port: string, p: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: Number(port), path: p, headers: { host: `127.0.0.1:${port}`, ...headers } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+  });
+}
+
+/** Writes raw bytes, returns everything the server answered until it closed (or 2 s of silence). */
+function rawRequest(port: string, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(Number(port), '127.0.0.1', () => sock.end(text));
+    let out = '';
+    sock.setTimeout(2000, () => sock.destroy());
+    sock.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    sock.on('close', () => resolve(out));
+    sock.on('error', reject);
+  });
+}
