@@ -1,0 +1,77 @@
+/**
+ * `npm run bench:pg-ack`: what fail-closed forwarding costs. Each statement goes upstream only
+ * after the store committed its command, so this measures pgbench select-only (simple and
+ * extended protocol, 1 and 8 clients) through the gateway: tps and the gateway process's CPU
+ * per transaction (utime + stime from /proc/self/stat: the gateway runs in this process, its
+ * writer thread included). BENCH_SECONDS (default 5) and BENCH_RUNS (default 3) set the runs.
+ */
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { promisify } from 'node:util';
+import { startTestGateway, type TestGateway } from '../helpers/gateway';
+import { startPostgres } from '../helpers/postgres-server';
+
+const run = promisify(execFile);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
+
+function cpuTicks(): number {
+  const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is state (field 3): utime and stime are fields 14 and 15
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+async function pgbench(host: string, port: number, password: string, args: string[]): Promise<{ tps: number; txns: number }> {
+  const { stdout } = await run('pgbench', ['-n', '-h', host, '-p', String(port), '-U', 'bench', ...args, '-T', String(SECONDS), 'app'], {
+    env: { ...process.env, PGPASSWORD: password, PGSSLMODE: 'disable' },
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(stdout);
+  const txns = /number of transactions actually processed: (\d+)/.exec(stdout);
+  if (!tps || !txns) throw new Error('no tps in pgbench output');
+  return { tps: Number(tps[1]), txns: Number(txns[1]) };
+}
+
+async function main(): Promise<void> {
+  console.log(`bench-pg-ack: ${os.cpus().length} cores, pgbench -T ${SECONDS}, ${RUNS} runs`);
+  const pg = await startPostgres();
+  let gw: TestGateway | null = null;
+  try {
+    await run('pgbench', ['-i', '-q', '-s', '5', '-h', pg.host, '-p', String(pg.port), '-U', 'app', 'app'], { env: { ...process.env, PGPASSWORD: pg.app.password } });
+    gw = await startTestGateway({
+      env: { APP_PW: pg.app.password },
+      connections: [{ name: 'db', protocol: 'postgres', upstream: { host: pg.host, port: pg.port, user: 'app', database: 'app', password: { env: 'APP_PW' } }, identities: ['bench'] }],
+    });
+    const token = gw.addIdentity('bench');
+    const a = gw.address('db');
+    const workloads = [
+      { name: 'select-only simple, 1 client', args: ['-S', '-c', '1', '-j', '1'] },
+      { name: 'select-only extended, 1 client', args: ['-S', '-M', 'extended', '-c', '1', '-j', '1'] },
+      { name: 'select-only simple, 8 clients', args: ['-S', '-c', '8', '-j', '2'] },
+      { name: 'select-only extended, 8 clients', args: ['-S', '-M', 'extended', '-c', '8', '-j', '2'] },
+    ];
+    for (const w of workloads) {
+      const tps: number[] = [];
+      const cpu: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        const before = cpuTicks();
+        const r = await pgbench(a.host, a.port, token, w.args);
+        tps.push(r.tps);
+        cpu.push(((cpuTicks() - before) * TICK_US) / r.txns);
+      }
+      const range = (xs: number[], d: number) => `${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)}`;
+      console.log(`${w.name.padEnd(34)} tps ${range(tps, 0).padEnd(12)} gateway CPU/txn ${range(cpu, 0)} µs   (runs: ${tps.map((x) => x.toFixed(0)).join(', ')})`);
+    }
+  } finally {
+    await gw?.close();
+    await pg.stop();
+  }
+}
+
+main().catch((err) => {
+  console.error(`bench-pg-ack failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
