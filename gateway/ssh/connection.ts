@@ -96,15 +96,17 @@ export class AgentConnection {
     if (this.closed || this.terminated) return;
     this.terminated = true;
     this.upstreamClient?.end();
-    const flushing: Promise<void>[] = [];
+    const closing: Promise<void>[] = [];
     for (const c of this.channels) {
       const ch = c as Partial<ServerChannel>;
-      if (!ch.stderr || typeof ch.exit !== 'function') continue;
+      if (!ch.stderr || typeof ch.once !== 'function') continue;
       ch.stderr.write(`\r\nflightlog: ${message}; connection closed\r\n`);
-      flushing.push(drained(ch.stderr));
+      closing.push(new Promise<void>((resolve) => (ch as ServerChannel).once('close', () => resolve())));
     }
-    const timeout = new Promise<void>((resolve) => setTimeout(resolve, 1000).unref());
-    void Promise.race([Promise.all(flushing), timeout]).then(() => this.close('closed'));
+    // OpenSSH drops unread stderr when the connection goes: wait until the channels (ended by
+    // their bridges once the upstream is gone) are closed, then end the connection
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, 900).unref());
+    void Promise.race([Promise.all(closing), timeout]).then(() => this.close('closed'));
   }
 
   /** Ends the agent's connection and the upstream login; closes the session. Idempotent. */
