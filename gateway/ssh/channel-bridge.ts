@@ -208,7 +208,7 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
           },
         );
       };
-  relay(
+  const inbound = relay(
     ch,
     up,
     (chunk) => {
@@ -244,7 +244,7 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
   up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
     exit = { code, signal, dump, desc };
   });
-  ch.on('end', () => up.end());
+  ch.on('end', () => void inbound.idle().then(() => up.end()));
   ch.on('close', () => up.close());
   up.on('close', () => {
     void Promise.all([ended(up), ended(up.stderr)])

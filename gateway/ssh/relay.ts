@@ -12,10 +12,11 @@ export function relay(
   tap?: (chunk: Buffer) => void,
   transform?: (chunk: Buffer) => Buffer,
   gate?: (chunk: Buffer) => Promise<boolean> | null,
-): void {
+): { idle(): Promise<void> } {
   let waiting = false;
   let holding = false;
   let queued: Buffer[] = [];
+  let idleWaiters: Array<() => void> = [];
   const onDrain = (): void => {
     waiting = false;
     if (!holding) src.resume();
@@ -58,9 +59,16 @@ export function relay(
         }
       }
       if (!waiting) src.resume();
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const w of waiters) w();
     });
   };
   src.on('data', onChunk);
+  return {
+    /** Resolves once no chunk is held by the gate: an EOF must not overtake held input. */
+    idle: () => (holding ? new Promise<void>((resolve) => idleWaiters.push(resolve)) : Promise.resolve()),
+  };
 }
 
 /** Resolves once everything written to w has been handed to the transport (or w is gone). */
