@@ -4,10 +4,13 @@
  * extended protocol, 1 and 8 clients) through the gateway: tps and the gateway process's CPU
  * per transaction (utime + stime from /proc/self/stat: the gateway runs in this process, its
  * writer thread included). BENCH_SECONDS (default 5) and BENCH_RUNS (default 3) set the runs.
+ * BENCH_BASELINE=/path/to/other/checkout/dist also starts that build's gateway in this process
+ * and alternates runs between the two (A/B under the same load, which shared machines need).
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { startPostgres } from '../helpers/postgres-server';
@@ -36,17 +39,25 @@ async function pgbench(host: string, port: number, password: string, args: strin
 }
 
 async function main(): Promise<void> {
-  console.log(`bench-pg-ack: ${os.cpus().length} cores, pgbench -T ${SECONDS}, ${RUNS} runs`);
+  console.log(`bench-pg-ack: ${os.cpus().length} cores, pgbench -T ${SECONDS}, ${RUNS} runs, load average ${os.loadavg()[0].toFixed(1)}`);
   const pg = await startPostgres();
-  let gw: TestGateway | null = null;
+  const gws: TestGateway[] = [];
   try {
     await run('pgbench', ['-i', '-q', '-s', '5', '-h', pg.host, '-p', String(pg.port), '-U', 'app', 'app'], { env: { ...process.env, PGPASSWORD: pg.app.password } });
-    gw = await startTestGateway({
+    const opts = {
       env: { APP_PW: pg.app.password },
       connections: [{ name: 'db', protocol: 'postgres', upstream: { host: pg.host, port: pg.port, user: 'app', database: 'app', password: { env: 'APP_PW' } }, identities: ['bench'] }],
-    });
-    const token = gw.addIdentity('bench');
-    const a = gw.address('db');
+    };
+    const builds: Array<{ name: string; start: typeof startTestGateway }> = [];
+    const baseline = process.env.BENCH_BASELINE;
+    if (baseline) builds.push({ name: 'baseline', start: (require(path.join(baseline, 'test/helpers/gateway.js')) as { startTestGateway: typeof startTestGateway }).startTestGateway });
+    builds.push({ name: 'this build', start: startTestGateway });
+    const targets: Array<{ name: string; host: string; port: number; token: string }> = [];
+    for (const b of builds) {
+      const gw = await b.start(opts);
+      gws.push(gw);
+      targets.push({ name: b.name, ...gw.address('db'), token: gw.addIdentity('bench') });
+    }
     const workloads = [
       { name: 'select-only simple, 1 client', args: ['-S', '-c', '1', '-j', '1'] },
       { name: 'select-only extended, 1 client', args: ['-S', '-M', 'extended', '-c', '1', '-j', '1'] },
@@ -54,19 +65,23 @@ async function main(): Promise<void> {
       { name: 'select-only extended, 8 clients', args: ['-S', '-M', 'extended', '-c', '8', '-j', '2'] },
     ];
     for (const w of workloads) {
-      const tps: number[] = [];
-      const cpu: number[] = [];
+      const tps = targets.map(() => [] as number[]);
+      const cpu = targets.map(() => [] as number[]);
       for (let i = 0; i < RUNS; i++) {
-        const before = cpuTicks();
-        const r = await pgbench(a.host, a.port, token, w.args);
-        tps.push(r.tps);
-        cpu.push(((cpuTicks() - before) * TICK_US) / r.txns);
+        for (let t = 0; t < targets.length; t++) {
+          const before = cpuTicks();
+          const r = await pgbench(targets[t].host, targets[t].port, targets[t].token, w.args);
+          tps[t].push(r.tps);
+          cpu[t].push(((cpuTicks() - before) * TICK_US) / r.txns);
+        }
       }
       const range = (xs: number[], d: number) => `${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)}`;
-      console.log(`${w.name.padEnd(34)} tps ${range(tps, 0).padEnd(12)} gateway CPU/txn ${range(cpu, 0)} µs   (runs: ${tps.map((x) => x.toFixed(0)).join(', ')})`);
+      for (let t = 0; t < targets.length; t++) {
+        console.log(`${w.name.padEnd(34)} ${targets[t].name.padEnd(11)} tps ${range(tps[t], 0).padEnd(12)} gateway CPU/txn ${range(cpu[t], 0)} µs   (runs: ${tps[t].map((x) => x.toFixed(0)).join(', ')})`);
+      }
     }
   } finally {
-    await gw?.close();
+    for (const gw of gws) await gw.close();
     await pg.stop();
   }
 }

@@ -7,7 +7,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -231,6 +231,49 @@ describe('fail-closed on a full disk', { timeout: 240_000, skip: canMount ? fals
       for (let i = 1; i <= ran; i++) assert.ok(texts.some((t) => t.startsWith(`touch ${remote}/m${i} #`)), `exec ${i} ran but was not recorded`);
     } finally {
       masterExit();
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  });
+  it('ssh shell: the typed line whose record fails is not sent to the shell; the session is stopped with a message', async () => {
+    const { gw, mount } = await gatewayOnTmpfs();
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-failclosed-shell-'));
+    try {
+      const key = path.join(work, 'agent');
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+      gw.addIdentity('claude');
+      gw.addKey('claude', `${key}.pub`);
+      const a = gw.address('web');
+      const shell = spawn('ssh', ['-T', ...clientOptions(a.port, { keyPath: key }), '-p', String(a.port), `claude@${a.host}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      shell.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      shell.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      shell.stdin.on('error', () => undefined);
+      let exited = false;
+      const closed = new Promise<void>((resolve) => shell.on('close', () => { exited = true; resolve(); }));
+      const until = async (cond: () => boolean): Promise<void> => {
+        for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
+      };
+      try {
+        shell.stdin.write('echo ready\n');
+        await until(() => out.includes('ready'));
+        assert.match(out, /ready/);
+        await gw.flush();
+        fillDisk(mount);
+        let ran = 0;
+        for (let i = 1; i <= 500 && !exited; i++) {
+          shell.stdin.write(`touch ${remote}/s${i}; echo ok-${i} # ${PAD.slice(0, 16 * 1024)}\n`);
+          await until(() => out.includes(`ok-${i}\n`) || exited);
+          if (out.includes(`ok-${i}\n`)) ran = i;
+        }
+        await closed;
+        assert.match(err, /Flightlog: recording failed, command not forwarded/);
+        assert.equal(fs.existsSync(path.join(remote, `s${ran + 1}`)), false, 'the refused line ran in the shell');
+        for (let i = 1; i <= ran; i++) assert.ok(fs.existsSync(path.join(remote, `s${i}`)));
+      } finally {
+        shell.kill();
+      }
+    } finally {
       fs.rmSync(work, { recursive: true, force: true });
     }
   });
