@@ -38,6 +38,43 @@ async function pgbench(host: string, port: number, password: string, args: strin
   return { tps: Number(tps[1]), txns: Number(txns[1]) };
 }
 
+/**
+ * The recorder alone, no sockets: CPU per command (main thread and writer thread) when commands
+ * are committed in groups (forward first, the old way), one commit per command (an acknowledged
+ * statement, one client) and one commit per 8 commands (8 clients waiting on the same commit).
+ */
+async function recorderCost(gw: TestGateway): Promise<void> {
+  const s = gw.gateway.recorder.openSession({ connection: 'bench-recorder', protocol: 'postgres', identity: 'bench' });
+  const start = () => {
+    const h = s.startCommand({ kind: 'sql', text: 'SELECT abalance FROM pgbench_accounts WHERE aid = 4242', classification: 'read', targets: ['table:pgbench_accounts'] });
+    s.event('query', 'client→upstream', { sql: 'SELECT abalance FROM pgbench_accounts WHERE aid = 4242' }, { commandId: h.id });
+    return h;
+  };
+  const finish = (h: ReturnType<typeof start>) => {
+    s.event('result', 'upstream→client', { tag: 'SELECT 1', rowCount: 1 }, { commandId: h.id });
+    h.finish({ status: 'ok', result: { rows: [[1]], rowCount: 1, tag: 'SELECT 1' } });
+  };
+  const N = 4000;
+  for (const [name, group] of [['grouped commits (no ack)', 0], ['1 command per commit', 1], ['8 commands per commit', 8]] as const) {
+    const t0 = cpuTicks();
+    const w0 = process.hrtime.bigint();
+    if (group === 0) {
+      for (let i = 0; i < N; i++) finish(start());
+    } else {
+      for (let i = 0; i < N; i += group) {
+        const hs = Array.from({ length: group }, start);
+        await s.flushed();
+        hs.forEach(finish);
+      }
+    }
+    await s.flushed();
+    const cpu = ((cpuTicks() - t0) * TICK_US) / N;
+    const wall = Number(process.hrtime.bigint() - w0) / 1000 / N;
+    console.log(`recorder, ${name.padEnd(26)} CPU ${cpu.toFixed(0)} µs/command, wall ${wall.toFixed(0)} µs/command`);
+  }
+  s.close();
+}
+
 async function main(): Promise<void> {
   console.log(`bench-pg-ack: ${os.cpus().length} cores, pgbench -T ${SECONDS}, ${RUNS} runs, load average ${os.loadavg()[0].toFixed(1)}`);
   const pg = await startPostgres();
@@ -58,6 +95,7 @@ async function main(): Promise<void> {
       gws.push(gw);
       targets.push({ name: b.name, ...gw.address('db'), token: gw.addIdentity('bench') });
     }
+    await recorderCost(gws[gws.length - 1]);
     const workloads = [
       { name: 'select-only simple, 1 client', args: ['-S', '-c', '1', '-j', '1'] },
       { name: 'select-only extended, 1 client', args: ['-S', '-M', 'extended', '-c', '1', '-j', '1'] },
