@@ -233,9 +233,10 @@ export class Relay {
   }
 
   private resumeClient(): void {
-    if (this.clientPaused && !this.holding) {
+    if (this.clientPaused) {
       this.clientPaused = false;
-      this.client.resume();
+      // a held chunk keeps the client paused; release() resumes it
+      if (!this.holding) this.client.resume();
     }
   }
 
