@@ -244,7 +244,7 @@ export class Exchange {
       },
       () => {
         this.ctx.log.error(`http session ${this.session.id}: recording failed; request not forwarded`);
-        this.finish('blocked', 'Flightlog: recording failed, command not forwarded');
+        this.finish('blocked', 'Flightlog: recording failed, command not forwarded', 503, 'recording_failed');
         this.req.resume();
         sendError(this.res, new HttpGatewayError('recording_failed', 503, 'Flightlog: recording failed, command not forwarded'));
       },

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -34,6 +34,11 @@ function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
 async function startTicker(): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     req.resume();
+    if (req.url === '/once') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 2 });
+      res.end('ok');
+      return;
+    }
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     let i = 0;
     const t = setInterval(() => res.write(`data: {"i":${++i}}\n\n`), 50);
@@ -193,6 +198,17 @@ describe('revocation ends live sessions', { timeout: 120_000 }, () => {
   it('http: a streaming response is cut and the keep-alive connection closed', async () => {
     const token = gw.addIdentity('rv-http');
     const h = gw.address('api');
+    // an idle keep-alive connection, after one answered request
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const idle = await new Promise<Socket>((resolve, reject) => {
+      const req = http.get({ host: h.host, port: h.port, path: '/once', agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(req.socket as Socket));
+      });
+      req.on('error', reject);
+      req.setTimeout(5000, () => req.destroy(new Error('no answer')));
+    });
+    const idleClosed = new Promise<void>((resolve) => (idle.destroyed ? resolve() : idle.once('close', () => resolve())));
     const curl = spawn('curl', ['-sN', '-H', `Authorization: Bearer ${token}`, `http://${h.host}:${h.port}/ticks`], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     curl.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -202,11 +218,14 @@ describe('revocation ends live sessions', { timeout: 120_000 }, () => {
       await cliRevoke('rv-http');
       const code = await within(1000, 'the stream was not cut', exited);
       assert.notEqual(code, 0, 'curl saw a clean end of a cut stream');
+      await within(1000, 'the keep-alive connection was not closed', idleClosed);
     } finally {
       curl.kill();
+      agent.destroy();
     }
-    const [s] = await sessionsOf('rv-http', 'api');
-    assertEnded(s, 'revoked');
+    const list = await sessionsOf('rv-http', 'api');
+    assert.equal(list.length, 2);
+    for (const s of list) assertEnded(s, 'revoked');
   });
 
   it('a run ending ends its sessions at once ("run ended"), and the identity keeps working', async () => {
