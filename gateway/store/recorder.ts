@@ -33,6 +33,8 @@ const MAX_BATCH_OPS = 8000;
 /** an idle writer thread is stopped after this long (restarted on the next batch) */
 const WRITER_IDLE_MS = 2000;
 const WORKER_FILE = path.join(__dirname, 'recorder-worker.js');
+/** the largest batch (flat ops length) an acknowledgement commits on the caller's thread */
+const INLINE_ACK_MAX_OPS = 64;
 
 interface Waiter {
   resolve: () => void;
@@ -283,7 +285,10 @@ export class Recorder {
     this.queue = [];
     this.waiters = [];
     this.notices = [];
-    if (this.useWorker) this.send(batch);
+    // A listener is waiting to forward a command and the writer thread is idle: a small batch
+    // commits here, sparing the two thread hops that would stand between the client and its
+    // upstream. Nothing else writes meanwhile (the writer only writes a batch it was sent).
+    if (this.useWorker && (batch.waiters.length === 0 || batch.ops.length > INLINE_ACK_MAX_OPS)) this.send(batch);
     else this.commitHere(batch);
   }
 
