@@ -19,6 +19,9 @@ import { withSettingsRoutes } from './settings/settings-routes';
 import { Lineage } from './lineage';
 
 export { VERSION } from './core/version';
+
+/** how often live sessions are checked against revocations made outside this process (the CLI) */
+const REVOCATION_POLL_MS = 250;
 import { VERSION } from './core/version';
 
 export interface GatewayOptions {
@@ -110,6 +113,7 @@ export class Gateway {
   /** the running config and what reload() needs to start listeners like start() did; set by start() */
   private runtime!: { config: FlightlogConfig; env: NodeJS.ProcessEnv; log: Logger; guardrails: LivePolicy };
   private reloads: Promise<unknown> = Promise.resolve();
+  private revocationTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     readonly dataDir: string,
@@ -144,6 +148,8 @@ export class Gateway {
         keyFingerprint: key.fingerprint,
         onCommandStart: lineage.onCommandStart,
         onCommandFinish: lineage.onCommandFinish,
+        onStoreFailure: (err) =>
+          log.error(`recording store failed (${err.message}); no command is forwarded until the gateway is restarted with a writable data dir (${dataDir})`),
       });
       const now = new Date().toISOString();
       const upsert = db.prepare(
@@ -178,6 +184,7 @@ export class Gateway {
         dataDir,
         masker,
         reloadSecrets: () => masker.addDigests(loadDigests(db!)),
+        onRevocation: () => gateway?.checkRevocations(),
         host: opts.config.controlApi.host,
         port: opts.config.controlApi.port,
         status: () => gateway!.status(),
@@ -186,6 +193,8 @@ export class Gateway {
       fs.writeFileSync(path.join(dataDir, 'control.json'), JSON.stringify({ url: control.url, pid: process.pid }) + '\n', { mode: 0o600 });
       gateway = new Gateway(dataDir, db, key, masker, recorder, listeners, control, unlock);
       gateway.runtime = { config: opts.config, env, log, guardrails };
+      gateway.revocationTimer = setInterval(() => gateway?.checkRevocations(), REVOCATION_POLL_MS);
+      gateway.revocationTimer.unref();
       return gateway;
     } catch (err) {
       for (const c of cleanup.reverse()) await c();
@@ -253,7 +262,44 @@ export class Gateway {
         identities: l.connection.identities,
       })),
       liveSessions: this.recorder.openSessions().length,
+      store: this.recorder.storeStatus(),
     };
+  }
+
+  /**
+   * Ends the live sessions whose credential is no longer valid: the identity was revoked
+   * (`flightlog identity revoke`, possibly run by the CLI on the store with no word to us) or the
+   * run's token was (its agent exited). Polled, and called at once when the control API hears of one.
+   */
+  checkRevocations(): void {
+    if (this.stopping) return;
+    const live = this.recorder.liveSessionInfo();
+    if (live.length === 0) return;
+    const identities = new Set<string>();
+    const runs = new Set<string>();
+    try {
+      const idStmt = this.db.prepare('SELECT revoked_at FROM identities WHERE name = ?');
+      const runStmt = this.db.prepare('SELECT 1 AS r FROM tokens WHERE run_id = ? AND revoked_at IS NOT NULL LIMIT 1');
+      for (const name of new Set(live.map((s) => s.rawIdentity).filter((x): x is string => x !== null))) {
+        const row = idStmt.get(name) as { revoked_at: string | null } | undefined;
+        if (row?.revoked_at) identities.add(name);
+      }
+      for (const run of new Set(live.map((s) => s.runId).filter((x): x is string => x !== null))) {
+        if (runStmt.get(run)) runs.add(run);
+      }
+    } catch (err) {
+      // a busy or failing store must not end sessions; the next poll tries again
+      this.runtime.log.warn(`checking revocations failed: ${(err as Error).message}`);
+      return;
+    }
+    if (identities.size) {
+      const n = this.recorder.terminate((s) => s.rawIdentity !== null && identities.has(s.rawIdentity), 'revoked', 'Flightlog token revoked');
+      if (n) this.runtime.log.info(`ended ${n} live session(s) of revoked identit${identities.size === 1 ? 'y' : 'ies'} ${[...identities].join(', ')}`);
+    }
+    if (runs.size) {
+      const n = this.recorder.terminate((s) => s.runId !== null && runs.has(s.runId), 'run ended', 'Flightlog run ended; its token was revoked');
+      if (n) this.runtime.log.info(`ended ${n} live session(s) of ended run(s) ${[...runs].join(', ')}`);
+    }
   }
 
   /** The config the listeners run now (the one given to start(), or the last reload()). */
@@ -347,6 +393,7 @@ export class Gateway {
   stop(reason = 'gateway shut down'): Promise<void> {
     if (!this.stopping) {
       this.stopping = (async () => {
+        if (this.revocationTimer) clearInterval(this.revocationTimer);
         await Promise.allSettled([...this.listeners.values()].map((l) => l.listener?.close()));
         await this.recorder.closeAll(reason).catch(() => undefined);
         await this.control.close();

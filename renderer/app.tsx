@@ -84,6 +84,12 @@ export function App() {
           {liveState === 'live' ? '● live' : liveState === 'connecting' ? '○ connecting' : '○ offline'}
         </span>
       </header>
+      {status?.store && !status.store.ok && (
+        <div className="store-banner" role="alert" data-testid="store-banner">
+          <b>Recording stopped: the store cannot be written</b> ({status.store.error ?? 'unknown error'}
+          {status.store.since ? `, since ${status.store.since}` : ''}). Fail-closed: no new command is forwarded. Free space in the data dir and restart the gateway.
+        </div>
+      )}
       {status?.bundles && (
         <div className="bundle-banner" data-testid="bundle-banner">
           <b>Read-only: opened bundle{status.bundles.length === 1 ? '' : 's'}</b>

@@ -124,7 +124,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         return await (command === 'ui' ? ui.runUiCommand(o, io) : ui.runStartCommand(o, io));
       }
       case 'identity':
-        return identityCommand(rest, io);
+        return await identityCommand(rest, io);
       case 'open': {
         const { flags, positionals } = parse(rest, {}, Infinity, 'flightlog open FILE…');
         const { runOpenCommand } = await import('./open-command');
@@ -291,7 +291,7 @@ async function maskCommand(file: string | undefined, flags: Flags, io: Io): Prom
   return runMaskCommand({ input, output: io.stdout, stderr: io.stderr, masker });
 }
 
-function identityCommand(argv: string[], io: Io): number {
+async function identityCommand(argv: string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;
   switch (sub) {
     case 'add': {
@@ -330,7 +330,9 @@ function identityCommand(argv: string[], io: Io): number {
       const { flags, positionals } = parse(rest, {}, 1, usage);
       if (!positionals[0]) throw new UsageError(`identity revoke needs a NAME (usage: ${usage})`);
       withDb(flags, io, (db) => revokeIdentity(db, positionals[0]));
-      io.stderr.write(`revoked ${positionals[0]}\n`);
+      // a running gateway ends the identity's live sessions now (it also polls the store)
+      const told = await notifyGateway(resolveDataDir(flags['data-dir'] as string | undefined, io.env), '/api/revocations/check');
+      io.stderr.write(`revoked ${positionals[0]}${told ? ' (the running gateway ends its live sessions)' : ''}\n`);
       return 0;
     }
     default:

@@ -25,6 +25,8 @@ export interface ControlApiOptions {
   masker?: Masker;
   /** re-reads the registered secrets after `flightlog secret add` */
   reloadSecrets?: () => void;
+  /** a token was revoked (a run ended, `flightlog identity revoke`): end the live sessions it covers now */
+  onRevocation?: () => void;
   status: () => GatewayStatus;
   /** extra routes (runs, static UI) mounted by the gateway: return true when handled */
   extra?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean | Promise<boolean>;
@@ -194,6 +196,11 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
     if (req.method === 'POST' && endMatch) {
       const body = (await readJson(req)) as { exitCode?: unknown };
       endRun(db, decodeURIComponent(endMatch[1]), typeof body.exitCode === 'number' ? body.exitCode : null);
+      opts.onRevocation?.();
+      return sendJson(res, 200, { ok: true });
+    }
+    if (req.method === 'POST' && url.pathname === '/api/revocations/check') {
+      opts.onRevocation?.();
       return sendJson(res, 200, { ok: true });
     }
     if (req.method !== 'GET') return sendError(res, 405, 'E_METHOD', `${req.method} is not allowed on ${url.pathname}`);

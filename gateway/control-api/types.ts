@@ -143,6 +143,11 @@ export interface GatewayStatus {
   keyFingerprint: string;
   listeners: Array<{ connection: string; protocol: Protocol; address: string | null; error: string | null; llm?: 'anthropic' | 'openai'; identities: string[] }>;
   liveSessions: number;
+  /**
+   * The recording store's writer: `ok: false` once a commit failed (disk full, I/O error); from
+   * then on no command is forwarded (fail-closed) until the gateway is restarted. Absent for bundles.
+   */
+  store?: { ok: boolean; error: string | null; since: string | null };
   /** set when the UI shows opened bundles (read-only) instead of a live store */
   bundles?: BundleStatus[];
 }

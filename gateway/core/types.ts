@@ -123,12 +123,22 @@ export interface SessionRecorder {
   startCommand(start: CommandStart): CommandHandle;
   /** Records a finding that is not a masking hit, e.g. a guardrail decision or a failed login. */
   finding(f: { category: 'secret' | 'guardrail' | 'auth'; kind: string; fp?: string; direction: Direction; commandId?: number; maskedLive?: boolean; detail?: Json }): void;
-  /** Resolves once every event appended so far is committed to disk; rejects if the store failed. */
+  /**
+   * Resolves once every event appended so far is committed to disk; rejects if the store failed.
+   * Listeners await it before forwarding a command (the record is accepted first: fail-closed);
+   * the commit is cut at once and covers everything appended in the same turn.
+   */
   flushed(): Promise<void>;
   /** True once the store has failed for this session: the listener must stop forwarding new commands. */
   readonly failed: boolean;
   /** Ends the session and seals its hash chain. Idempotent. */
   close(status?: SessionStatus, reason?: string): void;
+  /**
+   * How the listener cuts this session's connection when the gateway ends it (token revoked, run
+   * ended): tell the client `message` in the protocol's way and stop forwarding at once. The
+   * recorder closes the session with `reason` right after the handler returns.
+   */
+  onTerminate(handler: (reason: string, message: string) => void): void;
 }
 
 /** How an agent proved who it is. */

@@ -54,6 +54,8 @@ export class ClientConnection {
     if (this.session && this.identity === identity && this.runId === runId) return this.session;
     this.closeSession();
     this.session = this.ctx.openSession({ identity, runId, clientAddr: this.clientAddr, meta: this.meta });
+    // the gateway ending the session (token revoked, run ended) cuts the connection: keep-alive and streams alike
+    this.session.onTerminate(() => this.socket.destroy());
     this.identity = identity;
     this.runId = runId;
     return this.session;

@@ -135,7 +135,7 @@ export class Exchange {
     }
     if (this.session.failed) {
       this.req.resume();
-      sendError(this.res, new HttpGatewayError('recording_failed', 503, 'recording failed for this session; request not forwarded'));
+      sendError(this.res, new HttpGatewayError('recording_failed', 503, 'Flightlog: recording failed, command not forwarded'));
       return;
     }
     const method = this.req.method ?? 'GET';
@@ -233,13 +233,29 @@ export class Exchange {
   }
 
   private forward(body: Buffer | null): void {
-    const { target, options, stripHeaders } = this.shared;
     if (!this.command) {
       this.req.resume();
       sendError(this.res, new HttpGatewayError('recording_failed', 503, 'the gateway cannot record this request; not forwarded'));
       this.finished = true;
       return;
     }
+    // Fail-closed: the request goes upstream only once its command is committed to the store.
+    this.session.flushed().then(
+      () => {
+        if (this.res.destroyed || this.res.writableEnded) this.finish('cancelled', 'the client closed the connection');
+        else this.send(body);
+      },
+      () => {
+        this.ctx.log.error(`http session ${this.session.id}: recording failed; request not forwarded`);
+        this.finish('blocked', 'Flightlog: recording failed, command not forwarded', 503, 'recording_failed');
+        this.req.resume();
+        sendError(this.res, new HttpGatewayError('recording_failed', 503, 'Flightlog: recording failed, command not forwarded'));
+      },
+    );
+  }
+
+  private send(body: Buffer | null): void {
+    const { target, options, stripHeaders } = this.shared;
     const headers = forwardHeaders(this.req.headers, stripHeaders);
     headers.host = target.url.host;
     for (const [k, v] of target.injectHeaders) headers[k] = v;

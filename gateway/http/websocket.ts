@@ -39,6 +39,10 @@ function messageData(m: WsMessage, cap: number): Json {
 }
 
 export function handleUpgrade(shared: ExchangeShared, conn: ClientConnection, req: http.IncomingMessage, socket: Socket, head: Buffer): void {
+  upgrade(shared, conn, req, socket, head).catch(() => socket.destroy());
+}
+
+async function upgrade(shared: ExchangeShared, conn: ClientConnection, req: http.IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
   const { ctx, options, target, stripHeaders } = shared;
   socket.on('error', () => undefined);
   const auth = authenticateRequest(ctx, req.headers, options.tokenHeader, conn.clientAddr);
@@ -56,7 +60,7 @@ export function handleUpgrade(shared: ExchangeShared, conn: ClientConnection, re
     return;
   }
   if (session.failed) {
-    rawError(socket, new HttpGatewayError('recording_failed', 503, 'recording failed for this session; not forwarded'));
+    rawError(socket, new HttpGatewayError('recording_failed', 503, 'Flightlog: recording failed, command not forwarded'));
     return;
   }
   const method = req.method ?? 'GET';
@@ -82,6 +86,19 @@ export function handleUpgrade(shared: ExchangeShared, conn: ClientConnection, re
     safe(() => session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: command.id, detail: decisionDetail(decision, text) }));
     safe(() => command.finish({ status: 'blocked', error: message }));
     rawError(socket, new HttpGatewayError('blocked_by_policy', 403, message));
+    return;
+  }
+  // Fail-closed: the upgrade goes upstream only once its command is committed to the store.
+  try {
+    await session.flushed();
+  } catch {
+    ctx.log.error(`http session ${session.id}: recording failed; upgrade not forwarded`);
+    safe(() => command.finish({ status: 'blocked', error: 'Flightlog: recording failed, command not forwarded' }));
+    rawError(socket, new HttpGatewayError('recording_failed', 503, 'Flightlog: recording failed, command not forwarded'));
+    return;
+  }
+  if (socket.destroyed) {
+    safe(() => command.finish({ status: 'cancelled', error: 'the client closed the connection' }));
     return;
   }
 

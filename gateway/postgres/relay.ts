@@ -195,6 +195,11 @@ export class Relay {
   // Recording is kept off the forwarding path: commands are recorded after their chunk went
   // upstream, results after the server chunk went to the client (same turn, same order).
   private toStart: ToStart[] = [];
+  /** client bytes of the current chunk, held until its commands are recorded (fail-closed) */
+  private collect: Buffer[] | null = null;
+  private startedInChunk = false;
+  private holding = false;
+  private heldChunks: Buffer[] = [];
 
   constructor(private readonly opts: RelayOptions) {
     this.ctx = opts.ctx;
@@ -213,6 +218,7 @@ export class Relay {
   }
 
   start(): void {
+    this.session.onTerminate((_reason, message) => this.shutdown(message));
     this.client.on('data', (d: Buffer) => this.guard('client', () => this.onClientData(d)));
     this.upstream.on('data', (d: Buffer) => this.guard('server', () => this.onServerData(d)));
     this.client.on('drain', () => this.resumeUpstream());
@@ -301,6 +307,10 @@ export class Relay {
   }
 
   private writeUpstream(buf: Buffer): void {
+    if (this.collect) {
+      this.collect.push(buf);
+      return;
+    }
     if (this.upstream.destroyed || !this.upstream.writable) return;
     if (!this.upstream.write(buf) && !this.clientPaused) {
       this.clientPaused = true;
@@ -318,7 +328,8 @@ export class Relay {
   private resumeClient(): void {
     if (this.clientPaused) {
       this.clientPaused = false;
-      this.client.resume();
+      // a held chunk keeps the client paused; release() resumes it
+      if (!this.holding) this.client.resume();
     }
   }
 
@@ -381,7 +392,13 @@ export class Relay {
   private fwdBuf: Buffer | null = null;
 
   private onClientData(chunk: Buffer): void {
+    if (this.holding) {
+      this.heldChunks.push(chunk);
+      return;
+    }
     this.fwdBuf = null;
+    this.collect = [];
+    const lastBefore = this.pending.length ? this.pending[this.pending.length - 1] : null;
     const r = this.frames(chunk, this.clientCarry, this.clientCarryLen, this.checkClientHeader, (buf, start, len, inChunk) => {
       const forward = this.onClientMessage(buf, start, len);
       if (!forward) return;
@@ -401,8 +418,86 @@ export class Relay {
     this.clientCarry = r.carry;
     this.clientCarryLen = r.carryLen;
     this.flushClientForward();
+    const out = this.collect;
+    this.collect = null;
     this.flushStarts();
+    if (this.startedInChunk) {
+      this.startedInChunk = false;
+      const from = lastBefore === null ? 0 : this.pending.indexOf(lastBefore) + 1;
+      this.holdUntilRecorded(out, this.pending.slice(from));
+      return;
+    }
+    for (const b of out) this.writeUpstream(b);
     if (this.terminated) this.end('closed');
+  }
+
+  /**
+   * Fail-closed: the bytes of a chunk that starts commands go upstream only once the store has
+   * committed those commands. The client is paused meanwhile; one commit covers every command of
+   * a pipelined chunk. If the store fails, none of it is sent: each held message is answered
+   * with an ErrorResponse instead, in order.
+   */
+  private holdUntilRecorded(out: Buffer[], held: Pending[]): void {
+    this.holding = true;
+    this.client.pause();
+    this.session.flushed().then(
+      () => this.release(out),
+      () => this.guard('client', () => this.refuseHeld(held)),
+    );
+  }
+
+  private release(out: Buffer[] | null): void {
+    this.holding = false;
+    if (this.ended) return;
+    if (out) for (const b of out) this.writeUpstream(b);
+    if (this.terminated) {
+      this.end('closed');
+      return;
+    }
+    if (!this.clientPaused) this.client.resume();
+    const queued = this.heldChunks;
+    this.heldChunks = [];
+    for (let i = 0; i < queued.length; i++) {
+      this.guard('client', () => this.onClientData(queued[i]));
+      if (this.holding) {
+        this.heldChunks.push(...queued.slice(i + 1));
+        return;
+      }
+    }
+  }
+
+  private refuseHeld(held: Pending[]): void {
+    if (this.ended) return;
+    this.ctx.log.error(`postgres session ${this.session.id}: recording failed; statement not forwarded`);
+    const refusal = (): Extract<Pending, { kind: 'synthetic' }> => ({ kind: 'synthetic', error: refusedError(), ready: false });
+    const replaced: Pending[] = [];
+    let open: Extract<Pending, { kind: 'synthetic' }> | null = null;
+    for (const p of held) {
+      const runs = p.kind === 'query' ? p.runs : p.kind === 'execute' || p.kind === 'fcall' ? [p.run] : [];
+      for (const r of runs) r.handle?.finish({ status: 'blocked', error: REFUSED });
+      if (p.kind === 'synthetic') {
+        replaced.push(p);
+        open = p.ready ? null : p;
+      } else if (p.kind === 'query' || p.kind === 'fcall') {
+        replaced.push({ kind: 'synthetic', error: refusedError(), ready: true });
+        open = null;
+      } else if (p.kind === 'sync') {
+        if (open) open.ready = true;
+        else replaced.push({ kind: 'synthetic', error: Buffer.alloc(0), ready: true });
+        open = null;
+      } else if (!open) {
+        open = refusal();
+        replaced.push(open);
+      }
+    }
+    const heldSet = new Set(held);
+    const kept = this.pending.filter((p) => !heldSet.has(p));
+    this.pending.length = 0;
+    this.pending.push(...kept, ...replaced);
+    // an extended-protocol batch refused before its Sync: skip to the Sync, as the server would
+    if (open) this.skipUntilSync = true;
+    this.emitSynthetics();
+    this.release(null);
   }
 
   private flushClientForward(): void {
@@ -553,6 +648,7 @@ export class Relay {
     if (this.toStart.length === 0) return;
     const list = this.toStart;
     this.toStart = [];
+    this.startedInChunk = true;
     for (const { run, rec, extra } of list) {
       const info = rec.info;
       const params = run.params;
@@ -604,10 +700,7 @@ export class Relay {
   private refuseIfFailed(simple: boolean): boolean {
     if (!this.session.failed) return false;
     this.flushStarts();
-    this.queueSynthetic(wire.errorResponse({
-      severity: 'ERROR', code: '58030',
-      message: 'Flightlog cannot record this session (store failure); the statement was not sent',
-    }), simple);
+    this.queueSynthetic(refusedError(), simple);
     return true;
   }
 
@@ -1020,6 +1113,13 @@ export class Relay {
     if (n === this.done.length) this.done.length = 0;
     else this.done.splice(0, n);
   }
+}
+
+const REFUSED = 'Flightlog: recording failed, command not forwarded';
+
+/** What a client gets for a statement the store could not record: SQLSTATE 58030 io_error. */
+function refusedError(): Buffer {
+  return wire.errorResponse({ severity: 'ERROR', code: '58030', message: REFUSED, detail: 'The Flightlog gateway could not write its recording store (disk full or I/O error); nothing was sent to the database.' });
 }
 
 /** Backend frames: any type byte, sane length (the relay never trusts a length blindly). */

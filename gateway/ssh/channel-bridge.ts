@@ -7,14 +7,23 @@
 import { createHash, type Hash } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel, ServerChannel } from 'ssh2';
-import type { CommandHandle, Direction, Json } from '../core/types';
+import type { CommandHandle, Direction, Json, SessionRecorder } from '../core/types';
 import type { AgentConnection } from './connection';
 import { drained, ended, relay } from './relay';
 import { ScpSniffer, type ScpEntry } from './scp-sniffer';
 import { ShellTracker } from './shell-tracker';
 import { TextCoalescer } from './text-coalescer';
 
-export type BridgeMode = { kind: 'exec'; command: string } | { kind: 'shell'; pty: boolean };
+/** `started`: the exec's command, recorded (and committed) before the request went upstream. */
+export type BridgeMode = { kind: 'exec'; command: string; started?: CommandHandle } | { kind: 'shell'; pty: boolean };
+
+/** Records an exec request: its command and the `exec` event (the command the bridge then finishes). */
+export function startExec(session: SessionRecorder, command: string): CommandHandle {
+  const scpDir = scpDirection(command);
+  const cmd = session.startCommand({ kind: 'exec', text: command, detail: scpDir ? { scp: scpDir === 'to' ? 'upload' : 'download' } : undefined });
+  session.event('exec', 'client→upstream', { command }, { commandId: cmd.id });
+  return cmd;
+}
 
 export interface Bridge {
   resize(cols: number, rows: number): void;
@@ -148,9 +157,8 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
     consumedBase += upTo;
   };
   if (exec) {
-    execCmd = session.startCommand({ kind: 'exec', text: mode.command, detail: scpDir ? { scp: scpDir === 'to' ? 'upload' : 'download' } : undefined });
+    execCmd = mode.started ?? startExec(session, mode.command);
     commandId = execCmd.id;
-    session.event('exec', 'client→upstream', { command: mode.command }, { commandId });
   } else {
     session.event('shell', 'client→upstream', { pty: mode.pty });
     if (mode.pty) {
@@ -178,18 +186,40 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
   const outText = new StringDecoder('utf8');
   let stopped = false;
 
-  relay(ch, up, (chunk) => {
-    if (session.failed && !stopped) {
-      // Fail-closed: nothing more passes unrecorded.
-      stopped = true;
-      ch.stderr.write('\r\nflightlog: the recording store failed; this session is stopped\r\n');
-      up.close();
-      return;
-    }
-    input.push(chunk, truncated('client→upstream'));
-    if (tracker) tracker.input(inText.write(chunk));
-    if (scpDir === 'to') scp?.push(chunk);
-  });
+  const stop = (): void => {
+    if (stopped) return;
+    // Fail-closed: nothing more passes unrecorded.
+    stopped = true;
+    agent.ctx.log.error(`ssh session ${session.id}: recording failed; input not forwarded`);
+    ch.stderr.write('\r\nflightlog: Flightlog: recording failed, command not forwarded; this session is stopped\r\n');
+    up.close();
+  };
+  // A shell line goes to the host once its keystrokes are committed to the store.
+  const lineGate = exec
+    ? undefined
+    : (chunk: Buffer): Promise<boolean> | null => {
+        if (stopped || (!chunk.includes(0x0d) && !chunk.includes(0x0a))) return null;
+        input.flush();
+        return session.flushed().then(
+          () => true,
+          () => {
+            stop();
+            return false;
+          },
+        );
+      };
+  const inbound = relay(
+    ch,
+    up,
+    (chunk) => {
+      if (session.failed) return stop();
+      input.push(chunk, truncated('client→upstream'));
+      if (tracker) tracker.input(inText.write(chunk));
+      if (scpDir === 'to') scp?.push(chunk);
+    },
+    (chunk) => (stopped ? Buffer.alloc(0) : chunk),
+    lineGate,
+  );
   relay(
     up,
     ch,
@@ -214,7 +244,7 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
   up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
     exit = { code, signal, dump, desc };
   });
-  ch.on('end', () => up.end());
+  ch.on('end', () => void inbound.idle().then(() => up.end()));
   ch.on('close', () => up.close());
   up.on('close', () => {
     void Promise.all([ended(up), ended(up.stderr)])

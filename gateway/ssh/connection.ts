@@ -10,12 +10,13 @@ import { FlightlogError } from '../core/errors';
 import { HostKeyChangedError } from './errors';
 import type { OpenFailDescriber } from './ssh2-internals';
 import { connectUpstream } from './upstream';
-import { bridgeChannel } from './channel-bridge';
+import { bridgeChannel, startExec } from './channel-bridge';
 import { SftpProxy } from './sftp-proxy';
 import { drained, ended } from './relay';
 import { blockedMessage, decisionDetail } from '../policy/decision';
 
 const DEFAULT_ENV_ALLOW = ['LANG', 'LC_*', 'TERM'];
+const REFUSED = 'Flightlog: recording failed, command not forwarded';
 /** before/after content kept per file written over SFTP */
 const FILE_CONTENT_CAP = 256 * 1024;
 
@@ -45,6 +46,7 @@ export class AgentConnection {
       clientAddr: meta.clientAddr,
       meta: { user: meta.user, client: meta.software ?? null, upstream: `${up.user}@${up.host}:${up.port}` },
     });
+    this.session.onTerminate((_reason, message) => this.terminate(message));
     this.upstream = this.login(up);
     // Attach a handler now so an early failure is not an unhandled rejection; channels report it.
     this.upstream.catch(() => undefined);
@@ -82,6 +84,30 @@ export class AgentConnection {
   track(channel: { close(): void }): () => void {
     this.channels.add(channel);
     return () => this.channels.delete(channel);
+  }
+
+  /** set once the gateway ended this connection (token revoked, run ended): no new channel starts */
+  terminated = false;
+
+  /**
+   * The gateway ends the connection: the upstream goes at once (nothing more passes), each open
+   * channel's stderr says why, then the agent's connection closes once that is written (≤ 1 s).
+   */
+  private terminate(message: string): void {
+    if (this.closed || this.terminated) return;
+    this.terminated = true;
+    this.upstreamClient?.end();
+    const closing: Promise<void>[] = [];
+    for (const c of this.channels) {
+      const ch = c as Partial<ServerChannel>;
+      if (!ch.stderr || typeof ch.once !== 'function') continue;
+      ch.stderr.write(`\r\nflightlog: ${message}; connection closed\r\n`);
+      closing.push(new Promise<void>((resolve) => (ch as ServerChannel).once('close', () => resolve())));
+    }
+    // OpenSSH drops unread stderr when the connection goes: wait until the channels (ended by
+    // their bridges once the upstream is gone) are closed, then end the connection
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, 900).unref());
+    void Promise.race([Promise.all(closing), timeout]).then(() => this.close('closed'));
   }
 
   /** Ends the agent's connection and the upstream login; closes the session. Idempotent. */
@@ -345,8 +371,8 @@ class SessionChannel {
     ch.on('error', () => undefined);
     const notices = agent.takeNotices();
     if (notices) ch.stderr.write(notices);
-    if (session.failed) {
-      ch.stderr.write('flightlog: the recording store failed; this session accepts no new commands\r\n');
+    if (session.failed || agent.terminated) {
+      ch.stderr.write(agent.terminated ? 'flightlog: this connection was ended by the gateway\r\n' : `flightlog: ${REFUSED}\r\n`);
       ch.exit(1);
       ch.end();
       return;
@@ -366,8 +392,30 @@ class SessionChannel {
         return;
       }
     }
+    // Fail-closed: an exec is recorded, and the record committed, before it goes upstream.
+    const execCmd = what.type === 'exec' ? startExec(session, what.command) : null;
+    if (execCmd) {
+      try {
+        await session.flushed();
+      } catch {
+        agent.ctx.log.error(`ssh session ${session.id}: recording failed; exec not forwarded`);
+        execCmd.finish({ status: 'blocked', error: REFUSED });
+        ch.stderr.write(`flightlog: ${REFUSED}\r\n`);
+        await drained(ch.stderr);
+        ch.exit(1);
+        ch.end();
+        return;
+      }
+      if (agent.terminated) {
+        execCmd.finish({ status: 'cancelled', error: 'the connection was ended by the gateway' });
+        return;
+      }
+    }
     const client = await agent.upstreamFor(ch);
-    if (!client) return;
+    if (!client) {
+      execCmd?.finish({ status: 'error', error: 'no upstream login' });
+      return;
+    }
     let up: ClientChannel;
     try {
       up = await new Promise<ClientChannel>((resolve, reject) => {
@@ -380,6 +428,7 @@ class SessionChannel {
     } catch (e) {
       const msg = `flightlog: the upstream host refused the ${what.type} request on connection '${agent.connectionName}': ${e instanceof Error ? e.message : String(e)}`;
       session.event('error', 'gateway', { message: msg });
+      execCmd?.finish({ status: 'error', error: msg });
       ch.stderr.write(`${msg}\r\n`);
       ch.exit(1);
       ch.end();
@@ -387,7 +436,7 @@ class SessionChannel {
     }
     this.up = up;
     if (what.type === 'sftp') return this.runSftp(ch, up);
-    const bridge = bridgeChannel(agent, ch, up, what.type === 'exec' ? { kind: 'exec', command: what.command } : { kind: 'shell', pty: this.pty !== null });
+    const bridge = bridgeChannel(agent, ch, up, what.type === 'exec' ? { kind: 'exec', command: what.command, started: execCmd ?? undefined } : { kind: 'shell', pty: this.pty !== null });
     this.onResize = bridge.resize;
   }
 

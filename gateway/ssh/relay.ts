@@ -3,18 +3,23 @@ import type { Readable, Writable } from 'node:stream';
 /**
  * Copies src to dst with backpressure (pause on a full dst, resume on drain) without ending dst:
  * the SSH channel's exit status must go out before its EOF/close, so ending is the caller's job.
- * `tap` sees every chunk as it passes; `transform` may rewrite it (live masking).
+ * `tap` sees every chunk as it passes; `transform` may rewrite it (live masking). `gate` may hold
+ * a chunk (and everything after it) until its promise settles: true forwards it, false drops it.
  */
 export function relay(
   src: Readable,
   dst: Writable,
   tap?: (chunk: Buffer) => void,
   transform?: (chunk: Buffer) => Buffer,
-): void {
+  gate?: (chunk: Buffer) => Promise<boolean> | null,
+): { idle(): Promise<void> } {
   let waiting = false;
+  let holding = false;
+  let queued: Buffer[] = [];
+  let idleWaiters: Array<() => void> = [];
   const onDrain = (): void => {
     waiting = false;
-    src.resume();
+    if (!holding) src.resume();
   };
   // A gone destination must not leave the source paused forever: drain it into the void.
   dst.once('close', () => {
@@ -22,8 +27,7 @@ export function relay(
     waiting = false;
     src.resume();
   });
-  src.on('data', (chunk: Buffer) => {
-    tap?.(chunk);
+  const write = (chunk: Buffer): void => {
     const out = transform ? transform(chunk) : chunk;
     if (out.length === 0 || dst.destroyed || dst.writableEnded || !dst.writable) return;
     if (!dst.write(out) && !waiting) {
@@ -31,7 +35,40 @@ export function relay(
       src.pause();
       dst.once('drain', onDrain);
     }
-  });
+  };
+  const onChunk = (chunk: Buffer): void => {
+    if (holding) {
+      queued.push(chunk);
+      return;
+    }
+    tap?.(chunk);
+    const hold = gate?.(chunk);
+    if (!hold) return write(chunk);
+    holding = true;
+    src.pause();
+    void hold.then((ok) => {
+      holding = false;
+      if (ok) write(chunk);
+      const rest = queued;
+      queued = [];
+      for (let i = 0; i < rest.length; i++) {
+        onChunk(rest[i]);
+        if (holding) {
+          queued.push(...rest.slice(i + 1));
+          return;
+        }
+      }
+      if (!waiting) src.resume();
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const w of waiters) w();
+    });
+  };
+  src.on('data', onChunk);
+  return {
+    /** Resolves once no chunk is held by the gate: an EOF must not overtake held input. */
+    idle: () => (holding ? new Promise<void>((resolve) => idleWaiters.push(resolve)) : Promise.resolve()),
+  };
 }
 
 /** Resolves once everything written to w has been handed to the transport (or w is gone). */

@@ -33,6 +33,8 @@ const MAX_BATCH_OPS = 8000;
 /** an idle writer thread is stopped after this long (restarted on the next batch) */
 const WRITER_IDLE_MS = 2000;
 const WORKER_FILE = path.join(__dirname, 'recorder-worker.js');
+/** the largest batch (flat ops length) an acknowledgement commits on the caller's thread */
+const INLINE_ACK_MAX_OPS = 64;
 
 interface Waiter {
   resolve: () => void;
@@ -56,6 +58,8 @@ export interface RecorderOptions {
   onCommandFinish?: (session: SessionInfo, commandId: number, start: CommandStart, finish: CommandFinish) => void;
   /** how long appends wait to be grouped into one commit (default 4 ms) */
   commitIntervalMs?: number;
+  /** called once, when the first commit fails: from then on the store is failed (fail-closed) */
+  onStoreFailure?: (err: Error) => void;
   /**
    * Commit on a writer thread with its own connection (default true for a store file): the
    * event loop that relays traffic then never waits on SQLite.
@@ -99,6 +103,7 @@ export class Recorder {
   private stmtsCache: ReturnType<typeof prepareAll> | null = null;
   /** set once a commit failed: every session is failed from then on (fail-closed) */
   storeError: Error | null = null;
+  private failedAt: string | null = null;
 
   constructor(
     readonly db: Db,
@@ -123,6 +128,11 @@ export class Recorder {
     const s = new LiveSession(this, open);
     this.open.set(s.id, s);
     return s;
+  }
+
+  /** Who the live sessions belong to (revocation checks). */
+  liveSessionInfo(): Array<SessionInfo & { rawIdentity: string | null }> {
+    return [...this.open.values()].map((s) => ({ ...s.info, rawIdentity: s.rawIdentity }));
   }
 
   /** Sessions not yet closed, e.g. to close them all at shutdown. */
@@ -155,8 +165,40 @@ export class Recorder {
     }
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });
-      this.schedule();
+      this.scheduleNow();
     });
+  }
+
+  /**
+   * A listener waits on this before it forwards a command: the commit is cut on the next turn
+   * instead of after the grouping interval, and everything appended in this turn (a pipelined
+   * batch of messages) rides in the same commit.
+   */
+  private scheduleNow(): void {
+    if (this.immediate) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.scheduled = true;
+    this.immediate = setImmediate(() => this.commit());
+  }
+
+  /** What the store's writer is doing: ok, or failed since when and why (control API status). */
+  storeStatus(): { ok: boolean; error: string | null; since: string | null } {
+    return this.storeError ? { ok: false, error: this.storeError.message, since: this.failedAt } : { ok: true, error: null, since: null };
+  }
+
+  /**
+   * Ends the live sessions `match` selects (a revoked identity, an ended run): each one's listener
+   * cuts its connection and the session is closed with the reason. Returns how many were ended.
+   */
+  terminate(match: (s: SessionInfo & { rawIdentity: string | null }) => boolean, reason: string, message: string): number {
+    let n = 0;
+    for (const s of [...this.open.values()]) {
+      if (!match({ ...s.info, rawIdentity: s.rawIdentity })) continue;
+      s.terminate(reason, message);
+      n++;
+    }
+    return n;
   }
 
   /** @internal */
@@ -243,7 +285,10 @@ export class Recorder {
     this.queue = [];
     this.waiters = [];
     this.notices = [];
-    if (this.useWorker) this.send(batch);
+    // A listener is waiting to forward a command and the writer thread is idle: a small batch
+    // commits here, sparing the two thread hops that would stand between the client and its
+    // upstream. Nothing else writes meanwhile (the writer only writes a batch it was sent).
+    if (this.useWorker && (batch.waiters.length === 0 || batch.ops.length > INLINE_ACK_MAX_OPS)) this.send(batch);
     else this.commitHere(batch);
   }
 
@@ -325,7 +370,16 @@ export class Recorder {
 
   /** Fail-closed: a batch that did not commit fails every session, now and later. */
   private fail(err: Error, batch: Batch): void {
+    const first = this.storeError === null;
     this.storeError = err;
+    if (first) {
+      this.failedAt = new Date().toISOString();
+      try {
+        this.opts.onStoreFailure?.(err);
+      } catch {
+        // reporting must not stop fail-closed from taking effect
+      }
+    }
     for (const s of this.open.values()) s.markFailed();
     for (const w of batch.waiters) w.reject(err);
     this.failPending();
@@ -374,12 +428,18 @@ class LiveSession implements SessionRecorder {
   private _failed = false;
   private currentCommand: number | null = null;
   private readonly commands = new Map<number, CommandStart>();
+  private terminator: ((reason: string, message: string) => void) | null = null;
+  /** set by terminate(): the listener's own close while cutting the connection keeps this reason */
+  private endReason: string | null = null;
+  /** the identity as presented (not masked): what revocation matches on */
+  readonly rawIdentity: string | null;
 
   constructor(
     private readonly rec: Recorder,
     open: SessionOpen,
   ) {
     this.id = newId('ses');
+    this.rawIdentity = open.identity;
     this.prevHash = genesisHash(this.id);
     this.startUs = nowUs();
     const wall = new Date();
@@ -573,8 +633,30 @@ class LiveSession implements SessionRecorder {
     return this.rec.flush();
   }
 
+  onTerminate(handler: (reason: string, message: string) => void): void {
+    this.terminator = handler;
+  }
+
+  /** Ends the session from the gateway's side: a `terminated` event, the listener cuts the connection, then close. */
+  terminate(reason: string, message: string): void {
+    if (this.closed) return;
+    this.event('terminated', 'gateway', { reason, message });
+    this.endReason = reason;
+    const cut = this.terminator;
+    this.terminator = null;
+    try {
+      cut?.(reason, message);
+    } finally {
+      this.close('closed', reason);
+    }
+  }
+
   close(status: SessionStatus = 'closed', reason?: string): void {
     if (this.closed) return;
+    if (this.endReason !== null) {
+      status = 'closed';
+      reason = this.endReason;
+    }
     for (const [id] of this.commands) this.finishCommand(id, { status: 'cancelled', error: 'session ended before the command finished' });
     this.event('close', 'gateway', { status, reason: reason ?? null });
     this.closed = true;

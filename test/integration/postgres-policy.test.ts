@@ -42,6 +42,7 @@ class MemorySession implements SessionRecorder {
   flushed(): Promise<void> {
     return Promise.resolve();
   }
+  onTerminate(): void {}
   close(status?: string, reason?: string): void {
     this.closed ??= { status, reason };
   }
@@ -150,7 +151,7 @@ test('fail-closed: once recording fails, new statements are refused and not sent
   await c.connect();
   await c.query('create table if not exists failclosed (a int)');
   sessions.at(-1)!.failed = true;
-  await assert.rejects(c.query('insert into failclosed values (1)'), (e: { code?: string; message: string }) => e.code === '58030' && /cannot record/.test(e.message));
+  await assert.rejects(c.query('insert into failclosed values (1)'), (e: { code?: string; message: string }) => e.code === '58030' && /recording failed, command not forwarded/.test(e.message));
   await assert.rejects(c.query({ text: 'insert into failclosed values ($1)', values: [2] }), (e: { code?: string }) => e.code === '58030');
   await c.end();
   assert.equal(pg.psql('select count(*) from failclosed', 'app').trim(), '0');
