@@ -4,6 +4,7 @@ import type { Db } from './store/db';
 import { openDb } from './store/db';
 import { ensureFingerprintKey, ensureGatewayKey, type GatewayKey } from './store/chain';
 import { Recorder } from './store/recorder';
+import { closeCrashedSessions } from './store/recovery';
 import { checkCredential, checkScramToken, scramVerifiers } from './store/identities';
 import { resolveSecrets } from './config/load';
 import type { ConnectionConfig, FlightlogConfig } from './config/schema';
@@ -137,6 +138,9 @@ export class Gateway {
       const masker = createGatewayMasker(db, ensureFingerprintKey(dataDir));
       registerUpstreamSecrets(masker, secrets.values());
       const log = opts.log ?? stderrLogger(() => masker);
+      const crashed = closeCrashedSessions(db, key);
+      const n = crashed.closed.length + crashed.unsealed.length;
+      if (n) log.warn(`closed ${n} session${n === 1 ? '' : 's'} left open by a crash${crashed.unsealed.length ? ` (${crashed.unsealed.length} left unsealed: the committed chain does not verify; see flightlog verify)` : ''}`);
       const lineage = new Lineage();
       const recorder = new Recorder(db, {
         masker,
@@ -177,6 +181,7 @@ export class Gateway {
         dataDir,
         masker,
         reloadSecrets: () => masker.addDigests(loadDigests(db!)),
+        integrityKey: key,
         host: opts.config.controlApi.host,
         port: opts.config.controlApi.port,
         status: () => gateway!.status(),

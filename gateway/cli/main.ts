@@ -36,6 +36,8 @@ const USAGE = `usage: flightlog <command> [options]
   run [--identity NAME] -- CMD …             start an agent with its traffic routed through the gateway
   export SESSION… [--run RUN] -o FILE        a signed bundle (or --format asciicast|har|jsonl)
   verify FILE                                check a bundle's checksums, hash chains, seals, signature
+  verify [--store] [--json]                  check the live store: chains, seals, commands, findings, tombstones
+  gc [--dry-run] [--json] [--config FILE]    remove sessions past their connection's retention (signed tombstones kept)
   trust add KEYFILE [--name NAME] | list     gateway keys whose bundles you trust
   open FILE…                                 open bundles read-only in the web UI (prints the URL)
   secret add NAME                            register a secret to mask by value (value on stdin)

@@ -102,3 +102,86 @@ export function ensureFingerprintKey(dataDir: string): Buffer {
   }
   return fs.readFileSync(file);
 }
+
+/**
+ * Sessions recorded from this version on put `chain: 2` in their open event: their chain also
+ * covers every command, finding and lineage link (as digests in `command`, `close` and `lineage`
+ * events). Sessions without it were recorded before and have only their events chained.
+ */
+export const ROW_CHAIN_VERSION = 2;
+
+/** A command row as its digest covers it: every column but caused_by, which the chain carries in the clear. */
+export interface CommandFacts {
+  id: number;
+  session_id: string;
+  idx: number;
+  kind: string;
+  text: string;
+  classification: string | null;
+  /** the stored JSON text of the target list */
+  targets: string;
+  status: string;
+  started_at: string;
+  started_us: number;
+  ended_us: number | null;
+  start_seq: number | null;
+  end_seq: number | null;
+  /** stored JSON texts (SQL NULL and JSON null digest alike, so a view read back digests the same) */
+  detail: string | null;
+  result: string | null;
+  error: string | null;
+}
+
+export interface FindingFacts {
+  id: number;
+  session_id: string | null;
+  command_id: number | null;
+  event_seq: number | null;
+  category: string;
+  kind: string;
+  fp: string | null;
+  direction: string;
+  masked_live: number;
+  detail: string | null;
+  created_at: string;
+}
+
+const q = (s: string | null): string => (s === null ? 'null' : JSON.stringify(s));
+const n = (x: number | null): string => (x === null ? 'null' : String(x));
+
+/** SHA-256 of a command row's canonical form; the big JSON texts are fed in place, not concatenated. */
+export function commandDigest(c: CommandFacts): string {
+  return createHash('sha256')
+    .update(`flightlog-command:v1\n[${c.id},${q(c.session_id)},${c.idx},${q(c.kind)},`)
+    .update(q(c.text))
+    .update(`,${q(c.classification)},${c.targets},${q(c.status)},${q(c.started_at)},${c.started_us},${n(c.ended_us)},${n(c.start_seq)},${n(c.end_seq)},`)
+    .update(c.detail ?? 'null')
+    .update(',')
+    .update(c.result ?? 'null')
+    .update(`,${q(c.error)}]`)
+    .digest('hex');
+}
+
+export function findingDigest(f: FindingFacts): string {
+  return createHash('sha256')
+    .update(`flightlog-finding:v1\n[${f.id},${q(f.session_id)},${n(f.command_id)},${n(f.event_seq)},${q(f.category)},${q(f.kind)},${q(f.fp)},${q(f.direction)},${f.masked_live ? 1 : 0},`)
+    .update(f.detail ?? 'null')
+    .update(`,${q(f.created_at)}]`)
+    .digest('hex');
+}
+
+/** What a retention tombstone says about a removed session; its signature covers all of it. */
+export interface TombstoneFacts {
+  session_id: string;
+  connection: string;
+  started_at: string;
+  ended_at: string | null;
+  event_count: number;
+  last_hash: string | null;
+  removed_at: string;
+  reason: string;
+}
+
+export function tombstoneMessage(t: TombstoneFacts): Buffer {
+  return Buffer.from(`flightlog-tombstone:v1\n${JSON.stringify([t.session_id, t.connection, t.started_at, t.ended_at, t.event_count, t.last_hash, t.removed_at, t.reason])}`);
+}
