@@ -6,7 +6,8 @@ import { ensureFingerprintKey, ensureGatewayKey, type GatewayKey } from './store
 import { Recorder } from './store/recorder';
 import { closeCrashedSessions } from './store/recovery';
 import { checkCredential, checkScramToken, scramVerifiers } from './store/identities';
-import { resolveSecrets } from './config/load';
+import { resolveSecrets, retentionPolicy } from './config/load';
+import { collectGarbage } from './store/retention';
 import type { ConnectionConfig, FlightlogConfig } from './config/schema';
 import type { Listener, ListenerContext, Logger } from './core/listener';
 import type { AuthResult, Masker } from './core/types';
@@ -190,6 +191,7 @@ export class Gateway {
       fs.writeFileSync(path.join(dataDir, 'control.json'), JSON.stringify({ url: control.url, pid: process.pid }) + '\n', { mode: 0o600 });
       gateway = new Gateway(dataDir, db, key, masker, recorder, listeners, control, unlock);
       gateway.runtime = { config: opts.config, env, log };
+      gateway.scheduleRetention();
       return gateway;
     } catch (err) {
       for (const c of cleanup.reverse()) await c();
@@ -343,9 +345,30 @@ export class Gateway {
     return result;
   }
 
+  private retentionTimer: NodeJS.Timeout | null = null;
+
+  /** Retention (`flightlog gc`) a minute after start, then once a day, when the config sets one. */
+  private scheduleRetention(): void {
+    const run = (): void => {
+      const { config, log } = this.runtime;
+      if (this.stopping || (config.retention === undefined && !config.connections.some((c) => c.retention !== undefined))) return;
+      try {
+        const r = collectGarbage(this.db, { retentionOf: retentionPolicy(config), key: this.key });
+        if (r.removed.length) log.info(`retention: removed ${r.removed.length} session${r.removed.length === 1 ? '' : 's'} (${r.events} events); signed tombstones kept`);
+      } catch (err) {
+        log.warn(`retention: ${(err as Error).message}`);
+      }
+    };
+    this.retentionTimer = setTimeout(() => {
+      run();
+      this.retentionTimer = setInterval(run, 24 * 3600_000).unref();
+    }, 60_000).unref();
+  }
+
   /** Stops listening, closes and seals every open session, commits, closes the store. */
   stop(reason = 'gateway shut down'): Promise<void> {
     if (!this.stopping) {
+      if (this.retentionTimer) clearTimeout(this.retentionTimer);
       this.stopping = (async () => {
         await Promise.allSettled([...this.listeners.values()].map((l) => l.listener?.close()));
         await this.recorder.closeAll(reason).catch(() => undefined);

@@ -1,4 +1,5 @@
 import type { FindingView, IdentityView, RunView, SearchHit, SessionDetail, SessionSummary } from '../control-api/types';
+import type { TombstoneView } from '../store/integrity';
 
 /** Human-readable output for the read commands; `--json` prints the same values raw. */
 
@@ -85,5 +86,17 @@ export function formatIdentities(list: IdentityView[]): string {
   return table(
     ['NAME', 'KIND', 'CREATED', 'STATUS', 'TOKENS', 'KEYS'],
     list.map((i) => [i.name, i.kind, i.createdAt.slice(0, 10), i.revokedAt ? 'revoked' : 'active', String(i.tokens), String(i.keys.length)]),
+  );
+}
+
+/** Sessions retention removed: listed after the sessions, so a gap in the record is never silent. */
+export function formatTombstones(list: TombstoneView[]): string {
+  if (list.length === 0) return '';
+  return (
+    '\n' +
+    list
+      .map((t) => `${t.sessionId}  ${t.connection}  ${t.protocol}  ${t.startedAt.replace('T', ' ').slice(0, 19)} → ${(t.endedAt ?? '').replace('T', ' ').slice(0, 19)}  ${t.eventCount} events  removed by ${t.reason} on ${t.removedAt.slice(0, 10)}`)
+      .join('\n') +
+    '\n'
   );
 }

@@ -10,7 +10,8 @@ import { getSession, listFindings, listRuns, listSessions, search } from '../sto
 import { loadConfig, validateConfig } from '../config/load';
 import { ensureFingerprintKey } from '../store/chain';
 import type { FlightlogConfig } from '../config/schema';
-import { formatSessionDetail, formatSessions, formatSearch, formatFindings, formatRuns, formatIdentities } from './format';
+import { formatSessionDetail, formatSessions, formatSearch, formatFindings, formatRuns, formatIdentities, formatTombstones } from './format';
+import { listTombstones } from '../store/integrity';
 
 export interface Io {
   stdout: NodeJS.WritableStream;
@@ -139,6 +140,10 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         if (command === 'verify') return await bundle.runVerifyCommand(rest, io);
         return await bundle.runTrustCommand(rest, io);
       }
+      case 'gc': {
+        const { runGcCommand } = await import('./gc-command');
+        return runGcCommand(rest, io);
+      }
       case 'secret':
         return await secretCommand(rest, io);
       case 'mask': {
@@ -163,7 +168,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
           }).sessions,
         );
         if (flags.json) json(io, list);
-        else io.stdout.write(formatSessions(list));
+        else io.stdout.write(formatSessions(list) + formatTombstones(withDb(flags, io, (db) => listTombstones(db))));
         return 0;
       }
       case 'show': {

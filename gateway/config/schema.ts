@@ -61,6 +61,8 @@ export interface ConnectionConfig {
   llm?: 'anthropic' | 'openai';
   /** protocol-specific options, validated by the loader (allowForwarding, envAllow, tokenHeader…) */
   options: Record<string, unknown>;
+  /** how long sessions are kept after they end (`30d`; units h, d, w), for `flightlog gc`; else the global default */
+  retention?: string;
 }
 
 export interface RecordingConfig {
@@ -82,4 +84,6 @@ export interface FlightlogConfig {
   connections: ConnectionConfig[];
   recording: RecordingConfig;
   controlApi: ControlApiConfig;
+  /** retention for connections that set none; absent: sessions are kept until removed by hand */
+  retention?: string;
 }

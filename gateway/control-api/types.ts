@@ -198,6 +198,8 @@ export interface ConnectionInput {
   mask?: 'record' | 'live';
   llm?: 'anthropic' | 'openai';
   options?: { [key: string]: Json };
+  /** sessions older than this are removed by `flightlog gc` (`30d`; h, d, w) */
+  retention?: string;
 }
 
 /** `GET /api/settings`: the running config's connections, the identities, and how to route an agent. */
