@@ -448,6 +448,7 @@ class LiveSession implements SessionRecorder {
 
   /** Appends a fact of the recorder's own (digests, ids): nothing in it to mask. */
   private appendFact(kind: string, commandId: number | null, data: string): void {
+    if (this.closed) return;
     const e = { seq: ++this.seq, t_us: nowUs() - this.startUs, wall: new Date().toISOString(), kind, direction: 'gateway', command_id: commandId, data };
     const hash = chainHash(this.prevHash, e);
     this.prevHash = hash;
@@ -523,6 +524,8 @@ class LiveSession implements SessionRecorder {
   }
 
   private finishCommand(id: number, f: CommandFinish): void {
+    // finished already (a handle finishing after close() cancelled it): the sealed row stays as chained
+    if (!this.commands.has(id)) return;
     const masker = this.rec.opts.masker;
     const result = f.result === undefined ? null : masker.maskValue(f.result);
     const error = f.error === undefined ? null : masker.maskText(f.error);

@@ -217,3 +217,16 @@ test('the badge check is cached until the store changes, and sees a change made 
   }
   assert.equal(checkStore(store.db, key()).ok, true);
 });
+
+test('a command that finishes after its session closed leaves the sealed row as chained', async () => {
+  const s = store.rec.openSession({ connection: 'app-db', protocol: 'postgres', identity: 'claude' });
+  const c = s.startCommand({ kind: 'sql', text: 'SELECT pg_sleep(10)' });
+  s.close('closed', 'client went away');
+  c.finish({ status: 'ok', result: { rowCount: 1 } });
+  s.finding({ category: 'guardrail', kind: 'late', direction: 'gateway' });
+  await store.rec.flush();
+  const r = checkSession(store.db, s.id, key());
+  assert.equal(r.state, 'verified', r.message);
+  const row = store.db.prepare('SELECT status FROM commands WHERE id = ?').get(c.id) as { status: string };
+  assert.equal(row.status, 'cancelled');
+});
