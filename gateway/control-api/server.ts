@@ -114,9 +114,9 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
   const { db } = opts;
   const integrity = opts.integrityKey ? new IntegrityCache(db, opts.integrityKey) : null;
   /** The badge reflects a check, never the stored seal column alone. */
-  const withIntegrity = (d: SessionDetail): SessionDetail => {
+  const withIntegrity = async (d: SessionDetail): Promise<SessionDetail> => {
     if (integrity) {
-      const r = integrity.check(d.id);
+      const r = await integrity.check(d.id);
       return { ...d, sealed: r.state === 'verified' || r.state === 'legacy', integrity: { state: r.state, message: r.message } };
     }
     // an opened bundle: its sessions are as trustworthy as the bundle's verification
@@ -174,7 +174,7 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
             }),
           );
         }
-        if (!sub) return sendJson(res, 200, withIntegrity(getSession(db, id)));
+        if (!sub) return sendJson(res, 200, await withIntegrity(getSession(db, id)));
         if (sub === 'events') {
           return sendJson(res, 200, listEvents(db, resolveSessionId(db, id), { afterSeq: intParam(url, 'afterSeq'), limit: intParam(url, 'limit') }));
         }
@@ -243,6 +243,7 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
     token,
     close: async () => {
       unsubscribe();
+      integrity?.close(true);
       for (const ws of clients) ws.terminate();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

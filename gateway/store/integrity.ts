@@ -3,7 +3,11 @@
  * finding row against the digests the chain holds (`flightlog verify` with no FILE, the app's
  * "sealed" badge). Also checks retention tombstones' signatures. Reads only.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import type { Db } from './db';
+import type { IntegrityReply, IntegrityRequest } from './integrity-worker';
 import { FlightlogError } from '../core/errors';
 import { chainHash, commandDigest, findingDigest, genesisHash, sealMessage, tombstoneMessage, verifySeal } from './chain';
 import { Coverage, type CoverageProblem } from './coverage';
@@ -224,28 +228,97 @@ export function checkStore(db: Db, key: VerifyingKey): StoreIntegrity {
 
 /** How long a live session's check is reused while it keeps recording (every commit changes the store). */
 const LIVE_REUSE_MS = 5000;
+/** an idle checker thread is stopped after this long */
+const CHECKER_IDLE_MS = 30_000;
+const CHECKER_FILE = path.join(__dirname, 'integrity-worker.js');
 
 /**
- * Session checks for the app's badge, recomputed only when the store changed since: another
- * connection committed (data_version) or this one wrote (total_changes). A live session, whose
- * writer commits every few milliseconds, is rechecked at most every few seconds.
+ * Session checks for the app's badge. They run on a thread of their own (a big session takes
+ * a while to hash) and are recomputed only when the store changed since: another connection
+ * committed (data_version) or this one wrote (total_changes). A live session, whose writer
+ * commits every few milliseconds, is rechecked at most every few seconds.
  */
 export class IntegrityCache {
   private readonly cache = new Map<string, { version: string; at: number; result: SessionIntegrity }>();
+  private readonly running = new Map<string, Promise<SessionIntegrity>>();
+  private readonly waiting = new Map<number, { resolve: (r: SessionIntegrity) => void; reject: (e: Error) => void }>();
+  private worker: Worker | null = null;
+  private idle: NodeJS.Timeout | null = null;
+  private nextId = 1;
+  private readonly useWorker: boolean;
 
   constructor(
     private readonly db: Db,
     private readonly key: VerifyingKey,
-  ) {}
+  ) {
+    this.useWorker = !db.memory && db.name !== '' && fs.existsSync(CHECKER_FILE);
+  }
 
-  check(sessionId: string): SessionIntegrity {
+  check(sessionId: string): Promise<SessionIntegrity> {
     const version = `${String(this.db.pragma('data_version', { simple: true }))}:${String((this.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n)}`;
     const hit = this.cache.get(sessionId);
     const now = Date.now();
-    if (hit && (hit.version === version || (hit.result.state === 'live' && now - hit.at < LIVE_REUSE_MS))) return hit.result;
-    const result = checkSession(this.db, sessionId, this.key);
-    if (this.cache.size >= 1000) this.cache.clear();
-    this.cache.set(sessionId, { version, at: now, result });
-    return result;
+    if (hit && (hit.version === version || (hit.result.state === 'live' && now - hit.at < LIVE_REUSE_MS))) return Promise.resolve(hit.result);
+    const key = `${sessionId}@${version}`;
+    const pending = this.running.get(key);
+    if (pending) return pending;
+    const p = (this.useWorker ? this.viaWorker(sessionId) : Promise.resolve(checkSession(this.db, sessionId, this.key))).then((result) => {
+      if (this.cache.size >= 1000) this.cache.clear();
+      this.cache.set(sessionId, { version, at: now, result });
+      return result;
+    });
+    this.running.set(key, p);
+    const done = () => this.running.delete(key);
+    p.then(done, done);
+    return p;
+  }
+
+  private viaWorker(sessionId: string): Promise<SessionIntegrity> {
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = null;
+    const w = (this.worker ??= this.start());
+    w.ref();
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      w.postMessage({ type: 'check', id, sessionId } satisfies IntegrityRequest);
+    });
+  }
+
+  private start(): Worker {
+    const w = new Worker(CHECKER_FILE, { workerData: { flightlogIntegrity: true, file: this.db.name, key: { publicKeyPem: this.key.publicKeyPem, fingerprint: this.key.fingerprint } } });
+    w.on('message', (m: IntegrityReply) => {
+      const waiter = this.waiting.get(m.id);
+      this.waiting.delete(m.id);
+      if (m.result) waiter?.resolve(m.result);
+      else waiter?.reject(new FlightlogError(/^no session/.test(m.error ?? '') ? 'E_NOT_FOUND' : 'E_INTEGRITY', m.error ?? 'the check failed'));
+      if (this.waiting.size === 0 && this.worker === w) {
+        w.unref();
+        this.idle = setTimeout(() => this.close(), CHECKER_IDLE_MS);
+        this.idle.unref();
+      }
+    });
+    const lost = (why: string) => {
+      if (this.worker !== w) return;
+      this.worker = null;
+      for (const waiter of this.waiting.values()) waiter.reject(new FlightlogError('E_INTEGRITY', why));
+      this.waiting.clear();
+    };
+    w.on('error', (err: Error) => lost(`the integrity checker failed: ${err.message}`));
+    w.on('exit', () => lost('the integrity checker stopped'));
+    return w;
+  }
+
+  /** Stops the checker thread when idle (the next check starts a new one); `force`: now, failing checks under way. */
+  close(force = false): void {
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = null;
+    const w = this.worker;
+    if (!w || (this.waiting.size && !force)) return;
+    this.worker = null;
+    for (const waiter of this.waiting.values()) waiter.reject(new FlightlogError('E_INTEGRITY', 'the integrity checker was stopped'));
+    this.waiting.clear();
+    if (force) void w.terminate();
+    else w.postMessage({ type: 'close' });
   }
 }

@@ -202,18 +202,23 @@ test('a session recorded before rows were chained verifies as legacy: its events
   }
 });
 
-test('the badge check is cached until the store changes, and sees a change made by another connection', () => {
+test('the badge check runs off the main thread, is cached until the store changes, and sees a change made by another connection', async () => {
   const cache = new IntegrityCache(store.db, key());
-  assert.equal(cache.check(samples.pg).state, 'verified');
-  assert.equal(cache.check(samples.pg).state, 'verified');
+  assert.equal((await cache.check(samples.pg)).state, 'verified');
+  const first = cache.check(samples.pg);
+  assert.equal(await first, await cache.check(samples.pg), 'the same result object: nothing was recomputed');
   const other = new (store.db.constructor as new (f: string) => typeof store.db)(path.join(store.dir, 'flightlog.db'));
   const c = store.db.prepare('SELECT id, text FROM commands WHERE session_id = ? ORDER BY id LIMIT 1').get(samples.pg) as { id: number; text: string };
   other.prepare("UPDATE commands SET text = 'SELECT 2' WHERE id = ?").run(c.id);
   try {
-    assert.equal(cache.check(samples.pg).state, 'bad');
+    const r = await cache.check(samples.pg);
+    assert.equal(r.state, 'bad');
+    assert.match(r.message, new RegExp(`NOT verified: command ${c.id} \\(commands\\): differs from the digest`));
+    await assert.rejects(cache.check('ses_nosuchsession'), /no session "ses_nosuchsession"/);
   } finally {
     other.prepare('UPDATE commands SET text = ? WHERE id = ?').run(c.text, c.id);
     other.close();
+    cache.close(true);
   }
   assert.equal(checkStore(store.db, key()).ok, true);
 });
