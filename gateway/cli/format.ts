@@ -38,7 +38,8 @@ export function formatSessionDetail(d: SessionDetail): string {
   if (d.run) out.push(`run        ${d.run}`);
   out.push(`started    ${d.startedAt}`);
   out.push(`ended      ${d.endedAt ?? '(live)'}${d.endReason ? ` — ${safe(d.endReason)}` : ''}`);
-  out.push(`status     ${d.status}${d.sealed ? ', sealed' : ''}`);
+  const check = d.integrity ? (d.integrity.state === 'bad' ? `, ${safe(d.integrity.message, 300)}` : d.integrity.state === 'legacy' ? ', sealed (events only: recorded before rows were chained)' : d.sealed ? ', sealed and verified' : '') : d.sealed ? ', sealed' : '';
+  out.push(`status     ${d.status}${check}`);
   out.push(`events     ${d.eventCount}`);
   out.push('');
   out.push(`commands (${d.commands.length})`);

@@ -11,7 +11,7 @@ import { loadConfig, validateConfig } from '../config/load';
 import { ensureFingerprintKey } from '../store/chain';
 import type { FlightlogConfig } from '../config/schema';
 import { formatSessionDetail, formatSessions, formatSearch, formatFindings, formatRuns, formatIdentities, formatTombstones } from './format';
-import { listTombstones } from '../store/integrity';
+import { checkSession, dataDirKey, listTombstones } from '../store/integrity';
 
 export interface Io {
   stdout: NodeJS.WritableStream;
@@ -174,7 +174,15 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       case 'show': {
         const { flags, positionals } = parse(rest, { json: { type: 'boolean' } }, 1, 'flightlog show SESSION [--json]');
         if (!positionals[0]) throw new UsageError('show needs a session id (usage: flightlog show SESSION [--json])');
-        const detail = withDb(flags, io, (db) => getSession(db, positionals[0]));
+        const dataDir = resolveDataDir(flags['data-dir'] as string | undefined, io.env);
+        const key = dataDirKey(dataDir);
+        const detail = withDb(flags, io, (db) => {
+          const d = getSession(db, positionals[0]);
+          if (!key) return d;
+          // like the app's badge: "sealed" only when the chain, the seal and the rows check out
+          const r = checkSession(db, d.id, key);
+          return { ...d, sealed: r.state === 'verified' || r.state === 'legacy', integrity: { state: r.state, message: r.message } };
+        });
         if (flags.json) json(io, detail);
         else io.stdout.write(formatSessionDetail(detail));
         return 0;

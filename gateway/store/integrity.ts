@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import type { Db } from './db';
 import type { IntegrityReply, IntegrityRequest } from './integrity-worker';
 import { FlightlogError } from '../core/errors';
-import { chainHash, commandDigest, findingDigest, genesisHash, sealMessage, tombstoneMessage, verifySeal } from './chain';
+import { chainHash, commandDigest, findingDigest, genesisHash, keyFingerprint, sealMessage, tombstoneMessage, verifySeal } from './chain';
 import { Coverage, type CoverageProblem } from './coverage';
 import type { CommandRow, EventRow, FindingRow, SessionRow } from './rows';
 
@@ -70,6 +70,16 @@ export interface StoreIntegrity {
 export interface VerifyingKey {
   publicKeyPem: string;
   fingerprint: string;
+}
+
+/** The data dir's own gateway public key (what its seals verify with); null before the gateway first ran. */
+export function dataDirKey(dataDir: string): VerifyingKey | null {
+  try {
+    const pem = fs.readFileSync(path.join(dataDir, 'gateway-key.pub.pem'), 'utf8');
+    return { publicKeyPem: pem, fingerprint: keyFingerprint(pem) };
+  } catch {
+    return null;
+  }
 }
 
 export function describeProblem(p: IntegrityProblem): string {

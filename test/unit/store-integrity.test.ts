@@ -235,3 +235,16 @@ test('a command that finishes after its session closed leaves the sealed row as 
   const row = store.db.prepare('SELECT status FROM commands WHERE id = ?').get(c.id) as { status: string };
   assert.equal(row.status, 'cancelled');
 });
+
+test('flightlog show says sealed only when the session checks out', async () => {
+  assert.match((await cli(['show', samples.ssh])).stdout, /^status {5}closed, sealed and verified$/m);
+  const c = store.db.prepare('SELECT id FROM commands WHERE session_id = ?').get(samples.ssh) as { id: number };
+  await withTamper({ get: 'SELECT * FROM commands WHERE id = ?', change: "UPDATE commands SET text = 'ls' WHERE id = ?", args: [c.id] }, 'commands', async () => {
+    const r = await cli(['show', samples.ssh]);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, new RegExp(`^status {5}closed, NOT verified: command ${c.id} \\(commands\\): differs from the digest`, 'm'));
+    const json = JSON.parse((await cli(['show', samples.ssh, '--json'])).stdout) as { sealed: boolean; integrity: { state: string } };
+    assert.equal(json.sealed, false);
+    assert.equal(json.integrity.state, 'bad');
+  });
+});
