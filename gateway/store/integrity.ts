@@ -83,6 +83,7 @@ export function dataDirKey(dataDir: string): VerifyingKey | null {
 }
 
 export function describeProblem(p: IntegrityProblem): string {
+  if (p.session === '*') return `the store: ${p.what}`;
   const row = p.table === 'sessions' ? 'the session row' : p.table === 'events' ? `event ${p.id}` : p.table === 'tombstones' ? 'its tombstone' : `${p.table === 'commands' ? 'command' : 'finding'} ${p.id}`;
   return `session ${p.session}: ${row} (${p.table}): ${p.what}`;
 }
@@ -146,10 +147,25 @@ function checkSessionNow(db: Db, id: string, key: VerifyingKey): SessionIntegrit
       if (!same(stored, chained)) return bad('sessions', id, `its ${name} is ${JSON.stringify(stored ?? null)}, the chain says ${JSON.stringify(chained ?? null)}`);
     }
   }
+  // what `flightlog blame` follows: each command's target rows must be its (chained) target list
+  const targets = new Map<number, Set<string>>();
   for (const c of db.prepare('SELECT * FROM commands WHERE session_id = ? ORDER BY id').iterate(id) as IterableIterator<CommandRow>) {
     out.commands++;
     const p = cov.command(c.id, commandDigest(c), c.caused_by, c.status, sealed);
     if (p) return fromCoverage(p);
+    targets.set(c.id, new Set(targetList(c.targets)));
+  }
+  const indexed = new Map<number, Set<string>>();
+  for (const t of db.prepare('SELECT command_id, target FROM command_targets WHERE command_id IN (SELECT id FROM commands WHERE session_id = ?)').iterate(id) as IterableIterator<{ command_id: number; target: string }>) {
+    const set = indexed.get(t.command_id) ?? new Set<string>();
+    set.add(t.target);
+    indexed.set(t.command_id, set);
+  }
+  for (const [cid, want] of targets) {
+    const have = indexed.get(cid) ?? new Set<string>();
+    if (have.size !== want.size || [...want].some((t) => !have.has(t))) {
+      return bad('commands', cid, `its blame index (command_targets) lists ${JSON.stringify([...have])}, its chained targets are ${JSON.stringify([...want])}`);
+    }
   }
   for (const f of db.prepare('SELECT * FROM findings WHERE session_id = ? ORDER BY id').iterate(id) as IterableIterator<FindingRow>) {
     out.findings++;
@@ -170,6 +186,15 @@ function checkSessionNow(db: Db, id: string, key: VerifyingKey): SessionIntegrit
     out.message = `live: ${counts} match the chain so far (not sealed yet)`;
   }
   return out;
+}
+
+function targetList(json: string): string[] {
+  try {
+    const v = JSON.parse(json) as unknown;
+    return Array.isArray(v) ? v.filter((t): t is string => typeof t === 'string').map((t) => t.toLowerCase()) : [];
+  } catch {
+    return [];
+  }
 }
 
 interface TombstoneRow {
@@ -225,6 +250,12 @@ export function checkStore(db: Db, key: VerifyingKey): StoreIntegrity {
   for (const t of tombstones) {
     if (!t.ok) problems.push({ session: t.sessionId, table: 'tombstones', id: t.sessionId, what: t.message.replace(/^NOT verified: /, '') });
     else if (live.has(t.sessionId)) problems.push({ session: t.sessionId, table: 'tombstones', id: t.sessionId, what: 'the session has a tombstone but its rows are still in the store' });
+  }
+  try {
+    // what `flightlog search` matches: the full-text index must be the commands' own text
+    db.prepare("INSERT INTO commands_fts(commands_fts, rank) VALUES ('integrity-check', 1)").run();
+  } catch {
+    problems.push({ session: '*', table: 'commands', id: null, what: 'the search index (commands_fts) does not match the command texts (edited behind the store)' });
   }
   const count = (s: IntegrityState) => sessions.filter((x) => x.state === s).length;
   const counts = { sessions: sessions.length, verified: count('verified'), live: count('live'), legacy: count('legacy'), bad: count('bad'), tombstones: tombstones.length };

@@ -50,6 +50,8 @@ async function withTamper(sql: { get: string; change: string; args: unknown[]; u
       const cols = Object.keys(r);
       store.db.prepare(`INSERT OR REPLACE INTO ${table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`).run(...cols.map((c) => r[c]));
     }
+    // a replaced command row leaves its old search entry behind (as a tamperer's would): rebuild it
+    if (table === 'commands') store.db.prepare("INSERT INTO commands_fts(commands_fts) VALUES ('rebuild')").run();
   }
 }
 
@@ -139,6 +141,23 @@ test('edited, deleted, added and re-linked rows fail verify, which names the fir
       expect: new RegExp(`session ${samples.live}: command ${liveCommand.id} \\(commands\\): its lineage link \\(caused_by\\) is none, the chain says \\d+`),
     },
     {
+      what: 'a command hidden from blame',
+      table: 'command_targets',
+      get: 'SELECT * FROM command_targets WHERE command_id = ?',
+      change: 'DELETE FROM command_targets WHERE command_id = ?',
+      args: [c1],
+      expect: new RegExp(`session ${samples.pg}: command ${c1} \\(commands\\): its blame index \\(command_targets\\) lists \\[\\], its chained targets are \\["public.users"\\]`),
+    },
+    {
+      what: 'a command hidden from search',
+      table: 'commands_fts',
+      get: 'SELECT rowid, text FROM commands WHERE id = ? AND 0',
+      change: "INSERT INTO commands_fts(commands_fts, rowid, text) SELECT 'delete', id, text FROM commands WHERE id = ?",
+      args: [c1],
+      undo: `INSERT INTO commands_fts(rowid, text) SELECT id, text FROM commands WHERE id = ${c1}`,
+      expect: /^not verified: the store: the search index \(commands_fts\) does not match the command texts/m,
+    },
+    {
       what: 'the session status rewritten',
       table: 'sessions',
       get: 'SELECT * FROM sessions WHERE id = ?',
@@ -199,6 +218,7 @@ test('a session recorded before rows were chained verifies as legacy: its events
   } finally {
     for (const t of ['events', 'commands']) store.db.prepare(`DELETE FROM ${t} WHERE session_id = ?`).run(id);
     store.db.prepare('DELETE FROM sessions WHERE id = ?').run(id);
+    store.db.prepare("INSERT INTO commands_fts(commands_fts) VALUES ('rebuild')").run();
   }
 });
 
@@ -220,7 +240,8 @@ test('the badge check runs off the main thread, is cached until the store change
     other.close();
     cache.close(true);
   }
-  assert.equal(checkStore(store.db, key()).ok, true);
+  const after = checkStore(store.db, key());
+  assert.equal(after.ok, true, after.message);
 });
 
 test('a command that finishes after its session closed leaves the sealed row as chained', async () => {
