@@ -164,7 +164,7 @@ export function commandDigest(c: CommandFacts): string {
 
 export function findingDigest(f: FindingFacts): string {
   return createHash('sha256')
-    .update(`flightlog-finding:v1\n[${f.id},${q(f.session_id)},${n(f.command_id)},${n(f.event_seq)},${q(f.category)},${q(f.kind)},${q(f.fp)},${q(f.direction)},${f.masked_live ? 1 : 0},`)
+    .update(`flightlog-finding:v1\n[${f.id},${q(f.session_id)},${n(f.command_id)},${n(f.event_seq)},${q(f.category)},${q(f.kind)},${q(f.fp)},${q(f.direction)},${n(f.masked_live)},`)
     .update(f.detail ?? 'null')
     .update(`,${q(f.created_at)}]`)
     .digest('hex');
