@@ -55,6 +55,8 @@ export interface VerifyReport {
   signer: { fingerprint: string | null; trusted: boolean; name: string | null };
   /** sessions that were still live at export: covered by the manifest signature, not by a seal */
   unsealed: string[];
+  /** sessions recorded before rows were chained: their events are checked, their command and finding members cannot be */
+  legacy: string[];
   /** the first problem found, in archive order; null when ok */
   problem: BundleProblem | null;
   problems: BundleProblem[];
@@ -141,6 +143,7 @@ export async function verifyBundle(file: string, opts: VerifyOptions): Promise<V
     events: 0,
     signer: { fingerprint: null, trusted: false, name: null },
     unsealed: [],
+    legacy: [],
     problem: null,
     problems: [],
     message: '',
@@ -161,7 +164,8 @@ export async function verifyBundle(file: string, opts: VerifyOptions): Promise<V
   if (report.ok) {
     const who = report.signer.trusted ? `trusted: ${report.signer.name}` : 'unknown key';
     const unsealed = report.unsealed.length ? `; ${report.unsealed.length} session${report.unsealed.length === 1 ? ' was' : 's were'} still live at export (covered by the bundle signature, not sealed)` : '';
-    report.message = `verified: ${report.sessions} session${report.sessions === 1 ? '' : 's'}, ${report.events} events, signed by ${report.signer.fingerprint} (${who})${unsealed}`;
+    const legacy = report.legacy.length ? `; ${report.legacy.length} session${report.legacy.length === 1 ? ' was' : 's were'} recorded before commands and findings were chained (only their events are checked)` : '';
+    report.message = `verified: ${report.sessions} session${report.sessions === 1 ? '' : 's'}, ${report.events} events, signed by ${report.signer.fingerprint} (${who})${unsealed}${legacy}`;
   } else {
     report.message = `not verified: ${describe(report.problem!)}`;
   }
@@ -334,6 +338,7 @@ async function check(file: string, opts: VerifyOptions, limits: BundleLimits, re
         add(problem('E_BUNDLE_CHAIN_END', sessionMember(s.id, 'events.ndjson'), `the chain has ${chain.count} events ending in ${chain.lastHash.slice(0, 12)}…, the manifest says ${s.events} ending in ${String(s.lastHash).slice(0, 12)}… (events dropped or added)`, s.id));
       }
     }
+    if (chain?.whole && !chain.coverage.coversRows) report.legacy.push(s.id);
     if (chain?.whole) {
       const p = rowProblem(s.id, chain.coverage, rowDigests.get(s.id) ?? { commands: [], findings: [] }, s.seal !== null);
       if (p) add(p);

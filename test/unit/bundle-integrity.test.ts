@@ -6,7 +6,7 @@ import { exportBundle } from '../../gateway/bundle/export';
 import { verifyBundle, type TrustedKey } from '../../gateway/bundle/verify';
 import { openBundles } from '../../gateway/bundle/open';
 import { getSession } from '../../gateway/store/queries';
-import { cleanupStores, newStore, readMembers, recordSamples, resign, tmpDir, writeMembers, type Member, type Samples, type Store } from '../helpers/bundle-fixtures';
+import { cleanupStores, newStore, readMembers, recordLegacySession, recordSamples, resign, tmpDir, writeMembers, type Member, type Samples, type Store } from '../helpers/bundle-fixtures';
 
 let store: Store;
 let samples: Samples;
@@ -108,4 +108,14 @@ test('open marks a forged bundle NOT verified', async () => {
   } finally {
     db.close();
   }
+});
+
+test('a session recorded before rows were chained exports and verifies on its events, and the verdict says so', async () => {
+  const id = recordLegacySession(store);
+  const file = path.join(work, 'legacy.flightlog');
+  await exportBundle(store.db, { sessionIds: [id, samples.pg], out: file, key: store.key });
+  const r = await verifyBundle(file, { trustedKeys: trusted });
+  assert.equal(r.ok, true, r.message);
+  assert.deepEqual(r.legacy, [id]);
+  assert.match(r.message, /; 1 session was recorded before commands and findings were chained \(only their events are checked\)$/);
 });
