@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto';
 import { randomBytes, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -6,9 +7,18 @@ import type { EventRow } from './rows';
 /** The fields of an event that its hash covers, exactly as stored. */
 export type ChainedEvent = Omit<EventRow, 'hash'>;
 
+/**
+ * SHA-256 (hex) of a string in one call: crypto.hash (Node ≥ 20.12) skips the Hash object, which
+ * costs more than the hashing itself for the short texts of most events. Same bytes either way.
+ */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+export function sha256Hex(text: string): string {
+  return oneShot ? oneShot('sha256', text, 'hex') : createHash('sha256').update(text).digest('hex');
+}
+
 /** The chain starts from a value bound to the session id, so an event cannot move to another session unnoticed. */
 export function genesisHash(sessionId: string): string {
-  return createHash('sha256').update(`flightlog-session:v1\n${sessionId}`).digest('hex');
+  return sha256Hex(`flightlog-session:v1\n${sessionId}`);
 }
 
 export function canonicalEvent(e: ChainedEvent): string {
@@ -17,7 +27,7 @@ export function canonicalEvent(e: ChainedEvent): string {
 
 /** hash = SHA-256(prev_hash ‖ canonical(event)) */
 export function chainHash(prevHash: string, e: ChainedEvent): string {
-  return createHash('sha256').update(prevHash).update('\n').update(canonicalEvent(e)).digest('hex');
+  return sha256Hex(`${prevHash}\n${canonicalEvent(e)}`);
 }
 
 export function sealMessage(sessionId: string, eventCount: number, lastHash: string): Buffer {
@@ -147,27 +157,20 @@ export interface FindingFacts {
 }
 
 const q = (s: string | null): string => (s === null ? 'null' : JSON.stringify(s));
-const n = (x: number | null): string => (x === null ? 'null' : String(x));
+/** A number column as JSON; a store edit that put text in it must not digest like the number or null it reads as. */
+const n = (x: number | null): string => (x === null ? 'null' : typeof x === 'number' ? String(x) : JSON.stringify(x));
 
-/** SHA-256 of a command row's canonical form; the big JSON texts are fed in place, not concatenated. */
+/** SHA-256 of a command row's canonical form: `flightlog-command:v1\n` + its columns as a JSON array. */
 export function commandDigest(c: CommandFacts): string {
-  return createHash('sha256')
-    .update(`flightlog-command:v1\n[${c.id},${q(c.session_id)},${c.idx},${q(c.kind)},`)
-    .update(q(c.text))
-    .update(`,${q(c.classification)},${c.targets},${q(c.status)},${q(c.started_at)},${c.started_us},${n(c.ended_us)},${n(c.start_seq)},${n(c.end_seq)},`)
-    .update(c.detail ?? 'null')
-    .update(',')
-    .update(c.result ?? 'null')
-    .update(`,${q(c.error)}]`)
-    .digest('hex');
+  return sha256Hex(
+    `flightlog-command:v1\n[${c.id},${q(c.session_id)},${c.idx},${q(c.kind)},${q(c.text)},${q(c.classification)},${c.targets},${q(c.status)},${q(c.started_at)},${c.started_us},${n(c.ended_us)},${n(c.start_seq)},${n(c.end_seq)},${c.detail ?? 'null'},${c.result ?? 'null'},${q(c.error)}]`,
+  );
 }
 
 export function findingDigest(f: FindingFacts): string {
-  return createHash('sha256')
-    .update(`flightlog-finding:v1\n[${f.id},${q(f.session_id)},${n(f.command_id)},${n(f.event_seq)},${q(f.category)},${q(f.kind)},${q(f.fp)},${q(f.direction)},${n(f.masked_live)},`)
-    .update(f.detail ?? 'null')
-    .update(`,${q(f.created_at)}]`)
-    .digest('hex');
+  return sha256Hex(
+    `flightlog-finding:v1\n[${f.id},${q(f.session_id)},${n(f.command_id)},${n(f.event_seq)},${q(f.category)},${q(f.kind)},${q(f.fp)},${q(f.direction)},${n(f.masked_live)},${f.detail ?? 'null'},${q(f.created_at)}]`,
+  );
 }
 
 /** What a retention tombstone says about a removed session; its signature covers all of it. */
