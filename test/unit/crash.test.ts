@@ -8,8 +8,9 @@ import { openDb } from '../../gateway/store/db';
 import { iterateRawEvents } from '../../gateway/store/queries';
 import { verifyChain } from '../../gateway/store/chain';
 
-test('every acknowledged event survives a SIGKILL of the writer, and the chain verifies', async () => {
+test('every acknowledged event survives a SIGKILL of the writer, and the chain verifies', async (t) => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-crash-'));
+  t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
   const child = spawn(process.execPath, [path.join(__dirname, '..', 'helpers', 'crash-writer.js'), dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
   let sessionId = '';
   let acked = 0;
