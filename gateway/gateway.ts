@@ -7,7 +7,7 @@ import { Recorder } from './store/recorder';
 import { closeCrashedSessions } from './store/recovery';
 import { checkCredential, checkScramToken, scramVerifiers } from './store/identities';
 import { resolveSecrets, retentionPolicy } from './config/load';
-import { collectGarbage } from './store/retention';
+import { collectGarbage, type GcResult } from './store/retention';
 import type { ConnectionConfig, FlightlogConfig } from './config/schema';
 import type { Listener, ListenerContext, Logger } from './core/listener';
 import type { AuthResult, Masker } from './core/types';
@@ -347,18 +347,23 @@ export class Gateway {
 
   private retentionTimer: NodeJS.Timeout | null = null;
 
-  /** Retention (`flightlog gc`) a minute after start, then once a day, when the config sets one. */
+  /** Runs retention now with the running config (`flightlog gc`); null when no retention is configured. */
+  runRetention(): GcResult | null {
+    const { config, log } = this.runtime;
+    if (this.stopping || (config.retention === undefined && !config.connections.some((c) => c.retention !== undefined))) return null;
+    try {
+      const r = collectGarbage(this.db, { retentionOf: retentionPolicy(config), key: this.key });
+      if (r.removed.length) log.info(`retention: removed ${r.removed.length} session${r.removed.length === 1 ? '' : 's'} (${r.events} events); signed tombstones kept`);
+      return r;
+    } catch (err) {
+      log.warn(`retention: ${(err as Error).message}`);
+      return null;
+    }
+  }
+
+  /** Retention a minute after start, then once a day, when the config sets one. */
   private scheduleRetention(): void {
-    const run = (): void => {
-      const { config, log } = this.runtime;
-      if (this.stopping || (config.retention === undefined && !config.connections.some((c) => c.retention !== undefined))) return;
-      try {
-        const r = collectGarbage(this.db, { retentionOf: retentionPolicy(config), key: this.key });
-        if (r.removed.length) log.info(`retention: removed ${r.removed.length} session${r.removed.length === 1 ? '' : 's'} (${r.events} events); signed tombstones kept`);
-      } catch (err) {
-        log.warn(`retention: ${(err as Error).message}`);
-      }
-    };
+    const run = (): void => void this.runRetention();
     this.retentionTimer = setTimeout(() => {
       run();
       this.retentionTimer = setInterval(run, 24 * 3600_000).unref();

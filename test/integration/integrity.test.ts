@@ -13,6 +13,8 @@ import { runCli } from '../../gateway/cli/main';
 import type { SessionDetail } from '../../gateway/control-api/types';
 import type { StoreIntegrity } from '../../gateway/store/integrity';
 import { startHttpUpstream } from '../helpers/http-upstreams';
+import { startTestGateway } from '../helpers/gateway';
+import { listTombstones } from '../../gateway/store/integrity';
 
 const BIN = path.join(__dirname, '..', '..', '..', 'bin', 'flightlog.js');
 
@@ -152,5 +154,27 @@ test('a gateway killed with SIGKILL leaves no session live forever: the restart 
     }
     await upstream.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('the running gateway applies retention with its own config and logs what it removed', async () => {
+  const upstream = await startHttpUpstream();
+  const gw = await startTestGateway({ connections: [{ name: 'api', protocol: 'http', upstream: { url: upstream.url }, identities: ['agent'], retention: '1h' }] });
+  try {
+    const old = gw.gateway.recorder.openSession({ connection: 'api', protocol: 'http', identity: 'agent' });
+    old.startCommand({ kind: 'http', text: 'GET /old' }).finish({ status: 'ok' });
+    old.close('closed', 'done');
+    const recent = gw.gateway.recorder.openSession({ connection: 'api', protocol: 'http', identity: 'agent' });
+    recent.close('closed', 'done');
+    await gw.flush();
+    gw.gateway.db.prepare('UPDATE sessions SET ended_at = ? WHERE id = ?').run(new Date(Date.now() - 2 * 3600_000).toISOString(), old.id);
+    const r = gw.gateway.runRetention();
+    assert.deepEqual(r?.removed.map((s) => s.sessionId), [old.id]);
+    assert.ok(gw.logs.includes('info: retention: removed 1 session (3 events); signed tombstones kept'), gw.logs.join('\n'));
+    assert.deepEqual(gw.sessions().map((s) => s.id), [recent.id]);
+    assert.deepEqual(listTombstones(gw.gateway.db).map((t) => [t.sessionId, t.reason]), [[old.id, 'retention']]);
+  } finally {
+    await gw.close();
+    await upstream.close();
   }
 });
