@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -11,8 +11,15 @@ import { getSession, iterateRawEvents, listSessions, search, commandsTouching, l
 import { addIdentity, checkCredential, revokeIdentity, addIdentityKey, listIdentities } from '../../gateway/store/identities';
 import { createMasker } from '../../gateway/masking';
 
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
 function tmp(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-store-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-store-'));
+  dirs.push(dir);
+  return dir;
 }
 
 function setup() {
