@@ -4,8 +4,10 @@ import type { Db } from './store/db';
 import { openDb } from './store/db';
 import { ensureFingerprintKey, ensureGatewayKey, type GatewayKey } from './store/chain';
 import { Recorder } from './store/recorder';
+import { closeCrashedSessions } from './store/recovery';
 import { checkCredential, checkScramToken, identityExists, scramVerifiers } from './store/identities';
-import { resolveSecrets } from './config/load';
+import { resolveSecrets, retentionPolicy } from './config/load';
+import { collectGarbage, type GcResult } from './store/retention';
 import type { ConnectionConfig, FlightlogConfig } from './config/schema';
 import type { Listener, ListenerContext, Logger } from './core/listener';
 import type { AuthResult, Masker, Policy } from './core/types';
@@ -141,6 +143,9 @@ export class Gateway {
       const masker = createGatewayMasker(db, ensureFingerprintKey(dataDir));
       registerUpstreamSecrets(masker, secrets.values());
       const log = opts.log ?? stderrLogger(() => masker);
+      const crashed = closeCrashedSessions(db, key);
+      const n = crashed.closed.length + crashed.unsealed.length;
+      if (n) log.warn(`closed ${n} session${n === 1 ? '' : 's'} left open by a crash${crashed.unsealed.length ? ` (${crashed.unsealed.length} left unsealed: the committed chain does not verify; see flightlog verify)` : ''}`);
       const lineage = new Lineage();
       const recorder = new Recorder(db, {
         masker,
@@ -185,6 +190,7 @@ export class Gateway {
         masker,
         reloadSecrets: () => masker.addDigests(loadDigests(db!)),
         onRevocation: () => gateway?.checkRevocations(),
+        integrityKey: key,
         host: opts.config.controlApi.host,
         port: opts.config.controlApi.port,
         status: () => gateway!.status(),
@@ -195,6 +201,7 @@ export class Gateway {
       gateway.runtime = { config: opts.config, env, log, guardrails };
       gateway.revocationTimer = setInterval(() => gateway?.checkRevocations(), REVOCATION_POLL_MS);
       gateway.revocationTimer.unref();
+      gateway.scheduleRetention();
       return gateway;
     } catch (err) {
       for (const c of cleanup.reverse()) await c();
@@ -389,9 +396,35 @@ export class Gateway {
     return result;
   }
 
+  private retentionTimer: NodeJS.Timeout | null = null;
+
+  /** Runs retention now with the running config (`flightlog gc`); null when no retention is configured. */
+  runRetention(): GcResult | null {
+    const { config, log } = this.runtime;
+    if (this.stopping || (config.retention === undefined && !config.connections.some((c) => c.retention !== undefined))) return null;
+    try {
+      const r = collectGarbage(this.db, { retentionOf: retentionPolicy(config), key: this.key });
+      if (r.removed.length) log.info(`retention: removed ${r.removed.length} session${r.removed.length === 1 ? '' : 's'} (${r.events} events); signed tombstones kept`);
+      return r;
+    } catch (err) {
+      log.warn(`retention: ${(err as Error).message}`);
+      return null;
+    }
+  }
+
+  /** Retention a minute after start, then once a day, when the config sets one. */
+  private scheduleRetention(): void {
+    const run = (): void => void this.runRetention();
+    this.retentionTimer = setTimeout(() => {
+      run();
+      this.retentionTimer = setInterval(run, 24 * 3600_000).unref();
+    }, 60_000).unref();
+  }
+
   /** Stops listening, closes and seals every open session, commits, closes the store. */
   stop(reason = 'gateway shut down'): Promise<void> {
     if (!this.stopping) {
+      if (this.retentionTimer) clearTimeout(this.retentionTimer);
       this.stopping = (async () => {
         if (this.revocationTimer) clearInterval(this.revocationTimer);
         await Promise.allSettled([...this.listeners.values()].map((l) => l.listener?.close()));

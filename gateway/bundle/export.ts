@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Db } from '../store/db';
-import { chainHash, genesisHash, keyFingerprint, sealMessage, verifySeal, type GatewayKey } from '../store/chain';
+import { chainHash, commandDigest, findingDigest, genesisHash, keyFingerprint, sealMessage, verifySeal, type GatewayKey } from '../store/chain';
+import { Coverage, type CoverageProblem } from '../store/coverage';
 import { VERSION } from '../core/version';
 import type { Json } from '../core/types';
 import { BundleError } from './errors';
@@ -143,6 +144,22 @@ export function sessionsOfRun(db: Db, runIdOrPrefix: string): string[] {
 
 /** Writes one signed, self-contained bundle of the given sessions to `out`. */
 export async function exportBundle(db: Db, opts: ExportOptions): Promise<ExportResult> {
+  // one read snapshot: a live session's commands and the events that cover them are read as of one moment
+  const snapshot = !db.inTransaction;
+  if (snapshot) db.exec('BEGIN');
+  try {
+    return await exportSnapshot(db, opts);
+  } finally {
+    if (snapshot && db.inTransaction) db.exec('COMMIT');
+  }
+}
+
+function rowsAltered(id: string, p: CoverageProblem): BundleError {
+  const row = p.table === 'events' ? `event ${p.id}` : `${p.table === 'commands' ? 'command' : 'finding'} ${p.id}`;
+  return new BundleError('E_STORE_ROWS', `session ${id}: ${row} ${p.what}; the store was altered, refusing to export it`);
+}
+
+async function exportSnapshot(db: Db, opts: ExportOptions): Promise<ExportResult> {
   const ids = [...new Set(opts.sessionIds)];
   if (ids.length === 0) throw new BundleError('E_NOTHING', 'no sessions to export');
   const rows: SessionRow[] = ids.map((id) => {
@@ -175,6 +192,7 @@ export async function exportBundle(db: Db, opts: ExportOptions): Promise<ExportR
       const events = await TempMember.create(sessionMember(row.id, 'events.ndjson'), tmp, temps);
       let prev = genesisHash(row.id);
       let count = 0;
+      const coverage = new Coverage();
       for (let from = 0; from < upto; from += PAGE) {
         const page = db
           .prepare('SELECT seq, t_us, wall, kind, direction, command_id, data, hash FROM events WHERE session_id = ? AND seq > ? AND seq <= ? ORDER BY seq')
@@ -186,6 +204,7 @@ export async function exportBundle(db: Db, opts: ExportOptions): Promise<ExportR
           }
           prev = e.hash;
           count++;
+          coverage.addEvent(e);
           await events.write(JSON.stringify({ seq: e.seq, t_us: e.t_us, wall: e.wall, kind: e.kind, direction: e.direction, command_id: e.command_id, data: e.data, hash: e.hash }) + '\n');
         }
         done += page.length;
@@ -196,6 +215,7 @@ export async function exportBundle(db: Db, opts: ExportOptions): Promise<ExportR
       if (row.seal !== null && (!sealed || !verifySeal(opts.key.publicKeyPem, sealMessage(row.id, count, prev), row.seal))) {
         throw new BundleError('E_STORE_SEAL', `session ${row.id}: the stored seal does not match its events; the store was altered, refusing to export it`);
       }
+      if (coverage.problem) throw rowsAltered(row.id, coverage.problem);
 
       const commands = await TempMember.create(sessionMember(row.id, 'commands.json'), tmp, temps);
       const commandList = new LineArray(commands);
@@ -205,6 +225,8 @@ export async function exportBundle(db: Db, opts: ExportOptions): Promise<ExportR
         const page = db.prepare('SELECT * FROM commands WHERE session_id = ? AND idx > ? ORDER BY idx LIMIT ?').all(row.id, after, PAGE) as CommandRow[];
         if (page.length === 0) break;
         for (const c of page) {
+          const bad = coverage.command(c.id, commandDigest(c), c.caused_by, c.status, sealed);
+          if (bad) throw rowsAltered(row.id, bad);
           const caused = (causedStmt.all(c.id) as { id: number }[]).map((x) => x.id);
           await commandList.push(commandView(c, caused));
           commandCount++;
@@ -220,12 +242,16 @@ export async function exportBundle(db: Db, opts: ExportOptions): Promise<ExportR
         const page = db.prepare('SELECT * FROM findings WHERE session_id = ? AND id > ? ORDER BY id LIMIT ?').all(row.id, after, PAGE) as FindingRow[];
         if (page.length === 0) break;
         for (const f of page) {
+          const bad = coverage.finding(f.id, findingDigest(f), sealed);
+          if (bad) throw rowsAltered(row.id, bad);
           await findingList.push(findingView(f));
           findingCount++;
         }
         after = page[page.length - 1].id;
       }
       await findingList.end();
+      const gone = coverage.missing();
+      if (gone) throw rowsAltered(row.id, gone);
 
       const record = sessionRecord(row);
       if (!sealed) {

@@ -6,7 +6,9 @@
  */
 import { createHash, createPublicKey, verify as verifySignature } from 'node:crypto';
 import * as path from 'node:path';
-import { chainHash, genesisHash, keyFingerprint, sealMessage, verifySeal } from '../store/chain';
+import { chainHash, commandDigest, findingDigest, genesisHash, keyFingerprint, sealMessage, verifySeal } from '../store/chain';
+import { Coverage } from '../store/coverage';
+import { commandFactsOfView, findingFactsOfView } from '../store/rows';
 import { FlightlogError } from '../core/errors';
 import { BundleError } from './errors';
 import {
@@ -53,6 +55,8 @@ export interface VerifyReport {
   signer: { fingerprint: string | null; trusted: boolean; name: string | null };
   /** sessions that were still live at export: covered by the manifest signature, not by a seal */
   unsealed: string[];
+  /** sessions recorded before rows were chained: their events are checked, their command and finding members cannot be */
+  legacy: string[];
   /** the first problem found, in archive order; null when ok */
   problem: BundleProblem | null;
   problems: BundleProblem[];
@@ -75,6 +79,16 @@ interface MemberInfo {
 interface ChainState {
   count: number;
   lastHash: string;
+  /** what the chain says about the session's rows */
+  coverage: Coverage;
+  /** the chain verified to its end (row checks against a broken chain would only repeat its problem) */
+  whole: boolean;
+}
+
+/** Digests of the command and finding members' rows, checked against the chain once it is read. */
+interface RowDigests {
+  commands: Array<{ id: number; digest: string; causedBy: number | null; status: string; line: number }>;
+  findings: Array<{ id: number; digest: string; line: number }>;
 }
 
 const MAX_PROBLEMS = 100;
@@ -129,6 +143,7 @@ export async function verifyBundle(file: string, opts: VerifyOptions): Promise<V
     events: 0,
     signer: { fingerprint: null, trusted: false, name: null },
     unsealed: [],
+    legacy: [],
     problem: null,
     problems: [],
     message: '',
@@ -149,7 +164,8 @@ export async function verifyBundle(file: string, opts: VerifyOptions): Promise<V
   if (report.ok) {
     const who = report.signer.trusted ? `trusted: ${report.signer.name}` : 'unknown key';
     const unsealed = report.unsealed.length ? `; ${report.unsealed.length} session${report.unsealed.length === 1 ? ' was' : 's were'} still live at export (covered by the bundle signature, not sealed)` : '';
-    report.message = `verified: ${report.sessions} session${report.sessions === 1 ? '' : 's'}, ${report.events} events, signed by ${report.signer.fingerprint} (${who})${unsealed}`;
+    const legacy = report.legacy.length ? `; ${report.legacy.length} session${report.legacy.length === 1 ? ' was' : 's were'} recorded before commands and findings were chained (only their events are checked)` : '';
+    report.message = `verified: ${report.sessions} session${report.sessions === 1 ? '' : 's'}, ${report.events} events, signed by ${report.signer.fingerprint} (${who})${unsealed}${legacy}`;
   } else {
     report.message = `not verified: ${describe(report.problem!)}`;
   }
@@ -166,6 +182,12 @@ async function check(file: string, opts: VerifyOptions, limits: BundleLimits, re
   // problems found while streaming a member, reported with that member in archive order
   const streamProblems = new Map<string, BundleProblem[]>();
   const chains = new Map<string, ChainState>();
+  const rowDigests = new Map<string, RowDigests>();
+  const digestsOf = (id: string): RowDigests => {
+    let d = rowDigests.get(id);
+    if (!d) rowDigests.set(id, (d = { commands: [], findings: [] }));
+    return d;
+  };
   const sessionIds = new Set<string>();
   try {
     for (;;) {
@@ -197,7 +219,7 @@ async function check(file: string, opts: VerifyOptions, limits: BundleLimits, re
         const chain = await checkEvents(id, entry.name, splitLines(chunks, limits.maxLineBytes, (b) => hash.update(b)), found);
         chains.set(id, chain);
       } else {
-        await checkLineArray(id, entry.name, f, splitLines(chunks, limits.maxLineBytes, (b) => hash.update(b)), found);
+        await checkLineArray(id, entry.name, f, splitLines(chunks, limits.maxLineBytes, (b) => hash.update(b)), found, digestsOf(id));
       }
       if (found.length) streamProblems.set(entry.name, found);
       members.set(entry.name, { entry, sha256: hash.digest('hex') });
@@ -316,6 +338,11 @@ async function check(file: string, opts: VerifyOptions, limits: BundleLimits, re
         add(problem('E_BUNDLE_CHAIN_END', sessionMember(s.id, 'events.ndjson'), `the chain has ${chain.count} events ending in ${chain.lastHash.slice(0, 12)}…, the manifest says ${s.events} ending in ${String(s.lastHash).slice(0, 12)}… (events dropped or added)`, s.id));
       }
     }
+    if (chain?.whole && !chain.coverage.coversRows) report.legacy.push(s.id);
+    if (chain?.whole) {
+      const p = rowProblem(s.id, chain.coverage, rowDigests.get(s.id) ?? { commands: [], findings: [] }, s.seal !== null);
+      if (p) add(p);
+    }
     if (s.seal === null) report.unsealed.push(s.id);
     else if (keyOk && !verifySeal(pem, sealMessage(s.id, s.events, s.lastHash), s.seal)) {
       const other = typeof s.sealKey === 'string' && s.sealKey !== bundleFingerprint ? ` (it was sealed by ${printable(s.sealKey)})` : '';
@@ -349,6 +376,7 @@ async function checkEvents(sessionId: string, member: string, lines: AsyncIterab
   let expect = 1;
   let lineNo = 0;
   let failed = false;
+  const coverage = new Coverage();
   for await (const line of lines) {
     lineNo++;
     // keep draining after the first problem: the member's digest still needs every byte
@@ -392,11 +420,12 @@ async function checkEvents(sessionId: string, member: string, lines: AsyncIterab
     }
     prev = h;
     expect++;
+    coverage.addEvent(e);
   }
-  return { count: expect - 1, lastHash: prev };
+  return { count: expect - 1, lastHash: prev, coverage, whole: !failed };
 }
 
-async function checkLineArray(sessionId: string, member: string, file: SessionFile, lines: AsyncIterable<string | null>, found: BundleProblem[]): Promise<void> {
+async function checkLineArray(sessionId: string, member: string, file: SessionFile, lines: AsyncIterable<string | null>, found: BundleProblem[], digests: RowDigests): Promise<void> {
   const parser = new LineArrayParser();
   let lineNo = 0;
   let failed = false;
@@ -407,6 +436,13 @@ async function checkLineArray(sessionId: string, member: string, file: SessionFi
       if (line === null) throw new Error('longer than the limit');
       const v = parser.feed(line);
       if (v !== undefined && (!isObject(v) || v.sessionId !== sessionId)) throw new Error(`not a ${file === 'commands.json' ? 'command' : 'finding'} of this session`);
+      if (v !== undefined && file === 'commands.json') {
+        const c = commandFactsOfView(v as Record<string, unknown>);
+        digests.commands.push({ id: c.id, digest: commandDigest(c), causedBy: c.caused_by, status: c.status, line: lineNo });
+      } else if (v !== undefined) {
+        const f = findingFactsOfView(v as Record<string, unknown>);
+        digests.findings.push({ id: f.id, digest: findingDigest(f), line: lineNo });
+      }
     } catch (err) {
       found.push(problem('E_BUNDLE_JSON', member, `line ${lineNo}: ${(err as Error).message.split('\n')[0].slice(0, 120)}`, sessionId));
       failed = true;
@@ -419,6 +455,22 @@ async function checkLineArray(sessionId: string, member: string, file: SessionFi
       found.push(problem('E_BUNDLE_JSON', member, (err as Error).message, sessionId));
     }
   }
+}
+
+/** The first command or finding of a session that its chain does not vouch for. */
+function rowProblem(sessionId: string, cov: Coverage, rows: RowDigests, sealed: boolean): BundleProblem | null {
+  if (cov.problem) return problem('E_BUNDLE_EVENT', sessionMember(sessionId, 'events.ndjson'), cov.problem.what, sessionId, cov.problem.seq);
+  for (const c of rows.commands) {
+    const p = cov.command(c.id, c.digest, c.causedBy, c.status, sealed);
+    if (p) return problem('E_BUNDLE_ROW', sessionMember(sessionId, 'commands.json'), `line ${c.line}: command ${c.id} ${p.what}`, sessionId);
+  }
+  for (const f of rows.findings) {
+    const p = cov.finding(f.id, f.digest, sealed);
+    if (p) return problem('E_BUNDLE_ROW', sessionMember(sessionId, 'findings.json'), `line ${f.line}: finding ${f.id} ${p.what}`, sessionId);
+  }
+  const gone = cov.missing();
+  if (gone) return problem('E_BUNDLE_ROW', sessionMember(sessionId, gone.table === 'commands' ? 'commands.json' : 'findings.json'), `${gone.table === 'commands' ? 'command' : 'finding'} ${gone.id} ${gone.what}`, sessionId);
+  return null;
 }
 
 export function bundleName(file: string): string {

@@ -10,6 +10,7 @@ import { resolveDataDir } from '../core/paths';
 import { openDb, storePath } from '../store/db';
 import { ensureGatewayKey } from '../store/chain';
 import { resolveSessionId } from '../store/queries';
+import { checkStore, type StoreIntegrity } from '../store/integrity';
 import { exportBundle, sessionsOfRun } from '../bundle/export';
 import { exportAsciicast } from '../bundle/asciicast';
 import { exportHar } from '../bundle/har';
@@ -21,7 +22,7 @@ import { humanBytes } from '../bundle/tar';
 import { HelpRequested, parse as parseArgsStrict, reportError, type Io } from './main';
 
 export const EXPORT_USAGE = 'flightlog export SESSION… [--run RUN] -o FILE [--format bundle|asciicast|har|jsonl] [--force] [--data-dir DIR]';
-export const VERIFY_USAGE = 'flightlog verify FILE [--require-trusted] [--json] [--data-dir DIR]';
+export const VERIFY_USAGE = 'flightlog verify [FILE | --store] [--require-trusted] [--json] [--data-dir DIR]';
 export const TRUST_USAGE = 'flightlog trust add KEYFILE [--name NAME] | trust list [--json] | trust remove NAME [--data-dir DIR]';
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
@@ -123,11 +124,12 @@ export function trustedKeysFor(dataDir: string): TrustedKey[] {
 /** `flightlog verify FILE`: exit 0 when verified, 1 when not. */
 export function runVerifyCommand(argv: string[], io: Io): Promise<number> {
   return run(io, async () => {
-    const { flags, positionals } = parse(argv, { 'require-trusted': { type: 'boolean' }, json: { type: 'boolean' } }, VERIFY_USAGE);
-    if (positionals.length !== 1) throw new UsageError(`verify takes one FILE (usage: ${VERIFY_USAGE})`);
+    const { flags, positionals } = parse(argv, { 'require-trusted': { type: 'boolean' }, json: { type: 'boolean' }, store: { type: 'boolean' } }, VERIFY_USAGE);
+    if (positionals.length > 1 || (flags.store && positionals.length)) throw new UsageError(`verify takes one FILE, or --store (or nothing) for the live store (usage: ${VERIFY_USAGE})`);
+    const dataDir = resolveDataDir(flags['data-dir'] as string | undefined, io.env);
+    if (positionals.length === 0) return verifyStore(dataDir, flags.json === true, io);
     const file = positionals[0];
     if (!fs.existsSync(file)) throw new FlightlogError('E_FILE', `no such file: ${file}`);
-    const dataDir = resolveDataDir(flags['data-dir'] as string | undefined, io.env);
     const report = await verifyBundle(file, { trustedKeys: trustedKeysFor(dataDir) });
     const untrusted = report.ok && flags['require-trusted'] && !report.signer.trusted;
     if (flags.json) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
@@ -135,6 +137,27 @@ export function runVerifyCommand(argv: string[], io: Io): Promise<number> {
     if (untrusted) io.stderr.write(`flightlog: the signing key ${report.signer.fingerprint} is not trusted (flightlog trust add KEYFILE)\n`);
     return report.ok && !untrusted ? 0 : 1;
   });
+}
+
+/** `flightlog verify` with no FILE: every session's chain, seal and rows, and every tombstone. */
+function verifyStore(dataDir: string, asJson: boolean, io: Io): number {
+  if (!fs.existsSync(storePath(dataDir))) throw new FlightlogError('E_NO_STORE', `no Flightlog store in ${dataDir} (start the gateway once, or pass --data-dir)`);
+  const key = ownGatewayKey(dataDir);
+  if (!key) throw new FlightlogError('E_NO_KEY', `no gateway key in ${dataDir} (gateway-key.pub.pem): nothing to verify seals with`);
+  const db = openDb(dataDir, { readonly: true });
+  let report: StoreIntegrity;
+  try {
+    report = checkStore(db, key);
+  } finally {
+    db.close();
+  }
+  if (asJson) io.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  else {
+    for (const s of report.sessions) io.stdout.write(`${s.session}  ${s.message}\n`);
+    for (const t of report.tombstones) io.stdout.write(`${t.sessionId}  ${t.connection}  ${t.message}\n`);
+    io.stdout.write(report.message + '\n');
+  }
+  return report.ok ? 0 : 1;
 }
 
 /** `flightlog trust add KEYFILE [--name NAME]`, `trust list`, `trust remove NAME`. */

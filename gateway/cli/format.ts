@@ -1,4 +1,5 @@
 import type { FindingView, IdentityView, RunView, SearchHit, SessionDetail, SessionSummary } from '../control-api/types';
+import type { TombstoneView } from '../store/integrity';
 
 /** Human-readable output for the read commands; `--json` prints the same values raw. */
 
@@ -37,7 +38,8 @@ export function formatSessionDetail(d: SessionDetail): string {
   if (d.run) out.push(`run        ${d.run}`);
   out.push(`started    ${d.startedAt}`);
   out.push(`ended      ${d.endedAt ?? '(live)'}${d.endReason ? ` — ${safe(d.endReason)}` : ''}`);
-  out.push(`status     ${d.status}${d.sealed ? ', sealed' : ''}`);
+  const check = d.integrity ? (d.integrity.state === 'bad' ? `, ${safe(d.integrity.message, 300)}` : d.integrity.state === 'legacy' ? ', sealed (events only: recorded before rows were chained)' : d.sealed ? ', sealed and verified' : '') : d.sealed ? ', sealed' : '';
+  out.push(`status     ${d.status}${check}`);
   out.push(`events     ${d.eventCount}`);
   out.push('');
   out.push(`commands (${d.commands.length})`);
@@ -85,5 +87,17 @@ export function formatIdentities(list: IdentityView[]): string {
   return table(
     ['NAME', 'KIND', 'CREATED', 'STATUS', 'TOKENS', 'KEYS'],
     list.map((i) => [i.name, i.kind, i.createdAt.slice(0, 10), i.revokedAt ? 'revoked' : 'active', String(i.tokens), String(i.keys.length)]),
+  );
+}
+
+/** Sessions retention removed: listed after the sessions, so a gap in the record is never silent. */
+export function formatTombstones(list: TombstoneView[]): string {
+  if (list.length === 0) return '';
+  return (
+    '\n' +
+    list
+      .map((t) => `${t.sessionId}  ${t.connection}  ${t.protocol}  ${t.startedAt.replace('T', ' ').slice(0, 19)} → ${(t.endedAt ?? '').replace('T', ' ').slice(0, 19)}  ${t.eventCount} events  removed by ${t.reason} on ${t.removedAt.slice(0, 10)}`)
+      .join('\n') +
+    '\n'
   );
 }

@@ -10,7 +10,8 @@ import { getSession, listFindings, listRuns, listSessions, search } from '../sto
 import { loadConfig, validateConfig } from '../config/load';
 import { ensureFingerprintKey } from '../store/chain';
 import type { FlightlogConfig } from '../config/schema';
-import { formatSessionDetail, formatSessions, formatSearch, formatFindings, formatRuns, formatIdentities } from './format';
+import { formatSessionDetail, formatSessions, formatSearch, formatFindings, formatRuns, formatIdentities, formatTombstones } from './format';
+import { checkSession, dataDirKey, listTombstones } from '../store/integrity';
 
 export interface Io {
   stdout: NodeJS.WritableStream;
@@ -36,6 +37,8 @@ const USAGE = `usage: flightlog <command> [options]
   run [--identity NAME] -- CMD …             start an agent with its traffic routed through the gateway
   export SESSION… [--run RUN] -o FILE        a signed bundle (or --format asciicast|har|jsonl)
   verify FILE                                check a bundle's checksums, hash chains, seals, signature
+  verify [--store] [--json]                  check the live store: chains, seals, commands, findings, tombstones
+  gc [--dry-run] [--json] [--config FILE]    remove sessions past their connection's retention (signed tombstones kept)
   trust add KEYFILE [--name NAME] | list     gateway keys whose bundles you trust
   open FILE…                                 open bundles read-only in the web UI (prints the URL)
   secret add NAME                            register a secret to mask by value (value on stdin)
@@ -138,6 +141,10 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         if (command === 'verify') return await bundle.runVerifyCommand(rest, io);
         return await bundle.runTrustCommand(rest, io);
       }
+      case 'gc': {
+        const { runGcCommand } = await import('./gc-command');
+        return runGcCommand(rest, io);
+      }
       case 'secret':
         return await secretCommand(rest, io);
       case 'mask': {
@@ -162,13 +169,21 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
           }).sessions,
         );
         if (flags.json) json(io, list);
-        else io.stdout.write(formatSessions(list));
+        else io.stdout.write(formatSessions(list) + formatTombstones(withDb(flags, io, (db) => listTombstones(db))));
         return 0;
       }
       case 'show': {
         const { flags, positionals } = parse(rest, { json: { type: 'boolean' } }, 1, 'flightlog show SESSION [--json]');
         if (!positionals[0]) throw new UsageError('show needs a session id (usage: flightlog show SESSION [--json])');
-        const detail = withDb(flags, io, (db) => getSession(db, positionals[0]));
+        const dataDir = resolveDataDir(flags['data-dir'] as string | undefined, io.env);
+        const key = dataDirKey(dataDir);
+        const detail = withDb(flags, io, (db) => {
+          const d = getSession(db, positionals[0]);
+          if (!key) return d;
+          // like the app's badge: "sealed" only when the chain, the seal and the rows check out
+          const r = checkSession(db, d.id, key);
+          return { ...d, sealed: r.state === 'verified' || r.state === 'legacy', integrity: { state: r.state, message: r.message } };
+        });
         if (flags.json) json(io, detail);
         else io.stdout.write(formatSessionDetail(detail));
         return 0;

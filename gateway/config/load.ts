@@ -195,7 +195,21 @@ function checkUpstream(c: Checker, protocol: Protocol, v: unknown, p: Array<stri
   }
 }
 
-const CONNECTION_KEYS = ['name', 'protocol', 'listen', 'upstream', 'identities', 'mask', 'llm', 'options', 'guardrails'];
+const CONNECTION_KEYS = ['name', 'protocol', 'listen', 'upstream', 'identities', 'mask', 'llm', 'options', 'guardrails', 'retention'];
+
+const RETENTION_RE = /^([1-9]\d{0,5})([hdw])$/;
+const UNIT_MS = { h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
+
+/** A retention period (`36h`, `30d`, `8w`) in milliseconds; null when it is not one. */
+export function retentionMs(spec: string): number | null {
+  const m = RETENTION_RE.exec(spec);
+  return m ? Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS] : null;
+}
+
+function parseRetention(c: Checker, v: unknown, p: Array<string | number>): string {
+  if (typeof v !== 'string' || retentionMs(v.trim()) === null) c.fail(p, `expected a period like 30d (a whole number of h, d or w)${describe(v)}`);
+  return (v as string).trim();
+}
 
 function checkConnection(c: Checker, v: unknown, i: number, seen: Map<string, string>): ConnectionConfig {
   const p: Array<string | number> = ['connections', i];
@@ -224,6 +238,7 @@ function checkConnection(c: Checker, v: unknown, i: number, seen: Map<string, st
   const options = o.options === undefined ? {} : c.object(o.options, [...p, 'options']);
   const conn: ConnectionConfig = { name, protocol, listen, upstream, identities, mask, llm, options };
   if (o.guardrails !== undefined) conn.guardrails = checkConnectionGuardrails(c, o.guardrails, [...p, 'guardrails']);
+  if (o.retention !== undefined) conn.retention = parseRetention(c, o.retention, [...p, 'retention']);
   return conn;
 }
 
@@ -231,7 +246,7 @@ function checkConnection(c: Checker, v: unknown, i: number, seen: Map<string, st
 export function validateConfig(raw: unknown, file: string, doc: Document | null = null, lines: LineCounter | null = null): FlightlogConfig {
   const c = new Checker(file, doc, lines);
   const root = raw === null || raw === undefined ? {} : c.object(raw, [], 'a mapping with connections:');
-  c.keys(root, [], ['connections', 'recording', 'controlApi', 'guardrails']);
+  c.keys(root, [], ['connections', 'recording', 'controlApi', 'guardrails', 'retention']);
   const connections: ConnectionConfig[] = [];
   if (root.connections !== undefined && root.connections !== null) {
     if (!Array.isArray(root.connections)) c.fail(['connections'], `expected a list of connections${describe(root.connections)}`);
@@ -256,8 +271,9 @@ export function validateConfig(raw: unknown, file: string, doc: Document | null 
     if (a.listen !== undefined) Object.assign(controlApi, parseListen(c, a.listen, ['controlApi', 'listen']));
     if (!/^(127\.\d+\.\d+\.\d+|localhost|::1)$/.test(controlApi.host)) c.fail(['controlApi', 'listen'], 'the control API listens on loopback only (127.0.0.1)');
   }
-  const guardrails = checkGuardrails(c, root.guardrails);
-  return { file, connections, recording, controlApi, guardrails };
+  const config: FlightlogConfig = { file, connections, recording, controlApi, guardrails: checkGuardrails(c, root.guardrails) };
+  if (root.retention !== undefined) config.retention = parseRetention(c, root.retention, ['retention']);
+  return config;
 }
 
 /** Reads, parses and validates flightlog.yaml. */
@@ -318,4 +334,14 @@ export function resolveSecrets(conn: ConnectionConfig, env: NodeJS.ProcessEnv, c
   }
   for (const [k, v] of Object.entries((u.query as Record<string, SecretRef> | undefined) ?? {})) out[`query:${k}`] = read(v, `upstream.query.${k}`);
   return out;
+}
+
+/** The retention that applies to a connection's sessions: its own, else the top-level default; null keeps them. */
+export function retentionPolicy(config: FlightlogConfig): (connection: string) => { spec: string; ms: number } | null {
+  const own = new Map(config.connections.map((c) => [c.name, c.retention]));
+  return (connection) => {
+    const spec = own.get(connection) ?? config.retention;
+    const ms = spec ? retentionMs(spec) : null;
+    return spec && ms !== null ? { spec, ms } : null;
+  };
 }

@@ -66,6 +66,8 @@ export interface ConnectionConfig {
   options: Record<string, unknown>;
   /** what happens to a command no guardrail matches (default allow) */
   guardrails?: { default: GuardrailAction };
+  /** how long sessions are kept after they end (`30d`; units h, d, w), for `flightlog gc`; else the global default */
+  retention?: string;
 }
 
 export interface RecordingConfig {
@@ -89,4 +91,6 @@ export interface FlightlogConfig {
   controlApi: ControlApiConfig;
   /** first matching rule wins (gateway/policy/rules.ts) */
   guardrails: GuardrailRule[];
+  /** retention for connections that set none; absent: sessions are kept until removed by hand */
+  retention?: string;
 }

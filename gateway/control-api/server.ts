@@ -9,7 +9,8 @@ import type { Db } from '../store/db';
 import type { Recorder } from '../store/recorder';
 import { FlightlogError } from '../core/errors';
 import { getCommand, getSession, listEvents, listFindings, listRuns, listSessions, resolveSessionId, search } from '../store/queries';
-import type { GatewayStatus, LiveMessage, LiveProtocol, RunStartResult } from './types';
+import type { GatewayStatus, LiveMessage, LiveProtocol, RunStartResult, SessionDetail } from './types';
+import { IntegrityCache, type VerifyingKey } from '../store/integrity';
 import type { Masker } from '../core/types';
 import { createRun, endRun } from '../store/runs';
 
@@ -28,6 +29,8 @@ export interface ControlApiOptions {
   /** a token was revoked (a run ended, `flightlog identity revoke`): end the live sessions it covers now */
   onRevocation?: () => void;
   status: () => GatewayStatus;
+  /** the gateway's key: each session shown is checked against its chain, seal and rows (the "sealed" badge) */
+  integrityKey?: VerifyingKey;
   /** extra routes (runs, static UI) mounted by the gateway: return true when handled */
   extra?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean | Promise<boolean>;
 }
@@ -160,6 +163,18 @@ function intParam(url: URL, name: string): number | undefined {
 export async function startControlApi(opts: ControlApiOptions): Promise<ControlApi> {
   const token = ensureControlToken(opts.dataDir);
   const { db } = opts;
+  const integrity = opts.integrityKey ? new IntegrityCache(db, opts.integrityKey) : null;
+  /** The badge reflects a check, never the stored seal column alone. */
+  const withIntegrity = async (d: SessionDetail): Promise<SessionDetail> => {
+    if (integrity) {
+      const r = await integrity.check(d.id);
+      return { ...d, sealed: r.state === 'verified' || r.state === 'legacy', integrity: { state: r.state, message: r.message } };
+    }
+    // an opened bundle: its sessions are as trustworthy as the bundle's verification
+    const b = d.meta && typeof d.meta === 'object' && !Array.isArray(d.meta) ? d.meta.bundle : null;
+    const verified = !!b && typeof b === 'object' && !Array.isArray(b) && b.verified === true;
+    return { ...d, sealed: d.sealed && verified };
+  };
 
   let port = opts.port;
   const boundHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
@@ -226,7 +241,7 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
             }),
           );
         }
-        if (!sub) return sendJson(res, 200, getSession(db, id));
+        if (!sub) return sendJson(res, 200, await withIntegrity(getSession(db, id)));
         if (sub === 'events') {
           return sendJson(res, 200, listEvents(db, resolveSessionId(db, id), { afterSeq: intParam(url, 'afterSeq'), limit: intParam(url, 'limit') }));
         }
@@ -301,6 +316,7 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
     token,
     close: async () => {
       unsubscribe();
+      integrity?.close(true);
       for (const ws of clients) ws.terminate();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

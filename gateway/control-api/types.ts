@@ -66,7 +66,15 @@ export interface FindingView {
   createdAt: string;
 }
 
+/** The result of checking a session against its hash chain when it is shown (`sealed` is true only when it passed). */
+export interface SessionIntegrityView {
+  state: 'verified' | 'live' | 'legacy' | 'bad';
+  message: string;
+}
+
 export interface SessionDetail extends SessionSummary {
+  /** set by the control API: chain, seal and rows checked as the session is shown */
+  integrity?: SessionIntegrityView;
   meta: Json;
   seal: string | null;
   sealKey: string | null;
@@ -201,6 +209,8 @@ export interface ConnectionInput {
   mask?: 'record' | 'live';
   llm?: 'anthropic' | 'openai';
   options?: { [key: string]: Json };
+  /** sessions older than this are removed by `flightlog gc` (`30d`; h, d, w) */
+  retention?: string;
 }
 
 /** `GET /api/settings`: the running config's connections, the identities, and how to route an agent. */

@@ -33,6 +33,7 @@ export function toConnectionInput(c: ConnectionConfig): ConnectionInput {
   };
   if (c.llm) out.llm = c.llm;
   if (Object.keys(c.options).length) out.options = c.options as ConnectionInput['options'];
+  if (c.retention) out.retention = c.retention;
   return out;
 }
 

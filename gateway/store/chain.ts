@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto';
 import { randomBytes, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -6,9 +7,18 @@ import type { EventRow } from './rows';
 /** The fields of an event that its hash covers, exactly as stored. */
 export type ChainedEvent = Omit<EventRow, 'hash'>;
 
+/**
+ * SHA-256 (hex) of a string in one call: crypto.hash (Node ≥ 20.12) skips the Hash object, which
+ * costs more than the hashing itself for the short texts of most events. Same bytes either way.
+ */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+export function sha256Hex(text: string): string {
+  return oneShot ? oneShot('sha256', text, 'hex') : createHash('sha256').update(text).digest('hex');
+}
+
 /** The chain starts from a value bound to the session id, so an event cannot move to another session unnoticed. */
 export function genesisHash(sessionId: string): string {
-  return createHash('sha256').update(`flightlog-session:v1\n${sessionId}`).digest('hex');
+  return sha256Hex(`flightlog-session:v1\n${sessionId}`);
 }
 
 export function canonicalEvent(e: ChainedEvent): string {
@@ -17,7 +27,7 @@ export function canonicalEvent(e: ChainedEvent): string {
 
 /** hash = SHA-256(prev_hash ‖ canonical(event)) */
 export function chainHash(prevHash: string, e: ChainedEvent): string {
-  return createHash('sha256').update(prevHash).update('\n').update(canonicalEvent(e)).digest('hex');
+  return sha256Hex(`${prevHash}\n${canonicalEvent(e)}`);
 }
 
 export function sealMessage(sessionId: string, eventCount: number, lastHash: string): Buffer {
@@ -101,4 +111,80 @@ export function ensureFingerprintKey(dataDir: string): Buffer {
     }
   }
   return fs.readFileSync(file);
+}
+
+/**
+ * Sessions recorded from this version on put `chain: 2` in their open event: their chain also
+ * covers every command, finding and lineage link (as digests in `command`, `close` and `lineage`
+ * events). Sessions without it were recorded before and have only their events chained.
+ */
+export const ROW_CHAIN_VERSION = 2;
+
+/** A command row as its digest covers it: every column but caused_by, which the chain carries in the clear. */
+export interface CommandFacts {
+  id: number;
+  session_id: string;
+  idx: number;
+  kind: string;
+  text: string;
+  classification: string | null;
+  /** the stored JSON text of the target list */
+  targets: string;
+  status: string;
+  started_at: string;
+  started_us: number;
+  ended_us: number | null;
+  start_seq: number | null;
+  end_seq: number | null;
+  /** stored JSON texts (SQL NULL and JSON null digest alike, so a view read back digests the same) */
+  detail: string | null;
+  result: string | null;
+  error: string | null;
+}
+
+export interface FindingFacts {
+  id: number;
+  session_id: string | null;
+  command_id: number | null;
+  event_seq: number | null;
+  category: string;
+  kind: string;
+  fp: string | null;
+  direction: string;
+  masked_live: number;
+  detail: string | null;
+  created_at: string;
+}
+
+const q = (s: string | null): string => (s === null ? 'null' : JSON.stringify(s));
+/** A number column as JSON; a store edit that put text in it must not digest like the number or null it reads as. */
+const n = (x: number | null): string => (x === null ? 'null' : typeof x === 'number' ? String(x) : JSON.stringify(x));
+
+/** SHA-256 of a command row's canonical form: `flightlog-command:v1\n` + its columns as a JSON array. */
+export function commandDigest(c: CommandFacts): string {
+  return sha256Hex(
+    `flightlog-command:v1\n[${c.id},${q(c.session_id)},${c.idx},${q(c.kind)},${q(c.text)},${q(c.classification)},${c.targets},${q(c.status)},${q(c.started_at)},${c.started_us},${n(c.ended_us)},${n(c.start_seq)},${n(c.end_seq)},${c.detail ?? 'null'},${c.result ?? 'null'},${q(c.error)}]`,
+  );
+}
+
+export function findingDigest(f: FindingFacts): string {
+  return sha256Hex(
+    `flightlog-finding:v1\n[${f.id},${q(f.session_id)},${n(f.command_id)},${n(f.event_seq)},${q(f.category)},${q(f.kind)},${q(f.fp)},${q(f.direction)},${n(f.masked_live)},${f.detail ?? 'null'},${q(f.created_at)}]`,
+  );
+}
+
+/** What a retention tombstone says about a removed session; its signature covers all of it. */
+export interface TombstoneFacts {
+  session_id: string;
+  connection: string;
+  started_at: string;
+  ended_at: string | null;
+  event_count: number;
+  last_hash: string | null;
+  removed_at: string;
+  reason: string;
+}
+
+export function tombstoneMessage(t: TombstoneFacts): Buffer {
+  return Buffer.from(`flightlog-tombstone:v1\n${JSON.stringify([t.session_id, t.connection, t.started_at, t.ended_at, t.event_count, t.last_hash, t.removed_at, t.reason])}`);
 }

@@ -179,6 +179,27 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
       ALTER TABLE tokens ADD COLUMN scram_server_key TEXT;
     `,
   },
+  {
+    version: 5,
+    sql: `
+      -- What retention (flightlog gc) removed: enough to show the gap and prove who made it.
+      -- signature: the gateway key's Ed25519 signature over tombstoneMessage() of the row.
+      CREATE TABLE tombstones (
+        session_id TEXT PRIMARY KEY,
+        connection TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        identity TEXT,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        event_count INTEGER NOT NULL,
+        last_hash TEXT,
+        removed_at TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        signature_key TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -33,8 +33,8 @@ export const SQL: readonly string[] = [
   'INSERT INTO command_targets (command_id, target) VALUES (?, ?)',
   'UPDATE commands SET status = ?, ended_us = ?, end_seq = ?, result = ?, error = ? WHERE id = ?',
   'UPDATE commands SET caused_by = ? WHERE id = ?',
-  `INSERT INTO findings (session_id, command_id, event_seq, category, kind, fp, direction, masked_live, detail, created_at)
-   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  `INSERT INTO findings (id, session_id, command_id, event_seq, category, kind, fp, direction, masked_live, detail, created_at)
+   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   'UPDATE sessions SET event_count = ?, command_count = ?, finding_count = ?, last_hash = ? WHERE id = ?',
   'UPDATE sessions SET ended_at = ?, status = ?, end_reason = ?, seal = ?, seal_key = ? WHERE id = ?',
   'INSERT INTO failed_attempts (connection, protocol, identity, client_addr, reason, at) VALUES (?, ?, ?, ?, ?, ?)',

@@ -5,7 +5,8 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { Db } from './db';
 import { prepareAll, runBatch, S, type BatchOps, type WorkerBatch, type WorkerReply } from './recorder-worker';
-import { chainHash, genesisHash, sealMessage, signSeal } from './chain';
+import { ROW_CHAIN_VERSION, chainHash, commandDigest, findingDigest, genesisHash, sealMessage, signSeal, type CommandFacts } from './chain';
+import { COMMAND_EVENT, LINEAGE_EVENT } from './coverage';
 import { newId } from '../core/ids';
 import type {
   CommandFinish,
@@ -87,6 +88,8 @@ export class Recorder {
   private waiters: Waiter[] = [];
   private scheduled = false;
   private nextCommandId: number;
+  /** finding ids are chosen here, like command ids, so the chain can name a finding before it is committed */
+  private nextFindingId: number;
   private readonly open = new Map<string, LiveSession>();
   private listeners: Array<(n: RecorderNotice) => void> = [];
   private notices: RecorderNotice[] = [];
@@ -111,6 +114,7 @@ export class Recorder {
   ) {
     const max = db.prepare('SELECT COALESCE(MAX(id), 0) AS m FROM commands').get() as { m: number };
     this.nextCommandId = max.m + 1;
+    this.nextFindingId = (db.prepare('SELECT COALESCE(MAX(id), 0) AS m FROM findings').get() as { m: number }).m + 1;
     this.useWorker = opts.writerThread !== false && !db.memory && db.name !== '' && fs.existsSync(WORKER_FILE);
     // prepared up front on the main connection too: a schema that cannot take the rows fails here
     if (!this.useWorker) this.stmtsCache = prepareAll(db);
@@ -145,7 +149,7 @@ export class Recorder {
     const identity = a.identity === null ? null : this.opts.masker.maskText(a.identity).text;
     const reason = this.opts.masker.maskText(a.reason).text;
     this.push(S.insertFailed, [a.connection, a.protocol, identity, a.clientAddr ?? null, reason, at]);
-    this.push(S.insertFinding, [null, null, null, 'auth', 'failed-login', null, 'client→upstream', 0, JSON.stringify({ connection: a.connection, identity, reason, clientAddr: a.clientAddr ?? null }), at]);
+    this.push(S.insertFinding, [this.allocFindingId(), null, null, null, 'auth', 'failed-login', null, 'client→upstream', 0, JSON.stringify({ connection: a.connection, identity, reason, clientAddr: a.clientAddr ?? null }), at]);
     this.notify({ type: 'finding', sessionId: null, kind: 'failed-login' });
   }
 
@@ -204,6 +208,11 @@ export class Recorder {
   /** @internal */
   allocCommandId(): number {
     return this.nextCommandId++;
+  }
+
+  /** @internal */
+  allocFindingId(): number {
+    return this.nextFindingId++;
   }
 
   /** @internal */
@@ -427,7 +436,10 @@ class LiveSession implements SessionRecorder {
   private closed = false;
   private _failed = false;
   private currentCommand: number | null = null;
-  private readonly commands = new Map<number, CommandStart>();
+  /** running commands: the masked start and the insert params their digest is computed from at finish */
+  private readonly commands = new Map<number, { start: CommandStart; row: unknown[] }>();
+  /** findings recorded but not yet covered by the chain: the next command.done or close event carries their digests */
+  private pendingFindings: Array<[number, string]> = [];
   private terminator: ((reason: string, message: string) => void) | null = null;
   /** set by terminate(): the listener's own close while cutting the connection keeps this reason */
   private endReason: string | null = null;
@@ -459,7 +471,7 @@ class LiveSession implements SessionRecorder {
       wall.getTime() * 1000,
     ]);
     rec.notify({ type: 'session', sessionId: this.id, status: 'live' });
-    this.event('open', 'gateway', { connection: open.connection, protocol: open.protocol, identity, runId: open.runId ?? null, clientAddr: open.clientAddr ?? null, meta });
+    this.event('open', 'gateway', { connection: open.connection, protocol: open.protocol, identity, runId: open.runId ?? null, clientAddr: open.clientAddr ?? null, meta, chain: ROW_CHAIN_VERSION });
   }
 
   get failed(): boolean {
@@ -494,6 +506,25 @@ class LiveSession implements SessionRecorder {
     return seq;
   }
 
+  /** Appends a fact of the recorder's own (digests, ids): nothing in it to mask. */
+  private appendFact(kind: string, commandId: number | null, data: string): void {
+    if (this.closed) return;
+    const e = { seq: ++this.seq, t_us: nowUs() - this.startUs, wall: new Date().toISOString(), kind, direction: 'gateway', command_id: commandId, data };
+    const hash = chainHash(this.prevHash, e);
+    this.prevHash = hash;
+    this.rec.push(S.insertEvent, [this.id, e.seq, e.t_us, e.wall, e.kind, e.direction, e.command_id, e.data, hash]);
+    this.rec.dirty.add(this);
+    this.rec.notify({ type: 'events', sessionId: this.id, fromSeq: e.seq, toSeq: e.seq });
+  }
+
+  /** The pending findings as a JSON member (`,"findings":[…]`), emptying the list; '' when none. */
+  private takeFindings(): string {
+    if (this.pendingFindings.length === 0) return '';
+    const out = `,"findings":${JSON.stringify(this.pendingFindings)}`;
+    this.pendingFindings = [];
+    return out;
+  }
+
   startCommand(start: CommandStart): CommandHandle {
     const masker = this.rec.opts.masker;
     const id = this.rec.allocCommandId();
@@ -513,7 +544,7 @@ class LiveSession implements SessionRecorder {
         causedBy = null;
       }
     }
-    this.rec.pushCommand(id, [
+    const row = [
       id,
       this.id,
       idx,
@@ -531,12 +562,13 @@ class LiveSession implements SessionRecorder {
       null,
       null,
       null,
-    ]);
+    ];
+    this.rec.pushCommand(id, row);
     if (targets.length === 1) this.rec.push(S.insertTarget, [id, targets[0].toLowerCase()]);
     else if (targets.length > 1) for (const t of new Set(targets)) this.rec.push(S.insertTarget, [id, t.toLowerCase()]);
     this.rec.dirty.add(this);
     this.rec.notify({ type: 'command', sessionId: this.id, commandId: id });
-    this.commands.set(id, masked);
+    this.commands.set(id, { start: masked, row });
     this.currentCommand = id;
     if (text.hits.length) this.recordHits(text.hits, 'client→upstream', id, null, false);
     if (detail?.hits.length) this.recordHits(detail.hits, 'client→upstream', id, null, false);
@@ -552,6 +584,8 @@ class LiveSession implements SessionRecorder {
   }
 
   private finishCommand(id: number, f: CommandFinish): void {
+    // finished already (a handle finishing after close() cancelled it): the sealed row stays as chained
+    if (!this.commands.has(id)) return;
     const masker = this.rec.opts.masker;
     const result = f.result === undefined ? null : masker.maskValue(f.result);
     const error = f.error === undefined ? null : masker.maskText(f.error);
@@ -571,15 +605,21 @@ class LiveSession implements SessionRecorder {
       this.rec.push(S.finishCommand, [f.status, endedUs, endSeq, resultJson, errorText, id]);
     }
     this.rec.notify({ type: 'command', sessionId: this.id, commandId: id });
+    // the result's findings first, so the command's chain event covers them
     if (result?.hits.length) this.recordHits(result.hits, 'upstream→client', id, null, false);
     if (error?.hits.length) this.recordHits(error.hits, 'upstream→client', id, null, false);
     if (this.currentCommand === id) this.currentCommand = null;
-    const start = this.commands.get(id);
+    const open = this.commands.get(id);
     this.commands.delete(id);
-    if (start && this.rec.opts.onCommandFinish) {
+    if (open) {
+      const r = open.row;
+      const digest = commandDigest(commandFacts(r, f.status, endedUs, endSeq, resultJson, errorText));
+      this.appendFact(COMMAND_EVENT, id, `{"digest":"${digest}","causedBy":${r[12] === null ? 'null' : String(r[12])}${this.takeFindings()}}`);
+    }
+    if (open && this.rec.opts.onCommandFinish) {
       const maskedFinish: CommandFinish = { status: f.status, result: result?.value, error: error?.text };
       try {
-        this.rec.opts.onCommandFinish(this.info, id, start, maskedFinish);
+        this.rec.opts.onCommandFinish(this.info, id, open.start, maskedFinish);
       } catch {
         // lineage is best effort; recording is not
       }
@@ -588,16 +628,23 @@ class LiveSession implements SessionRecorder {
 
   /** @internal link a command to the command that caused it (lineage found after the fact) */
   setCausedBy(commandId: number, causedBy: number): void {
+    if (this.closed) return;
     this.rec.push(S.setCausedBy, [causedBy, commandId]);
+    const open = this.commands.get(commandId);
+    // a running command's digest event carries the link; a finished one needs an event of its own
+    if (open) open.row[12] = causedBy;
+    else this.appendFact(LINEAGE_EVENT, commandId, JSON.stringify({ command: commandId, causedBy }));
   }
 
   finding(f: { category: 'secret' | 'guardrail' | 'auth'; kind: string; fp?: string; direction: Direction; commandId?: number; maskedLive?: boolean; detail?: Json }): void {
+    // like events, findings after the seal would sit outside the sealed chain
+    if (this.closed) return;
     const detail = f.detail === undefined ? null : JSON.stringify(this.rec.opts.masker.maskValue(f.detail).value);
     const at = new Date().toISOString();
     const commandId = f.commandId ?? this.currentCommand;
     const seq = this.seq || null;
     this.findingCount++;
-    this.rec.push(S.insertFinding, [this.id, commandId, seq, f.category, f.kind, f.fp ?? null, f.direction, f.maskedLive ? 1 : 0, detail, at]);
+    this.pushFinding([this.rec.allocFindingId(), this.id, commandId, seq, f.category, f.kind, f.fp ?? null, f.direction, f.maskedLive ? 1 : 0, detail, at]);
     this.rec.dirty.add(this);
     this.rec.notify({ type: 'finding', sessionId: this.id, kind: f.kind });
   }
@@ -618,10 +665,17 @@ class LiveSession implements SessionRecorder {
         this.reported.add(key);
       }
       this.findingCount++;
-      this.rec.push(S.insertFinding, [this.id, commandId, seq, 'secret', h.kind, h.fp, direction, maskedLive ? 1 : 0, null, at]);
+      this.pushFinding([this.rec.allocFindingId(), this.id, commandId, seq, 'secret', h.kind, h.fp, direction, maskedLive ? 1 : 0, null, at]);
       this.rec.notify({ type: 'finding', sessionId: this.id, kind: h.kind });
     }
     this.rec.dirty.add(this);
+  }
+
+  private pushFinding(row: [number, string, number | null, number | null, string, string, string | null, string, number, string | null, string]): void {
+    this.rec.push(S.insertFinding, row);
+    if (this.closed) return;
+    const [id, session_id, command_id, event_seq, category, kind, fp, direction, masked_live, detail, created_at] = row;
+    this.pendingFindings.push([id, findingDigest({ id, session_id, command_id, event_seq, category, kind, fp, direction, masked_live, detail, created_at })]);
   }
 
   /** @internal queues the counters as they stand when a batch is cut (last row of the batch) */
@@ -658,14 +712,38 @@ class LiveSession implements SessionRecorder {
       reason = this.endReason;
     }
     for (const [id] of this.commands) this.finishCommand(id, { status: 'cancelled', error: 'session ended before the command finished' });
-    this.event('close', 'gateway', { status, reason: reason ?? null });
+    const masked = reason === undefined ? null : this.rec.opts.masker.maskText(reason);
+    if (masked?.hits.length) this.recordHits(masked.hits, 'gateway', null, null, false);
+    const maskedReason = masked ? masked.text : null;
+    this.appendFact('close', null, `{"status":${JSON.stringify(status)},"reason":${JSON.stringify(maskedReason)}${this.takeFindings()}}`);
     this.closed = true;
     const lastHash = this.prevHash;
     const seal = signSeal(this.rec.opts.signingKey, sealMessage(this.id, this.seq, lastHash));
     const endedAt = new Date().toISOString();
-    const maskedReason = reason === undefined ? null : this.rec.opts.masker.maskText(reason).text;
     this.rec.push(S.closeSession, [endedAt, status, maskedReason, seal, this.rec.opts.keyFingerprint, this.id]);
     this.rec.notify({ type: 'session', sessionId: this.id, status });
     this.rec.forget(this.id);
   }
+}
+
+/** The digest fields of a command from its insert params (see SQL[S.insertCommand]) and its finish. */
+function commandFacts(r: unknown[], status: string, endedUs: number, endSeq: number, result: string | null, error: string | null): CommandFacts {
+  return {
+    id: r[0] as number,
+    session_id: r[1] as string,
+    idx: r[2] as number,
+    kind: r[3] as string,
+    text: r[4] as string,
+    classification: r[5] as string | null,
+    targets: r[6] as string,
+    status,
+    started_at: r[8] as string,
+    started_us: r[9] as number,
+    ended_us: endedUs,
+    start_seq: r[10] as number,
+    end_seq: endSeq,
+    detail: r[11] as string | null,
+    result,
+    error,
+  };
 }

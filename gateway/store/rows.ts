@@ -4,6 +4,7 @@
  */
 import type { CommandView, FindingView, SessionDetail, SessionSummary } from '../control-api/types';
 import type { CommandKind, CommandStatus, Direction, Json, Protocol, SessionStatus } from '../core/types';
+import type { CommandFacts, FindingFacts } from './chain';
 
 /** A session as a record of its own: the detail without commands and findings. */
 export type SessionRecord = Omit<SessionDetail, 'commands' | 'findings'>;
@@ -154,4 +155,58 @@ export interface EventRow {
 export function sessionSummary(r: SessionRow): SessionSummary {
   const { meta: _meta, seal: _seal, sealKey: _sealKey, lastHash: _lastHash, ...summary } = sessionRecord(r);
   return summary;
+}
+
+/** A row field from a hostile view: the type the row holds, or a thrown reason. */
+function field<T>(v: Record<string, unknown>, name: string, ok: (x: unknown) => boolean): T {
+  const x = v[name] === undefined ? null : v[name];
+  if (!ok(x)) throw new Error(`${name} is not what a stored row holds`);
+  return x as T;
+}
+const isStr = (x: unknown) => typeof x === 'string';
+const isStrOrNull = (x: unknown) => x === null || typeof x === 'string';
+const isNum = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
+const isNumOrNull = (x: unknown) => x === null || isNum(x);
+const json = (x: unknown): string | null => (x === null || x === undefined ? null : JSON.stringify(x));
+
+/** The digest fields of a command as a bundle carries it (a CommandView); throws on a malformed one. */
+export function commandFactsOfView(v: Record<string, unknown>): CommandFacts & { caused_by: number | null } {
+  if (!Array.isArray(v.targets)) throw new Error('targets is not a list');
+  return {
+    id: field(v, 'id', isNum),
+    session_id: field(v, 'sessionId', isStr),
+    idx: field(v, 'index', isNum),
+    kind: field(v, 'kind', isStr),
+    text: field(v, 'text', isStr),
+    classification: field(v, 'classification', isStrOrNull),
+    targets: JSON.stringify(v.targets),
+    status: field(v, 'status', isStr),
+    started_at: field(v, 'startedAt', isStr),
+    started_us: field(v, 'startUs', isNum),
+    ended_us: field(v, 'endUs', isNumOrNull),
+    start_seq: field(v, 'startSeq', isNumOrNull),
+    end_seq: field(v, 'endSeq', isNumOrNull),
+    detail: json(v.detail),
+    result: json(v.result),
+    error: field(v, 'error', isStrOrNull),
+    caused_by: field(v, 'causedBy', isNumOrNull),
+  };
+}
+
+/** The digest fields of a finding as a bundle carries it (a FindingView); throws on a malformed one. */
+export function findingFactsOfView(v: Record<string, unknown>): FindingFacts {
+  if (typeof v.maskedLive !== 'boolean') throw new Error('maskedLive is not true or false');
+  return {
+    id: field(v, 'id', isNum),
+    session_id: field(v, 'sessionId', isStrOrNull),
+    command_id: field(v, 'commandId', isNumOrNull),
+    event_seq: field(v, 'eventSeq', isNumOrNull),
+    category: field(v, 'category', isStr),
+    kind: field(v, 'kind', isStr),
+    fp: field(v, 'fp', isStrOrNull),
+    direction: field(v, 'direction', isStr),
+    masked_live: v.maskedLive ? 1 : 0,
+    detail: json(v.detail),
+    created_at: field(v, 'createdAt', isStr),
+  };
 }

@@ -86,8 +86,13 @@ function SessionHeader({ s }: { s: SessionDetail }) {
         <b>{s.identity ?? 'unknown'}</b>
         {s.status === 'live' ? <LiveBadge /> : <StatusPill status={s.status} />}
         {s.sealed && (
-          <span className="tag sealed" title={s.seal ? `sealed, key ${s.sealKey ?? ''}` : ''}>
-            ✓ sealed
+          <span className="tag sealed" title={s.integrity?.message ?? (s.seal ? `sealed, key ${s.sealKey ?? ''}` : '')} data-testid="sealed-badge">
+            ✓ sealed{s.integrity?.state === 'legacy' ? ' (events only)' : ''}
+          </span>
+        )}
+        {s.integrity?.state === 'bad' && (
+          <span className="tag bundle-failed" title={s.integrity.message} data-testid="sealed-badge">
+            ✗ NOT verified
           </span>
         )}
         <BundleBadge meta={s.meta} />

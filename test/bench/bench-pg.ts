@@ -130,6 +130,10 @@ async function bigSelect(t: Target): Promise<number> {
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
+function commandsRecorded(gw: TestGateway): number {
+  return gw.sessions().reduce((n, x) => n + x.commandCount, 0);
+}
+
 async function main(): Promise<void> {
   console.log(`bench-pg: ${os.cpus().length} cores, pgbench -T ${SECONDS}, scale ${SCALE}`);
   const pg = await startPostgres();
@@ -160,12 +164,26 @@ async function main(): Promise<void> {
       { key: 'tpcb1', name: 'TPC-B-like, 1 client', args: ['-c', '1', '-j', '1'] },
       { key: 'tpcb8', name: 'TPC-B-like, 8 clients', args: ['-c', '8', '-j', '2'] },
     ].filter((w) => want(w.key));
+    const cpuLines: string[] = [];
     const rows: string[][] = [['workload', ...targets.map((t) => t.name), 'gateway/relay']];
     for (const w of workloads) {
       const tps: number[] = [];
       for (const t of targets) {
-        if (t.name === 'gateway') peakRss = process.memoryUsage().rss;
+        if (t.name !== 'gateway' || !gw) {
+          tps.push(await pgbench(t, [...w.args, '-T', String(SECONDS)]));
+          continue;
+        }
+        peakRss = process.memoryUsage().rss;
+        // this process runs the gateway (listener, recorder, writer thread) and nothing else busy
+        // during the gateway's run, so its CPU over the run is the recording gateway's cost
+        await gw.flush();
+        const before = commandsRecorded(gw);
+        const cpu = process.cpuUsage();
         tps.push(await pgbench(t, [...w.args, '-T', String(SECONDS)]));
+        await gw.flush();
+        const used = process.cpuUsage(cpu);
+        const n = commandsRecorded(gw) - before;
+        cpuLines.push(`${w.name}: gateway CPU ${((used.user + used.system) / Math.max(n, 1)).toFixed(1)} µs per recorded command (${n} commands, all threads)`);
       }
       const base = tps[0];
       const relayIdx = targets.findIndex((t) => t.name === 'node relay');
@@ -178,6 +196,7 @@ async function main(): Promise<void> {
     }
     console.log('');
     for (const r of rows) console.log(r.map((c, i) => c.padEnd(i === 0 ? 24 : 16)).join(' '));
+    for (const l of cpuLines) console.log(l);
     if (want('big')) {
       const d = await bigSelect(direct);
       const g = await bigSelect(targets[targets.length - 1]);

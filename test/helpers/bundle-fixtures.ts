@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openDb, type Db } from '../../gateway/store/db';
 import { Recorder } from '../../gateway/store/recorder';
-import { ensureFingerprintKey, ensureGatewayKey, keyFingerprint, type GatewayKey } from '../../gateway/store/chain';
+import { chainHash, ensureFingerprintKey, ensureGatewayKey, genesisHash, keyFingerprint, sealMessage, signSeal, type GatewayKey } from '../../gateway/store/chain';
 import { createMasker } from '../../gateway/masking';
 import type { Masker } from '../../gateway/core/types';
 import { TarReader, TarWriter } from '../../gateway/bundle/tar';
@@ -242,4 +242,27 @@ export function filesContaining(dir: string, needle: string): string[] {
   };
   walk(dir);
   return hits;
+}
+
+/**
+ * A closed, sealed session as a Flightlog before row coverage recorded it: no `chain` in its open
+ * event and no command.done events, so its command rows are in no digest.
+ */
+export function recordLegacySession(store: Store, id = 'ses_legacy' + Date.now().toString(36)): string {
+  const started = Date.now() * 1000;
+  store.db.prepare("INSERT INTO sessions (id, identity, connection, protocol, started_at, started_us, ended_at, status) VALUES (?, 'claude', 'app-db', 'postgres', ?, ?, ?, 'closed')").run(id, new Date().toISOString(), started, new Date().toISOString());
+  let prev = genesisHash(id);
+  const events: Array<[string, string, string]> = [
+    ['open', 'gateway', JSON.stringify({ connection: 'app-db', protocol: 'postgres', identity: 'claude', runId: null, clientAddr: null, meta: {} })],
+    ['query', 'client→upstream', JSON.stringify({ sql: 'SELECT 1' })],
+    ['close', 'gateway', JSON.stringify({ status: 'closed', reason: null })],
+  ];
+  events.forEach(([kind, direction, data], i) => {
+    const e = { seq: i + 1, t_us: i, wall: new Date().toISOString(), kind, direction, command_id: null, data };
+    prev = chainHash(prev, e);
+    store.db.prepare('INSERT INTO events (session_id, seq, t_us, wall, kind, direction, command_id, data, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(id, e.seq, e.t_us, e.wall, kind, direction, null, data, prev);
+  });
+  store.db.prepare("INSERT INTO commands (session_id, idx, kind, text, status, started_at, started_us) VALUES (?, 1, 'sql', 'SELECT 1', 'ok', ?, 0)").run(id, new Date().toISOString());
+  store.db.prepare('UPDATE sessions SET event_count = 3, command_count = 1, last_hash = ?, seal = ?, seal_key = ? WHERE id = ?').run(prev, signSeal(store.key.privateKey, sealMessage(id, 3, prev)), store.key.fingerprint, id);
+  return id;
 }
