@@ -19,6 +19,12 @@ export interface RawSpan {
   fp?: string;
 }
 
+/** A word of a shell command: its bounds, quotes included. */
+export interface CommandWord {
+  s: number;
+  e: number;
+}
+
 export interface ScanState {
   /** key starts already handled, so `x-auth-token` is parsed once though it holds two anchors */
   seenKeys: Set<number>;
@@ -29,6 +35,11 @@ export interface ScanState {
   pemEnd: number;
   /** end of the line the table rule last looked at: one look per line */
   tableLineEnd: number;
+  /** end of the `.pgpass` entries already read after a mention of the file, and of the last line checked for one */
+  pgpassEnd: number;
+  pgpassLineEnd: number;
+  /** the words of the command a client name was last read from, where reading stopped, and whether the command ended there */
+  command: { args: CommandWord[]; stop: number; ended: boolean } | null;
   /** the kind and secret of a value when one rule covers all of it, for whole-value masking */
   classifyWhole(value: string): { kind: string; value: string } | null;
 }
@@ -166,7 +177,9 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
   state.seenKeys.add(ks);
   while (ke > ks && (text[ke - 1] === '.' || text[ke - 1] === '-')) ke--;
   const key = text.slice(ks, ke);
-  const cls = classifyCached(key);
+  const lowerKey = key.toLowerCase();
+  // ADO.NET / ODBC `…;Pwd=x;`: PWD alone is the shell's working directory, after a `;` it is a password
+  const cls = classifyCached(key) ?? (lowerKey === 'pwd' && connStringKey(text, ks) ? PWD : null);
   if (!cls) return;
 
   let j = ke;
@@ -195,10 +208,9 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
     // whitespace-separated forms: `--password value`, SQL `PASSWORD 'x'`, .netrc `password x`
     if (j === afterKey || j >= text.length) return;
     const c = text[j];
-    const lowerKey = key.toLowerCase();
     if (key.startsWith('-') && c !== '-' && !isWs(text.charCodeAt(j))) sep = ' ';
     else if (cls.password && (c === "'" || c === '"')) sep = ' ';
-    else if (lowerKey === 'password' && /\b(?:machine|login|default)\s/.test(prefix)) sep = ' ';
+    else if (lowerKey === 'password' && (/\b(?:machine|login|default)\s/.test(prefix) || (atLineStart && netrcAbove(text, ks)))) sep = ' ';
     else return;
   } else {
     if (sep === ':' && text.startsWith('//', j + 1)) return;
@@ -225,6 +237,17 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
     ve = close >= 0 ? close : boundedLineEnd(text, vs);
   } else {
     const c = text[j];
+    if (c === '{' && keyCtx === ';' && cls.password) {
+      // ODBC braces a value that holds `;`: `PWD={a;b}`
+      const close = text.indexOf('}', j + 1);
+      if (close < 0 || close - j > MAX_VALUE || text.slice(j + 1, close).includes('\n')) return;
+      const value = text.slice(j + 1, close);
+      if (acceptSecretValue(value, cls)) {
+        state.valueEnd = close;
+        out.push({ start: j + 1, end: close, kind: cls.kind, priority: PRIORITY.assignment });
+      }
+      return;
+    }
     if (c === '{' || c === '[' || c === '|' || c === '>' || c === '&' || c === '*' || c === '!') {
       // structure, YAML block scalars, anchors and tags: the inner values get their own hits
       if (!(c === '*' && cls.password)) return;
@@ -248,10 +271,41 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
   [vs, ve] = trimSpan(text, vs, ve);
   if (ve <= vs) return;
   const value = text.slice(vs, ve);
+  // docker's config.json: `"auth": "<base64 of user:password>"`, short as it may be
+  if (lowerKey === 'auth' && isBasicAuthBase64(value)) {
+    state.valueEnd = ve;
+    out.push({ start: vs, end: ve, kind: 'basic-auth', priority: PRIORITY.assignment });
+    return;
+  }
   if (!acceptSecretValue(value, cls, { unquoted: q === '' })) return;
   state.valueEnd = ve;
   out.push({ start: vs, end: ve, kind: cls.kind, priority: PRIORITY.assignment });
 };
+
+const PWD: KeyClass = { kind: 'password', password: true, weak: false };
+
+const CONN_STRING_KEYS = /(?:^|;)\s*(?:uid|user id|user|username|server|data source|host|driver|dsn|database|initial catalog|provider)\s*=/i;
+
+/** `Pwd` after the `;` of a connection string that names a server, user or driver; not a shell's `cd x; PWD=…`. */
+function connStringKey(text: string, ks: number): boolean {
+  let i = ks;
+  while (i > 0 && isSpace(text.charCodeAt(i - 1))) i--;
+  if (i === 0 || text[i - 1] !== ';') return false;
+  const ls = nearLineStart(text, i, 256);
+  return CONN_STRING_KEYS.test(text.slice(ls < 0 ? i - 256 : ls, i));
+}
+
+/** `.netrc` over several lines: a `password` line under `machine …`/`default` and `login …`. */
+function netrcAbove(text: string, ks: number): boolean {
+  const above = text.slice(Math.max(0, ks - 512), ks);
+  return /(?:^|\s)(?:machine[ \t]+\S+|default)\s/.test(above) && /(?:^|\s)login[ \t]+\S+\s/.test(above);
+}
+
+function isBasicAuthBase64(v: string): boolean {
+  if (v.length < 8 || v.length > 1024 || v.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(v)) return false;
+  const decoded = Buffer.from(v, 'base64').toString('latin1');
+  return /^[\x21-\x7e]+:[\x20-\x7e]+$/.test(decoded);
+}
 
 /** The value of an Authorization / Cookie / X-Api-Key header: keep the scheme and cookie names readable. */
 function headerValue(text: string, j: number, cls: KeyClass, out: RawSpan[]): void {

@@ -4,6 +4,7 @@
  */
 import type { Json, Masker, MaskResult, SecretHit } from '../core/types';
 import { CONTEXT_ANCHORS, Handler, PRIORITY, RawSpan, ScanState } from './context-rules';
+import { CREDENTIAL_ANCHORS } from './credential-rules';
 import { fingerprintOf, hmacHex, KnownEntry, KnownSecretDigest, MIN_KNOWN_LENGTH, PREFIX_LENGTH, secretForms } from './known-secrets';
 import { maskStructured } from './structural';
 import { TOKEN_RULES, TokenRule, tokenRuleKinds } from './token-rules';
@@ -178,7 +179,7 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
     return i;
   };
   for (const r of TOKEN_RULES) for (const a of r.anchors) info(a, staticInfo).rules.push(r);
-  for (const c of CONTEXT_ANCHORS) for (const a of c.anchors) info(a, staticInfo).handlers.push(...c.handlers);
+  for (const c of [...CONTEXT_ANCHORS, ...CREDENTIAL_ANCHORS]) for (const a of c.anchors) info(a, staticInfo).handlers.push(...c.handlers);
 
   const knownEntries: KnownEntry[] = [];
   const knownIds = new Set<string>();
@@ -292,7 +293,7 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
           for (const r of a.rules) tryRule(r, text, pos, out, covered);
         }
         if (a.handlers.length > 0) {
-          state ??= { seenKeys: new Set(), seenLines: new Set(), k8sDone: false, valueEnd: 0, pemEnd: 0, tableLineEnd: 0, classifyWhole };
+          state ??= { seenKeys: new Set(), seenLines: new Set(), k8sDone: false, valueEnd: 0, pemEnd: 0, tableLineEnd: 0, pgpassEnd: 0, pgpassLineEnd: 0, command: null, classifyWhole };
           for (const h of a.handlers) h(text, pos, state, out);
         }
         for (const k of a.known) tryKnown(k, text, pos, out);

@@ -16,6 +16,8 @@ export interface KeyClass {
 }
 
 const PASSWORD_WORDS = new Set(['password', 'passwd', 'passphrase', 'pass', 'passwords']);
+/** Environment variables that clients read a password from, whose names hold no password word. */
+const PASSWORD_ENV_NAMES = new Set(['sshpass', 'rediscli_auth', 'isql_password', 'ldappasswd']);
 const STRONG_WORDS = new Set([
   'secret', 'secrets', 'token', 'credential', 'credentials', 'creds', 'apikey', 'authtoken', 'accesstoken',
   'privatekey', 'secretkey', 'accesskey', 'accountkey', 'sessionid', 'sessiontoken',
@@ -72,6 +74,9 @@ function classifyUncached(key: string): KeyClass | null {
   if (HEADER_TOKENS.has(lower)) {
     return { kind: lower === 'x-amz-security-token' ? 'aws-session-token' : 'api-key-header', password: false, weak: false, header: 'token' };
   }
+  if (PASSWORD_ENV_NAMES.has(lower)) return { kind: 'password', password: true, weak: false };
+  // command-line flags: `-storepass`, `-keypass`, `--pass`
+  if (lower.startsWith('-') && lower.endsWith('pass') && !lower.endsWith('bypass')) return { kind: 'password', password: true, weak: false };
   const segs = keySegments(key);
   if (segs.length === 0) return null;
   const last = segs[segs.length - 1];
@@ -111,15 +116,25 @@ function kindForKey(joined: string, last: string): string {
   return 'generic-secret';
 }
 
+/** References to a secret kept elsewhere (a variable, a template, a vault, a secret manager): not the secret. */
+const REFERENCE_PARTS = [
+  '\\$\\{[^}]*\\}', '\\$\\{\\{.*\\}\\}', '\\$\\([^)]*\\)', '#\\{[^}]*\\}', '%\\([A-Za-z_]*\\)s', '\\{\\{.*\\}\\}',
+  'vault:[\\w./-]+(?:#[\\w.-]+)?', 'ref\\+[a-z0-9]+://\\S+', 'op://\\S+', 'arn:aws:(?:secretsmanager|ssm):\\S+',
+  'projects/[\\w-]+/secrets/\\S+', '@Microsoft\\.KeyVault\\(.*\\)', 'azurekeyvault://\\S+', 'secretref:\\S+', 'sops:\\S+',
+];
+/** in a column or JSON field a bare `$word` or `%word%` may be the password itself, so only these count there */
+const REFERENCE = new RegExp(`^(?:${REFERENCE_PARTS.join('|')})$`, 'i');
 const PLACEHOLDER = new RegExp(
   '^(?:' +
     [
-      '\\$\\{[^}]*\\}', '\\$\\([^)]*\\)', '\\$[A-Za-z_][A-Za-z0-9_]*', '%\\([A-Za-z_]*\\)s', '%s', '\\{\\{.*\\}\\}', '<[^<>]*>',
+      ...REFERENCE_PARTS, '\\$[A-Za-z_][A-Za-z0-9_]*', '%[A-Za-z_][A-Za-z0-9_]*%', '%s', '<[^<>]*>',
       '\\*+', '[xX]{3,}', '\\.{3,}', '\u2026', '#+', '-+', '_+', '\\?+',
       'null', 'nil', 'none', 'undefined', 'true', 'false', 'yes', 'no', 'on', 'off', 'n/a',
       'redacted', '\\[redacted\\]', '\\[filtered\\]', '\\[hidden\\]', 'hidden', 'masked', 'secret', 'password', 'token',
       'your[-_ ].*', '.*[-_]here', 'process\\.env\\..*', 'os\\.environ.*', 'env\\(.*', 'ENV\\[.*', 'System\\.getenv.*',
       '\\[MASKED:.*',
+      // well-known placeholders and published defaults: masking them hides nothing and buries real findings
+      'change[-_]?me', 'change[-_]?it', 'replace[-_]?me', 'example', 'dummy', 'placeholder', 'fixme', 'todo', 'tbd',
     ].join('|') +
     ')$',
   'i',
@@ -159,7 +174,8 @@ export function acceptSecretValue(value: string, cls: KeyClass, opts: { structur
   const v = value.trim();
   if (v.length === 0) return false;
   if (v.startsWith('[MASKED:')) return false;
-  if (opts.structural) return !(cls.weak && !looksRandom(v)) || cls.password;
+  // a column or field whose key is certain: its value is the secret unless it names one kept elsewhere
+  if (opts.structural) return !REFERENCE.test(v) && (!(cls.weak && !looksRandom(v)) || cls.password);
   if (PLACEHOLDER.test(v)) return false;
   if (cls.password) return v.length >= 2 && !(opts.unquoted && /^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?:\(\))?$/.test(v)) && !/^[A-Za-z_$][\w$.]*\(.*\)$/.test(v);
   if (isPathLike(v)) return false;
