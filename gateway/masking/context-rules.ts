@@ -6,7 +6,7 @@
  * Each handler is called at a prefilter hit and walks a bounded window around it with plain
  * loops, so its cost is proportional to the hit, never to the text.
  */
-import { acceptSecretValue, classifySecretKey, KeyClass } from './keys';
+import { acceptSecretValue, classifySecretKey, KeyClass, mayBeArriving } from './keys';
 
 export interface RawSpan {
   start: number;
@@ -277,7 +277,8 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
     out.push({ start: vs, end: ve, kind: 'basic-auth', priority: PRIORITY.assignment });
     return;
   }
-  if (!acceptSecretValue(value, cls, { unquoted: q === '' })) return;
+  const arriving = cls.password && ve === text.length && mayBeArriving(value);
+  if (!arriving && !acceptSecretValue(value, cls, { unquoted: q === '' })) return;
   state.valueEnd = ve;
   out.push({ start: vs, end: ve, kind: cls.kind, priority: PRIORITY.assignment });
 };
@@ -291,8 +292,10 @@ function connStringKey(text: string, ks: number): boolean {
   let i = ks;
   while (i > 0 && isSpace(text.charCodeAt(i - 1))) i--;
   if (i === 0 || text[i - 1] !== ';') return false;
-  const ls = nearLineStart(text, i, 256);
-  return CONN_STRING_KEYS.test(text.slice(ls < 0 ? i - 256 : ls, i));
+  // the key naming the server or user sits a few pairs before the password
+  let from = i;
+  while (from > 0 && i - from < 96 && text.charCodeAt(from - 1) !== 10) from--;
+  return CONN_STRING_KEYS.test(text.slice(from, i));
 }
 
 /** `.netrc` over several lines: a `password` line under `machine …`/`default` and `login …`. */

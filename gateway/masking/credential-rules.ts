@@ -8,7 +8,7 @@
  * window around it.
  */
 import { CommandWord, Handler, PRIORITY, RawSpan, ScanState } from './context-rules';
-import { acceptSecretValue, entropy, KeyClass } from './keys';
+import { acceptSecretValue, entropy, KeyClass, mayBeArriving } from './keys';
 
 const PASSWORD: KeyClass = { kind: 'password', password: true, weak: false };
 const MAX_COMMAND = 1024;
@@ -145,7 +145,9 @@ function readArgs(text: string, from: number, limit: number, end: number, maxArg
     }
     if (i >= lim && lim < end) return { stop: s, ended: false };
     if (quote !== '') {
-      if (openedAt > s) args.push({ s, e: openedAt });
+      // at the end of the text a quote still open is a value still arriving (`-p'sec`), not the command's own quotes
+      if (i >= text.length && (openedAt === s || text[s] === '-')) args.push({ s, e: i });
+      else if (openedAt > s) args.push({ s, e: openedAt });
       return { stop: i, ended: true };
     }
     args.push({ s, e: Math.min(i, lim) });
@@ -220,7 +222,8 @@ function pushPassword(text: string, s: number, e: number, out: RawSpan[], split?
   const raw = text.slice(s, e);
   const value = text.slice(vs, ve);
   if (value.startsWith('-')) return;
-  if (!acceptSecretValue(value, PASSWORD, { unquoted: raw === value })) return;
+  const arriving = ve === text.length && mayBeArriving(value);
+  if (!arriving && !acceptSecretValue(value, PASSWORD, { unquoted: raw === value })) return;
   out.push({ start: vs, end: ve, kind: 'password', priority: PRIORITY.context });
 }
 
@@ -335,6 +338,10 @@ function pgpassHost(h: string): boolean {
   return h === '*' || /[A-Za-z.[]/.test(h);
 }
 
+function pgpassPassword(text: string, end: number, pw: string): boolean {
+  return (end === text.length && mayBeArriving(pw)) || acceptSecretValue(pw, PASSWORD);
+}
+
 function pgpassEntries(text: string, s: number, e: number, out: RawSpan[]): number {
   const line = text.slice(s, e);
   let n = 0;
@@ -343,7 +350,7 @@ function pgpassEntries(text: string, s: number, e: number, out: RawSpan[]): numb
     n++;
     const [gs, ge] = (m.indices as RegExpIndicesArray)[2];
     const pw = m[2];
-    if (pgpassHost(m[1]) && pw !== '*' && acceptSecretValue(pw, PASSWORD)) out.push({ start: s + gs, end: s + ge, kind: 'password', priority: PRIORITY.context });
+    if (pgpassHost(m[1]) && pw !== '*' && pgpassPassword(text, s + ge, pw)) out.push({ start: s + gs, end: s + ge, kind: 'password', priority: PRIORITY.context });
   }
   return n;
 }
@@ -374,7 +381,7 @@ export const pgpassLineHandler: Handler = (text, pos, state, out) => {
   const m = PGPASS_LINE.exec(line);
   if (!m) return;
   const [gs, ge] = (m.indices as RegExpIndicesArray)[2];
-  if (pgpassHost(m[1]) && m[2] !== '*' && acceptSecretValue(m[2], PASSWORD)) out.push({ start: b[0] + gs, end: b[0] + ge, kind: 'password', priority: PRIORITY.context });
+  if (pgpassHost(m[1]) && m[2] !== '*' && pgpassPassword(text, b[0] + ge, m[2])) out.push({ start: b[0] + gs, end: b[0] + ge, kind: 'password', priority: PRIORITY.context });
 };
 
 const PGPASS_FOLLOWING_LINES = 64;
@@ -438,6 +445,29 @@ export const awsPairHandler: Handler = (text, pos, _state, out) => {
   const pair = pairIn(text, idEnd, idEnd + PAIR_WINDOW, false) ?? pairIn(text, pos - PAIR_WINDOW, pos, true);
   if (pair) out.push({ start: pair[0], end: pair[1], kind: 'aws-secret-access-key', priority: PRIORITY.token });
 };
+
+const AWS_KEY_ID_BEFORE = /(?<![A-Za-z0-9_])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])/;
+
+function isB64(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 43 || c === 47;
+}
+
+/** Streaming: start of a run at the end of `text` (at or after `from`) that may be the first part of an AWS key id's partner, or -1. */
+export function pairTail(text: string, from: number): number {
+  let s = text.length;
+  while (s > from && text.length - s < 40 && isB64(text.charCodeAt(s - 1))) s--;
+  if (s === text.length || text.length - s >= 40 || (s > 0 && isB64(text.charCodeAt(s - 1)))) return -1;
+  return AWS_KEY_ID_BEFORE.test(text.slice(Math.max(0, s - PAIR_WINDOW - 20), s)) ? s : -1;
+}
+
+/** Streaming, on idle flush: a partner cut short, random enough to be one, masked rather than leaked. */
+export function pairPartial(text: string, from: number): RawSpan | null {
+  const s = pairTail(text, from);
+  if (s < 0 || text.length - s < 16) return null;
+  const v = text.slice(s);
+  if (!(/[a-z]/.test(v) && /[A-Z]/.test(v) && /[0-9]/.test(v))) return null;
+  return { start: s, end: text.length, kind: 'aws-secret-access-key', priority: PRIORITY.token };
+}
 
 const CLIENT_NAMES = [
   'mysql', 'mariadb', 'mongo', 'ldap', 'redis-cli', 'keydb-cli', 'sshpass', 'docker', 'podman', 'nerdctl', 'buildah',

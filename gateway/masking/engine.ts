@@ -4,7 +4,7 @@
  */
 import type { Json, Masker, MaskResult, SecretHit } from '../core/types';
 import { CONTEXT_ANCHORS, Handler, PRIORITY, RawSpan, ScanState } from './context-rules';
-import { CREDENTIAL_ANCHORS } from './credential-rules';
+import { CREDENTIAL_ANCHORS, pairPartial, pairTail } from './credential-rules';
 import { fingerprintOf, hmacHex, KnownEntry, KnownSecretDigest, MIN_KNOWN_LENGTH, PREFIX_LENGTH, secretForms } from './known-secrets';
 import { maskStructured } from './structural';
 import { TOKEN_RULES, TokenRule, tokenRuleKinds } from './token-rules';
@@ -396,6 +396,9 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
         }
       }
     }
+    // the unlabelled partner of an AWS key id, still arriving
+    const pt = pairTail(text, from);
+    if (pt >= 0) hold = hold < 0 ? pt : Math.min(hold, pt);
     // `scheme://user:pass` before its `@` arrives cannot be told from `host:port` yet
     if (ts < text.length) {
       const u = text.lastIndexOf('://', text.length - 1);
@@ -440,6 +443,8 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
         }
       }
     }
+    const pair = pairPartial(text, from);
+    if (pair) return { start: pair.start, end: pair.end, kind: pair.kind, fp: fingerprint(text.slice(pair.start)) };
     return null;
   }
 

@@ -189,6 +189,15 @@ export function acceptSecretValue(value: string, cls: KeyClass, opts: { structur
   return true;
 }
 
+/**
+ * A password value that reaches the end of the text may be one still arriving (typed, or cut by a
+ * chunk): `No` may become `Nop4ss`. Masking it costs nothing; emitting it leaks its first chars.
+ * A reference (`$`, `%`, `{`) or a mask (`*`, `<`, `[`) stays as it is.
+ */
+export function mayBeArriving(value: string): boolean {
+  return value.length > 0 && !/^[$%{<*[#]/.test(value);
+}
+
 /** A file path (`~/.ssh/id_ed25519`), not a base64 secret that happens to start with `/`. */
 function isPathLike(v: string): boolean {
   if (!/^(?:\/|~\/|\.\.?\/)[\w./-]*$/.test(v)) return false;
