@@ -6,7 +6,7 @@
  * Each handler is called at a prefilter hit and walks a bounded window around it with plain
  * loops, so its cost is proportional to the hit, never to the text.
  */
-import { acceptSecretValue, classifySecretKey, KeyClass, mayBeArriving } from './keys';
+import { acceptSecretValue, classifySecretKey, isReference, KeyClass, mayBeArriving } from './keys';
 
 export interface RawSpan {
   start: number;
@@ -40,6 +40,11 @@ export interface ScanState {
   pgpassLineEnd: number;
   /** the words of the command a client name was last read from, where reading stopped, and whether the command ended there */
   command: { args: CommandWord[]; stop: number; ended: boolean } | null;
+  /**
+   * The text may go on past its end (a stream's tail): a password value reaching the end is masked
+   * as it stands, though it may look like a placeholder yet (`No` of `Nop4ss`), so no char of it leaks.
+   */
+  open: boolean;
   /** the kind and secret of a value when one rule covers all of it, for whole-value masking */
   classifyWhole(value: string): { kind: string; value: string } | null;
 }
@@ -121,6 +126,20 @@ function quoteAt(text: string, i: number): string {
   if (c === '\\' && text[i + 1] === '"') return '\\"';
   return '';
 }
+/** Index of the bracket closing the one at `open` (`(` or `{`), nesting counted, on this line; -1 if none. */
+function closingBracket(text: string, open: number): number {
+  const o = text[open];
+  const c = o === '(' ? ')' : '}';
+  const limit = Math.min(text.length, open + 1024);
+  let depth = 0;
+  for (let i = open; i < limit; i++) {
+    const ch = text[i];
+    if (ch === '\n') return -1;
+    if (ch === o) depth++;
+    else if (ch === c && --depth === 0) return i;
+  }
+  return -1;
+}
 function trimSpan(text: string, s: number, e: number): [number, number] {
   while (s < e && isWs(text.charCodeAt(s))) s++;
   while (e > s && isWs(text.charCodeAt(e - 1))) e--;
@@ -196,8 +215,25 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
   const prefix = lineStart < 0 ? '' : text.slice(lineStart, keyQuote ? ks - keyQuote.length : ks);
   const atLineStart = lineStart >= 0 && LINE_PREFIX.test(prefix);
 
+  if (keyQuote === '' && ks > 0 && text[ks - 1] === '<' && text[ke] === '>') {
+    xmlElementValue(text, ke + 1, key, cls, state, out);
+    return;
+  }
+  if (keyQuote === '"' && /^\s*value\s*=\s*"/.test(text.slice(j, j + 16)) && /\bkey\s*=\s*$/.test(text.slice(Math.max(0, ks - 8), ks - 1))) {
+    // `<add key="DbPassword" value="x" />` (appSettings, NuGet.config)
+    const vs = text.indexOf('"', j) + 1;
+    const ve = closingQuote(text, vs, '"');
+    if (ve > vs && acceptSecretValue(text.slice(vs, ve), cls)) {
+      state.valueEnd = ve;
+      out.push({ start: vs, end: ve, kind: cls.kind, priority: PRIORITY.assignment });
+    }
+    return;
+  }
   let sep = '';
+  // PHP's `define('DB_PASSWORD', 'x')`
+  if (keyQuote !== '' && text[j] === ',' && /\bdefine\s*\(\s*$/i.test(prefix)) sep = ',';
   for (const s of SEPARATORS) {
+    if (sep !== '') break;
     if (text.startsWith(s, j)) {
       sep = s;
       break;
@@ -230,6 +266,8 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
   let vs: number;
   let ve: number;
   const q = quoteAt(text, j);
+  // `define('X', getenv('X'))`: only a literal is a value
+  if (sep === ',' && q === '') return;
   const keyCtx = ks - keyQuote.length > 0 ? text[ks - keyQuote.length - 1] : '\n';
   if (q !== '') {
     vs = j + q.length;
@@ -253,7 +291,11 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
       if (!(c === '*' && cls.password)) return;
     }
     vs = j;
-    if (atLineStart && (sep === ':' || sep === '|' || (sep === '=' && spacedSep))) {
+    const ref = c === '$' && (text[j + 1] === '(' || text[j + 1] === '{') ? closingBracket(text, j + 1) : -1;
+    if (ref > 0) {
+      // `$(cat /run/secrets/x)`, `${VAR}`: the whole reference, however it is spaced
+      ve = ref + 1;
+    } else if (atLineStart && (sep === ':' || sep === '|' || (sep === '=' && spacedSep))) {
       ve = boundedLineEnd(text, vs);
       const comment = text.slice(vs, ve).search(/\s#/);
       if (comment >= 0) ve = vs + comment;
@@ -277,11 +319,32 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
     out.push({ start: vs, end: ve, kind: 'basic-auth', priority: PRIORITY.assignment });
     return;
   }
-  const arriving = cls.password && ve === text.length && mayBeArriving(value);
-  if (!arriving && !acceptSecretValue(value, cls, { unquoted: q === '' })) return;
+  const arriving = state.open && cls.password && ve === text.length && mayBeArriving(value);
+  if (!arriving && !acceptSecretValue(value, cls, { unquoted: q === '' })) {
+    // a reference names a secret kept elsewhere: the words inside it (`…:secret:prod/db`) are not keys
+    if (isReference(value)) state.valueEnd = ve;
+    return;
+  }
   state.valueEnd = ve;
   out.push({ start: vs, end: ve, kind: cls.kind, priority: PRIORITY.assignment });
 };
+
+/** `<password>x</password>` (Maven's settings.xml, NuGet.config, app configs): the element's text. */
+function xmlElementValue(text: string, vs: number, key: string, cls: KeyClass, state: ScanState, out: RawSpan[]): void {
+  const close = `</${key}>`;
+  const limit = Math.min(text.length, vs + MAX_VALUE);
+  let ve = vs;
+  while (ve < limit && text[ve] !== '<' && text[ve] !== '\n') ve++;
+  const complete = text.startsWith(close, ve);
+  // still arriving at the end of the text, or closed by its own tag; anything else is markup, not a value
+  if (!complete && !(state.open && ve === text.length && cls.password)) return;
+  const [s, e] = trimSpan(text, vs, ve);
+  if (e <= s) return;
+  const value = text.slice(s, e);
+  if (!(state.open && e === text.length && mayBeArriving(value)) && !acceptSecretValue(value, cls)) return;
+  state.valueEnd = e;
+  out.push({ start: s, end: e, kind: cls.kind, priority: PRIORITY.assignment });
+}
 
 const PWD: KeyClass = { kind: 'password', password: true, weak: false };
 

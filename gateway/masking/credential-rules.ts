@@ -30,15 +30,28 @@ interface ClientSpec {
   /** the flags mean a password only after this subcommand (`docker login -p`, not `docker run -p`) */
   after?: string;
   /** positional passwords (`htpasswd -b file user pw`, `sqlplus user/pw@db`) */
-  positional?: (text: string, args: Arg[], out: RawSpan[]) => void;
+  positional?: (text: string, args: Arg[], out: RawSpan[], open: boolean) => void;
 }
 
 type Arg = CommandWord;
 
 const REGISTRY_LOGIN: ClientSpec = { flags: [{ flag: '-p', form: 'either' }], after: 'login' };
 
-/** Client by command name; null for any other word. Flags are case-sensitive, as the clients read them. */
+const specCache = new Map<string, ClientSpec | null>();
+
+/** Client by command name (cached: the same few names come back on every line of a log); null for any other word. */
 function clientSpec(name: string): ClientSpec | null {
+  let spec = specCache.get(name);
+  if (spec === undefined) {
+    spec = clientSpecOf(name);
+    if (specCache.size >= 1024) specCache.clear();
+    specCache.set(name, spec);
+  }
+  return spec;
+}
+
+/** Flags are case-sensitive, as the clients read them. */
+function clientSpecOf(name: string): ClientSpec | null {
   if (/^(?:mysql|mariadb)[a-z-]*$/.test(name)) return { flags: [{ flag: '-p', form: 'attached' }] };
   if (/^mongo(?:sh|dump|restore|export|import|stat|top|files)?$/.test(name)) return { flags: [{ flag: '-p', form: 'separate' }] };
   if (/^ldap[a-z]+$/.test(name)) return { flags: [{ flag: '-w', form: 'separate' }] };
@@ -209,7 +222,7 @@ function unquoted(text: string, s: number, e: number): [number, number] {
   return [s, e];
 }
 
-function pushPassword(text: string, s: number, e: number, out: RawSpan[], split?: string): void {
+function pushPassword(text: string, s: number, e: number, out: RawSpan[], open: boolean, split?: string): void {
   const [qs, ve] = unquoted(text, s, e);
   let vs = qs;
   if (split !== undefined) {
@@ -222,7 +235,7 @@ function pushPassword(text: string, s: number, e: number, out: RawSpan[], split?
   const raw = text.slice(s, e);
   const value = text.slice(vs, ve);
   if (value.startsWith('-')) return;
-  const arriving = ve === text.length && mayBeArriving(value);
+  const arriving = open && ve === text.length && mayBeArriving(value);
   if (!arriving && !acceptSecretValue(value, PASSWORD, { unquoted: raw === value })) return;
   out.push({ start: vs, end: ve, kind: 'password', priority: PRIORITY.context });
 }
@@ -236,20 +249,20 @@ function positionalArgs(text: string, args: Arg[]): Arg[] {
 }
 
 /** `htpasswd -b[c] FILE USER PASSWORD`, `htpasswd -nb USER PASSWORD`. */
-function htpasswdPassword(text: string, args: Arg[], out: RawSpan[]): void {
+function htpasswdPassword(text: string, args: Arg[], out: RawSpan[], open: boolean): void {
   const flags = args.filter((a) => text[a.s] === '-' && text[a.s + 1] !== '-' && a.e - a.s <= 8).map((a) => text.slice(a.s + 1, a.e)).join('');
   if (!flags.includes('b')) return;
   const pos = positionalArgs(text, args);
   const pw = pos[flags.includes('n') ? 1 : 2];
-  if (pw) pushPassword(text, pw.s, pw.e, out);
+  if (pw) pushPassword(text, pw.s, pw.e, out, open);
 }
 
 /** `rabbitmqctl add_user USER PASSWORD`, `rabbitmqctl change_password USER PASSWORD`. */
-function rabbitmqPassword(text: string, args: Arg[], out: RawSpan[]): void {
+function rabbitmqPassword(text: string, args: Arg[], out: RawSpan[], open: boolean): void {
   const pos = positionalArgs(text, args);
   const k = pos.findIndex((a) => isWord(text, a, 'add_user') || isWord(text, a, 'change_password'));
   const pw = k >= 0 ? pos[k + 2] : undefined;
-  if (pw) pushPassword(text, pw.s, pw.e, out);
+  if (pw) pushPassword(text, pw.s, pw.e, out, open);
 }
 
 /** The password of an Oracle `user/password@connect` login, or null. */
@@ -265,18 +278,18 @@ function oracleLogin(text: string, s: number, e: number): [number, number] | nul
 }
 
 /** `sqlplus user/password@db`, `expdp user/password@db …`, `userid=user/password`. */
-function oraclePassword(text: string, args: Arg[], out: RawSpan[]): void {
+function oraclePassword(text: string, args: Arg[], out: RawSpan[], open: boolean): void {
   for (const a of args) {
     let s = a.s;
     if (text.startsWith('userid=', s) || text.startsWith('USERID=', s)) s += 7;
     else if (text[s] === '-' || text[s] === '@') continue;
     const pw = oracleLogin(text, s, a.e);
-    if (pw) pushPassword(text, pw[0], pw[1], out);
+    if (pw) pushPassword(text, pw[0], pw[1], out, open);
     if (s === a.s) return;
   }
 }
 
-function flagValues(text: string, args: Arg[], spec: ClientSpec, out: RawSpan[]): void {
+function flagValues(text: string, args: Arg[], spec: ClientSpec, out: RawSpan[], open: boolean): void {
   let start = 0;
   if (spec.after !== undefined) {
     const after = spec.after;
@@ -290,12 +303,12 @@ function flagValues(text: string, args: Arg[], spec: ClientSpec, out: RawSpan[])
       if (!text.startsWith(f.flag, a.s)) continue;
       const rest = a.e - a.s - f.flag.length;
       if (rest === 0 && f.form !== 'attached' && k + 1 < args.length) {
-        pushPassword(text, args[k + 1].s, args[k + 1].e, out, f.split);
+        pushPassword(text, args[k + 1].s, args[k + 1].e, out, open, f.split);
         k++;
         break;
       }
       if (rest > 0 && f.form !== 'separate' && text[a.s + f.flag.length] !== '-') {
-        pushPassword(text, a.s + f.flag.length, a.e, out, f.split);
+        pushPassword(text, a.s + f.flag.length, a.e, out, open, f.split);
         break;
       }
     }
@@ -313,8 +326,8 @@ export const clientFlagHandler: Handler = (text, pos, state, out) => {
   if (!spec || e >= text.length || !isBlank(text[e])) return;
   const args = wordsAfter(text, pos, e, state);
   if (args.length === 0) return;
-  if (spec.positional) spec.positional(text, args, out);
-  else flagValues(text, args, spec, out);
+  if (spec.positional) spec.positional(text, args, out, state.open);
+  else flagValues(text, args, spec, out, state.open);
 };
 
 const ORACLE_JDBC = /jdbc:oracle:(?:thin|oci8?|kprb):([A-Za-z][\w$#]{0,127})\/([^\s@'"/]{1,1024})@/iy;
@@ -338,11 +351,11 @@ function pgpassHost(h: string): boolean {
   return h === '*' || /[A-Za-z.[]/.test(h);
 }
 
-function pgpassPassword(text: string, end: number, pw: string): boolean {
-  return (end === text.length && mayBeArriving(pw)) || acceptSecretValue(pw, PASSWORD);
+function pgpassPassword(text: string, end: number, pw: string, open: boolean): boolean {
+  return (open && end === text.length && mayBeArriving(pw)) || acceptSecretValue(pw, PASSWORD);
 }
 
-function pgpassEntries(text: string, s: number, e: number, out: RawSpan[]): number {
+function pgpassEntries(text: string, s: number, e: number, out: RawSpan[], open: boolean): number {
   const line = text.slice(s, e);
   let n = 0;
   PGPASS_ENTRY.lastIndex = 0;
@@ -350,7 +363,7 @@ function pgpassEntries(text: string, s: number, e: number, out: RawSpan[]): numb
     n++;
     const [gs, ge] = (m.indices as RegExpIndicesArray)[2];
     const pw = m[2];
-    if (pgpassHost(m[1]) && pw !== '*' && pgpassPassword(text, s + ge, pw)) out.push({ start: s + gs, end: s + ge, kind: 'password', priority: PRIORITY.context });
+    if (pgpassHost(m[1]) && pw !== '*' && pgpassPassword(text, s + ge, pw, open)) out.push({ start: s + gs, end: s + ge, kind: 'password', priority: PRIORITY.context });
   }
   return n;
 }
@@ -381,7 +394,7 @@ export const pgpassLineHandler: Handler = (text, pos, state, out) => {
   const m = PGPASS_LINE.exec(line);
   if (!m) return;
   const [gs, ge] = (m.indices as RegExpIndicesArray)[2];
-  if (pgpassHost(m[1]) && m[2] !== '*' && pgpassPassword(text, b[0] + ge, m[2])) out.push({ start: b[0] + gs, end: b[0] + ge, kind: 'password', priority: PRIORITY.context });
+  if (pgpassHost(m[1]) && m[2] !== '*' && pgpassPassword(text, b[0] + ge, m[2], state.open)) out.push({ start: b[0] + gs, end: b[0] + ge, kind: 'password', priority: PRIORITY.context });
 };
 
 const PGPASS_FOLLOWING_LINES = 64;
@@ -394,17 +407,58 @@ export const pgpassFileHandler: Handler = (text, pos, state, out) => {
     state.pgpassEnd = pos + 1024;
     return;
   }
-  pgpassEntries(text, b[0], b[1], out);
+  pgpassEntries(text, b[0], b[1], out, state.open);
   let s = b[1] + 1;
   for (let n = 0; n < PGPASS_FOLLOWING_LINES && s < text.length; n++) {
     let e = text.indexOf('\n', s);
     if (e < 0) e = text.length;
     if (e - s > 4096) break;
     const trimmed = text.slice(s, e).trim();
-    if (!trimmed.startsWith('#') && pgpassEntries(text, s, e, out) === 0) break;
+    if (!trimmed.startsWith('#') && pgpassEntries(text, s, e, out, state.open) === 0) break;
     s = e + 1;
   }
   state.pgpassEnd = s;
+};
+
+function isDsnChar(c: number): boolean {
+  return c > 32 && c !== 34 && c !== 39 && c !== 96 && c !== 61 && c !== 44 && c < 127;
+}
+
+/** Go's MySQL driver DSN: `user:password@tcp(host:3306)/db`, `user:password@unix(/path)/db`. */
+export const goDsnHandler: Handler = (text, pos, _state, out) => {
+  let s = pos;
+  while (s > 0 && pos - s < 160 && isDsnChar(text.charCodeAt(s - 1))) s--;
+  const colon = text.indexOf(':', s);
+  if (colon < 0 || colon >= pos - 1 || text.startsWith('//', colon + 1)) return;
+  const value = text.slice(colon + 1, pos);
+  if (acceptSecretValue(value, PASSWORD)) out.push({ start: colon + 1, end: pos, kind: 'password', priority: PRIORITY.context });
+};
+
+/** The value echoed into a command that reads a password on stdin: `echo pw | docker login --password-stdin`. */
+const PIPED_SECRET = /(?:^|[\s;&(])(?:echo|printf)(?:[ \t]+-[neE]+)*[ \t]+(?:'([^'\n]{1,1024})'|"([^"\n]{1,1024})"|([^\s'"|;&]{1,1024}))[ \t]*\|[^|\n]{0,512}$/d;
+
+export const stdinPasswordHandler: Handler = (text, pos, _state, out) => {
+  // the pipe first: most mentions of these commands have none before them on their line
+  let bar = pos;
+  while (bar > 0 && pos - bar < 512 && text.charCodeAt(bar - 1) !== 124 && text.charCodeAt(bar - 1) !== 10) bar--;
+  if (bar === 0 || text.charCodeAt(bar - 1) !== 124) return;
+  // the command before that pipe: back to the previous pipe, `;`, `&` or line start
+  let ls = bar - 1;
+  for (; ls > 0 && bar - ls < 1100; ls--) {
+    const c = text.charCodeAt(ls - 1);
+    if (c === 10 || c === 124 || c === 59 || c === 38) break;
+  }
+  const m = PIPED_SECRET.exec(text.slice(ls, pos));
+  if (!m) return;
+  const g = m[1] !== undefined ? 1 : m[2] !== undefined ? 2 : 3;
+  const value = m[g];
+  const [gs] = (m.indices as RegExpIndicesArray)[g];
+  // `echo 'user:pw' | chpasswd`: the part after the colon
+  const skip = text.startsWith('chpasswd', pos) ? value.indexOf(':') + 1 : 0;
+  const pw = value.slice(skip);
+  if (!acceptSecretValue(pw, PASSWORD)) return;
+  const vs = ls + gs + skip;
+  out.push({ start: vs, end: vs + pw.length, kind: 'password', priority: PRIORITY.context });
 };
 
 const AWS_KEY_ID = /(?<![A-Za-z0-9_])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])/y;
@@ -483,4 +537,6 @@ export const CREDENTIAL_ANCHORS: Array<{ anchors: string[]; handlers: Handler[] 
   { anchors: [':5432:', ':*:'], handlers: [pgpassLineHandler] },
   { anchors: ['pgpass'], handlers: [pgpassFileHandler] },
   { anchors: ['akia', 'asia'], handlers: [awsPairHandler] },
+  { anchors: ['@tcp(', '@unix('], handlers: [goDsnHandler] },
+  { anchors: ['--password-stdin', 'chpasswd', 'passwd --stdin'], handlers: [stdinPasswordHandler] },
 ];

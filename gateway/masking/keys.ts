@@ -140,6 +140,14 @@ const PLACEHOLDER = new RegExp(
   'i',
 );
 
+const BARE_REFERENCE = /^(?:\$[A-Za-z_][A-Za-z0-9_]*|%[A-Za-z_][A-Za-z0-9_]*%)$/;
+
+/** A reference to a secret kept elsewhere (`${VAR}`, `$VAR`, `${{ secrets.X }}`, `vault:…`), not a secret. */
+export function isReference(value: string): boolean {
+  const v = value.trim();
+  return REFERENCE.test(v) || BARE_REFERENCE.test(v);
+}
+
 /** Shannon entropy in bits per character. */
 export function entropy(s: string): number {
   if (s.length === 0) return 0;
