@@ -320,7 +320,10 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
     return;
   }
   const arriving = state.open && cls.password && ve === text.length && mayBeArriving(value);
-  if (!arriving && !acceptSecretValue(value, cls, { unquoted: q === '' })) {
+  // `config.db.password` is code reading a secret; in a query string, a `;`-separated connection
+  // string or a `password x` line (.netrc, a flag) there is no code, and `aZnq.zGkO` is a password
+  const code = q === '' && sep !== ' ' && keyCtx !== '?' && keyCtx !== '&' && keyCtx !== ';';
+  if (!arriving && !acceptSecretValue(value, cls, { unquoted: code })) {
     // a reference names a secret kept elsewhere: the words inside it (`…:secret:prod/db`) are not keys
     if (isReference(value)) state.valueEnd = ve;
     return;

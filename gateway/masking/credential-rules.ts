@@ -64,12 +64,9 @@ function clientSpecOf(name: string): ClientSpec | null {
     case 'docker':
     case 'podman':
     case 'nerdctl':
-    case 'buildah':
     case 'skopeo':
-    case 'helm':
     case 'oras':
     case 'crane':
-    case 'regctl':
     case 'az':
     case 'cf':
       return REGISTRY_LOGIN;
@@ -92,8 +89,6 @@ function clientSpecOf(name: string): ClientSpec | null {
     case 'rabbitmqctl':
       return { flags: [], positional: rabbitmqPassword };
     case 'sqlplus':
-    case 'expdp':
-    case 'impdp':
       return { flags: [], positional: oraclePassword };
     default:
       return null;
@@ -232,11 +227,11 @@ function pushPassword(text: string, s: number, e: number, out: RawSpan[], open: 
     vs += at + 1;
   }
   if (ve <= vs) return;
-  const raw = text.slice(s, e);
   const value = text.slice(vs, ve);
   if (value.startsWith('-')) return;
   const arriving = open && ve === text.length && mayBeArriving(value);
-  if (!arriving && !acceptSecretValue(value, PASSWORD, { unquoted: raw === value })) return;
+  // a command line holds no code: `aZnq.zGkO` after `-p` is a password, not a member expression
+  if (!arriving && !acceptSecretValue(value, PASSWORD)) return;
   out.push({ start: vs, end: ve, kind: 'password', priority: PRIORITY.context });
 }
 
@@ -277,7 +272,7 @@ function oracleLogin(text: string, s: number, e: number): [number, number] | nul
   return at > slash + 1 ? [slash + 1, at] : null;
 }
 
-/** `sqlplus user/password@db`, `expdp user/password@db …`, `userid=user/password`. */
+/** `sqlplus user/password@db`, `sqlplus userid=user/password@db`. */
 function oraclePassword(text: string, args: Arg[], out: RawSpan[], open: boolean): void {
   for (const a of args) {
     let s = a.s;
@@ -523,11 +518,14 @@ export function pairPartial(text: string, from: number): RawSpan | null {
   return { start: s, end: text.length, kind: 'aws-secret-access-key', priority: PRIORITY.token };
 }
 
+/**
+ * Every name is a prefilter anchor: one whose first three letters begin common words (`build`,
+ * `export`, `registry`) would slow the scan of all clean text, so rarely used clients are left out.
+ */
 const CLIENT_NAMES = [
-  'mysql', 'mariadb', 'mongo', 'ldap', 'redis-cli', 'keydb-cli', 'sshpass', 'docker', 'podman', 'nerdctl', 'buildah',
-  // `az` and `cf` alone would stop the prefilter at every `az`/`cf` in ordinary text
-  'skopeo', 'helm', 'oras', 'crane', 'regctl', 'az login', 'cf login', 'sqlcmd', 'bcp', 'osql', 'isql', 'cqlsh', 'curl',
-  'smbclient', 'rpcclient', 'lftp', 'htpasswd', 'rabbitmqctl', 'sqlplus', 'expdp', 'impdp',
+  'mysql', 'mariadb', 'mongo', 'ldap', 'redis-cli', 'keydb-cli', 'sshpass', 'docker', 'podman', 'nerdctl',
+  'skopeo', 'oras', 'crane', 'az login', 'cf login', 'sqlcmd', 'bcp', 'osql', 'isql', 'cqlsh', 'curl',
+  'smbclient', 'rpcclient', 'lftp', 'htpasswd', 'rabbitmqctl', 'sqlplus',
 ];
 
 /** Anchors of the credential rules. */

@@ -185,7 +185,7 @@ export function acceptSecretValue(value: string, cls: KeyClass, opts: { structur
   // a column or field whose key is certain: its value is the secret unless it names one kept elsewhere
   if (opts.structural) return !REFERENCE.test(v) && (!(cls.weak && !looksRandom(v)) || cls.password);
   if (PLACEHOLDER.test(v)) return false;
-  if (cls.password) return v.length >= 2 && !(opts.unquoted && /^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?:\(\))?$/.test(v)) && !/^[A-Za-z_$][\w$.]*\(.*\)$/.test(v);
+  if (cls.password) return v.length >= 2 && !(opts.unquoted && isMemberExpression(v)) && !/^[A-Za-z_$][\w$.]*\(.*\)$/.test(v);
   if (isPathLike(v)) return false;
   if (cls.weak) return looksRandom(v);
   if (v.length < 8) return false;
@@ -193,7 +193,7 @@ export function acceptSecretValue(value: string, cls: KeyClass, opts: { structur
   // lowercase words joined by dashes are names of secrets (`secretName: db-creds`), not secrets
   if (/^[a-z]+(?:[-_.][a-z]+)*$/.test(v)) return false;
   if (/^[A-Za-z_$][\w$.]*\(.*\)$/.test(v)) return false;
-  if (opts.unquoted && /^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+$/.test(v)) return false;
+  if (opts.unquoted && isMemberExpression(v)) return false;
   return true;
 }
 
@@ -204,6 +204,15 @@ export function acceptSecretValue(value: string, cls: KeyClass, opts: { structur
  */
 export function mayBeArriving(value: string): boolean {
   return value.length > 0 && !/^[$%{<*[#]/.test(value);
+}
+
+/**
+ * Code that reads a secret (`config.db.password`, `settings.DB_PASS`, `this.secret()`), not a
+ * password with a dot in it: no part mixes lower case, upper case and digits as `dtIQ4g.Y1TIOD2` does.
+ */
+function isMemberExpression(v: string): boolean {
+  if (!/^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?:\(\))?$/.test(v)) return false;
+  return !v.split('.').some((part) => /[a-z]/.test(part) && /[A-Z]/.test(part) && /[0-9]/.test(part));
 }
 
 /** A file path (`~/.ssh/id_ed25519`), not a base64 secret that happens to start with `/`. */
