@@ -240,6 +240,8 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
     }
   }
   if (sep === '' && atLineStart && text[j] === '|' && text.lastIndexOf('-[ RECORD', ks) >= Math.max(0, ks - 65536)) sep = '|';
+  // shell `PGPASSWORD==x`: the value is `=x`
+  if ((sep === '==' || sep === '===') && atLineStart && j === afterKey && /^[A-Z_][A-Z0-9_]*$/.test(key)) sep = '=';
   if (sep === '') {
     // whitespace-separated forms: `--password value`, SQL `PASSWORD 'x'`, .netrc `password x`
     if (j === afterKey || j >= text.length) return;
@@ -287,8 +289,9 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
       return;
     }
     if (c === '{' || c === '[' || c === '|' || c === '>' || c === '&' || c === '*' || c === '!') {
-      // structure, YAML block scalars, anchors and tags: the inner values get their own hits
-      if (!(c === '*' && cls.password)) return;
+      // structure, YAML block scalars, anchors and tags: the inner values get their own hits;
+      // after `=` (shell, dotenv, INI) there are no YAML tags, and `!0Ab` is a password
+      if (!(c === '*' && cls.password) && !(c === '!' && cls.password && sep !== ':')) return;
     }
     vs = j;
     const ref = c === '$' && (text[j + 1] === '(' || text[j + 1] === '{') ? closingBracket(text, j + 1) : -1;
@@ -321,8 +324,10 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
   }
   const arriving = state.open && cls.password && ve === text.length && mayBeArriving(value);
   // `config.db.password` is code reading a secret; in a query string, a `;`-separated connection
-  // string or a `password x` line (.netrc, a flag) there is no code, and `aZnq.zGkO` is a password
-  const code = q === '' && sep !== ' ' && keyCtx !== '?' && keyCtx !== '&' && keyCtx !== ';';
+  // string, a `password x` line (.netrc, a flag) or a shell/dotenv `KEY=value` there is no code,
+  // and `aZnq.zGkO` is a password
+  const shellAssignment = atLineStart && sep === '=' && !spacedSep;
+  const code = q === '' && !shellAssignment && sep !== ' ' && keyCtx !== '?' && keyCtx !== '&' && keyCtx !== ';';
   if (!arriving && !acceptSecretValue(value, cls, { unquoted: code })) {
     // a reference names a secret kept elsewhere: the words inside it (`…:secret:prod/db`) are not keys
     if (isReference(value)) state.valueEnd = ve;

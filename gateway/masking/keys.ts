@@ -198,12 +198,13 @@ export function acceptSecretValue(value: string, cls: KeyClass, opts: { structur
 }
 
 /**
- * A password value that reaches the end of the text may be one still arriving (typed, or cut by a
- * chunk): `No` may become `Nop4ss`. Masking it costs nothing; emitting it leaks its first chars.
- * A reference (`$`, `%`, `{`) or a mask (`*`, `<`, `[`) stays as it is.
+ * A password value that reaches the end of a stream's buffer may be one still arriving (typed, or
+ * cut by a chunk): `No` may become `Nop4ss`, `%AA` may become `%AA6x`. It is held (and masked if
+ * the stream goes idle) rather than emitted: emitting it would leak its first chars. Only a
+ * complete reference (`$VAR`, `${VAR}`, `%VAR%`) goes out, since what follows cannot make it a secret.
  */
 export function mayBeArriving(value: string): boolean {
-  return value.length > 0 && !/^[$%{<*[#]/.test(value);
+  return value.length > 0 && !isReference(value);
 }
 
 /**

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createMasker, createStreamMasker } from '../../gateway/masking';
 import type { SecretHit } from '../../gateway/core/types';
+import fc from 'fast-check';
 import { awsSecretKey, contextNegatives, contextPositives, p, rand, UPPER_NUM } from '../helpers/masking-fixtures';
 
 const masker = createMasker({ fingerprintKey: new Uint8Array(32).fill(5) });
@@ -110,4 +111,30 @@ test('streaming: the partner of a key id is held while it arrives; cut short, it
   await new Promise((r) => setTimeout(r, 80));
   assert.match(out, /^user \[MASKED:aws-access-key-id:[0-9a-f]{10}\] region$/);
   t.end();
+});
+
+test('property: any password after a client flag is masked whole, however the stream is cut', () => {
+  const chars = [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!%+.:=@^_~'];
+  const password = fc
+    .string({ unit: fc.constantFrom(...chars), minLength: 2, maxLength: 40 })
+    .filter((v) => /[0-9]/.test(v) && /[A-Za-z]/.test(v) && !/^(?:your[-_ ]|vault:|op:|sops:|secretref:|arn:)|[-_]here$/i.test(v));
+  const forms = [
+    (s: string) => `mysql -h db -uroot -p${s} app\n`,
+    (s: string) => `mysql -uroot -p'${s}' app\n`,
+    (s: string) => `sshpass -p ${s} ssh deploy@web-1\n`,
+    (s: string) => `docker login -u ci-bot -p ${s} registry.example.test\n`,
+    (s: string) => `redis-cli -h cache -a ${s} ping\n`,
+    (s: string) => `PGPASSWORD=${s} psql -h db\n`,
+    (s: string) => `sqlcmd -S db -U sa -P ${s} -Q "SELECT 1"\n`,
+  ];
+  fc.assert(
+    fc.property(password, fc.integer({ min: 0, max: forms.length - 1 }), fc.integer({ min: 1, max: 200 }), (pw, f, cutAt) => {
+      const text = forms[f](pw);
+      const r = masker.maskText(text);
+      assert.equal(r.text.replace(MASK, '\u0000'), text.split(pw).join('\u0000'));
+      const cut = 1 + (cutAt % (text.length - 1));
+      assert.equal(runSplit(text, [cut]).out, r.text);
+    }),
+    { numRuns: 400, seed: 11 },
+  );
 });
