@@ -509,15 +509,17 @@ export const identifiedHandler: Handler = (text, pos, _state, out) => {
   out.push({ start: end - v.length, end, kind: 'password', priority: PRIORITY.context });
 };
 
-/** `curl -u user:password`, `--user user:password`. */
-const CURL_USER = /(?<![\w-])(?:-u[ \t]+|--user[= \t]+)['"]?[^\s'":]{0,256}:([^\s'"]{1,1024})/y;
+/** `curl -u user:password`, `curl -uuser:password`, `--user user:password`. */
+const CURL_USER = /(?<![\w-])(?:-u[ \t]*|--user[= \t]+)['"]?([^\s'":]{0,256}):([^\s'"]{1,1024})/y;
 export const curlUserHandler: Handler = (text, pos, _state, out) => {
   CURL_USER.lastIndex = pos;
   const m = CURL_USER.exec(text);
   if (!m) return;
+  // `docker run -u 1000:1000`, `-u www-data:www-data`: a user and group, not a password
+  if (m[2] === m[1] || /^\d+$/.test(m[2])) return;
   const end = pos + m[0].length;
-  if (!acceptSecretValue(m[1], { kind: 'password', password: true, weak: false })) return;
-  out.push({ start: end - m[1].length, end, kind: 'password', priority: PRIORITY.context });
+  if (!acceptSecretValue(m[2], { kind: 'password', password: true, weak: false })) return;
+  out.push({ start: end - m[2].length, end, kind: 'password', priority: PRIORITY.context });
 };
 
 function splitCells(text: string, s: number, e: number): Array<[number, number]> {
@@ -710,5 +712,5 @@ export const CONTEXT_ANCHORS: Array<{ anchors: string[]; handlers: Handler[] }> 
   { anchors: ['://'], handlers: [uriHandler] },
   { anchors: ['-----begin '], handlers: [pemHandler] },
   { anchors: ['identified'], handlers: [identifiedHandler] },
-  { anchors: ['-u ', '-u\t', '--user'], handlers: [curlUserHandler] },
+  { anchors: ['-u', '--user'], handlers: [curlUserHandler] },
 ];

@@ -1,8 +1,9 @@
 /**
  * Credentials without a recognisable prefix, found by the context that names them: password
  * flags of common command-line clients (`mysql -p…`, `redis-cli -a …`, `sshpass -p …`),
- * Oracle `user/password@db` logins, `.pgpass` lines, and the AWS secret access key written next
- * to its key id. Only the secret part is masked, so a reviewer still reads the command.
+ * Oracle `user/password@db` logins, Go MySQL DSNs, a password echoed into `--password-stdin`,
+ * `.pgpass` lines, and the AWS secret access key written next to its key id. Only the secret
+ * part is masked, so a reviewer still reads the command.
  *
  * Like the other context rules, each handler runs at a prefilter hit and looks at a bounded
  * window around it.
@@ -65,22 +66,15 @@ function clientSpecOf(name: string): ClientSpec | null {
     case 'podman':
     case 'nerdctl':
     case 'skopeo':
-    case 'oras':
-    case 'crane':
     case 'az':
     case 'cf':
       return REGISTRY_LOGIN;
     case 'sqlcmd':
     case 'bcp':
-    case 'osql':
-    case 'isql':
       return { flags: [{ flag: '-P', form: 'either' }] };
     case 'cqlsh':
       return { flags: [{ flag: '-p', form: 'separate' }] };
-    case 'curl':
-      return { flags: [{ flag: '-u', form: 'either', split: ':' }, { flag: '-U', form: 'either', split: ':' }, { flag: '--proxy-user', form: 'separate', split: ':' }] };
     case 'smbclient':
-    case 'rpcclient':
       return { flags: [{ flag: '-U', form: 'either', split: '%' }] };
     case 'lftp':
       return { flags: [{ flag: '-u', form: 'separate', split: ',' }] };
@@ -312,6 +306,9 @@ function flagValues(text: string, args: Arg[], spec: ClientSpec, out: RawSpan[],
 
 /** A client's password on its command line: `mysql -pSECRET`, `redis-cli -a SECRET`, `docker login -p SECRET`. */
 export const clientFlagHandler: Handler = (text, pos, state, out) => {
+  // the anchor may be the end of the name (`-cli` of `redis-cli`): read the word back to its start
+  const at = pos;
+  while (pos > 0 && at - pos < 16 && isWordChar(text.charCodeAt(pos - 1))) pos--;
   if (pos > 0 && isWordChar(text.charCodeAt(pos - 1))) return;
   let e = pos;
   while (e < text.length && e - pos < 32 && isWordChar(text.charCodeAt(e))) e++;
@@ -433,23 +430,29 @@ export const goDsnHandler: Handler = (text, pos, _state, out) => {
 const PIPED_SECRET = /(?:^|[\s;&(])(?:echo|printf)(?:[ \t]+-[neE]+)*[ \t]+(?:'([^'\n]{1,1024})'|"([^"\n]{1,1024})"|([^\s'"|;&]{1,1024}))[ \t]*\|[^|\n]{0,512}$/d;
 
 export const stdinPasswordHandler: Handler = (text, pos, _state, out) => {
+  // `passwd` is a password reader only as `passwd --stdin` or `chpasswd`, right after the pipe
+  const passwd = text.startsWith('passwd', pos);
+  const chpasswd = passwd && text.startsWith('chpasswd', pos - 2);
+  if (passwd && !chpasswd && !text.startsWith('passwd --stdin', pos)) return;
+  const command = chpasswd ? pos - 2 : pos;
   // the pipe first: most mentions of these commands have none before them on their line
-  let bar = pos;
-  while (bar > 0 && pos - bar < 512 && text.charCodeAt(bar - 1) !== 124 && text.charCodeAt(bar - 1) !== 10) bar--;
+  let bar = command;
+  while (bar > 0 && command - bar < 512 && text.charCodeAt(bar - 1) !== 124 && text.charCodeAt(bar - 1) !== 10) bar--;
   if (bar === 0 || text.charCodeAt(bar - 1) !== 124) return;
+  if (passwd && !/^[ \t]*(?:sudo[ \t]+)?$/.test(text.slice(bar, command))) return;
   // the command before that pipe: back to the previous pipe, `;`, `&` or line start
   let ls = bar - 1;
   for (; ls > 0 && bar - ls < 1100; ls--) {
     const c = text.charCodeAt(ls - 1);
     if (c === 10 || c === 124 || c === 59 || c === 38) break;
   }
-  const m = PIPED_SECRET.exec(text.slice(ls, pos));
+  const m = PIPED_SECRET.exec(text.slice(ls, command));
   if (!m) return;
   const g = m[1] !== undefined ? 1 : m[2] !== undefined ? 2 : 3;
   const value = m[g];
   const [gs] = (m.indices as RegExpIndicesArray)[g];
   // `echo 'user:pw' | chpasswd`: the part after the colon
-  const skip = text.startsWith('chpasswd', pos) ? value.indexOf(':') + 1 : 0;
+  const skip = chpasswd ? value.indexOf(':') + 1 : 0;
   const pw = value.slice(skip);
   if (!acceptSecretValue(pw, PASSWORD)) return;
   const vs = ls + gs + skip;
@@ -519,22 +522,24 @@ export function pairPartial(text: string, from: number): RawSpan | null {
 }
 
 /**
- * Every name is a prefilter anchor: one whose first three letters begin common words (`build`,
- * `export`, `registry`) would slow the scan of all clean text, so rarely used clients are left out.
+ * Every anchor costs the scan of all clean text a little: one whose first letters begin common
+ * words (`podman`: `pod`, `curl`: `current`, `redis`: `re…`) would slow it, so a client is found
+ * by a rarer part of its name (`-cli`, `mqctl`, `dman`; the handler reads the whole word back) or, if
+ * rarely used, not at all. `curl -u` is the `-u` rule's.
  */
-const CLIENT_NAMES = [
-  'mysql', 'mariadb', 'mongo', 'ldap', 'redis-cli', 'keydb-cli', 'sshpass', 'docker', 'podman', 'nerdctl',
-  'skopeo', 'oras', 'crane', 'az login', 'cf login', 'sqlcmd', 'bcp', 'osql', 'isql', 'cqlsh', 'curl',
-  'smbclient', 'rpcclient', 'lftp', 'htpasswd', 'rabbitmqctl', 'sqlplus',
+const CLIENT_ANCHORS = [
+  'mysql', 'mariadb', 'mongo', 'ldap', '-cli', 'sshpass', 'docker', 'dman', 'rdctl', 'skopeo', 'az login', 'cf login',
+  'sqlcmd', 'bcp', 'cqlsh', 'smbclient', 'lftp', 'htpasswd', 'mqctl', 'sqlplus',
 ];
 
 /** Anchors of the credential rules. */
 export const CREDENTIAL_ANCHORS: Array<{ anchors: string[]; handlers: Handler[] }> = [
-  { anchors: CLIENT_NAMES, handlers: [clientFlagHandler] },
+  { anchors: CLIENT_ANCHORS, handlers: [clientFlagHandler] },
   { anchors: ['jdbc:oracle:'], handlers: [oracleJdbcHandler] },
   { anchors: [':5432:', ':*:'], handlers: [pgpassLineHandler] },
   { anchors: ['pgpass'], handlers: [pgpassFileHandler] },
   { anchors: ['akia', 'asia'], handlers: [awsPairHandler] },
   { anchors: ['@tcp(', '@unix('], handlers: [goDsnHandler] },
-  { anchors: ['--password-stdin', 'chpasswd', 'passwd --stdin'], handlers: [stdinPasswordHandler] },
+  // `passwd`, not `chpasswd`: `ch` begins too many words
+  { anchors: ['--password-stdin', 'passwd'], handlers: [stdinPasswordHandler] },
 ];
