@@ -393,7 +393,8 @@ const PGPASS_FOLLOWING_LINES = 64;
 
 /** Where a `.pgpass` file is named (`cat ~/.pgpass`, `echo '…' >> ~/.pgpass`): entries on that line and the lines below, any port. */
 export const pgpassFileHandler: Handler = (text, pos, state, out) => {
-  if (pos < state.pgpassEnd) return;
+  // the file, not `PGPASSWORD` or `PGPASSFILE`
+  if (pos < state.pgpassEnd || isWordChar(text.charCodeAt(pos + 6)) || text.charCodeAt(pos + 6) === 61) return;
   const b = lineBounds(text, pos, 1024);
   if (!b) {
     state.pgpassEnd = pos + 1024;
