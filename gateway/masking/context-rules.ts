@@ -6,7 +6,7 @@
  * Each handler is called at a prefilter hit and walks a bounded window around it with plain
  * loops, so its cost is proportional to the hit, never to the text.
  */
-import { acceptSecretValue, classifySecretKey, KeyClass } from './keys';
+import { acceptSecretValue, classifySecretKey, isReference, KeyClass, mayBeArriving } from './keys';
 
 export interface RawSpan {
   start: number;
@@ -19,6 +19,12 @@ export interface RawSpan {
   fp?: string;
 }
 
+/** A word of a shell command: its bounds, quotes included. */
+export interface CommandWord {
+  s: number;
+  e: number;
+}
+
 export interface ScanState {
   /** key starts already handled, so `x-auth-token` is parsed once though it holds two anchors */
   seenKeys: Set<number>;
@@ -29,6 +35,16 @@ export interface ScanState {
   pemEnd: number;
   /** end of the line the table rule last looked at: one look per line */
   tableLineEnd: number;
+  /** end of the `.pgpass` entries already read after a mention of the file, and of the last line checked for one */
+  pgpassEnd: number;
+  pgpassLineEnd: number;
+  /** the words of the command a client name was last read from, where reading stopped, and whether the command ended there */
+  command: { args: CommandWord[]; stop: number; ended: boolean } | null;
+  /**
+   * The text may go on past its end (a stream's tail): a password value reaching the end is masked
+   * as it stands, though it may look like a placeholder yet (`No` of `Nop4ss`), so no char of it leaks.
+   */
+  open: boolean;
   /** the kind and secret of a value when one rule covers all of it, for whole-value masking */
   classifyWhole(value: string): { kind: string; value: string } | null;
 }
@@ -110,6 +126,20 @@ function quoteAt(text: string, i: number): string {
   if (c === '\\' && text[i + 1] === '"') return '\\"';
   return '';
 }
+/** Index of the bracket closing the one at `open` (`(` or `{`), nesting counted, on this line; -1 if none. */
+function closingBracket(text: string, open: number): number {
+  const o = text[open];
+  const c = o === '(' ? ')' : '}';
+  const limit = Math.min(text.length, open + 1024);
+  let depth = 0;
+  for (let i = open; i < limit; i++) {
+    const ch = text[i];
+    if (ch === '\n') return -1;
+    if (ch === o) depth++;
+    else if (ch === c && --depth === 0) return i;
+  }
+  return -1;
+}
 function trimSpan(text: string, s: number, e: number): [number, number] {
   while (s < e && isWs(text.charCodeAt(s))) s++;
   while (e > s && isWs(text.charCodeAt(e - 1))) e--;
@@ -166,7 +196,9 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
   state.seenKeys.add(ks);
   while (ke > ks && (text[ke - 1] === '.' || text[ke - 1] === '-')) ke--;
   const key = text.slice(ks, ke);
-  const cls = classifyCached(key);
+  const lowerKey = key.toLowerCase();
+  // ADO.NET / ODBC `…;Pwd=x;`: PWD alone is the shell's working directory, after a `;` it is a password
+  const cls = classifyCached(key) ?? (lowerKey === 'pwd' && connStringKey(text, ks) ? PWD : null);
   if (!cls) return;
 
   let j = ke;
@@ -183,22 +215,40 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
   const prefix = lineStart < 0 ? '' : text.slice(lineStart, keyQuote ? ks - keyQuote.length : ks);
   const atLineStart = lineStart >= 0 && LINE_PREFIX.test(prefix);
 
+  if (keyQuote === '' && ks > 0 && text[ks - 1] === '<' && text[ke] === '>') {
+    xmlElementValue(text, ke + 1, key, cls, state, out);
+    return;
+  }
+  if (keyQuote === '"' && /^\s*value\s*=\s*"/.test(text.slice(j, j + 16)) && /\bkey\s*=\s*$/.test(text.slice(Math.max(0, ks - 8), ks - 1))) {
+    // `<add key="DbPassword" value="x" />` (appSettings, NuGet.config)
+    const vs = text.indexOf('"', j) + 1;
+    const ve = closingQuote(text, vs, '"');
+    if (ve > vs && acceptSecretValue(text.slice(vs, ve), cls)) {
+      state.valueEnd = ve;
+      out.push({ start: vs, end: ve, kind: cls.kind, priority: PRIORITY.assignment });
+    }
+    return;
+  }
   let sep = '';
+  // PHP's `define('DB_PASSWORD', 'x')`
+  if (keyQuote !== '' && text[j] === ',' && /\bdefine\s*\(\s*$/i.test(prefix)) sep = ',';
   for (const s of SEPARATORS) {
+    if (sep !== '') break;
     if (text.startsWith(s, j)) {
       sep = s;
       break;
     }
   }
   if (sep === '' && atLineStart && text[j] === '|' && text.lastIndexOf('-[ RECORD', ks) >= Math.max(0, ks - 65536)) sep = '|';
+  // shell `PGPASSWORD==x`: the value is `=x`
+  if ((sep === '==' || sep === '===') && atLineStart && j === afterKey && /^[A-Z_][A-Z0-9_]*$/.test(key)) sep = '=';
   if (sep === '') {
     // whitespace-separated forms: `--password value`, SQL `PASSWORD 'x'`, .netrc `password x`
     if (j === afterKey || j >= text.length) return;
     const c = text[j];
-    const lowerKey = key.toLowerCase();
     if (key.startsWith('-') && c !== '-' && !isWs(text.charCodeAt(j))) sep = ' ';
     else if (cls.password && (c === "'" || c === '"')) sep = ' ';
-    else if (lowerKey === 'password' && /\b(?:machine|login|default)\s/.test(prefix)) sep = ' ';
+    else if (lowerKey === 'password' && (/\b(?:machine|login|default)\s/.test(prefix) || (atLineStart && netrcAbove(text, ks)))) sep = ' ';
     else return;
   } else {
     if (sep === ':' && text.startsWith('//', j + 1)) return;
@@ -218,6 +268,8 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
   let vs: number;
   let ve: number;
   const q = quoteAt(text, j);
+  // `define('X', getenv('X'))`: only a literal is a value
+  if (sep === ',' && q === '') return;
   const keyCtx = ks - keyQuote.length > 0 ? text[ks - keyQuote.length - 1] : '\n';
   if (q !== '') {
     vs = j + q.length;
@@ -225,12 +277,28 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
     ve = close >= 0 ? close : boundedLineEnd(text, vs);
   } else {
     const c = text[j];
+    if (c === '{' && keyCtx === ';' && cls.password) {
+      // ODBC braces a value that holds `;`: `PWD={a;b}`
+      const close = text.indexOf('}', j + 1);
+      if (close < 0 || close - j > MAX_VALUE || text.slice(j + 1, close).includes('\n')) return;
+      const value = text.slice(j + 1, close);
+      if (acceptSecretValue(value, cls)) {
+        state.valueEnd = close;
+        out.push({ start: j + 1, end: close, kind: cls.kind, priority: PRIORITY.assignment });
+      }
+      return;
+    }
     if (c === '{' || c === '[' || c === '|' || c === '>' || c === '&' || c === '*' || c === '!') {
-      // structure, YAML block scalars, anchors and tags: the inner values get their own hits
-      if (!(c === '*' && cls.password)) return;
+      // structure, YAML block scalars, anchors and tags: the inner values get their own hits;
+      // after `=` (shell, dotenv, INI) there are no YAML tags, and `!0Ab` is a password
+      if (!(c === '*' && cls.password) && !(c === '!' && cls.password && sep !== ':')) return;
     }
     vs = j;
-    if (atLineStart && (sep === ':' || sep === '|' || (sep === '=' && spacedSep))) {
+    const ref = c === '$' && (text[j + 1] === '(' || text[j + 1] === '{') ? closingBracket(text, j + 1) : -1;
+    if (ref > 0) {
+      // `$(cat /run/secrets/x)`, `${VAR}`: the whole reference, however it is spaced
+      ve = ref + 1;
+    } else if (atLineStart && (sep === ':' || sep === '|' || (sep === '=' && spacedSep))) {
       ve = boundedLineEnd(text, vs);
       const comment = text.slice(vs, ve).search(/\s#/);
       if (comment >= 0) ve = vs + comment;
@@ -248,10 +316,70 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
   [vs, ve] = trimSpan(text, vs, ve);
   if (ve <= vs) return;
   const value = text.slice(vs, ve);
-  if (!acceptSecretValue(value, cls, { unquoted: q === '' })) return;
+  // docker's config.json: `"auth": "<base64 of user:password>"`, short as it may be
+  if (lowerKey === 'auth' && isBasicAuthBase64(value)) {
+    state.valueEnd = ve;
+    out.push({ start: vs, end: ve, kind: 'basic-auth', priority: PRIORITY.assignment });
+    return;
+  }
+  const arriving = state.open && cls.password && ve === text.length && mayBeArriving(value);
+  // `config.db.password` is code reading a secret; in a query string, a `;`-separated connection
+  // string, a `password x` line (.netrc, a flag) or a shell/dotenv `KEY=value` there is no code,
+  // and `aZnq.zGkO` is a password
+  const shellAssignment = atLineStart && sep === '=' && !spacedSep;
+  const code = q === '' && !shellAssignment && sep !== ' ' && keyCtx !== '?' && keyCtx !== '&' && keyCtx !== ';';
+  if (!arriving && !acceptSecretValue(value, cls, { unquoted: code })) {
+    // a reference names a secret kept elsewhere: the words inside it (`…:secret:prod/db`) are not keys
+    if (isReference(value)) state.valueEnd = ve;
+    return;
+  }
   state.valueEnd = ve;
   out.push({ start: vs, end: ve, kind: cls.kind, priority: PRIORITY.assignment });
 };
+
+/** `<password>x</password>` (Maven's settings.xml, NuGet.config, app configs): the element's text. */
+function xmlElementValue(text: string, vs: number, key: string, cls: KeyClass, state: ScanState, out: RawSpan[]): void {
+  const close = `</${key}>`;
+  const limit = Math.min(text.length, vs + MAX_VALUE);
+  let ve = vs;
+  while (ve < limit && text[ve] !== '<' && text[ve] !== '\n') ve++;
+  const complete = text.startsWith(close, ve);
+  // still arriving at the end of the text, or closed by its own tag; anything else is markup, not a value
+  if (!complete && !(state.open && ve === text.length && cls.password)) return;
+  const [s, e] = trimSpan(text, vs, ve);
+  if (e <= s) return;
+  const value = text.slice(s, e);
+  if (!(state.open && e === text.length && mayBeArriving(value)) && !acceptSecretValue(value, cls)) return;
+  state.valueEnd = e;
+  out.push({ start: s, end: e, kind: cls.kind, priority: PRIORITY.assignment });
+}
+
+const PWD: KeyClass = { kind: 'password', password: true, weak: false };
+
+const CONN_STRING_KEYS = /(?:^|;)\s*(?:uid|user id|user|username|server|data source|host|driver|dsn|database|initial catalog|provider)\s*=/i;
+
+/** `Pwd` after the `;` of a connection string that names a server, user or driver; not a shell's `cd x; PWD=…`. */
+function connStringKey(text: string, ks: number): boolean {
+  let i = ks;
+  while (i > 0 && isSpace(text.charCodeAt(i - 1))) i--;
+  if (i === 0 || text[i - 1] !== ';') return false;
+  // the key naming the server or user sits a few pairs before the password
+  let from = i;
+  while (from > 0 && i - from < 96 && text.charCodeAt(from - 1) !== 10) from--;
+  return CONN_STRING_KEYS.test(text.slice(from, i));
+}
+
+/** `.netrc` over several lines: a `password` line under `machine …`/`default` and `login …`. */
+function netrcAbove(text: string, ks: number): boolean {
+  const above = text.slice(Math.max(0, ks - 512), ks);
+  return /(?:^|\s)(?:machine[ \t]+\S+|default)\s/.test(above) && /(?:^|\s)login[ \t]+\S+\s/.test(above);
+}
+
+function isBasicAuthBase64(v: string): boolean {
+  if (v.length < 8 || v.length > 1024 || v.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(v)) return false;
+  const decoded = Buffer.from(v, 'base64').toString('latin1');
+  return /^[\x21-\x7e]+:[\x20-\x7e]+$/.test(decoded);
+}
 
 /** The value of an Authorization / Cookie / X-Api-Key header: keep the scheme and cookie names readable. */
 function headerValue(text: string, j: number, cls: KeyClass, out: RawSpan[]): void {
@@ -381,15 +509,17 @@ export const identifiedHandler: Handler = (text, pos, _state, out) => {
   out.push({ start: end - v.length, end, kind: 'password', priority: PRIORITY.context });
 };
 
-/** `curl -u user:password`, `--user user:password`. */
-const CURL_USER = /(?<![\w-])(?:-u[ \t]+|--user[= \t]+)['"]?[^\s'":]{0,256}:([^\s'"]{1,1024})/y;
+/** `curl -u user:password`, `curl -uuser:password`, `--user user:password`. */
+const CURL_USER = /(?<![\w-])(?:-u[ \t]*|--user[= \t]+)['"]?([^\s'":]{0,256}):([^\s'"]{1,1024})/y;
 export const curlUserHandler: Handler = (text, pos, _state, out) => {
   CURL_USER.lastIndex = pos;
   const m = CURL_USER.exec(text);
   if (!m) return;
+  // `docker run -u 1000:1000`, `-u www-data:www-data`: a user and group, not a password
+  if (m[2] === m[1] || /^\d+$/.test(m[2])) return;
   const end = pos + m[0].length;
-  if (!acceptSecretValue(m[1], { kind: 'password', password: true, weak: false })) return;
-  out.push({ start: end - m[1].length, end, kind: 'password', priority: PRIORITY.context });
+  if (!acceptSecretValue(m[2], { kind: 'password', password: true, weak: false })) return;
+  out.push({ start: end - m[2].length, end, kind: 'password', priority: PRIORITY.context });
 };
 
 function splitCells(text: string, s: number, e: number): Array<[number, number]> {
@@ -582,5 +712,5 @@ export const CONTEXT_ANCHORS: Array<{ anchors: string[]; handlers: Handler[] }> 
   { anchors: ['://'], handlers: [uriHandler] },
   { anchors: ['-----begin '], handlers: [pemHandler] },
   { anchors: ['identified'], handlers: [identifiedHandler] },
-  { anchors: ['-u ', '-u\t', '--user'], handlers: [curlUserHandler] },
+  { anchors: ['-u', '--user'], handlers: [curlUserHandler] },
 ];

@@ -4,6 +4,7 @@
  */
 import type { Json, Masker, MaskResult, SecretHit } from '../core/types';
 import { CONTEXT_ANCHORS, Handler, PRIORITY, RawSpan, ScanState } from './context-rules';
+import { CREDENTIAL_ANCHORS, pairPartial, pairTail } from './credential-rules';
 import { fingerprintOf, hmacHex, KnownEntry, KnownSecretDigest, MIN_KNOWN_LENGTH, PREFIX_LENGTH, secretForms } from './known-secrets';
 import { maskStructured } from './structural';
 import { TOKEN_RULES, TokenRule, tokenRuleKinds } from './token-rules';
@@ -25,8 +26,11 @@ export interface MaskerOptions {
 
 /** The engine as gateway/masking exposes it: the `Masker` contract plus what streaming and the store need. */
 export interface MaskingEngine extends Masker {
-  /** Merged masked regions of `text`, in order. */
-  findSpans(text: string): MaskSpan[];
+  /**
+   * Merged masked regions of `text`, in order. `open`: the text may go on past its end (a stream's
+   * tail), so a password value that reaches the end is masked even if it reads like a placeholder yet.
+   */
+  findSpans(text: string, open?: boolean): MaskSpan[];
   /** `fp` of a value: first 10 hex chars of HMAC-SHA256(fingerprintKey, value). */
   fingerprint(value: string): string;
   /** Adds registered-secret digests (e.g. after `flightlog secret add` while running). */
@@ -178,7 +182,7 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
     return i;
   };
   for (const r of TOKEN_RULES) for (const a of r.anchors) info(a, staticInfo).rules.push(r);
-  for (const c of CONTEXT_ANCHORS) for (const a of c.anchors) info(a, staticInfo).handlers.push(...c.handlers);
+  for (const c of [...CONTEXT_ANCHORS, ...CREDENTIAL_ANCHORS]) for (const a of c.anchors) info(a, staticInfo).handlers.push(...c.handlers);
 
   const knownEntries: KnownEntry[] = [];
   const knownIds = new Set<string>();
@@ -277,7 +281,7 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
     }
   }
 
-  function collect(text: string): RawSpan[] {
+  function collect(text: string, open: boolean): RawSpan[] {
     if (dirty) rebuild();
     const out: RawSpan[] = [];
     // most texts (column values, headers, log lines) have no anchor: allocate the scan state at the first one
@@ -292,7 +296,7 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
           for (const r of a.rules) tryRule(r, text, pos, out, covered);
         }
         if (a.handlers.length > 0) {
-          state ??= { seenKeys: new Set(), seenLines: new Set(), k8sDone: false, valueEnd: 0, pemEnd: 0, tableLineEnd: 0, classifyWhole };
+          state ??= { seenKeys: new Set(), seenLines: new Set(), k8sDone: false, valueEnd: 0, pemEnd: 0, tableLineEnd: 0, pgpassEnd: 0, pgpassLineEnd: 0, command: null, open, classifyWhole };
           for (const h of a.handlers) h(text, pos, state, out);
         }
         for (const k of a.known) tryKnown(k, text, pos, out);
@@ -333,14 +337,14 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
     }));
   }
 
-  function findSpans(text: string): MaskSpan[] {
+  function findSpans(text: string, open = false): MaskSpan[] {
     if (text.length === 0) return [];
     if (dirty) rebuild();
     // the recorder masks the same short keys and values (column and header names, statuses) over
     // and over: remember the ones without a secret until the rules or known secrets change
-    const short = text.length <= CLEAN_MAX_LENGTH;
+    const short = !open && text.length <= CLEAN_MAX_LENGTH;
     if (short && cleanShort.has(text)) return [];
-    const spans = merge(text, collect(text));
+    const spans = merge(text, collect(text, open));
     if (short && spans.length === 0) {
       if (cleanShort.size >= CLEAN_CACHE_MAX) cleanShort.clear();
       cleanShort.add(text);
@@ -395,6 +399,9 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
         }
       }
     }
+    // the unlabelled partner of an AWS key id, still arriving
+    const pt = pairTail(text, from);
+    if (pt >= 0) hold = hold < 0 ? pt : Math.min(hold, pt);
     // `scheme://user:pass` before its `@` arrives cannot be told from `host:port` yet
     if (ts < text.length) {
       const u = text.lastIndexOf('://', text.length - 1);
@@ -439,6 +446,8 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
         }
       }
     }
+    const pair = pairPartial(text, from);
+    if (pair) return { start: pair.start, end: pair.end, kind: pair.kind, fp: fingerprint(text.slice(pair.start)) };
     return null;
   }
 

@@ -16,6 +16,8 @@ export interface KeyClass {
 }
 
 const PASSWORD_WORDS = new Set(['password', 'passwd', 'passphrase', 'pass', 'passwords']);
+/** Environment variables that clients read a password from, whose names hold no password word. */
+const PASSWORD_ENV_NAMES = new Set(['sshpass', 'rediscli_auth', 'isql_password', 'ldappasswd']);
 const STRONG_WORDS = new Set([
   'secret', 'secrets', 'token', 'credential', 'credentials', 'creds', 'apikey', 'authtoken', 'accesstoken',
   'privatekey', 'secretkey', 'accesskey', 'accountkey', 'sessionid', 'sessiontoken',
@@ -72,6 +74,9 @@ function classifyUncached(key: string): KeyClass | null {
   if (HEADER_TOKENS.has(lower)) {
     return { kind: lower === 'x-amz-security-token' ? 'aws-session-token' : 'api-key-header', password: false, weak: false, header: 'token' };
   }
+  if (PASSWORD_ENV_NAMES.has(lower)) return { kind: 'password', password: true, weak: false };
+  // command-line flags: `-storepass`, `-keypass`, `--pass`
+  if (lower.startsWith('-') && lower.endsWith('pass') && !lower.endsWith('bypass')) return { kind: 'password', password: true, weak: false };
   const segs = keySegments(key);
   if (segs.length === 0) return null;
   const last = segs[segs.length - 1];
@@ -111,19 +116,37 @@ function kindForKey(joined: string, last: string): string {
   return 'generic-secret';
 }
 
+/** References to a secret kept elsewhere (a variable, a template, a vault, a secret manager): not the secret. */
+const REFERENCE_PARTS = [
+  '\\$\\{[^}]*\\}', '\\$\\{\\{.*\\}\\}', '\\$\\([^)]*\\)', '#\\{[^}]*\\}', '%\\([A-Za-z_]*\\)s', '\\{\\{.*\\}\\}',
+  'vault:[\\w./-]+(?:#[\\w.-]+)?', 'ref\\+[a-z0-9]+://\\S+', 'op://\\S+', 'arn:aws:(?:secretsmanager|ssm):\\S+',
+  'projects/[\\w-]+/secrets/\\S+', '@Microsoft\\.KeyVault\\(.*\\)', 'azurekeyvault://\\S+', 'secretref:\\S+', 'sops:\\S+',
+];
+/** in a column or JSON field a bare `$word` or `%word%` may be the password itself, so only these count there */
+const REFERENCE = new RegExp(`^(?:${REFERENCE_PARTS.join('|')})$`, 'i');
 const PLACEHOLDER = new RegExp(
   '^(?:' +
     [
-      '\\$\\{[^}]*\\}', '\\$\\([^)]*\\)', '\\$[A-Za-z_][A-Za-z0-9_]*', '%\\([A-Za-z_]*\\)s', '%s', '\\{\\{.*\\}\\}', '<[^<>]*>',
+      ...REFERENCE_PARTS, '\\$[A-Za-z_][A-Za-z0-9_]*', '%[A-Za-z_][A-Za-z0-9_]*%', '%s', '<[^<>]*>',
       '\\*+', '[xX]{3,}', '\\.{3,}', '\u2026', '#+', '-+', '_+', '\\?+',
       'null', 'nil', 'none', 'undefined', 'true', 'false', 'yes', 'no', 'on', 'off', 'n/a',
       'redacted', '\\[redacted\\]', '\\[filtered\\]', '\\[hidden\\]', 'hidden', 'masked', 'secret', 'password', 'token',
       'your[-_ ].*', '.*[-_]here', 'process\\.env\\..*', 'os\\.environ.*', 'env\\(.*', 'ENV\\[.*', 'System\\.getenv.*',
       '\\[MASKED:.*',
+      // well-known placeholders and published defaults: masking them hides nothing and buries real findings
+      'change[-_]?me', 'change[-_]?it', 'replace[-_]?me', 'example', 'dummy', 'placeholder', 'fixme', 'todo', 'tbd',
     ].join('|') +
     ')$',
   'i',
 );
+
+const BARE_REFERENCE = /^(?:\$[A-Za-z_][A-Za-z0-9_]*|%[A-Za-z_][A-Za-z0-9_]*%)$/;
+
+/** A reference to a secret kept elsewhere (`${VAR}`, `$VAR`, `${{ secrets.X }}`, `vault:…`), not a secret. */
+export function isReference(value: string): boolean {
+  const v = value.trim();
+  return REFERENCE.test(v) || BARE_REFERENCE.test(v);
+}
 
 /** Shannon entropy in bits per character. */
 export function entropy(s: string): number {
@@ -159,9 +182,10 @@ export function acceptSecretValue(value: string, cls: KeyClass, opts: { structur
   const v = value.trim();
   if (v.length === 0) return false;
   if (v.startsWith('[MASKED:')) return false;
-  if (opts.structural) return !(cls.weak && !looksRandom(v)) || cls.password;
+  // a column or field whose key is certain: its value is the secret unless it names one kept elsewhere
+  if (opts.structural) return !REFERENCE.test(v) && (!(cls.weak && !looksRandom(v)) || cls.password);
   if (PLACEHOLDER.test(v)) return false;
-  if (cls.password) return v.length >= 2 && !(opts.unquoted && /^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?:\(\))?$/.test(v)) && !/^[A-Za-z_$][\w$.]*\(.*\)$/.test(v);
+  if (cls.password) return v.length >= 2 && !(opts.unquoted && isMemberExpression(v)) && !/^[A-Za-z_$][\w$.]*\(.*\)$/.test(v);
   if (isPathLike(v)) return false;
   if (cls.weak) return looksRandom(v);
   if (v.length < 8) return false;
@@ -169,8 +193,27 @@ export function acceptSecretValue(value: string, cls: KeyClass, opts: { structur
   // lowercase words joined by dashes are names of secrets (`secretName: db-creds`), not secrets
   if (/^[a-z]+(?:[-_.][a-z]+)*$/.test(v)) return false;
   if (/^[A-Za-z_$][\w$.]*\(.*\)$/.test(v)) return false;
-  if (opts.unquoted && /^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+$/.test(v)) return false;
+  if (opts.unquoted && isMemberExpression(v)) return false;
   return true;
+}
+
+/**
+ * A password value that reaches the end of a stream's buffer may be one still arriving (typed, or
+ * cut by a chunk): `No` may become `Nop4ss`, `%AA` may become `%AA6x`. It is held (and masked if
+ * the stream goes idle) rather than emitted: emitting it would leak its first chars. Only a
+ * complete reference (`$VAR`, `${VAR}`, `%VAR%`) goes out, since what follows cannot make it a secret.
+ */
+export function mayBeArriving(value: string): boolean {
+  return value.length > 0 && !isReference(value);
+}
+
+/**
+ * Code that reads a secret (`config.db.password`, `settings.DB_PASS`, `this.secret()`), not a
+ * password with a dot in it: no part mixes lower case, upper case and digits as `dtIQ4g.Y1TIOD2` does.
+ */
+function isMemberExpression(v: string): boolean {
+  if (!/^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?:\(\))?$/.test(v)) return false;
+  return !v.split('.').some((part) => /[a-z]/.test(part) && /[A-Z]/.test(part) && /[0-9]/.test(part));
 }
 
 /** A file path (`~/.ssh/id_ed25519`), not a base64 secret that happens to start with `/`. */

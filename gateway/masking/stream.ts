@@ -84,11 +84,12 @@ export function createStreamMasker(masker: Masker, opts: StreamMaskerOptions): S
     if (hits.length > 0) opts.onHits(hits);
   }
 
-  function run(final: boolean): void {
+  /** `final`: emit all that is held; `ending`: and nothing follows it (the stream ends) */
+  function run(final: boolean, ending = false): void {
     if (held.length === 0) return;
     const whole = context + held;
     const base = context.length;
-    let spans = engine.findSpans(whole);
+    let spans = engine.findSpans(whole, !ending);
     let cut = whole.length;
     if (!final) {
       for (const s of spans) if (s.end === whole.length) cut = Math.min(cut, Math.max(s.start, base));
@@ -124,7 +125,7 @@ export function createStreamMasker(masker: Masker, opts: StreamMaskerOptions): S
     },
     end(): void {
       clearTimer();
-      run(true);
+      run(true, true);
       context = '';
       reported.clear();
     },

@@ -132,3 +132,129 @@ export function ruleCases(): RuleCase[] {
     c('openrouter-api-key', p('s', 'k-or-v1-') + rand(HEX, 64), 'sk-or-v1-'),
   ];
 }
+
+/** A random 40-char secret access key: both letter cases and a digit, as every real one has. */
+export function awsSecretKey(): string {
+  for (;;) {
+    const k = rand(B64, 40);
+    if (/[a-z]/.test(k) && /[A-Z]/.test(k) && /[0-9]/.test(k)) return k;
+  }
+}
+
+/** A text whose secrets only its context names; `stream`: also checked split at every offset. */
+export interface ContextCase {
+  name: string;
+  text: string;
+  secrets: Array<{ kind: string; value: string }>;
+  stream?: boolean;
+}
+
+export function contextPositives(): ContextCase[] {
+  const pw = (): string => rand(ALNUM, 5) + '!' + rand(ALNUM, 6);
+  const one = (name: string, make: (s: string) => string, stream = false): ContextCase => {
+    const s = pw();
+    return { name, text: make(s), secrets: [{ kind: 'password', value: s }], stream };
+  };
+  const id = p('AK', 'IA') + rand(UPPER_NUM, 16);
+  const secret = awsSecretKey();
+  const dockerAuth = Buffer.from(`ci-bot:${pw()}`).toString('base64');
+  return [
+    one('mysql -p attached', (s) => `mysql -h db -uroot -p${s} app\n`, true),
+    one("mysql -p'quoted'", (s) => `mysqldump -u root -p'${s}' --all-databases > all.sql\n`, true),
+    one('mariadb -p"quoted"', (s) => `mariadb -uapp -p"${s}" -e 'select 1'\n`),
+    one('mysql continued lines', (s) => `mysql -h db \\\n  -uroot \\\n  -p${s} app\n`),
+    one('PGPASSWORD before psql', (s) => `PGPASSWORD=${s} psql -h db -U app -c 'select 1'\n`, true),
+    one('redis-cli -a', (s) => `redis-cli -h cache -p 6379 -a ${s} --no-auth-warning ping\n`, true),
+    one('REDISCLI_AUTH', (s) => `REDISCLI_AUTH=${s} redis-cli -h cache ping\n`),
+    one('curl -u user:pw', (s) => `curl -fsS -u admin:${s} https://jenkins.example.test/api/json\n`),
+    one('curl -uuser:pw attached', (s) => `curl -uadmin:${s} https://jenkins.example.test/api/json\n`),
+    one('sshpass -p', (s) => `sshpass -p '${s}' ssh -o StrictHostKeyChecking=no deploy@web-1 uptime\n`, true),
+    one('sshpass inside GIT_SSH_COMMAND', (s) => `GIT_SSH_COMMAND="sshpass -p ${s} ssh" git pull\n`),
+    one('SSHPASS env', (s) => `SSHPASS=${s} sshpass -e ssh deploy@web-1\n`),
+    one('docker login -p', (s) => `docker login -u ci-bot -p ${s} registry.example.test\n`, true),
+    one('podman login --password', (s) => `podman login --username ci-bot --password ${s} quay.example.test\n`),
+    one('az login -p', (s) => `az login --service-principal -u 7f1c0e52 -p ${s} --tenant example.onmicrosoft.com\n`),
+    one('mongo -p', (s) => `mongo --host db -u admin -p ${s} --authenticationDatabase admin\n`, true),
+    one('mongosh --password', (s) => `mongosh "mongodb://db:27017" --username admin --password ${s}\n`),
+    one('sqlcmd -P', (s) => `sqlcmd -S db,1433 -U sa -P ${s} -Q "SELECT 1"\n`),
+    one('ldapsearch -w', (s) => `ldapsearch -x -H ldap://ldap -D cn=admin,dc=example,dc=test -w ${s} -b dc=example,dc=test\n`),
+    one('cqlsh -p', (s) => `cqlsh cassandra 9042 -u cassandra -p ${s}\n`),
+    one('smbclient -U user%pw', (s) => `smbclient //fs/share -U admin%${s} -c ls\n`),
+    one('htpasswd -b', (s) => `htpasswd -bc /etc/nginx/.htpasswd admin ${s}\n`),
+    one('rabbitmqctl add_user', (s) => `rabbitmqctl add_user deploy ${s}\n`),
+    one('sqlplus user/pw@db', (s) => `sqlplus -s scott/${s}@orcl @report.sql\n`, true),
+    one('keytool -storepass', (s) => `keytool -list -keystore app.jks -storepass ${s}\n`),
+    one('--password value', (s) => `clickhouse-client --host ch --user default --password ${s}\n`),
+    one('URL', (s) => `DATABASE_URL=postgresql://app:${s}@db.internal:5432/app?sslmode=require\n`),
+    one('libpq key=value', (s) => `psql "host=db port=5432 user=app password=${s} dbname=app sslmode=require"\n`),
+    one('JDBC query', (s) => `jdbc:postgresql://db:5432/app?user=app&password=${s}&ssl=true\n`),
+    one('JDBC sqlserver', (s) => `jdbc:sqlserver://db:1433;databaseName=app;user=sa;password=${s};encrypt=true\n`),
+    one('JDBC oracle thin', (s) => `url: jdbc:oracle:thin:scott/${s}@db:1521:ORCL\n`),
+    one('ADO.NET Password=', (s) => `Server=tcp:db,1433;Database=app;User ID=sa;Password=${s};Encrypt=True;\n`),
+    one('ODBC Pwd=', (s) => `Driver={ODBC Driver 18 for SQL Server};Server=db;Uid=sa;Pwd=${s};\n`, true),
+    ((s) => ({ name: 'ODBC Pwd={braced}', text: `Driver={ODBC Driver 18 for SQL Server};Server=db;Uid=sa;Pwd={${s}};\n`, secrets: [{ kind: 'password', value: s }] }))(pw() + ';x'),
+    one('.netrc one line', (s) => `machine api.example.test login bot password ${s}\n`),
+    one('.netrc lines', (s) => `machine api.example.test\n  login bot\n  password ${s}\n`, true),
+    one('.pgpass default port', (s) => `db.internal:5432:app:app:${s}\n`, true),
+    one('.pgpass wildcard', (s) => `*:*:*:postgres:${s}\n`),
+    one('.pgpass named, any port', (s) => `$ cat ~/.pgpass\n# reporting replica\nreplica.internal:6432:reports:reader:${s}\n`),
+    one('.pgpass written', (s) => `echo 'db.internal:6543:app:app:${s}' >> ~/.pgpass\n`),
+    { name: 'docker config.json', text: `{\n  "auths": {\n    "registry.example.test": {\n      "auth": "${dockerAuth}"\n    }\n  }\n}\n`, secrets: [{ kind: 'basic-auth', value: dockerAuth }] },
+    {
+      name: 'AWS key id and its partner',
+      text: `aws creds: ${id} / ${secret}\n`,
+      secrets: [{ kind: 'aws-access-key-id', value: id }, { kind: 'aws-secret-access-key', value: secret }],
+      stream: true,
+    },
+  ];
+}
+
+/** Texts that name secrets without holding one, and public key material. */
+export function contextNegatives(): string[] {
+  return [
+    'PGPASSWORD=$PGPASSWORD psql -h db -U app\n',
+    'mysql -uroot -p"$MYSQL_ROOT_PASSWORD" app\n',
+    'mysql -u root -p app\n',
+    'mysql -uroot -p --database app\n',
+    'docker run -p 8080:80 -p 5432:5432 postgres:16\n',
+    'echo "$CR_PAT" | docker login ghcr.io -u ci-bot --password-stdin\n',
+    'docker login -u ci-bot -p "${REGISTRY_PASSWORD}" registry.example.test\n',
+    'sshpass -e ssh deploy@web-1\n',
+    'sshpass -f ~/.sshpass ssh deploy@web-1\n',
+    'redis-cli -p 6379 -a $REDIS_PASSWORD ping\n',
+    'curl -u "$JENKINS_USER:$JENKINS_TOKEN" https://jenkins.example.test\n',
+    'curl -u admin https://jenkins.example.test\n',
+    'ssh -p 2222 deploy@web-1\n',
+    'sqlplus / as sysdba\n',
+    'htpasswd -c /etc/nginx/.htpasswd admin\n',
+    'cat ~/.pgpass\nchmod 600 ~/.pgpass\n',
+    'localhost:5432:*:postgres:*\n',
+    '10:15:5432:00:01\n',
+    'cd build; PWD=/tmp/build\n',
+    'docker run --rm -u 1000:1000 -v $PWD:/src node:20 npm test\n',
+    'docker exec --user www-data:www-data web php artisan migrate\n',
+    'echo ready | tee -a /etc/passwd.log\n',
+    'git push -u origin feature/login:feature/login\n',
+    'password: ${{ secrets.DB_PASSWORD }}\n',
+    'env:\n  NPM_TOKEN: ${{ secrets.NPM_TOKEN }}\n',
+    'set DB_PASSWORD=%DB_PASSWORD%\n',
+    'password: vault:secret/data/db#password\n',
+    'API_KEY=ref+vault://secret/data/app#/api_key\n',
+    'DB_PASSWORD=op://Engineering/db/password\n',
+    'password: "{{ .Values.postgresql.auth.password }}"\n',
+    'password: <password>\n',
+    'password: ****\n',
+    'PASSWORD=changeme\n',
+    'keystore_password: changeit\n',
+    'postgres://app:${DB_PASSWORD}@db:5432/app\n',
+    'jdbc:postgresql://db:5432/app?user=app&password=${DB_PASSWORD}\n',
+    'Server=db;User Id=sa;Password=$(SA_PASSWORD);\n',
+    'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl dev@laptop\n',
+    '256 SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s dev@laptop (ED25519)\n',
+    'host_key_fingerprint: SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU\n',
+    'Key fingerprint = 7A5B 3C2D 1E0F 9A8B 7C6D  5E4F 3A2B 1C0D 9E8F 7A6B\n',
+    '-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJ\n-----END CERTIFICATE-----\n',
+    '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBGBqZ2cBEADJ4f0xRZ8hC1bYp0k3f\n=abcd\n-----END PGP PUBLIC KEY BLOCK-----\n',
+    '{"auths": {"registry.example.test": {"auth": ""}}, "credsStore": "desktop"}\n',
+  ];
+}

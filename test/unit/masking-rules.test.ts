@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createMasker } from '../../gateway/masking';
 import { TOKEN_RULES } from '../../gateway/masking/token-rules';
 import { CONTEXT_ANCHORS } from '../../gateway/masking/context-rules';
+import { CREDENTIAL_ANCHORS } from '../../gateway/masking/credential-rules';
 import { ALNUM, B64, HEX, p, rand, ruleCases } from '../helpers/masking-fixtures';
 
 const key = new Uint8Array(32).fill(7);
@@ -146,13 +147,15 @@ test('every rule finishes fast on adversarial input (no catastrophic backtrackin
   const fill = (unit: string): string => unit.repeat(Math.ceil(size / unit.length)).slice(0, size);
   const anchors = new Set<string>();
   for (const r of TOKEN_RULES) for (const a of r.anchors) anchors.add(a);
-  for (const c of CONTEXT_ANCHORS) for (const a of c.anchors) anchors.add(a);
+  for (const c of [...CONTEXT_ANCHORS, ...CREDENTIAL_ANCHORS]) for (const a of c.anchors) anchors.add(a);
   const inputs: string[] = [
     fill('a'), fill('A1'), fill('-'), fill('='), fill(' '), fill(':'), fill('|'), fill('\n'), fill('"'), fill('\\"'),
     fill('password='), fill('password: "'), fill('token '), fill('a:'), fill('@'), fill('://a:b'), fill('x://'),
     fill('-----BEGIN '), fill('-----BEGIN RSA PRIVATE KEY-----\n'), fill('eyJ.'), fill('eyJa.eyJb.'), fill('key-'),
     fill(' |\n---+---\n'), fill('kind: Secret\ndata:\n  a: b\n'), fill('"data": {"a": "b", '), fill('0123456789:AA'),
     fill('sig='), fill('aQ~'), 'password' + '|'.repeat(size) + '\n' + '-'.repeat(size),
+    fill('mysql -p'), fill('docker login -p '), fill('sqlplus a/'), fill('cat .pgpass\n'), fill('a:5432:b:c:d\n'), fill('a:5432:'),
+    fill('AKIAABCDEFGHIJKLMNOP '), 'AKIAABCDEFGHIJKLMNOP ' + fill('aB3'), fill('curl -u "'), fill("sshpass -p '"), fill('Uid=a;Pwd='),
   ];
   for (const a of anchors) {
     const upper = a.toUpperCase();
