@@ -127,7 +127,7 @@ const REFERENCE = new RegExp(`^(?:${REFERENCE_PARTS.join('|')})$`, 'i');
 const PLACEHOLDER = new RegExp(
   '^(?:' +
     [
-      ...REFERENCE_PARTS, '\\$[A-Za-z_][A-Za-z0-9_]*', '%[A-Za-z_][A-Za-z0-9_]*%', '%s', '<[^<>]*>',
+      ...REFERENCE_PARTS, '\\$[A-Za-z_][A-Za-z0-9_]*', '\\$\\d+', '%[A-Za-z_][A-Za-z0-9_]*%', '%s', '<[^<>]*>',
       '\\*+', '[xX]{3,}', '\\.{3,}', '\u2026', '#+', '-+', '_+', '\\?+',
       'null', 'nil', 'none', 'undefined', 'true', 'false', 'yes', 'no', 'on', 'off', 'n/a',
       'redacted', '\\[redacted\\]', '\\[filtered\\]', '\\[hidden\\]', 'hidden', 'masked', 'secret', 'password', 'token',

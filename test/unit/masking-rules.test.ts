@@ -97,6 +97,8 @@ test('assignment look-alikes stay as they are', () => {
     'git push -u origin main\n',
     'https://example.test:8443/path?x=1\n',
     'sha256:6b50ac2f86702824c1c099724caf4941d4072014b3ce107f80e222f828767efc\n',
+    // a bind parameter is where a value will go, not the value
+    'UPDATE users SET password = $1 WHERE id = $2\n',
   ];
   for (const n of negatives) assert.equal(masker.maskText(n).text, n, JSON.stringify(n));
 });
