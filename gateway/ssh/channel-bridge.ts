@@ -14,6 +14,9 @@ import { ScpSniffer, type ScpEntry } from './scp-sniffer';
 import { ShellTracker } from './shell-tracker';
 import { TextCoalescer } from './text-coalescer';
 
+/** entries of a legacy scp transfer listed in its command's result */
+const SCP_FILES_CAP = 1000;
+
 export type BridgeMode = { kind: 'exec'; command: string } | { kind: 'shell'; pty: boolean };
 
 export interface Bridge {
@@ -125,11 +128,13 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
   };
 
   const scpFiles: ScpEntry[] = [];
+  let scpTotal = 0;
   let scp: ScpSniffer | null = null;
   const scpDir = exec ? scpDirection(mode.command) : null;
   if (scpDir) {
     scp = new ScpSniffer((entry) => {
-      if (scpFiles.length < 1000) scpFiles.push(entry);
+      scpTotal++;
+      if (scpFiles.length < SCP_FILES_CAP) scpFiles.push(entry);
       session.event('scp', scpDir === 'to' ? 'client→upstream' : 'upstream→client', { ...entry, direction: scpDir === 'to' ? 'upload' : 'download' }, { commandId });
     });
   }
@@ -236,7 +241,11 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
         shellCmd = null;
         if (execCmd) {
           const result: { [k: string]: Json } = { exitCode: code, signal, stdout: output.summary(), stderr: errors.summary(), stdin: input.summary() };
-          if (scpDir) result.files = scpFiles.map((f) => ({ ...f }));
+          if (scpDir) {
+            result.files = scpFiles.map((f) => ({ ...f }));
+            // Every entry is an 'scp' event; the command's own list is a bounded summary.
+            if (scpTotal > scpFiles.length) Object.assign(result, { filesTruncated: true, filesTotal: scpTotal });
+          }
           execCmd.finish({ status: code === 0 ? 'ok' : 'error', result, error: code === 0 ? undefined : signal ? `killed by ${signal}` : `exit status ${code ?? 'unknown'}` });
         }
       });
