@@ -120,6 +120,8 @@ export interface SessionRecorder {
   readonly failed: boolean;
   /** Ends the session and seals its hash chain. Idempotent. */
   close(status?: SessionStatus, reason?: string): void;
+  /** Adds facts learned after the session opened to its meta (masked; record them as an event too). */
+  updateMeta?(patch: Record<string, Json>): void;
 }
 
 /** How an agent proved who it is. */

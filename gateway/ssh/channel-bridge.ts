@@ -4,13 +4,14 @@
  * command per typed line or one `exec` command, with heads of large streams plus their size
  * and SHA-256, so memory and the store stay bounded whatever passes through.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel, ServerChannel } from 'ssh2';
 import type { CommandHandle, Direction, Json } from '../core/types';
 import type { AgentConnection } from './connection';
 import { drained, ended, relay } from './relay';
 import { ScpSniffer, type ScpEntry } from './scp-sniffer';
+import { ShellIntegration, type ShellOutput } from './shell-integration';
 import { ShellTracker } from './shell-tracker';
 import { TextCoalescer } from './text-coalescer';
 
@@ -106,6 +107,56 @@ function scpDirection(command: string): 'to' | 'from' | null {
   return flags.includes('t') ? 'to' : flags.includes('f') ? 'from' : null;
 }
 
+/** The shell-integration phase of one interactive shell channel, wired to its two ends. */
+interface ShellStart {
+  input(chunk: Buffer): Buffer;
+  output(chunk: Buffer): ShellOutput;
+  end(end: () => void): void;
+  /** the channel is closing: stop the timer, hand over what the mark stripper held back */
+  close(ch: ServerChannel): void;
+}
+
+function startShellIntegration(
+  agent: AgentConnection,
+  ch: ServerChannel,
+  up: ClientChannel,
+  record: (chunk: Buffer) => void,
+  mask: ((chunk: Buffer) => Buffer) | null,
+): ShellStart {
+  const session = agent.session;
+  let timer: NodeJS.Timeout | null = null;
+  const integration = new ShellIntegration({
+    inject: agent.ctx.connection.options.shellIntegration !== false,
+    nonce: randomBytes(8).toString('hex'),
+    writeUpstream: (data) => {
+      if (!up.destroyed && up.writable) up.write(data);
+    },
+    setTimer: (ms, fire) => {
+      if (timer) clearTimeout(timer);
+      timer = ms === null ? null : setTimeout(fire, ms);
+    },
+    onLive: (method, shell) => {
+      session.event('shell-marks', 'gateway', { method, shell });
+      agent.shellMarks(method);
+    },
+  });
+  integration.lateOutput = (chunk) => {
+    record(chunk);
+    if (!ch.destroyed && ch.writable) ch.write(mask ? mask(chunk) : chunk);
+  };
+  return {
+    input: (chunk) => integration.input(chunk),
+    output: (chunk) => integration.output(chunk),
+    end: (end) => integration.end(end),
+    close(c) {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      const rest = integration.flush();
+      if (rest.length && !c.destroyed && c.writable) c.write(rest);
+    },
+  };
+}
+
 export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: ClientChannel, mode: BridgeMode): Bridge {
   const session = agent.session;
   const { recording } = agent.ctx;
@@ -182,49 +233,66 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
   const inText = new StringDecoder('utf8');
   const outText = new StringDecoder('utf8');
   let stopped = false;
+  const mask = live ? liveMasker(agent) : null;
 
-  relay(ch, up, (chunk) => {
-    if (session.failed && !stopped) {
-      // Fail-closed: nothing more passes unrecorded.
-      stopped = true;
-      ch.stderr.write('\r\nflightlog: the recording store failed; this session is stopped\r\n');
-      up.close();
-      return;
-    }
-    input.push(chunk, truncated('client→upstream'));
-    if (tracker) tracker.input(inText.write(chunk));
-    if (scpDir === 'to') scp?.push(chunk);
-  });
+  const recordShellOutput = (chunk: Buffer): void => {
+    if (!tracker) return;
+    output.count(chunk);
+    pendingOut = outText.write(chunk);
+    consumedBase = 0;
+    tracker.output(pendingOut);
+    output.pushText(pendingOut, truncated('upstream→client'));
+    pendingOut = '';
+  };
+  const integration = tracker ? startShellIntegration(agent, ch, up, recordShellOutput, mask) : null;
+
   relay(
-    up,
     ch,
+    up,
     (chunk) => {
-      if (tracker) {
-        output.count(chunk);
-        pendingOut = outText.write(chunk);
-        consumedBase = 0;
-        tracker.output(pendingOut);
-        output.pushText(pendingOut, truncated('upstream→client'));
-        pendingOut = '';
-      } else {
-        output.push(chunk, truncated('upstream→client'));
+      if (session.failed && !stopped) {
+        // Fail-closed: nothing more passes unrecorded.
+        stopped = true;
+        ch.stderr.write('\r\nflightlog: the recording store failed; this session is stopped\r\n');
+        up.close();
+        return;
       }
-      if (scpDir === 'from') scp?.push(chunk);
+      input.push(chunk, truncated('client→upstream'));
+      if (tracker) tracker.input(inText.write(chunk));
+      if (scpDir === 'to') scp?.push(chunk);
     },
-    live ? liveMasker(agent) : undefined,
+    integration ? (chunk) => integration.input(chunk) : undefined,
   );
+  if (tracker) {
+    relay(up, ch, undefined, (chunk) => {
+      const r = integration ? integration.output(chunk) : { record: chunk, client: chunk };
+      if (r.record.length) recordShellOutput(r.record);
+      return mask && r.client.length ? mask(r.client) : r.client;
+    });
+  } else {
+    relay(
+      up,
+      ch,
+      (chunk) => {
+        output.push(chunk, truncated('upstream→client'));
+        if (scpDir === 'from') scp?.push(chunk);
+      },
+      mask ?? undefined,
+    );
+  }
   relay(up.stderr, ch.stderr, (chunk) => errors.push(chunk, truncated('upstream→client')), live ? liveMasker(agent) : undefined);
 
   let exit: { code: number | null; signal?: string; dump?: boolean; desc?: string } | null = null;
   up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
     exit = { code, signal, dump, desc };
   });
-  ch.on('end', () => up.end());
+  ch.on('end', () => (integration ? integration.end(() => up.end()) : up.end()));
   ch.on('close', () => up.close());
   up.on('close', () => {
     void Promise.all([ended(up), ended(up.stderr)])
       .then(() => Promise.all([drained(ch), drained(ch.stderr)]))
       .then(() => {
+        integration?.close(ch);
         input.flush();
         output.flush();
         errors.flush();

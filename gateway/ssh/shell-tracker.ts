@@ -36,7 +36,9 @@ export class ShellTracker {
   private osc133 = false;
   /** column where the command line starts, from the OSC 133 B mark */
   private inputCol: number | null = null;
-  private osc133Candidate: string | null = null;
+  /** between A (or B) and C: lines completed here are the command being entered */
+  private atPrompt = false;
+  private osc133Lines: string[] = [];
 
   constructor(private readonly sink: ShellTrackerSink) {}
 
@@ -46,6 +48,13 @@ export class ShellTracker {
       if (ch === '\r' || ch === '\n') {
         if (!this.altScreen) this.pendingEnters++;
         this.typing = false;
+        continue;
+      }
+      if (ch === '\x03') {
+        // Ctrl-C abandons the line; the text left of the cursor now is not the next prompt.
+        this.typing = false;
+        this.typedSomething = false;
+        this.prompt = null;
         continue;
       }
       if (!this.typing) {
@@ -179,17 +188,25 @@ export class ShellTracker {
     switch (mark) {
       case 'A':
         this.inputCol = null;
-        this.osc133Candidate = null;
+        this.osc133Lines = [];
+        this.atPrompt = true;
         return;
       case 'B':
         this.inputCol = this.col;
-        this.osc133Candidate = null;
+        this.osc133Lines = [];
+        this.atPrompt = true;
         return;
       case 'C': {
-        const text = (this.osc133Candidate ?? this.lineText().slice(this.inputCol ?? 0)).trim();
+        // A line still open at C (no newline echoed yet) is part of the command too.
+        const open = this.lineText().replace(/\s+$/, '');
+        if (open) this.osc133Lines.push(this.osc133Lines.length === 0 ? this.stripPrompt(open) : open);
+        const text = this.osc133Lines.join('\n').trim();
         this.inputCol = null;
-        this.osc133Candidate = null;
+        this.osc133Lines = [];
+        this.atPrompt = false;
         this.pendingEnters = 0;
+        this.typedSomething = false;
+        this.prompt = null;
         if (this.running) this.sink.finish(null);
         this.running = false;
         if (text) {
@@ -211,6 +228,13 @@ export class ShellTracker {
     }
   }
 
+  /** The first line of a command without its prompt: from the B mark, else from where typing began. */
+  private stripPrompt(line: string): string {
+    if (this.inputCol !== null) return line.slice(this.inputCol);
+    const p = (this.prompt ?? '').replace(/\s+$/, '');
+    return p && line.startsWith(p) ? line.slice(p.length) : line;
+  }
+
   private lineText(): string {
     return this.line.join('');
   }
@@ -220,7 +244,7 @@ export class ShellTracker {
     this.line = [];
     this.col = 0;
     if (this.osc133) {
-      if (this.inputCol !== null && this.osc133Candidate === null) this.osc133Candidate = text.slice(this.inputCol);
+      if (this.atPrompt) this.osc133Lines.push(this.osc133Lines.length === 0 ? this.stripPrompt(text) : text);
       return;
     }
     if (this.pendingEnters === 0 || this.altScreen) return;

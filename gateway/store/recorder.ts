@@ -573,6 +573,11 @@ class LiveSession implements SessionRecorder {
     return this.rec.flush();
   }
 
+  updateMeta(patch: Record<string, Json>): void {
+    if (this.closed) return;
+    this.rec.push(S.patchSessionMeta, [JSON.stringify(this.rec.opts.masker.maskValue(patch as Json).value), this.id]);
+  }
+
   close(status: SessionStatus = 'closed', reason?: string): void {
     if (this.closed) return;
     for (const [id] of this.commands) this.finishCommand(id, { status: 'cancelled', error: 'session ended before the command finished' });
