@@ -125,7 +125,7 @@ function startShellIntegration(
 ): ShellStart {
   const session = agent.session;
   let timer: NodeJS.Timeout | null = null;
-  const integration = new ShellIntegration({
+  const integration: ShellIntegration = new ShellIntegration({
     inject: agent.ctx.connection.options.shellIntegration !== false,
     nonce: randomBytes(8).toString('hex'),
     writeUpstream: (data) => {
@@ -136,7 +136,8 @@ function startShellIntegration(
       timer = ms === null ? null : setTimeout(fire, ms);
     },
     onLive: (method, shell) => {
-      session.event('shell-marks', 'gateway', { method, shell });
+      const hook = integration.typedHook;
+      session.event('shell-marks', 'gateway', hook ? { method, shell, hook } : { method, shell });
       agent.shellMarks(method);
     },
   });

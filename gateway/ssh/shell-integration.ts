@@ -170,9 +170,13 @@ export class ShellIntegration {
   constructor(private readonly opts: ShellIntegrationOptions) {
     if (!opts.inject) {
       this.phase = 'live';
+      // Not from inside the constructor: the caller's callbacks may refer to this object.
+      queueMicrotask(() => opts.onLive('echo', null));
       return;
     }
-    opts.setTimer(opts.promptTimeoutMs ?? 3000, () => this.goLive('echo', null));
+    // Generous: a slow login (profile scripts on a loaded host) only delays input the pty
+    // would have queued anyway.
+    opts.setTimer(opts.promptTimeoutMs ?? 20_000, () => this.goLive('echo', null));
   }
 
   get live(): boolean {
@@ -181,6 +185,11 @@ export class ShellIntegration {
 
   get marksMethod(): ShellMarksMethod {
     return this.method;
+  }
+
+  /** The line typed into the shell, once it was (an auditor sees what the gateway typed). */
+  get typedHook(): string | null {
+    return this.phase === 'waiting' || !this.opts.inject || this.method === 'shell' ? null : hookLine(this.opts.nonce).trim();
   }
 
   /** Agent input: what to forward now (empty while held). */
@@ -233,6 +242,11 @@ export class ShellIntegration {
   }
 
   private passLive(chunk: Buffer): ShellOutput {
+    if (this.method === 'echo' && !this.opts.inject && hasPromptMarks(chunk.toString('latin1'))) {
+      // Not injected, but the shell marks its prompts after all (the tracker follows them).
+      this.method = 'shell';
+      this.opts.onLive('shell', null);
+    }
     return { record: chunk, client: this.method === 'injected' ? this.stripper.push(chunk) : chunk };
   }
 
@@ -240,7 +254,7 @@ export class ShellIntegration {
     if (this.phase !== 'waiting' || !this.sawOutput) return;
     this.phase = 'hooking';
     this.opts.writeUpstream(hookLine(this.opts.nonce));
-    this.opts.setTimer(this.opts.replyTimeoutMs ?? 3000, () => this.goLive('echo', null));
+    this.opts.setTimer(this.opts.replyTimeoutMs ?? 8000, () => this.goLive('echo', null));
   }
 
   private goLive(method: ShellMarksMethod, shell: string | null): void {

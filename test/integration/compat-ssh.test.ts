@@ -58,7 +58,8 @@ describe('ssh client compatibility, direct vs through the gateway', { timeout: 1
   let work: string;
   let sides: Side[];
   const children: ChildProcess[] = [];
-  const tmuxSock = () => path.join(work, 'tmux.sock');
+  /** one tmux server per side: a server exits with its last session, and must not be reused while it does */
+  const tmuxSock = (side: string) => path.join(work, `tmux-${side}.sock`);
 
   before(async () => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-compat-ssh-'));
@@ -88,10 +89,12 @@ describe('ssh client compatibility, direct vs through the gateway', { timeout: 1
 
   after(async () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-    try {
-      execFileSync('tmux', ['-S', tmuxSock(), 'kill-server'], { stdio: 'ignore' });
-    } catch {
-      // no server left
+    for (const side of ['direct', 'gateway']) {
+      try {
+        if (work) execFileSync('tmux', ['-S', tmuxSock(side), 'kill-server'], { stdio: 'ignore' });
+      } catch {
+        // no server left
+      }
     }
     await gw?.close();
     await sshd?.stop();
@@ -234,10 +237,10 @@ describe('ssh client compatibility, direct vs through the gateway', { timeout: 1
   });
 
   it('ssh -t under tmux: vim, Ctrl-C, exit codes, the same screen; commands recorded exactly', async () => {
-    const tmux = (...args: string[]) => execFileSync('tmux', ['-S', tmuxSock(), ...args]).toString();
     const screens: Record<string, string> = {};
     const codes: Record<string, string> = {};
     for (const s of sides) {
+      const tmux = (...args: string[]) => execFileSync('tmux', ['-S', tmuxSock(s.name), ...args]).toString();
       const codeFile = path.join(work, `tty-${s.name}.code`);
       const ssh = ['ssh', ...s.opts, '-t', '-p', String(s.port), `${s.user}@127.0.0.1`].map((x) => `'${x}'`).join(' ');
       // A plain prompt makes the two screens comparable; the rest of the login is as usual.
@@ -285,6 +288,9 @@ describe('ssh client compatibility, direct vs through the gateway', { timeout: 1
 
     const s = await gatewaySession((cs) => cs.some((c) => c.text === 'sleep 30'));
     const shell = s.commands.filter((c) => c.kind === 'shell');
+    const ev = listEvents(gw.gateway.db, s.id, { limit: 100_000 }).events;
+    const marks = ev.find((e) => e.kind === 'shell-marks')?.data as { method: string; shell: string; hook: string };
+    assert.deepEqual([marks.method, marks.shell], ['injected', 'bash']);
     assert.deepEqual(
       shell.map((c) => [c.text, c.status, (c.result as { exitCode: number | null } | null)?.exitCode ?? null]),
       [
@@ -301,7 +307,8 @@ describe('ssh client compatibility, direct vs through the gateway', { timeout: 1
       ],
     );
     assert.equal((s.meta as { shellMarks?: string }).shellMarks, 'injected');
-    const ev = listEvents(gw.gateway.db, s.id, { limit: 100_000 }).events;
+    assert.match(marks.hook, /PROMPT_COMMAND=/, 'what the gateway typed is on the record');
+    assert.deepEqual(s.findings, [], 'and it is no finding');
     // A command's output is its own: the next line's echo is not in it, and it ends when it ends.
     const falseCmd = shell.find((c) => c.text === 'false') as CommandView;
     const falseOut = ev.filter((e) => e.kind === 'o' && e.commandId === falseCmd.id).map((e) => String(e.data)).join('');
