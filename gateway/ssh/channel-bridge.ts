@@ -165,6 +165,7 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
   const exec = mode.kind === 'exec';
   let commandId: number | undefined;
   let shellCmd: CommandHandle | null = null;
+  let nestedCmd: CommandHandle | null = null;
   let execCmd: CommandHandle | null = null;
 
   const emit = (kind: string, direction: Direction, text: string): void => {
@@ -224,9 +225,21 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
         finish: (exitCode) => {
           handOver();
           output.flush();
+          nestedCmd?.finish({ status: 'ok', result: { exitCode: null } });
+          nestedCmd = null;
           shellCmd?.finish({ status: exitCode === null || exitCode === 0 ? 'ok' : 'error', result: { exitCode } });
           shellCmd = null;
           commandId = undefined;
+        },
+        nested: (text) => {
+          // A line typed into a running command (a nested shell, sudo -i, a REPL): its own
+          // command, ended by the next such line or by the command it runs in.
+          handOver();
+          output.flush();
+          nestedCmd?.finish({ status: 'ok', result: { exitCode: null } });
+          nestedCmd = session.startCommand({ kind: 'shell', text, detail: { source: 'echo', within: shellCmd?.id ?? null } });
+          commandId = nestedCmd.id;
+          output.resetHead();
         },
       });
     }
@@ -307,6 +320,8 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
         }
         ch.end();
         if (tracker) tracker.end(code);
+        nestedCmd?.finish({ status: 'ok', result: { exitCode: null } });
+        nestedCmd = null;
         shellCmd = null;
         if (execCmd) {
           const result: { [k: string]: Json } = { exitCode: code, signal, stdout: output.summary(), stderr: errors.summary(), stdin: input.summary() };

@@ -126,4 +126,24 @@ describe('shell tracker, more', () => {
     t.output('false\r\n\x1b]133;C\x07\x1b]133;D;1\x07');
     assert.deepEqual(log, ['start for i in 1 2\n> do echo $i; done', 'finish 0', 'start false', 'finish 1']);
   });
+
+  it('with marks: lines typed into a running command are its nested commands; keys sent ahead are not', () => {
+    const log: string[] = [];
+    const t = new ShellTracker({
+      start: (text) => log.push(`start ${text}`),
+      finish: (code) => log.push(`finish ${code}`),
+      nested: (text) => log.push(`nested ${text}`),
+    });
+    t.output('\x1b]133;A\x07$ \x1b]133;B\x07');
+    t.input('sudo -i\r');
+    t.output('sudo -i\r\n\x1b]133;C\x07root@h:~# ');
+    t.input('whoami\r');
+    t.output('whoami\r\nroot\r\nroot@h:~# ');
+    t.input('exit\r');
+    t.output('exit\r\nlogout\r\n\x1b]133;D;0\x07\x1b]133;A\x07$ \x1b]133;B\x07');
+    // An agent pipes everything at once: the output of `echo a` is no nested command.
+    t.input('echo a\nls\n');
+    t.output('echo a\r\n\x1b]133;C\x07a\r\n\x1b]133;D;0\x07\x1b]133;A\x07$ \x1b]133;B\x07ls\r\n\x1b]133;C\x07f\r\n\x1b]133;D;0\x07');
+    assert.deepEqual(log, ['start sudo -i', 'nested whoami', 'nested exit', 'finish 0', 'start echo a', 'finish 0', 'start ls', 'finish 0']);
+  });
 });
