@@ -163,6 +163,8 @@ export class ShellIntegration {
   private hidden = '';
   private held: Buffer[] = [];
   private heldBytes = 0;
+  /** agent input waits (and with it its EOF) until the shell reads at a prompt again */
+  private holding = true;
   private endHeld = false;
   private readonly stripper = new MarkStripper();
   private onEnd: (() => void) | null = null;
@@ -170,6 +172,7 @@ export class ShellIntegration {
   constructor(private readonly opts: ShellIntegrationOptions) {
     if (!opts.inject) {
       this.phase = 'live';
+      this.holding = false;
       // Not from inside the constructor: the caller's callbacks may refer to this object.
       queueMicrotask(() => opts.onLive('echo', null));
       return;
@@ -194,17 +197,20 @@ export class ShellIntegration {
 
   /** Agent input: what to forward now (empty while held). */
   input(chunk: Buffer): Buffer {
-    if (this.phase === 'live') return chunk;
+    if (!this.holding) return chunk;
     this.held.push(chunk);
     this.heldBytes += chunk.length;
     // A flood before the first prompt: stop trying rather than buffer without bound.
-    if (this.heldBytes > HELD_INPUT_CAP) this.goLive('echo', null);
+    if (this.heldBytes > HELD_INPUT_CAP) {
+      this.goLive('echo', null);
+      this.release();
+    }
     return EMPTY;
   }
 
   /** The agent's EOF: `end` runs once held input has gone upstream. */
   end(end: () => void): void {
-    if (this.phase === 'live') return end();
+    if (!this.holding) return end();
     this.endHeld = true;
     this.onEnd = end;
   }
@@ -228,12 +234,24 @@ export class ShellIntegration {
       const after = Buffer.from(this.hidden.slice(ready.end), 'latin1');
       this.hidden = '';
       const marked = ready.shell === 'bash' || ready.shell === 'zsh';
-      this.goLive(marked ? 'injected' : 'echo', ready.shell || null);
+      this.goLive(marked ? 'injected' : 'echo', ready.shell || null, true);
       // The first prompt is still on the agent's screen: the shell's next one replaces it.
       const reset = Buffer.from('\r\x1b[K');
-      return this.passLive(Buffer.concat([reset, after]));
+      return this.settle(this.passLive(Buffer.concat([reset, after])));
     }
-    return this.passLive(chunk);
+    return this.settle(this.passLive(chunk));
+  }
+
+  /**
+   * The reply comes while the shell still runs the hook, its terminal in cooked mode: input
+   * sent now would be echoed by the kernel and then again by readline. Release it once the
+   * prompt is up: at the B mark, or after a quiet spell (a prompt rebuilt without the mark).
+   */
+  private settle(out: ShellOutput): ShellOutput {
+    if (!this.holding || this.phase !== 'live') return out;
+    if (out.record.toString('latin1').includes(`${ESC}]133;B`)) this.release();
+    else this.opts.setTimer(this.opts.quietMs ?? 150, () => this.release());
+    return out;
   }
 
   /** End of the stream: anything held back by the stripper. */
@@ -257,7 +275,7 @@ export class ShellIntegration {
     this.opts.setTimer(this.opts.replyTimeoutMs ?? 8000, () => this.goLive('echo', null));
   }
 
-  private goLive(method: ShellMarksMethod, shell: string | null): void {
+  private goLive(method: ShellMarksMethod, shell: string | null, replied = false): void {
     if (this.phase === 'live') return;
     const wasHooking = this.phase === 'hooking';
     this.phase = 'live';
@@ -270,6 +288,15 @@ export class ShellIntegration {
       this.hidden = '';
       this.lateOutput?.(Buffer.from(text, 'latin1'));
     }
+    // After a reply, input waits for the prompt (settle); otherwise there is nothing to wait for.
+    if (replied) this.opts.setTimer(this.opts.quietMs ?? 150, () => this.release());
+    else this.release();
+  }
+
+  private release(): void {
+    if (!this.holding) return;
+    this.holding = false;
+    this.opts.setTimer(null, () => undefined);
     for (const c of this.held) this.opts.writeUpstream(c);
     this.held = [];
     this.heldBytes = 0;

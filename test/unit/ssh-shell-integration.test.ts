@@ -69,6 +69,27 @@ describe('shell hook', () => {
     assert.equal(h.si.input(b('x')).toString(), 'x');
   });
 
+  it('after the reply, holds input until the prompt is up (B mark, else quiet): no double echo', () => {
+    const h = harness();
+    h.si.output(b('$ '));
+    h.si.input(b('ls\r'));
+    h.fire();
+    h.si.output(b('\x1b]133;flightlog;bash;n0nce\x07'));
+    assert.equal(h.upstream.length, 1, 'the shell still runs the hook (cooked mode): ls waits');
+    h.si.output(b('\x1b]133;D;0\x07\x1b]133;A\x07'));
+    assert.equal(h.upstream.length, 1);
+    h.si.output(b('$ \x1b]133;B\x07'));
+    assert.deepEqual(h.upstream.slice(1), ['ls\r'], 'released at the prompt');
+    const rebuilt = harness();
+    rebuilt.si.output(b('$ '));
+    rebuilt.si.input(b('ls\r'));
+    rebuilt.fire();
+    rebuilt.si.output(b('\x1b]133;flightlog;bash;n0nce\x07\x1b]133;A\x07my-prompt$ '));
+    assert.equal(rebuilt.upstream.length, 1);
+    rebuilt.fire(); // quiet: a prompt without the B mark
+    assert.deepEqual(rebuilt.upstream.slice(1), ['ls\r']);
+  });
+
   it('leaves a shell that marks its own prompts alone, and gives up on a hook with no reply', () => {
     const own = harness();
     const out = own.si.output(b('\x1b]133;A\x07$ \x1b]133;B\x07'));
