@@ -160,6 +160,7 @@ export class ShellIntegration {
   private phase: 'waiting' | 'hooking' | 'live' = 'waiting';
   private method: ShellMarksMethod = 'echo';
   private sawOutput = false;
+  private hookSent = false;
   private hidden = '';
   private held: Buffer[] = [];
   private heldBytes = 0;
@@ -192,7 +193,7 @@ export class ShellIntegration {
 
   /** The line typed into the shell, once it was (an auditor sees what the gateway typed). */
   get typedHook(): string | null {
-    return this.phase === 'waiting' || !this.opts.inject || this.method === 'shell' ? null : hookLine(this.opts.nonce).trim();
+    return this.hookSent ? hookLine(this.opts.nonce).trim() : null;
   }
 
   /** Agent input: what to forward now (empty while held). */
@@ -271,6 +272,7 @@ export class ShellIntegration {
   private sendHook(): void {
     if (this.phase !== 'waiting' || !this.sawOutput) return;
     this.phase = 'hooking';
+    this.hookSent = true;
     this.opts.writeUpstream(hookLine(this.opts.nonce));
     this.opts.setTimer(this.opts.replyTimeoutMs ?? 8000, () => this.goLive('echo', null));
   }

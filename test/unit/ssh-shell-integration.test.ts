@@ -109,6 +109,13 @@ describe('shell hook', () => {
     assert.equal(Buffer.concat(lost).toString(), 'fish: unknown command', 'what the shell said is shown, not lost');
     assert.equal(mute.upstream[mute.upstream.length - 1], 'ls\n');
 
+    assert.ok(mute.si.typedHook?.includes('n0nce'), 'typed, though unanswered: on the record');
+    const never = harness();
+    never.si.input(b('ls\n'));
+    never.fire(); // no prompt ever came
+    assert.equal(never.si.typedHook, null);
+    assert.deepEqual(never.upstream, ['ls\n']);
+
     const off = harness(false);
     assert.equal(off.si.input(b('ls\n')).toString(), 'ls\n');
     assert.equal(off.upstream.length, 0);
