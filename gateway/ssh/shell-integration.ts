@@ -183,14 +183,6 @@ export class ShellIntegration {
     opts.setTimer(opts.promptTimeoutMs ?? 20_000, () => this.goLive('echo', null));
   }
 
-  get live(): boolean {
-    return this.phase === 'live';
-  }
-
-  get marksMethod(): ShellMarksMethod {
-    return this.method;
-  }
-
   /** The line typed into the shell, once it was (an auditor sees what the gateway typed). */
   get typedHook(): string | null {
     return this.hookSent ? hookLine(this.opts.nonce).trim() : null;
