@@ -139,6 +139,8 @@ export interface SessionRecorder {
    * recorder closes the session with `reason` right after the handler returns.
    */
   onTerminate(handler: (reason: string, message: string) => void): void;
+  /** Adds facts learned after the session opened to its meta (masked; record them as an event too). */
+  updateMeta?(patch: Record<string, Json>): void;
 }
 
 /** How an agent proved who it is. */

@@ -29,6 +29,7 @@ const KEY_QUALIFIERS = new Set([
   'webhook', 'hmac', 'jwt', 'admin', 'root', 'server', 'consumer', 'write', 'read', 'ingest', 'personal',
   'cipher', 'decryption', 'sshprivate', 'deploy',
 ]);
+const PUBLIC_KEY_QUALIFIERS = new Set(['public', 'pub', 'host']);
 /** `<word>_token` names that hold cursors or counts, not credentials */
 const TOKEN_NON_SECRET_QUALIFIERS = new Set([
   'page', 'next', 'continuation', 'max', 'num', 'input', 'output', 'completion', 'prompt', 'total', 'cached',
@@ -89,6 +90,8 @@ function classifyUncached(key: string): KeyClass | null {
   // PWD alone is the shell's working directory; MYSQL_PWD is a password
   if (last === 'pwd' && prev !== '' && prev !== 'old') return { kind: 'password', password: true, weak: false };
 
+  // A public or host key is published by design (`hostKey`, `public_key`): never a secret.
+  if (last === 'key' && PUBLIC_KEY_QUALIFIERS.has(prev)) return null;
   let strong = STRONG_WORDS.has(last);
   let weak = false;
   if (!strong && last === 'key') {

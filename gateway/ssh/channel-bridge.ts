@@ -4,15 +4,19 @@
  * command per typed line or one `exec` command, with heads of large streams plus their size
  * and SHA-256, so memory and the store stay bounded whatever passes through.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel, ServerChannel } from 'ssh2';
 import type { CommandHandle, Direction, Json, SessionRecorder } from '../core/types';
 import type { AgentConnection } from './connection';
 import { drained, ended, relay } from './relay';
 import { ScpSniffer, type ScpEntry } from './scp-sniffer';
+import { ShellIntegration, type ShellOutput } from './shell-integration';
 import { ShellTracker } from './shell-tracker';
 import { TextCoalescer } from './text-coalescer';
+
+/** entries of a legacy scp transfer listed in its command's result */
+const SCP_FILES_CAP = 1000;
 
 /** `started`: the exec's command, recorded (and committed) before the request went upstream. */
 export type BridgeMode = { kind: 'exec'; command: string; started?: CommandHandle } | { kind: 'shell'; pty: boolean };
@@ -112,6 +116,57 @@ function scpDirection(command: string): 'to' | 'from' | null {
   return flags.includes('t') ? 'to' : flags.includes('f') ? 'from' : null;
 }
 
+/** The shell-integration phase of one interactive shell channel, wired to its two ends. */
+interface ShellStart {
+  input(chunk: Buffer): Buffer;
+  output(chunk: Buffer): ShellOutput;
+  end(end: () => void): void;
+  /** the channel is closing: stop the timer, hand over what the mark stripper held back */
+  close(ch: ServerChannel): void;
+}
+
+function startShellIntegration(
+  agent: AgentConnection,
+  ch: ServerChannel,
+  up: ClientChannel,
+  record: (chunk: Buffer) => void,
+  mask: ((chunk: Buffer) => Buffer) | null,
+): ShellStart {
+  const session = agent.session;
+  let timer: NodeJS.Timeout | null = null;
+  const integration: ShellIntegration = new ShellIntegration({
+    inject: agent.ctx.connection.options.shellIntegration !== false,
+    nonce: randomBytes(8).toString('hex'),
+    writeUpstream: (data) => {
+      if (!up.destroyed && up.writable) up.write(data);
+    },
+    setTimer: (ms, fire) => {
+      if (timer) clearTimeout(timer);
+      timer = ms === null ? null : setTimeout(fire, ms);
+    },
+    onLive: (method, shell) => {
+      const hook = integration.typedHook;
+      session.event('shell-marks', 'gateway', hook ? { method, shell, hook } : { method, shell });
+      agent.shellMarks(method);
+    },
+  });
+  integration.lateOutput = (chunk) => {
+    record(chunk);
+    if (!ch.destroyed && ch.writable) ch.write(mask ? mask(chunk) : chunk);
+  };
+  return {
+    input: (chunk) => integration.input(chunk),
+    output: (chunk) => integration.output(chunk),
+    end: (end) => integration.end(end),
+    close(c) {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      const rest = integration.flush();
+      if (rest.length && !c.destroyed && c.writable) c.write(rest);
+    },
+  };
+}
+
 export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: ClientChannel, mode: BridgeMode): Bridge {
   const session = agent.session;
   const { recording } = agent.ctx;
@@ -119,6 +174,7 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
   const exec = mode.kind === 'exec';
   let commandId: number | undefined;
   let shellCmd: CommandHandle | null = null;
+  let nestedCmd: CommandHandle | null = null;
   let execCmd: CommandHandle | null = null;
 
   const emit = (kind: string, direction: Direction, text: string): void => {
@@ -134,11 +190,13 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
   };
 
   const scpFiles: ScpEntry[] = [];
+  let scpTotal = 0;
   let scp: ScpSniffer | null = null;
   const scpDir = exec ? scpDirection(mode.command) : null;
   if (scpDir) {
     scp = new ScpSniffer((entry) => {
-      if (scpFiles.length < 1000) scpFiles.push(entry);
+      scpTotal++;
+      if (scpFiles.length < SCP_FILES_CAP) scpFiles.push(entry);
       session.event('scp', scpDir === 'to' ? 'client→upstream' : 'upstream→client', { ...entry, direction: scpDir === 'to' ? 'upload' : 'download' }, { commandId });
     });
   }
@@ -175,9 +233,21 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
         finish: (exitCode) => {
           handOver();
           output.flush();
+          nestedCmd?.finish({ status: 'ok', result: { exitCode: null } });
+          nestedCmd = null;
           shellCmd?.finish({ status: exitCode === null || exitCode === 0 ? 'ok' : 'error', result: { exitCode } });
           shellCmd = null;
           commandId = undefined;
+        },
+        nested: (text) => {
+          // A line typed into a running command (a nested shell, sudo -i, a REPL): its own
+          // command, ended by the next such line or by the command it runs in.
+          handOver();
+          output.flush();
+          nestedCmd?.finish({ status: 'ok', result: { exitCode: null } });
+          nestedCmd = session.startCommand({ kind: 'shell', text, detail: { source: 'echo', within: shellCmd?.id ?? null } });
+          commandId = nestedCmd.id;
+          output.resetHead();
         },
       });
     }
@@ -185,6 +255,18 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
   const inText = new StringDecoder('utf8');
   const outText = new StringDecoder('utf8');
   let stopped = false;
+  const mask = live ? liveMasker(agent) : null;
+
+  const recordShellOutput = (chunk: Buffer): void => {
+    if (!tracker) return;
+    output.count(chunk);
+    pendingOut = outText.write(chunk);
+    consumedBase = 0;
+    tracker.output(pendingOut);
+    output.pushText(pendingOut, truncated('upstream→client'));
+    pendingOut = '';
+  };
+  const integration = tracker ? startShellIntegration(agent, ch, up, recordShellOutput, mask) : null;
 
   const stop = (): void => {
     if (stopped) return;
@@ -217,39 +299,39 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
       if (tracker) tracker.input(inText.write(chunk));
       if (scpDir === 'to') scp?.push(chunk);
     },
-    (chunk) => (stopped ? Buffer.alloc(0) : chunk),
+    (chunk) => (stopped ? Buffer.alloc(0) : integration ? integration.input(chunk) : chunk),
     lineGate,
   );
-  relay(
-    up,
-    ch,
-    (chunk) => {
-      if (tracker) {
-        output.count(chunk);
-        pendingOut = outText.write(chunk);
-        consumedBase = 0;
-        tracker.output(pendingOut);
-        output.pushText(pendingOut, truncated('upstream→client'));
-        pendingOut = '';
-      } else {
+  if (tracker) {
+    relay(up, ch, undefined, (chunk) => {
+      const r = integration ? integration.output(chunk) : { record: chunk, client: chunk };
+      if (r.record.length) recordShellOutput(r.record);
+      return mask && r.client.length ? mask(r.client) : r.client;
+    });
+  } else {
+    relay(
+      up,
+      ch,
+      (chunk) => {
         output.push(chunk, truncated('upstream→client'));
-      }
-      if (scpDir === 'from') scp?.push(chunk);
-    },
-    live ? liveMasker(agent) : undefined,
-  );
+        if (scpDir === 'from') scp?.push(chunk);
+      },
+      mask ?? undefined,
+    );
+  }
   relay(up.stderr, ch.stderr, (chunk) => errors.push(chunk, truncated('upstream→client')), live ? liveMasker(agent) : undefined);
 
   let exit: { code: number | null; signal?: string; dump?: boolean; desc?: string } | null = null;
   up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
     exit = { code, signal, dump, desc };
   });
-  ch.on('end', () => void inbound.idle().then(() => up.end()));
+  ch.on('end', () => void inbound.idle().then(() => (integration ? integration.end(() => up.end()) : up.end())));
   ch.on('close', () => up.close());
   up.on('close', () => {
     void Promise.all([ended(up), ended(up.stderr)])
       .then(() => Promise.all([drained(ch), drained(ch.stderr)]))
       .then(() => {
+        integration?.close(ch);
         input.flush();
         output.flush();
         errors.flush();
@@ -263,10 +345,16 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
         }
         ch.end();
         if (tracker) tracker.end(code);
+        nestedCmd?.finish({ status: 'ok', result: { exitCode: null } });
+        nestedCmd = null;
         shellCmd = null;
         if (execCmd) {
           const result: { [k: string]: Json } = { exitCode: code, signal, stdout: output.summary(), stderr: errors.summary(), stdin: input.summary() };
-          if (scpDir) result.files = scpFiles.map((f) => ({ ...f }));
+          if (scpDir) {
+            result.files = scpFiles.map((f) => ({ ...f }));
+            // Every entry is an 'scp' event; the command's own list is a bounded summary.
+            if (scpTotal > scpFiles.length) Object.assign(result, { filesTruncated: true, filesTotal: scpTotal });
+          }
           execCmd.finish({ status: code === 0 ? 'ok' : 'error', result, error: code === 0 ? undefined : signal ? `killed by ${signal}` : `exit status ${code ?? 'unknown'}` });
         }
       });

@@ -81,6 +81,11 @@ export class AgentConnection {
     return text;
   }
 
+  /** How the session's interactive shell finds command boundaries (session meta `shellMarks`). */
+  shellMarks(method: string): void {
+    this.session.updateMeta?.({ shellMarks: method });
+  }
+
   track(channel: { close(): void }): () => void {
     this.channels.add(channel);
     return () => this.channels.delete(channel);
@@ -317,7 +322,11 @@ class SessionChannel {
     const session = agent.session;
     s.on('pty', (accept: (() => void) | undefined, _reject: unknown, info: PseudoTtyInfo) => {
       this.pty = info;
-      session.event('pty', 'client→upstream', { term: info.term, cols: info.cols, rows: info.rows });
+      // `ssh -tt` from a pipe asks for a 0x0 terminal; programs then assume 80x24, so the
+      // recording (and its replay) does too. The upstream still gets what the client asked.
+      const cols = info.cols || 80;
+      const rows = info.rows || 24;
+      session.event('pty', 'client→upstream', info.cols && info.rows ? { term: info.term, cols, rows } : { term: info.term, cols, rows, requested: `${info.cols}x${info.rows}` });
       accept?.();
     });
     s.on('window-change', (accept: (() => void) | undefined, _reject: unknown, info: { cols: number; rows: number; width: number; height: number }) => {

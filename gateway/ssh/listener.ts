@@ -39,6 +39,9 @@ export const startSshListener: StartListener = async (ctx: ListenerContext): Pro
 
   const server = new Server({ hostKeys: [hostKey], ident: 'flightlog' }, (conn, info) => {
     sockets.add(conn);
+    // Nagle plus the peer's delayed ACK holds each small SSH packet ~40 ms: request/response
+    // traffic (sftp, scp -r, a tunnelled database) would crawl. ssh2 has it, its typings do not.
+    (conn as Connection & { setNoDelay?(on: boolean): void }).setNoDelay?.(true);
     const clientAddr = `${info.ip}:${info.port}`;
     const describer = new OpenFailDescriber();
     describer.install(conn);

@@ -10,6 +10,11 @@ export interface ShellTrackerSink {
   start(text: string, source: 'echo' | 'osc133'): void;
   /** the running command ended (exit code when OSC 133 D carried one) */
   finish(exitCode: number | null): void;
+  /**
+   * A line typed into the running command (`sudo -i`, a nested shell, a REPL) while the outer
+   * shell's marks delimit commands: recorded from the echo, as echo mode would.
+   */
+  nested?(text: string): void;
 }
 
 const ESC = '\x1b';
@@ -36,16 +41,30 @@ export class ShellTracker {
   private osc133 = false;
   /** column where the command line starts, from the OSC 133 B mark */
   private inputCol: number | null = null;
-  private osc133Candidate: string | null = null;
+  /** Enter keys typed while a command runs (marks mode), and the line left of the cursor then */
+  private runningEnters = 0;
+  private runningPrompt: string | null = null;
+  private runningTyping = false;
+  /** between A (or B) and C: lines completed here are the command being entered */
+  private atPrompt = false;
+  private osc133Lines: string[] = [];
 
   constructor(private readonly sink: ShellTrackerSink) {}
 
   /** Keystrokes from the agent. */
   input(text: string): void {
     for (const ch of text) {
+      if (this.running && this.osc133 && !this.altScreen) this.trackRunningKey(ch);
       if (ch === '\r' || ch === '\n') {
         if (!this.altScreen) this.pendingEnters++;
         this.typing = false;
+        continue;
+      }
+      if (ch === '\x03') {
+        // Ctrl-C abandons the line; the text left of the cursor now is not the next prompt.
+        this.typing = false;
+        this.typedSomething = false;
+        this.prompt = null;
         continue;
       }
       if (!this.typing) {
@@ -53,6 +72,19 @@ export class ShellTracker {
         this.typedSomething = true;
         this.prompt = this.line.slice(0, this.col).join('');
       }
+    }
+  }
+
+  private trackRunningKey(ch: string): void {
+    if (ch === '\r' || ch === '\n') {
+      if (this.runningTyping) this.runningEnters++;
+      this.runningTyping = false;
+    } else if (ch === '\x03') {
+      this.runningTyping = false;
+      this.runningPrompt = null;
+    } else if (!this.runningTyping) {
+      this.runningTyping = true;
+      this.runningPrompt = this.line.slice(0, this.col).join('');
     }
   }
 
@@ -179,17 +211,26 @@ export class ShellTracker {
     switch (mark) {
       case 'A':
         this.inputCol = null;
-        this.osc133Candidate = null;
+        this.osc133Lines = [];
+        this.atPrompt = true;
         return;
       case 'B':
         this.inputCol = this.col;
-        this.osc133Candidate = null;
+        this.osc133Lines = [];
+        this.atPrompt = true;
         return;
       case 'C': {
-        const text = (this.osc133Candidate ?? this.lineText().slice(this.inputCol ?? 0)).trim();
+        // A line still open at C (no newline echoed yet) is part of the command too.
+        const open = this.lineText().replace(/\s+$/, '');
+        if (open) this.osc133Lines.push(this.osc133Lines.length === 0 ? this.stripPrompt(open) : open);
+        const text = this.osc133Lines.join('\n').trim();
         this.inputCol = null;
-        this.osc133Candidate = null;
-        this.pendingEnters = 0;
+        this.osc133Lines = [];
+        this.atPrompt = false;
+        this.typedSomething = false;
+        this.runningEnters = 0;
+        this.runningTyping = false;
+        this.prompt = null;
         if (this.running) this.sink.finish(null);
         this.running = false;
         if (text) {
@@ -211,6 +252,13 @@ export class ShellTracker {
     }
   }
 
+  /** The first line of a command without its prompt: from the B mark, else from where typing began. */
+  private stripPrompt(line: string): string {
+    if (this.inputCol !== null) return line.slice(this.inputCol);
+    const p = (this.prompt ?? '').replace(/\s+$/, '');
+    return p && line.startsWith(p) ? line.slice(p.length) : line;
+  }
+
   private lineText(): string {
     return this.line.join('');
   }
@@ -219,10 +267,12 @@ export class ShellTracker {
     const text = this.lineText().replace(/\s+$/, '');
     this.line = [];
     this.col = 0;
-    if (this.osc133) {
-      if (this.inputCol !== null && this.osc133Candidate === null) this.osc133Candidate = text.slice(this.inputCol);
+    if (this.osc133 && this.atPrompt) {
+      if (this.pendingEnters > 0) this.pendingEnters--;
+      this.osc133Lines.push(this.osc133Lines.length === 0 ? this.stripPrompt(text) : text);
       return;
     }
+    if (this.osc133) return this.nestedLine(text);
     if (this.pendingEnters === 0 || this.altScreen) return;
     this.pendingEnters--;
     const typed = this.typedSomething;
@@ -238,5 +288,19 @@ export class ShellTracker {
     if (this.running) this.sink.finish(null);
     this.running = true;
     this.sink.start(command, 'echo');
+  }
+
+  /**
+   * With marks, a line completed while a command runs is that command's output, unless it is
+   * the echo of a line typed into it after it started (keys sent ahead, as an agent piping its
+   * commands does, belong to the prompts to come).
+   */
+  private nestedLine(text: string): void {
+    if (!this.running || !this.sink.nested || this.runningEnters === 0 || this.altScreen) return;
+    this.runningEnters--;
+    const prompt = (this.runningPrompt ?? '').replace(/\s+$/, '');
+    this.runningPrompt = null;
+    const command = (prompt && text.startsWith(prompt) ? text.slice(prompt.length) : text).trim();
+    if (command) this.sink.nested(command);
   }
 }

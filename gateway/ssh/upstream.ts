@@ -69,5 +69,7 @@ export function connectUpstream(opts: UpstreamOptions): Promise<UpstreamLogin> {
       reject(new UpstreamConnectError(opts.connection, reason));
     });
     client.connect(config);
+    // As on the agent's side: no Nagle delay on small packets.
+    client.setNoDelay(true);
   });
 }

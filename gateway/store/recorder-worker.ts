@@ -21,6 +21,7 @@ export const S = {
   updateCounts: 7,
   closeSession: 8,
   insertFailed: 9,
+  patchSessionMeta: 10,
 } as const;
 
 export const SQL: readonly string[] = [
@@ -38,6 +39,7 @@ export const SQL: readonly string[] = [
   'UPDATE sessions SET event_count = ?, command_count = ?, finding_count = ?, last_hash = ? WHERE id = ?',
   'UPDATE sessions SET ended_at = ?, status = ?, end_reason = ?, seal = ?, seal_key = ? WHERE id = ?',
   'INSERT INTO failed_attempts (connection, protocol, identity, client_addr, reason, at) VALUES (?, ?, ?, ?, ?, ?)',
+  "UPDATE sessions SET meta = json_patch(coalesce(meta, '{}'), ?) WHERE id = ?",
 ];
 
 /**

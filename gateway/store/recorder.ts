@@ -705,6 +705,11 @@ class LiveSession implements SessionRecorder {
     }
   }
 
+  updateMeta(patch: Record<string, Json>): void {
+    if (this.closed) return;
+    this.rec.push(S.patchSessionMeta, [JSON.stringify(this.rec.opts.masker.maskValue(patch as Json).value), this.id]);
+  }
+
   close(status: SessionStatus = 'closed', reason?: string): void {
     if (this.closed) return;
     if (this.endReason !== null) {

@@ -100,7 +100,14 @@ describe('ssh gateway', { timeout: 180_000 }, () => {
     assert.ok(ev.some((e) => e.kind === 'o' && String(e.data).includes('hello-out')));
     assert.ok(ev.some((e) => e.kind === 'e' && String(e.data).includes('hello-err')));
     assert.ok(ev.some((e) => e.kind === 'exit' && (e.data as { code: number }).code === 3));
-    assert.ok(ev.some((e) => e.kind === 'host-key-learned'), 'first use of the upstream host key is recorded');
+    const learned = ev.find((e) => e.kind === 'host-key-learned')?.data as { key: string; fingerprint: string } | undefined;
+    assert.ok(learned, 'first use of the upstream host key is recorded');
+    // A host's public key is no secret: recorded as it is, and no finding in every session.
+    const hostFp = execFileSync('ssh-keygen', ['-lf', `${sshd.hostKeyPath}.pub`]).toString().split(' ')[1];
+    assert.equal(learned.key, sshd.hostPublicKey());
+    assert.equal(learned.fingerprint, hostFp);
+    assert.equal((ev.find((e) => e.kind === 'upstream')?.data as { hostKey: string }).hostKey, hostFp);
+    assert.deepEqual(s.findings.map((f) => f.kind), [], 'no findings in a session that saw no secret');
   });
 
   it('accepts a registered public key and relays stdin, exit signals', async () => {
@@ -218,6 +225,23 @@ describe('ssh gateway', { timeout: 180_000 }, () => {
   });
 
   
+  it('says when the legacy scp file list was cut, and how many entries there were', async () => {
+    const tree = path.join(work, 'many');
+    fs.mkdirSync(tree);
+    for (let i = 0; i < 1020; i++) fs.writeFileSync(path.join(tree, `f${i}.txt`), `${i}\n`);
+    const a = gw.address('web');
+    const r = await run('scp', ['-O', '-r', ...clientOptions(a.port, { keyPath: agentKey }), '-P', String(a.port), tree, `claude@${a.host}:${remote}/`], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.readdirSync(path.join(remote, 'many')).length, 1020);
+    const s = await latestSession('web');
+    const scpCmd = s.commands.find((c) => c.kind === 'exec' && c.text.startsWith('scp '));
+    const res = scpCmd?.result as { files: unknown[]; filesTruncated?: boolean; filesTotal?: number };
+    assert.equal(res.files.length, 1000);
+    assert.equal(res.filesTruncated, true);
+    assert.equal(res.filesTotal, 1021, 'one directory and 1,020 files');
+    fs.rmSync(path.join(remote, 'many'), { recursive: true, force: true });
+  });
+
   it('moves a large file both ways through scp and exec with flat memory and a bounded recording', async () => {
     const size = 48 * 1024 * 1024;
     const big = path.join(work, 'big.bin');
