@@ -2,6 +2,7 @@
  * `flightlog policy test`: runs the guardrails of a config over recorded history and prints what
  * each rule would have denied or held, so a lead can try a rule on last week before turning it on.
  */
+import * as fs from 'node:fs';
 import { UsageError } from '../core/errors';
 import type { Protocol } from '../core/types';
 import { guardrailsOf } from '../policy';
@@ -93,7 +94,8 @@ export async function runPolicyCommand(argv: string[], io: Io): Promise<number> 
     io.stdout.write(JSON.stringify(report, null, 2) + '\n');
     return 0;
   }
-  const out: string[] = [`${commands} commands since ${since}; rule set ${set.version.slice(0, 12)}${config.file ? ` (${config.file})` : ''}`];
+  const source = config.file && fs.existsSync(config.file) ? ` (${config.file})` : ' (no config file)';
+  const out: string[] = [`${commands} commands since ${since}; rule set ${set.version.slice(0, 12)}${source}`];
   if (report.rules.length === 0) out.push('no guardrails in this config');
   for (const r of report.rules) {
     const verb = r.action === 'deny' ? 'would deny' : r.action === 'hold' ? 'would hold' : 'would allow';
