@@ -2,7 +2,7 @@ import * as crypto from 'node:crypto';
 import { randomBytes, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { EventRow } from './rows';
+import type { CommandRow, EventRow, FindingRow } from './rows';
 
 /** The fields of an event that its hash covers, exactly as stored. */
 export type ChainedEvent = Omit<EventRow, 'hash'>;
@@ -121,40 +121,10 @@ export function ensureFingerprintKey(dataDir: string): Buffer {
 export const ROW_CHAIN_VERSION = 2;
 
 /** A command row as its digest covers it: every column but caused_by, which the chain carries in the clear. */
-export interface CommandFacts {
-  id: number;
-  session_id: string;
-  idx: number;
-  kind: string;
-  text: string;
-  classification: string | null;
-  /** the stored JSON text of the target list */
-  targets: string;
-  status: string;
-  started_at: string;
-  started_us: number;
-  ended_us: number | null;
-  start_seq: number | null;
-  end_seq: number | null;
-  /** stored JSON texts (SQL NULL and JSON null digest alike, so a view read back digests the same) */
-  detail: string | null;
-  result: string | null;
-  error: string | null;
-}
+export type CommandFacts = Omit<CommandRow, 'caused_by'>;
 
-export interface FindingFacts {
-  id: number;
-  session_id: string | null;
-  command_id: number | null;
-  event_seq: number | null;
-  category: string;
-  kind: string;
-  fp: string | null;
-  direction: string;
-  masked_live: number;
-  detail: string | null;
-  created_at: string;
-}
+/** A finding row as its digest covers it: all of it. */
+export type FindingFacts = FindingRow;
 
 const q = (s: string | null): string => (s === null ? 'null' : JSON.stringify(s));
 /** A number column as JSON; a store edit that put text in it must not digest like the number or null it reads as. */

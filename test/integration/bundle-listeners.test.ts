@@ -3,12 +3,12 @@
  * sshd (exec and a PTY shell) and curl against a Node HTTP upstream. Export with the CLI while the
  * gateway runs, verify, open, and compare with the live store; asciicast and HAR from the same data.
  */
+import { captureCli, type CliResult } from '../helpers/cli';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { askpassEnv, clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
 import { startHttpUpstream, type HttpUpstream } from '../helpers/http-upstreams';
@@ -23,16 +23,7 @@ import { validateHar } from '../helpers/bundle-har-validator';
 const REAL_KEY = 'sk-upstream-REAL-bundle-5b2d8f40c1e9';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function cli(fn: (argv: string[], io: Io) => Promise<number>, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => (out += d));
-  stderr.on('data', (d) => (err += d));
-  const code = await fn(argv, { stdout, stderr, stdin: new PassThrough(), env: {} });
-  return { code, stdout: out, stderr: err };
-}
+const cli = (fn: (argv: string[], io: Io) => Promise<number>, argv: string[]): Promise<CliResult> => captureCli(argv, { fn });
 
 describe('bundles of sessions recorded through the listeners', { timeout: 120_000 }, () => {
   let sshd: Sshd | null = null;

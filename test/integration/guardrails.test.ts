@@ -4,6 +4,7 @@
  * against a node HTTP upstream. A denied command never reaches the upstream, the client gets its
  * protocol's own error naming the rule, and the decision is recorded bound to the command text.
  */
+import { captureCli } from '../helpers/cli';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -20,9 +21,7 @@ import { verifyBundle } from '../../gateway/bundle/verify';
 import { validateConfig } from '../../gateway/config/load';
 import { guardrailsOf } from '../../gateway/policy';
 import type { FindingView } from '../../gateway/control-api/types';
-import { runCli } from '../../gateway/cli/main';
 import type { PolicyTestReport } from '../../gateway/cli/policy-command';
-import { PassThrough } from 'node:stream';
 import { startLlmFixture, type LlmFixture } from '../helpers/llm-fixture';
 
 const RULES = [
@@ -213,14 +212,8 @@ describe('guardrails through the gateway', { timeout: 180_000 }, () => {
       '',
     ].join('\n'));
     const cli = async (args: string[]): Promise<{ code: number; out: string; err: string }> => {
-      const stdout = new PassThrough();
-      const stderr = new PassThrough();
-      let out = '';
-      let err = '';
-      stdout.on('data', (d) => (out += d));
-      stderr.on('data', (d) => (err += d));
-      const code = await runCli(args, { stdout, stderr, stdin: new PassThrough(), env: { ...process.env } });
-      return { code, out, err };
+      const r = await captureCli(args, { env: { ...process.env } });
+      return { code: r.code, out: r.stdout, err: r.stderr };
     };
     const r = await cli(['policy', 'test', '--config', file, '--data-dir', gw.dataDir, '--since', '1h', '--json']);
     assert.equal(r.code, 0, r.err);

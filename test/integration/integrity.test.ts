@@ -1,3 +1,4 @@
+import { captureCli, type CliResult } from '../helpers/cli';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -5,11 +6,9 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { openDb } from '../../gateway/store/db';
 import { addIdentity } from '../../gateway/store/identities';
 import { getSession, listSessions } from '../../gateway/store/queries';
-import { runCli } from '../../gateway/cli/main';
 import type { SessionDetail } from '../../gateway/control-api/types';
 import type { StoreIntegrity } from '../../gateway/store/integrity';
 import { startHttpUpstream } from '../helpers/http-upstreams';
@@ -65,16 +64,7 @@ function readStore<T>(dataDir: string, fn: (db: ReturnType<typeof openDb>) => T)
   }
 }
 
-async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => (out += d));
-  stderr.on('data', (d) => (err += d));
-  const code = await runCli(argv, { stdout, stderr, stdin: new PassThrough(), env: {} });
-  return { code, stdout: out, stderr: err };
-}
+const cli = (argv: string[]): Promise<CliResult> => captureCli(argv);
 
 test('a gateway killed with SIGKILL leaves no session live forever: the restart closes it as crashed, sealed, and the app shows a real seal check', async () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-integrity-'));

@@ -1,8 +1,7 @@
+import { captureCli, type CliResult } from '../helpers/cli';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
-import { runCli, type Io } from '../../gateway/cli/main';
 import { chainHash, genesisHash, sealMessage, signSeal } from '../../gateway/store/chain';
 import { checkSession, checkStore, IntegrityCache, type StoreIntegrity } from '../../gateway/store/integrity';
 import { exportBundle } from '../../gateway/bundle/export';
@@ -25,17 +24,7 @@ after(() => {
   cleanupStores();
 });
 
-async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => (out += d));
-  stderr.on('data', (d) => (err += d));
-  const io: Io = { stdout, stderr, stdin: new PassThrough(), env: {} };
-  const code = await runCli([...argv, '--data-dir', store.dir], io);
-  return { code, stdout: out, stderr: err };
-}
+const cli = (argv: string[]): Promise<CliResult> => captureCli([...argv, '--data-dir', store.dir]);
 
 type Row = Record<string, unknown>;
 

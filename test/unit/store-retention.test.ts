@@ -1,9 +1,8 @@
+import { captureCli, type CliResult } from '../helpers/cli';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PassThrough } from 'node:stream';
-import { runCli } from '../../gateway/cli/main';
 import { loadConfig, retentionMs, retentionPolicy, validateConfig } from '../../gateway/config/load';
 import { toConnectionInput } from '../../gateway/settings/config-file';
 import { search } from '../../gateway/store/queries';
@@ -46,16 +45,7 @@ after(() => {
   cleanupStores();
 });
 
-async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => (out += d));
-  stderr.on('data', (d) => (err += d));
-  const code = await runCli([...argv, '--data-dir', store.dir], { stdout, stderr, stdin: new PassThrough(), env: {} });
-  return { code, stdout: out, stderr: err };
-}
+const cli = (argv: string[]): Promise<CliResult> => captureCli([...argv, '--data-dir', store.dir]);
 
 test('retention is a period in hours, days or weeks, per connection with a global default; anything else is a config error naming the line', () => {
   assert.equal(retentionMs('36h'), 36 * 3_600_000);
