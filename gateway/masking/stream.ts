@@ -95,6 +95,8 @@ export function createStreamMasker(masker: Masker, opts: StreamMaskerOptions): S
       for (const s of spans) if (s.end === whole.length) cut = Math.min(cut, Math.max(s.start, base));
       const tail = engine.candidateTail(whole, base);
       if (tail >= 0) cut = Math.min(cut, Math.max(tail, base));
+      // a cut inside a span would emit its placeholder twice (`[MASKED…][MASKED…]`): hold it whole
+      for (const s of spans) if (s.start >= base && s.start < cut && s.end > cut) cut = s.start;
       if (whole.length - cut > maxHold) cut = whole.length;
     } else {
       const p = engine.partialTail(whole, base);
