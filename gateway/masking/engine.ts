@@ -412,13 +412,14 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
    * Azure secret before `Q~`, the digits of a Telegram token before `:AA`; or -1.
    */
   function wordLead(text: string, from: number): number {
+    // the runs nest (Azure's chars ⊇ letters and digits ⊇ digits): the widest that fits starts first
     const n = text.length;
-    let i = n;
-    while (i > 0 && n - i <= LEAD_ALNUM && isAlnum(text.charCodeAt(i - 1))) i--;
-    if (i < n && n - i <= LEAD_ALNUM) return Math.max(i, from);
     let j = n;
     while (j > 0 && n - j <= LEAD_CLASS && (isAlnum(text.charCodeAt(j - 1)) || '_~.-'.includes(text[j - 1]))) j--;
     if (j < n && n - j <= LEAD_CLASS) return Math.max(j, from);
+    let i = n;
+    while (i > 0 && n - i <= LEAD_ALNUM && isAlnum(text.charCodeAt(i - 1))) i--;
+    if (i < n && n - i <= LEAD_ALNUM) return Math.max(i, from);
     let k = n;
     while (k > 0 && n - k <= LEAD_DIGITS && isDigit(text.charCodeAt(k - 1))) k--;
     if (k < n && n - k <= LEAD_DIGITS) return Math.max(k, from);

@@ -4,8 +4,11 @@
  * A secret split across chunks is still masked: the rules run over a window of already-emitted
  * text (`context`) plus the new text, and only a tail that could be the start of a secret is
  * held back: a match that reaches the end of the buffer, a trailing token that began like a
- * prefixed or known secret. Ordinary typing holds nothing. A held tail is flushed after
- * `idleMs` without input; a token cut short that began like a secret is masked, not leaked.
+ * prefixed or known secret, a tail that is the start of a prefix (`A` of `AKIA`), a short
+ * trailing word (what some rules read before their prefix). So whatever the cuts, the output
+ * is that of `maskText` over the whole text; typing is held at most to the end of a word. A held
+ * tail is flushed after `idleMs` without input; a token cut short that began like a secret is
+ * masked, not leaked.
  */
 import type { Masker, SecretHit } from '../core/types';
 import type { MaskingEngine, MaskSpan } from './engine';
