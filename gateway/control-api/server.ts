@@ -273,6 +273,9 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
     });
   });
 
+  // a client that half-closes after its request still gets the answer (see gateway/http/listener.ts)
+  (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: 64 * 1024,

@@ -62,6 +62,10 @@ export const startHttpListener: StartListener = async (ctx: ListenerContext): Pr
       sendError(res, err instanceof HttpGatewayError ? err : new HttpGatewayError('upstream_error', 502, 'the gateway could not handle the request'));
     }
   });
+  // a client that sends its request and then shuts down its sending side (`nc -N`, one-shot
+  // scripts) still gets the answer: Node ends the socket after that last response instead of at
+  // the client's FIN (not in @types/node, a documented-by-source property of http.Server)
+  (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.on('connection', (socket: Socket) => {
     const c = connectionOf(socket);
     socket.once('close', () => {

@@ -261,7 +261,7 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
   if (c0 === 10 || c0 === 13) return;
 
   if (cls.header !== undefined) {
-    headerValue(text, j, cls, out);
+    headerValue(text, j, cls, state.open, out);
     return;
   }
 
@@ -322,7 +322,7 @@ export const assignmentHandler: Handler = (text, pos, state, out) => {
     out.push({ start: vs, end: ve, kind: 'basic-auth', priority: PRIORITY.assignment });
     return;
   }
-  const arriving = state.open && cls.password && ve === text.length && mayBeArriving(value);
+  const arriving = state.open && ve === text.length && mayBeArriving(value);
   // `config.db.password` is code reading a secret; in a query string, a `;`-separated connection
   // string, a `password x` line (.netrc, a flag) or a shell/dotenv `KEY=value` there is no code,
   // and `aZnq.zGkO` is a password
@@ -382,7 +382,7 @@ function isBasicAuthBase64(v: string): boolean {
 }
 
 /** The value of an Authorization / Cookie / X-Api-Key header: keep the scheme and cookie names readable. */
-function headerValue(text: string, j: number, cls: KeyClass, out: RawSpan[]): void {
+function headerValue(text: string, j: number, cls: KeyClass, open: boolean, out: RawSpan[]): void {
   let rs = j;
   let re: number;
   const q = quoteAt(text, j);
@@ -395,10 +395,15 @@ function headerValue(text: string, j: number, cls: KeyClass, out: RawSpan[]): vo
   }
   const region = text.slice(rs, re);
   const push = (s: number, e: number, kind: string): void => {
+    const atEnd = open && e === text.length;
     [s, e] = trimSpan(text, s, e);
     if (e <= s) return;
+    // still arriving at the end of a stream's text (a space may be inside it): too short to judge
+    // yet, but not to let out
+    if (atEnd) e = text.length;
     const v = text.slice(s, e);
-    if (!acceptSecretValue(v, { kind, password: true, weak: false })) return;
+    const arriving = atEnd && mayBeArriving(v);
+    if (!arriving && !acceptSecretValue(v, { kind, password: true, weak: false })) return;
     out.push({ start: s, end: e, kind, priority: PRIORITY.context });
   };
   if (cls.header === 'authorization') {
@@ -476,6 +481,12 @@ export const pemHandler: Handler = (text, pos, state, out) => {
   if (pos < state.pemEnd || !text.startsWith('-----BEGIN ', pos)) return;
   const labelStart = pos + 11;
   const labelEnd = text.indexOf('-----', labelStart);
+  if (labelEnd < 0 && state.open && text.length - labelStart <= 64 && /^[A-Z0-9 ]*-{0,4}$/.test(text.slice(labelStart))) {
+    // a stream's header still arriving: it may name a private key, so none of it goes out yet
+    state.pemEnd = text.length;
+    out.push({ start: pos, end: text.length, kind: 'private-key', priority: PRIORITY.pem });
+    return;
+  }
   if (labelEnd < 0 || labelEnd - labelStart > 64) return;
   const label = text.slice(labelStart, labelEnd);
   if (!/^[A-Z0-9 ]+$/.test(label) || !label.includes('PRIVATE')) return;
@@ -491,6 +502,12 @@ export const pemHandler: Handler = (text, pos, state, out) => {
   }
   let e = bodyStart;
   const limit = Math.min(text.length, bodyStart + MAX_PEM);
+  if (state.open && limit === text.length) {
+    // the END line may still arrive in a stream: the key runs to the end of the text until it does
+    state.pemEnd = text.length;
+    out.push({ start: pos, end: text.length, kind: 'private-key', priority: PRIORITY.pem });
+    return;
+  }
   while (e < limit && isPemBody(text.charCodeAt(e))) e++;
   while (e > bodyStart && isWs(text.charCodeAt(e - 1))) e--;
   state.pemEnd = e;

@@ -166,6 +166,19 @@ export function anchorScanner(words: string[]): AnchorScanner {
   };
 }
 
+/** Longest runs before an anchor that a rule with `back`/`leftRun` reads (terraform, azure-client-secret, telegram). */
+const LEAD_ALNUM = 14;
+const LEAD_CLASS = 4;
+const LEAD_DIGITS = 10;
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+function isAlnum(c: number): boolean {
+  return isDigit(c) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+}
+
 function isWs(c: number): boolean {
   return c === 32 || c === 9 || c === 10 || c === 13 || c === 12 || c === 11;
 }
@@ -188,7 +201,10 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
   const knownIds = new Set<string>();
   const knownValues = new Set<string>();
   let maxKnownLength = 0;
-  let knownPrefixParts = new Set<string>();
+  /** proper prefixes of every anchor, lowercase: a tail ending in one may still become a secret */
+  let anchorParts = new Set<string>();
+  let anchorPartMax = 0;
+  const anchorPartFirst = new Uint8Array(128);
   let anchors = new Map<string, AnchorInfo>();
   let prefilter: AnchorScanner = anchorScanner([]);
   let dirty = true;
@@ -225,13 +241,18 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
       anchors.set(a, merged);
     }
     prefilter = anchorScanner([...all.keys()]);
-    knownPrefixParts = new Set();
+    anchorParts = new Set();
+    anchorPartMax = 0;
+    anchorPartFirst.fill(0);
+    for (const a of all.keys()) {
+      for (let n = 1; n < a.length; n++) anchorParts.add(a.slice(0, n));
+      anchorPartMax = Math.max(anchorPartMax, a.length - 1);
+      // a non-ASCII first char: 127 stands for all of them
+      for (const c of caseVariants(a.charCodeAt(0))) anchorPartFirst[Math.min(c, 127)] = 1;
+    }
     cleanShort.clear();
     maxKnownLength = 0;
-    for (const k of knownEntries) {
-      maxKnownLength = Math.max(maxKnownLength, k.length);
-      for (let n = 1; n < k.prefix.length; n++) knownPrefixParts.add(k.prefix.slice(0, n));
-    }
+    for (const k of knownEntries) maxKnownLength = Math.max(maxKnownLength, k.length);
     dirty = false;
   }
 
@@ -385,16 +406,48 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
     return ts;
   }
 
+  /**
+   * Start of a trailing word that may still become the part of a secret before its anchor (the
+   * rules with `back` or `leftRun`): 14 letters and digits of `….atlasv1.…`, the four chars of an
+   * Azure secret before `Q~`, the digits of a Telegram token before `:AA`; or -1.
+   */
+  function wordLead(text: string, from: number): number {
+    // the runs nest (Azure's chars ⊇ letters and digits ⊇ digits): the widest that fits starts first
+    const n = text.length;
+    let j = n;
+    while (j > 0 && n - j <= LEAD_CLASS && (isAlnum(text.charCodeAt(j - 1)) || '_~.-'.includes(text[j - 1]))) j--;
+    if (j < n && n - j <= LEAD_CLASS) return Math.max(j, from);
+    let i = n;
+    while (i > 0 && n - i <= LEAD_ALNUM && isAlnum(text.charCodeAt(i - 1))) i--;
+    if (i < n && n - i <= LEAD_ALNUM) return Math.max(i, from);
+    let k = n;
+    while (k > 0 && n - k <= LEAD_DIGITS && isDigit(text.charCodeAt(k - 1))) k--;
+    if (k < n && n - k <= LEAD_DIGITS) return Math.max(k, from);
+    return -1;
+  }
+
   function candidateTail(text: string, from: number): number {
     if (dirty) rebuild();
-    let hold = -1;
     const ts = trailingTokenStart(text, from);
+    let hold = wordLead(text, from);
+    if (hold >= text.length) hold = -1;
+    // a tail that is the start of an anchor not yet whole (`A` of `AKIA`, `-----BEG`): once emitted,
+    // the rest of the secret would follow it raw, so it waits, from its token's start (some rules
+    // begin before their anchor), until the next chars decide it
+    for (let n = Math.min(anchorPartMax, text.length - from); n >= 1; n--) {
+      const p = text.length - n;
+      if (anchorPartFirst[Math.min(text.charCodeAt(p), 127)] === 0) continue;
+      if (anchorParts.has(text.slice(p).toLowerCase())) {
+        hold = hold < 0 ? Math.min(ts, p) : Math.min(hold, ts, p);
+        break;
+      }
+    }
     // a token that begins like a prefixed secret but is not complete yet
     if (ts < text.length) {
       for (let m = prefilter.next(text, ts); m !== null; m = prefilter.next(text, m.index + 1)) {
         const a = anchors.get(m[0].toLowerCase());
         if (a && (a.rules.length > 0 || a.known.length > 0)) {
-          hold = ts;
+          hold = hold < 0 ? ts : Math.min(hold, ts);
           break;
         }
       }
@@ -416,13 +469,6 @@ export function createMasker(opts: MaskerOptions): MaskingEngine {
         if (a && a.known.some((k) => p + k.length > text.length && (k.text === undefined || k.text.startsWith(text.slice(p))))) {
           hold = hold < 0 ? p : Math.min(hold, p);
           break;
-        }
-      }
-      // two chars at least, so that typing a single character is never held back
-      for (let n = 2; n < PREFIX_LENGTH && n <= text.length - from; n++) {
-        if (knownPrefixParts.has(text.slice(text.length - n))) {
-          const p = text.length - n;
-          hold = hold < 0 ? p : Math.min(hold, p);
         }
       }
     }

@@ -4,8 +4,11 @@
  * A secret split across chunks is still masked: the rules run over a window of already-emitted
  * text (`context`) plus the new text, and only a tail that could be the start of a secret is
  * held back: a match that reaches the end of the buffer, a trailing token that began like a
- * prefixed or known secret. Ordinary typing holds nothing. A held tail is flushed after
- * `idleMs` without input; a token cut short that began like a secret is masked, not leaked.
+ * prefixed or known secret, a tail that is the start of a prefix (`A` of `AKIA`), a short
+ * trailing word (what some rules read before their prefix). So whatever the cuts, the output
+ * is that of `maskText` over the whole text; typing is held at most to the end of a word. A held
+ * tail is flushed after `idleMs` without input; a token cut short that began like a secret is
+ * masked, not leaked.
  */
 import type { Masker, SecretHit } from '../core/types';
 import type { MaskingEngine, MaskSpan } from './engine';
@@ -95,6 +98,8 @@ export function createStreamMasker(masker: Masker, opts: StreamMaskerOptions): S
       for (const s of spans) if (s.end === whole.length) cut = Math.min(cut, Math.max(s.start, base));
       const tail = engine.candidateTail(whole, base);
       if (tail >= 0) cut = Math.min(cut, Math.max(tail, base));
+      // a cut inside a span would emit its placeholder twice (`[MASKED…][MASKED…]`): hold it whole
+      for (const s of spans) if (s.start >= base && s.start < cut && s.end > cut) cut = s.start;
       if (whole.length - cut > maxHold) cut = whole.length;
     } else {
       const p = engine.partialTail(whole, base);

@@ -151,3 +151,24 @@ function rawRequest(port: string, text: string): Promise<string> {
     sock.on('error', reject);
   });
 }
+
+test('control API: a client that half-closes after its request still gets the answer', async () => {
+  const gw = await startTestGateway();
+  try {
+    const url = new URL(gw.gateway.control.url);
+    const sock = net.connect(Number(url.port), url.hostname);
+    await new Promise<void>((r, j) => (sock.once('connect', r), sock.once('error', j)));
+    let reply = '';
+    sock.on('data', (d: Buffer) => (reply += d.toString('latin1')));
+    sock.on('error', () => undefined);
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    // shutdown(SHUT_WR) right after the request, as `nc -N` or a one-shot script does
+    sock.end(`GET /api/status HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${gw.gateway.control.token}\r\nConnection: close\r\n\r\n`);
+    await closed;
+    assert.match(reply, /^HTTP\/1\.1 200 /, JSON.stringify(reply));
+    const body = reply.slice(reply.indexOf('\r\n\r\n') + 4);
+    assert.equal(typeof (JSON.parse(body) as Record<string, unknown>), 'object', body);
+  } finally {
+    await gw.close();
+  }
+});

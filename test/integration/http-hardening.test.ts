@@ -136,6 +136,35 @@ test('a client aborting a chunked upload mid-body: recorded as cancelled, no cra
   assert.ok(!gw.logs.some((l) => /ERR_CRYPTO|internal error/i.test(l)), gw.logs.join('\n'));
 });
 
+/** Sends `request` on a raw socket, half-closes it (shutdown(SHUT_WR)) and reads until the gateway closes. */
+async function halfClosedExchange(host: string, port: number, request: string): Promise<string> {
+  const sock = net.connect(port, host);
+  await new Promise<void>((r, j) => (sock.once('connect', r), sock.once('error', j)));
+  let reply = '';
+  sock.on('data', (d: Buffer) => (reply += d.toString('latin1')));
+  sock.on('error', () => undefined);
+  const closed = new Promise<void>((r) => sock.once('close', () => r()));
+  sock.end(request);
+  await closed;
+  return reply;
+}
+
+test('a client that sends a whole request and then half-closes its side still gets the answer', async () => {
+  const a = address('api');
+  const reply = await halfClosedExchange(
+    a.host,
+    a.port,
+    `GET /small?half=1 HTTP/1.1\r\nHost: ${a.host}:${a.port}\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`,
+  );
+  assert.match(reply, /^HTTP\/1\.1 200 /, JSON.stringify(reply));
+  assert.ok(reply.endsWith('\r\n\r\n{"ok":true,"n":1}'), JSON.stringify(reply));
+  const { c } = await commandWith((c) => c.text === 'GET /small?half=1');
+  assert.equal(c.status, 'ok', `status ${c.status}`);
+  // without `Connection: close` too: the answer, then the gateway closes (the read above ends at close)
+  const kept = await halfClosedExchange(a.host, a.port, `GET /small?half=2 HTTP/1.1\r\nHost: ${a.host}:${a.port}\r\nAuthorization: Bearer ${token}\r\n\r\n`);
+  assert.match(kept, /^HTTP\/1\.1 200 [\s\S]*\r\n\r\n\{"ok":true,"n":1\}$/, JSON.stringify(kept));
+});
+
 function base(name: string): string {
   const a = address(name);
   return `http://${a.host}:${a.port}`;

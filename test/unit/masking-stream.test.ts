@@ -1,11 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
+import fc from 'fast-check';
 import { createMasker, createStreamMasker, runMaskCommand } from '../../gateway/masking';
 import type { SecretHit } from '../../gateway/core/types';
-import { ALNUM, B64, p, rand } from '../helpers/masking-fixtures';
+import { ALNUM, B64, p, pem, rand, ruleCases } from '../helpers/masking-fixtures';
 
 const masker = createMasker({ fingerprintKey: new Uint8Array(32).fill(11) });
+
+async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 
 function runSplit(text: string, cuts: number[], idleMs = 0): { out: string; hits: SecretHit[] } {
   let out = '';
@@ -60,13 +69,81 @@ test('a secret written one character at a time is never emitted raw', () => {
   assert.match(out, /\[MASKED:github-pat:[0-9a-f]{10}\]/);
 });
 
-test('ordinary typing is not held back', () => {
-  let out = '';
-  const s = createStreamMasker(masker, { onText: (t) => (out += t), onHits: () => undefined, idleMs: 1000 });
-  for (const ch of 'ls -la /tmp && echo done\r\n') {
-    s.write(ch);
-    assert.ok(out.endsWith(ch), `held back at ${JSON.stringify(ch)}`);
+test('a secret whose prefix is cut before its 4th character is masked whole', () => {
+  const id = p('AK', 'IA') + 'Q3' + rand(ALNUM, 14).toUpperCase();
+  const text = `key ${id} done\n`;
+  const at = text.indexOf(id);
+  for (const cuts of [[at + 1, at + 5], [at + 1], [at + 2], [at + 3], [at + 1, at + 2, at + 3]]) {
+    const { out } = runSplit(text, cuts);
+    assert.equal(out, masker.maskText(text).text, `cuts ${cuts.join(',')}: ${JSON.stringify(out)}`);
+    assert.ok(!out.includes(id.slice(0, 5)), out);
   }
+});
+
+/** Secrets of every rule kind and a registered value, each as it appears in text. */
+function streamCases(): Array<{ kind: string; text: string; secret: string }> {
+  const known = 'Kn0wn-' + rand(ALNUM, 14);
+  masker.addKnownSecret('upstream-credential', known);
+  const key = pem('OPENSSH PRIVATE KEY');
+  const azure = `a.-8${p('Q', '~')}${rand(ALNUM, 34)}`;
+  return [
+    ...ruleCases().map((c) => ({ kind: c.kind, text: c.text, secret: c.secret })),
+    { kind: 'upstream-credential', text: `login with ${known} now\n`, secret: known },
+    { kind: 'private-key', text: `key:\n${key}\ndone\n`, secret: key.split('\n')[1] },
+    // read before its `Q~`, from chars that are not all letters and digits
+    { kind: 'azure-client-secret', text: `secret ${azure} set\n`, secret: azure },
+  ];
+}
+
+test('property: a stream cut anywhere into writes of any size masks like the whole text', () => {
+  const cases = streamCases();
+  // each case is one the engine masks in a whole text, so a raw secret in the output is the stream's fault
+  for (const c of cases) assert.ok(!masker.maskText(c.text).text.includes(c.secret), c.kind);
+  const filler = fc.array(fc.constantFrom('the', 'build', 'ok', 'a', 'is', 'done', '42', 'x', '\n', ' ', '  ', '=', ':', '/', '-'), { maxLength: 12 }).map((w) => w.join(' '));
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: cases.length - 1 }),
+      fc.integer({ min: 0, max: cases.length - 1 }),
+      filler,
+      filler,
+      fc.array(fc.integer({ min: 1, max: 24 }), { minLength: 1, maxLength: 400 }),
+      (i, j, before, after, sizes) => {
+        const text = `${before}\n${cases[i].text}${after} ${cases[j].text}`;
+        const cuts: number[] = [];
+        // walk the text in the given write sizes, 1-char writes included; the last size repeats
+        for (let at = 0, k = 0; ; k++) {
+          at += sizes[Math.min(k, sizes.length - 1)];
+          if (at >= text.length) break;
+          cuts.push(at);
+        }
+        const { out } = runSplit(text, cuts);
+        const whole = masker.maskText(text).text;
+        assert.equal(out, whole, `cuts ${JSON.stringify(cuts)} of ${JSON.stringify(text)}`);
+        // placeholders name their kind (`rubygems-token`), which may read like the secret's prefix
+        const raw = out.replace(/\[MASKED:[^\]]*\]/g, '\0');
+        for (const c of [cases[i], cases[j]]) {
+          // no raw prefix of 4+ chars followed by more of the secret
+          assert.ok(!raw.includes(c.secret.slice(0, 5)), `${c.kind}: ${JSON.stringify(out)}`);
+        }
+      },
+    ),
+    { numRuns: 600, seed: 7 },
+  );
+});
+
+test('typing is held at most to the end of a word; a word alone goes out after idleMs', async () => {
+  let out = '';
+  const s = createStreamMasker(masker, { onText: (t) => (out += t), onHits: () => undefined, idleMs: 20 });
+  const typed = 'ls -la /tmp && echo done\r\n';
+  for (let i = 0; i < typed.length; i++) {
+    s.write(typed[i]);
+    // a word may be the start of a secret (`A` of `AKIA…`) until a space or newline ends it
+    if (/\s/.test(typed[i])) assert.equal(out, typed.slice(0, i + 1), `held back at ${i}`);
+  }
+  assert.equal(out, typed);
+  s.write('cd');
+  assert.equal(out, typed);
+  await waitFor(() => out === typed + 'cd');
   s.end();
 });
 
