@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import type { Db } from './db';
 import type { IntegrityReply, IntegrityRequest } from './integrity-worker';
 import { FlightlogError } from '../core/errors';
-import { chainHash, commandDigest, findingDigest, genesisHash, keyFingerprint, sealMessage, tombstoneMessage, verifySeal } from './chain';
+import { chainHash, commandDigest, findingDigest, genesisHash, keyFingerprint, sealMessage, tombstoneMessage, verifySeal, type TombstoneFacts } from './chain';
 import { Coverage, type CoverageProblem } from './coverage';
 import type { CommandRow, EventRow, FindingRow, SessionRow } from './rows';
 
@@ -197,17 +197,10 @@ function targetList(json: string): string[] {
   }
 }
 
-interface TombstoneRow {
-  session_id: string;
-  connection: string;
+/** A tombstones row: the signed facts, who the session was, and the signature. */
+interface TombstoneRow extends TombstoneFacts {
   protocol: string;
   identity: string | null;
-  started_at: string;
-  ended_at: string | null;
-  event_count: number;
-  last_hash: string | null;
-  removed_at: string;
-  reason: string;
   signature: string;
   signature_key: string;
 }
