@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Client } from 'pg';
+import WebSocket from 'ws';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
 import { askpassEnv, clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
@@ -19,7 +20,7 @@ import { startHttpUpstream, type HttpUpstream } from '../helpers/http-upstreams'
 import { tempDir } from '../helpers/tmp';
 import { runCli } from '../../gateway/cli/main';
 import { listEvents } from '../../gateway/store/queries';
-import type { FindingView, PendingApproval } from '../../gateway/control-api/types';
+import type { FindingView, LiveMessage, PendingApproval } from '../../gateway/control-api/types';
 
 const RULES = [
   { name: 'hold-delete', match: { protocol: ['postgres'], sql: { statement: ['delete'] } }, action: 'hold', reason: 'deleting rows needs a human' },
@@ -244,8 +245,12 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
     assert.deepEqual(gw.grepDataDir(token), [], 'the token is nowhere in the data dir or logs');
   });
 
-  it('HTTP: a held DELETE is forwarded once approved, answered 403 JSON once denied', async () => {
+  it('HTTP: a held DELETE is forwarded once approved, answered 403 JSON once denied; the live feed tells both', async () => {
     const a = gw.address('api');
+    const feed = new WebSocket(`${api.url.replace('http', 'ws')}/api/live`, ['flightlog.v1', `bearer.${api.token}`], { origin: api.url });
+    const live: LiveMessage[] = [];
+    feed.on('message', (m: Buffer) => live.push(JSON.parse(m.toString('utf8')) as LiveMessage));
+    await new Promise((r, j) => feed.once('open', r).once('error', j));
     const before = http.seen.length;
     const send = () => fetch(`http://${a.host}:${a.port}/api/users/7`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
     const first = send();
@@ -267,6 +272,13 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
     assert.equal(body.error.code, 'blocked_by_policy');
     assert.equal(body.error.message, 'flightlog: blocked by guardrail "hold-api-delete": denied by control-api');
     assert.equal(http.seen.filter((s) => s.method === 'DELETE').length, 1);
+    const about = (id: string) => waitFor(`live messages about ${id}`, () => {
+      const m = live.filter((x) => x.type === 'approval' && x.id === id).map((x) => (x.type === 'approval' ? `${x.state}:${x.by ?? ''}` : ''));
+      return m.length === 2 ? m : undefined;
+    });
+    assert.deepEqual(await about(p1.id), ['pending:', 'approved:control-api']);
+    assert.deepEqual(await about(p2.id), ['pending:', 'denied:control-api']);
+    feed.close();
   });
 
   it('a client that hangs up cancels its pending approval', async () => {
