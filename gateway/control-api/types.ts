@@ -143,6 +143,8 @@ export interface ControlApiRoutes {
   'findings': { params: { sessionId?: string; limit?: number }; result: FindingView[] };
   'runs': { params: { limit?: number }; result: RunView[] };
   'status': { params: Record<string, never>; result: GatewayStatus };
+  /** commands a guardrail holds for a human; `POST /api/approvals/:id` decides one (ApprovalDecisionInput) */
+  'approvals': { params: Record<string, never>; result: PendingApproval[] };
 }
 
 export interface GatewayStatus {

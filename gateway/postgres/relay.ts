@@ -205,7 +205,7 @@ export class Relay {
   private heldChunks: Buffer[] = [];
   /** a statement a guardrail held: the client's bytes from it on wait for a human's decision */
   private awaiting: HeldCommand | null = null;
-  /** decisions on the held message being read again, by the recorded text's SHA-256 */
+  /** decisions on the held message being read again, by rule and the recorded text's SHA-256 */
   private readonly outcomes = new Map<string, { decision: PolicyDecision; held: PendingApproval; outcome: ApprovalOutcome }>();
   /** approved statements whose finding waits for the command it approved */
   private readonly approvedRecs = new WeakMap<Recordable, { decision: PolicyDecision; held: PendingApproval; outcome: ApprovalOutcome }>();
@@ -712,7 +712,7 @@ export class Relay {
     if (decision.action === 'allow') return true;
     let decided: { decision: PolicyDecision; held: PendingApproval; outcome: ApprovalOutcome } | undefined;
     if (decision.action === 'hold' && this.ctx.holdForApproval) {
-      decided = this.outcomes.get(sha256(rec.text));
+      decided = this.outcomes.get(`${decision.rule ?? 'policy'}\0${sha256(rec.text)}`);
       if (!decided) {
         this.holdForApproval(decision, rec);
         return false;
@@ -754,7 +754,8 @@ export class Relay {
     void held.outcome.then((outcome) =>
       this.guard('client', () => {
         if (this.ended || this.awaiting !== held) return;
-        this.outcomes.set(held.approval.commandSha256, { decision, held: held.approval, outcome });
+        // bound to the rule too: after a reload, another rule's hold asks again
+        this.outcomes.set(`${held.approval.rule}\0${held.approval.commandSha256}`, { decision, held: held.approval, outcome });
         this.awaiting = null;
         if (!this.holding) this.release(null);
       }),

@@ -410,7 +410,8 @@ class SessionChannel {
         ch.once('close', gone);
         const outcome = await held.outcome;
         ch.off('close', gone);
-        if (outcome.by === 'cancelled' && (agent.terminated || ch.destroyed)) return;
+        // the channel or the connection went away: nobody is left to tell, nothing to run
+        if (outcome.by === 'cancelled') return;
         approval = { held: held.approval, outcome };
       }
       if (decision.action !== 'allow' && approval?.outcome.decision !== 'approve') {
