@@ -712,9 +712,11 @@ export class Relay {
     if (decision.action === 'allow') return true;
     let decided: { decision: PolicyDecision; held: PendingApproval; outcome: ApprovalOutcome } | undefined;
     if (decision.action === 'hold' && this.ctx.holdForApproval) {
-      decided = this.outcomes.get(`${decision.rule ?? 'policy'}\0${sha256(rec.text)}`);
+      // what reviewers see and the approval binds: the text as the recorder will store it
+      const shown = this.ctx.masker.maskText(rec.text).text;
+      decided = this.outcomes.get(`${decision.rule ?? 'policy'}\0${sha256(shown)}`);
       if (!decided) {
-        this.holdForApproval(decision, rec);
+        this.holdForApproval(decision, shown);
         return false;
       }
       if (decided.outcome.decision === 'approve') {
@@ -738,12 +740,12 @@ export class Relay {
    * after them are read again then, the statement allowed or refused by that decision. Statements
    * before it in the same chunk go on as usual; other sessions are not affected.
    */
-  private holdForApproval(decision: PolicyDecision, rec: Recordable): void {
+  private holdForApproval(decision: PolicyDecision, commandText: string): void {
     const held = this.ctx.holdForApproval!({
       sessionId: this.session.id,
       identity: this.opts.identity,
       runId: this.opts.runId ?? null,
-      commandText: rec.text,
+      commandText,
       rule: decision.rule ?? 'policy',
       reason: decision.reason ?? null,
       rulesVersion: decision.rulesVersion ?? null,

@@ -215,6 +215,27 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
     assert.equal((f.detail as Record<string, unknown>).outcome, 'denied');
   });
 
+  it('pgbench pipeline (extended protocol): statements before the held one run, the rest wait; the pending text is masked', async () => {
+    const script = path.join(work, 'pipeline.sql');
+    fs.writeFileSync(script, `\\startpipeline\nINSERT INTO keep_me VALUES (50);\nDELETE FROM keep_me WHERE id = 50 AND '${token}' <> '';\nINSERT INTO keep_me VALUES (51);\n\\endpipeline\n`);
+    const a = gw.address('db');
+    const bench = exec('pgbench', ['-n', '-M', 'extended', '-t', '1', '-f', script, '-h', a.host, '-p', String(a.port), '-U', 'claude', 'app'], { PGPASSWORD: token });
+    const p = await pendingFor('hold-delete');
+    assert.ok(!p.commandText.includes(token), `the token is masked: ${p.commandText}`);
+    // one implicit transaction until the pipeline's Sync: the gateway's record shows what went upstream
+    const texts = async () => {
+      await gw.flush();
+      return gw.show(p.sessionId).commands.map((c) => c.text);
+    };
+    await waitFor('the INSERT before the held DELETE to go upstream', async () => ((await texts()).some((t) => t.startsWith('INSERT INTO keep_me VALUES (50)')) ? true : undefined));
+    assert.ok(!(await texts()).some((t) => t.includes('(51)')), 'the INSERT after it waits');
+    assert.equal((await control('POST', `/api/approvals/${p.id}`, { decision: 'approve' })).status, 200);
+    const r = await bench;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(ids(), '2,3,4,51');
+    pg.psql('DELETE FROM keep_me WHERE id = 51', 'app');
+  });
+
   it('ssh exec: a held command runs once approved, exits 126 once denied; the listed text is masked', async () => {
     const a = gw.address('web');
     const approvedFile = path.join(work, 'approved');
