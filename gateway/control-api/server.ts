@@ -224,7 +224,9 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
       if (body.decision !== 'approve' && body.decision !== 'deny') return sendError(res, 400, 'E_PARAM', 'decision must be "approve" or "deny"');
       if (body.reason !== undefined && typeof body.reason !== 'string') return sendError(res, 400, 'E_PARAM', 'reason must be a string');
       // the CLI names its user; anyone else holding the token is the control API
-      const by = typeof body.by === 'string' && /^[\w.@-]{1,64}$/.test(body.by) ? body.by : 'control-api';
+      const named = typeof body.by === 'string' && /^[\w.@-]{1,64}$/.test(body.by) ? body.by : null;
+      // `timeout` and `cancelled` are the gateway's own words in the record: nobody may claim them
+      const by = named && named !== 'timeout' && named !== 'cancelled' ? named : 'control-api';
       const reason = typeof body.reason === 'string' ? (masker?.maskText(body.reason.slice(0, 500)).text ?? null) : null;
       const r = opts.approvals.decide(id, body.decision, by, reason);
       if (r === 'unknown') return sendError(res, 404, 'E_NOT_FOUND', `no pending approval ${id}`);
