@@ -19,6 +19,7 @@ import type { GatewayStatus } from './control-api/types';
 import { createGatewayMasker, loadDigests } from './masking-setup';
 import { withSettingsRoutes } from './settings/settings-routes';
 import { Lineage } from './lineage';
+import { ApprovalRegistry } from './approvals';
 
 export { VERSION } from './core/version';
 
@@ -113,7 +114,7 @@ export interface ReloadResult {
 export class Gateway {
   private stopping: Promise<void> | null = null;
   /** the running config and what reload() needs to start listeners like start() did; set by start() */
-  private runtime!: { config: FlightlogConfig; env: NodeJS.ProcessEnv; log: Logger; guardrails: LivePolicy };
+  private runtime!: { config: FlightlogConfig; env: NodeJS.ProcessEnv; log: Logger; guardrails: LivePolicy; approvals: ApprovalRegistry };
   private reloads: Promise<unknown> = Promise.resolve();
   private revocationTimer: NodeJS.Timeout | null = null;
 
@@ -163,6 +164,7 @@ export class Gateway {
       for (const c of opts.config.connections) upsert.run(c.name, c.protocol, JSON.stringify(c), now, now);
 
       const guardrails = new LivePolicy(opts.config);
+      const approvals = new ApprovalRegistry();
       const listeners = new Map<string, ListenerState>();
       for (const connection of opts.config.connections) {
         const start = listenerFor(connection.protocol);
@@ -171,7 +173,7 @@ export class Gateway {
           listeners.set(connection.name, { connection, listener: null, error: `no ${connection.protocol} listener in this build` });
           continue;
         }
-        const ctx = Gateway.context(connection, opts.config, dataDir, secrets.get(connection.name) ?? {}, masker, log, db, recorder, guardrails.policy);
+        const ctx = Gateway.context(connection, opts.config, dataDir, secrets.get(connection.name) ?? {}, masker, log, db, recorder, guardrails.policy, approvals);
         let listener: Listener;
         try {
           listener = await start(ctx);
@@ -190,6 +192,7 @@ export class Gateway {
         masker,
         reloadSecrets: () => masker.addDigests(loadDigests(db!)),
         onRevocation: () => gateway?.checkRevocations(),
+        approvals,
         integrityKey: key,
         host: opts.config.controlApi.host,
         port: opts.config.controlApi.port,
@@ -198,7 +201,7 @@ export class Gateway {
       });
       fs.writeFileSync(path.join(dataDir, 'control.json'), JSON.stringify({ url: control.url, pid: process.pid }) + '\n', { mode: 0o600 });
       gateway = new Gateway(dataDir, db, key, masker, recorder, listeners, control, unlock);
-      gateway.runtime = { config: opts.config, env, log, guardrails };
+      gateway.runtime = { config: opts.config, env, log, guardrails, approvals };
       gateway.revocationTimer = setInterval(() => gateway?.checkRevocations(), REVOCATION_POLL_MS);
       gateway.revocationTimer.unref();
       gateway.scheduleRetention();
@@ -221,6 +224,7 @@ export class Gateway {
     db: Db,
     recorder: Recorder,
     policy: Policy,
+    approvals: ApprovalRegistry,
   ): ListenerContext {
     const allowed = (r: AuthResult): AuthResult => {
       if (r.ok && r.identity && !connection.identities.includes(r.identity)) {
@@ -249,6 +253,7 @@ export class Gateway {
       openSession(open) {
         return recorder.openSession({ ...open, connection: connection.name, protocol: connection.protocol });
       },
+      holdForApproval: (req) => approvals.request({ ...req, connection: connection.name, protocol: connection.protocol }),
       recordFailedAttempt(a) {
         recorder.recordFailedAttempt({ ...a, connection: connection.name, protocol: connection.protocol });
       },
@@ -344,7 +349,7 @@ export class Gateway {
       const start = listenerFor(c.protocol);
       if (!start) return { connection: c, listener: null, error: `no ${c.protocol} listener in this build` };
       try {
-        const listener = await start(Gateway.context(c, cfg, this.dataDir, values, this.masker, log, this.db, this.recorder, this.runtime.guardrails.policy));
+        const listener = await start(Gateway.context(c, cfg, this.dataDir, values, this.masker, log, this.db, this.recorder, this.runtime.guardrails.policy, this.runtime.approvals));
         return { connection: c, listener, error: null };
       } catch (err) {
         throw listenError(c, err);
@@ -427,6 +432,8 @@ export class Gateway {
       if (this.retentionTimer) clearTimeout(this.retentionTimer);
       this.stopping = (async () => {
         if (this.revocationTimer) clearInterval(this.revocationTimer);
+        // a held command is refused, not left waiting on a gateway that is going away
+        this.runtime.approvals.cancelAll();
         await Promise.allSettled([...this.listeners.values()].map((l) => l.listener?.close()));
         await this.recorder.closeAll(reason).catch(() => undefined);
         await this.control.close();

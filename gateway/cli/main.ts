@@ -45,6 +45,9 @@ const USAGE = `usage: flightlog <command> [options]
   secret list [--json]                       registered secrets (names only)
   mask [FILE]                                mask a file or stdin to stdout; findings summary on stderr
   policy test [--config FILE] [--since 7d]   what each guardrail would have denied or held in recorded history
+  pending [--json]                           commands a guardrail holds for a human (running gateway)
+  approve ID [--reason TEXT]                 let a held command run
+  deny ID [--reason TEXT]                    refuse a held command
 
 Every command takes --data-dir DIR (else $FLIGHTLOG_HOME, else the platform's data dir).`;
 
@@ -206,6 +209,12 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       case 'policy': {
         const { runPolicyCommand } = await import('./policy-command');
         return await runPolicyCommand(rest, io);
+      }
+      case 'pending':
+      case 'approve':
+      case 'deny': {
+        const approvals = await import('./approvals-command');
+        return await (command === 'pending' ? approvals.runPendingCommand(rest, io) : approvals.runDecideCommand(command, rest, io));
       }
       case 'runs': {
         const { flags } = parse(rest, { json: { type: 'boolean' } }, 0, 'flightlog runs [--json]');

@@ -9,10 +9,11 @@ import type { Db } from '../store/db';
 import type { Recorder } from '../store/recorder';
 import { FlightlogError } from '../core/errors';
 import { getCommand, getSession, listEvents, listFindings, listRuns, listSessions, resolveSessionId, search } from '../store/queries';
-import type { GatewayStatus, LiveMessage, LiveProtocol, RunStartResult, SessionDetail } from './types';
+import type { ApprovalDecisionResult, GatewayStatus, LiveMessage, LiveProtocol, RunStartResult, SessionDetail } from './types';
 import { IntegrityCache, type VerifyingKey } from '../store/integrity';
 import type { Masker } from '../core/types';
 import { createRun, endRun } from '../store/runs';
+import type { ApprovalRegistry } from '../approvals';
 
 export interface ControlApiOptions {
   db: Db;
@@ -28,6 +29,8 @@ export interface ControlApiOptions {
   reloadSecrets?: () => void;
   /** a token was revoked (a run ended, `flightlog identity revoke`): end the live sessions it covers now */
   onRevocation?: () => void;
+  /** commands guardrails held for a human: listed, decided, and announced on the live feed */
+  approvals?: ApprovalRegistry;
   status: () => GatewayStatus;
   /** the gateway's key: each session shown is checked against its chain, seal and rows (the "sealed" badge) */
   integrityKey?: VerifyingKey;
@@ -214,6 +217,23 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
       opts.onRevocation?.();
       return sendJson(res, 200, { ok: true });
     }
+    const approvalMatch = /^\/api\/approvals\/([^/]+)$/.exec(url.pathname);
+    if (req.method === 'POST' && approvalMatch && opts.approvals) {
+      const id = decodeURIComponent(approvalMatch[1]);
+      const body = await readJson(req);
+      if (body.decision !== 'approve' && body.decision !== 'deny') return sendError(res, 400, 'E_PARAM', 'decision must be "approve" or "deny"');
+      if (body.reason !== undefined && typeof body.reason !== 'string') return sendError(res, 400, 'E_PARAM', 'reason must be a string');
+      // the CLI names its user; anyone else holding the token is the control API
+      const named = typeof body.by === 'string' && /^[\w.@-]{1,64}$/.test(body.by) ? body.by : null;
+      // `timeout` and `cancelled` are the gateway's own words in the record: nobody may claim them
+      const by = named && named !== 'timeout' && named !== 'cancelled' ? named : 'control-api';
+      const reason = typeof body.reason === 'string' ? (masker?.maskText(body.reason.slice(0, 500)).text ?? null) : null;
+      const r = opts.approvals.decide(id, body.decision, by, reason);
+      if (r === 'unknown') return sendError(res, 404, 'E_NOT_FOUND', `no pending approval ${id}`);
+      if (r === 'decided') return sendError(res, 409, 'E_DECIDED', `approval ${id} was already decided`);
+      const result: ApprovalDecisionResult = { id, decision: body.decision, by };
+      return sendJson(res, 200, result);
+    }
     if (req.method === 'POST' && url.pathname === '/api/revocations/check') {
       opts.onRevocation?.();
       return sendJson(res, 200, { ok: true });
@@ -258,6 +278,9 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
         return sendJson(res, 200, listFindings(db, { sessionId: url.searchParams.get('sessionId') ?? undefined, limit: intParam(url, 'limit') }));
       case 'runs':
         return sendJson(res, 200, listRuns(db, { limit: intParam(url, 'limit') }));
+      case 'approvals':
+        if (!id) return sendJson(res, 200, opts.approvals?.list() ?? []);
+        break;
     }
     sendError(res, 404, 'E_NOT_FOUND', `no route ${url.pathname}`);
   };
@@ -303,7 +326,22 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
     const text = JSON.stringify(n);
     for (const ws of clients) if (ws.bufferedAmount < 4 * 1024 * 1024) ws.send(text);
   };
-  const unsubscribe = opts.recorder ? opts.recorder.subscribe(broadcast) : () => undefined;
+  const unsubscribeRecorder = opts.recorder ? opts.recorder.subscribe(broadcast) : () => undefined;
+  const unsubscribeApprovals = opts.approvals
+    ? opts.approvals.subscribe((c) =>
+        broadcast({
+          type: 'approval',
+          sessionId: c.approval.sessionId,
+          id: c.approval.id,
+          state: c.state === 'pending' ? 'pending' : c.outcome.decision === 'approve' ? 'approved' : 'denied',
+          by: c.state === 'decided' ? c.outcome.by : undefined,
+        }),
+      )
+    : () => undefined;
+  const unsubscribe = (): void => {
+    unsubscribeRecorder();
+    unsubscribeApprovals();
+  };
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>

@@ -143,6 +143,8 @@ export interface ControlApiRoutes {
   'findings': { params: { sessionId?: string; limit?: number }; result: FindingView[] };
   'runs': { params: { limit?: number }; result: RunView[] };
   'status': { params: Record<string, never>; result: GatewayStatus };
+  /** commands a guardrail holds for a human; `POST /api/approvals/:id` decides one (ApprovalDecisionInput) */
+  'approvals': { params: Record<string, never>; result: PendingApproval[] };
 }
 
 export interface GatewayStatus {
@@ -191,7 +193,41 @@ export type LiveMessage =
   | { type: 'session'; sessionId: string; status: SessionStatus }
   | { type: 'events'; sessionId: string; fromSeq: number; toSeq: number }
   | { type: 'command'; sessionId: string; commandId: number }
-  | { type: 'finding'; sessionId: string | null; kind: string };
+  | { type: 'finding'; sessionId: string | null; kind: string }
+  /** a command a guardrail held was put in front of a human (`pending`) or decided */
+  | { type: 'approval'; sessionId: string; id: string; state: 'pending' | 'approved' | 'denied'; by?: string };
+
+/** A command a guardrail held, waiting for a human: `GET /api/approvals` lists these. */
+export interface PendingApproval {
+  /** `apr_` + 10 base32 characters */
+  id: string;
+  sessionId: string;
+  connection: string;
+  protocol: Protocol;
+  identity: string;
+  runId: string | null;
+  /** as recorded: masked */
+  commandText: string;
+  commandSha256: string;
+  rule: string;
+  reason: string | null;
+  rulesVersion: string | null;
+  createdAt: string;
+  expiresAt: string;
+}
+
+/** Body of `POST /api/approvals/:id`. */
+export interface ApprovalDecisionInput {
+  decision: 'approve' | 'deny';
+  reason?: string;
+}
+
+/** Answer of `POST /api/approvals/:id`. */
+export interface ApprovalDecisionResult {
+  id: string;
+  decision: 'approve' | 'deny';
+  by: string;
+}
 
 /** Error body of every failed request. */
 export interface ApiError {

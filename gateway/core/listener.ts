@@ -1,4 +1,5 @@
 import type { ConnectionConfig, RecordingConfig } from '../config/schema';
+import type { ApprovalRequest, HeldCommand } from '../approvals';
 import type { AuthResult, Credential, Masker, Policy, SessionOpen, SessionRecorder } from './types';
 
 /** Logs one line per call; never pass raw secrets (messages are masked anyway as a second line of defence). */
@@ -36,6 +37,11 @@ export interface ListenerContext {
   authenticateScramToken?(identity: string, tokenId: number): AuthResult;
   /** Opens a session in the store; the listener must close it. */
   openSession(open: Omit<SessionOpen, 'connection' | 'protocol'>): SessionRecorder;
+  /**
+   * Puts a command a guardrail held in front of a human; the listener waits on its outcome.
+   * Absent (tests, read-only tools): a hold is denied.
+   */
+  holdForApproval?(req: Omit<ApprovalRequest, 'connection' | 'protocol'>): HeldCommand;
   /** Records a failed login attempt (no session is kept open for it). */
   recordFailedAttempt(attempt: { identity: string | null; clientAddr?: string; reason: string }): void;
 }

@@ -7,7 +7,8 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ListenerContext } from '../core/listener';
-import type { CommandHandle, CommandKind, CommandStatus, Json, SecretHit, SessionRecorder } from '../core/types';
+import type { CommandHandle, CommandKind, CommandStatus, Json, PolicyDecision, SecretHit, SessionRecorder } from '../core/types';
+import type { PendingApproval } from '../control-api/types';
 import { HttpGatewayError, upstreamError } from './errors';
 import { detectLlmEndpoint, llmDialect, type LlmDialect } from './llm';
 import type { ConversationTracker } from './llm-turns';
@@ -19,6 +20,7 @@ import { SseParser, type SseEvent } from './sse';
 import { SseStreamMasker } from './sse-mask';
 import { CREDENTIAL_KIND, forwardHeaders, upstreamPath, type UpstreamTarget } from './upstream';
 import { blockedMessage, decisionDetail } from '../policy/decision';
+import { deniedMessage, recordApprovalOutcome, type ApprovalOutcome } from '../approvals';
 import { toolCallsOf } from './lineage';
 
 export interface ExchangeShared {
@@ -148,9 +150,11 @@ export class Exchange {
       this.bufferLlmRequest(llmDialect(endpoint), runId);
       return;
     }
-    if (!this.allowedByPolicy()) return;
-    this.beginCommand();
-    this.forward(null);
+    const go = (): void => {
+      this.beginCommand();
+      this.forward(null);
+    };
+    if (this.allowedByPolicy(runId, go)) go();
   }
 
   /** Model calls: the prompt is needed before the command is named, so the (bounded) body is read first. */
@@ -176,32 +180,68 @@ export class Exchange {
       const newTurns = tracker.newTurns(info.turns, info.continues);
       this.text = llmCommandText(info.model, info.turns);
       this.llm = { dialect, info, newTurns, assembler: null, chunks: [], size: 0, overflow: false };
-      if (!this.allowedByPolicy()) return;
-      this.beginCommand();
-      this.reqTap.push(body);
-      this.forward(body);
+      const go = (): void => {
+        this.beginCommand();
+        this.reqTap.push(body);
+        this.forward(body);
+      };
+      if (this.allowedByPolicy(runId, go)) go();
     });
     this.req.on('error', () => undefined);
   }
 
-  private allowedByPolicy(): boolean {
+  /**
+   * True when the request may go on now. A hold puts it in front of a human instead and returns
+   * false: `approved` runs once someone approves; a denial or the timeout answers 403.
+   */
+  private allowedByPolicy(runId: string | null, approved: () => void): boolean {
     const { ctx } = this.shared;
     const method = this.req.method ?? 'GET';
     const path = displayPath(this.req.url ?? '/').split('?')[0];
     const decision = ctx.policy({ connection: ctx.connection.name, protocol: 'http', identity: this.identity, kind: this.kind, text: this.text, http: { method, path } });
     if (decision.action === 'allow') return true;
-    const message = blockedMessage(decision);
+    if (decision.action === 'hold' && ctx.holdForApproval) {
+      const held = ctx.holdForApproval({
+        sessionId: this.session.id,
+        identity: this.identity,
+        runId,
+        commandText: ctx.masker.maskText(this.text).text,
+        rule: decision.rule ?? 'policy',
+        reason: decision.reason ?? null,
+        rulesVersion: decision.rulesVersion ?? null,
+        timeoutSeconds: decision.timeoutSeconds,
+      });
+      // the client gave up: nobody is left to answer
+      const gone = (): void => held.cancel();
+      this.res.once('close', gone);
+      void held.outcome.then((outcome) => {
+        this.res.off('close', gone);
+        if (this.res.destroyed || this.res.writableEnded) return;
+        if (outcome.decision !== 'approve') return this.refuse(decision, outcome, held.approval);
+        approved();
+        const cmd = this.command;
+        this.recordSafe(() => recordApprovalOutcome(this.session, decision, held.approval, outcome, cmd?.id));
+      });
+      return false;
+    }
+    this.refuse(decision, null, null);
+    return false;
+  }
+
+  private refuse(decision: PolicyDecision, outcome: ApprovalOutcome | null, held: PendingApproval | null): void {
+    const message = outcome ? deniedMessage(decision.rule, outcome) : blockedMessage(decision);
     const cmd = this.startCommandSafe();
     if (cmd) {
       this.recordSafe(() =>
-        this.session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: cmd.id, detail: decisionDetail(decision, this.text) }),
+        outcome && held
+          ? recordApprovalOutcome(this.session, decision, held, outcome, cmd.id)
+          : this.session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: cmd.id, detail: decisionDetail(decision, this.text) }),
       );
       this.recordSafe(() => cmd.finish({ status: 'blocked', error: message, result: { status: 403 } }));
     }
     this.finished = true;
     this.req.resume();
     sendError(this.res, new HttpGatewayError('blocked_by_policy', 403, message));
-    return false;
   }
 
   private startCommandSafe(): CommandHandle | null {

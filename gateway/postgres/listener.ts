@@ -205,7 +205,7 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
       client.write(Buffer.concat([wire.authRequest(0), ...login.startupFrames, wire.backendKeyData(pid, secret), wire.readyForQuery(login.txStatus)]));
       login.socket.setMaxListeners?.(20);
       const relay = new Relay({
-        ctx, session, identity, client, upstream: login.socket, clientLeftover, upstreamLeftover: login.leftover, txStatus: login.txStatus,
+        ctx, session, identity, runId: auth.runId ?? null, client, upstream: login.socket, clientLeftover, upstreamLeftover: login.leftover, txStatus: login.txStatus,
         onEnd: () => {
           cancelKeys.delete(key);
           live.delete(conn);

@@ -21,6 +21,8 @@ import {
 import { analyzeSql, type SecretCopy, type StatementInfo } from './sql-info';
 import * as wire from './wire';
 import { blockedMessage, decisionDetail } from '../policy/decision';
+import { deniedMessage, recordApprovalOutcome, sha256, type ApprovalOutcome, type HeldCommand, type PendingApproval } from '../approvals';
+import type { PolicyDecision } from '../core/types';
 
 /** A statement as it is recorded: its text with secret literals masked, and what was masked. */
 interface Recordable {
@@ -129,6 +131,7 @@ export interface RelayOptions {
   ctx: ListenerContext;
   session: SessionRecorder;
   identity: string;
+  runId?: string | null;
   client: Duplex;
   upstream: Duplex;
   clientLeftover: Buffer;
@@ -200,6 +203,12 @@ export class Relay {
   private startedInChunk = false;
   private holding = false;
   private heldChunks: Buffer[] = [];
+  /** a statement a guardrail held: the client's bytes from it on wait for a human's decision */
+  private awaiting: HeldCommand | null = null;
+  /** decisions on the held message being read again, by rule and the recorded text's SHA-256 */
+  private readonly outcomes = new Map<string, { decision: PolicyDecision; held: PendingApproval; outcome: ApprovalOutcome }>();
+  /** approved statements whose finding waits for the command it approved */
+  private readonly approvedRecs = new WeakMap<Recordable, { decision: PolicyDecision; held: PendingApproval; outcome: ApprovalOutcome }>();
 
   constructor(private readonly opts: RelayOptions) {
     this.ctx = opts.ctx;
@@ -277,6 +286,7 @@ export class Relay {
   private end(status: 'closed' | 'error', reason?: string): void {
     if (this.ended) return;
     this.ended = true;
+    this.awaiting?.cancel();
     this.flushStarts();
     this.flushHashRun();
     for (const p of this.pending) this.abandon(p, 'connection ended before the result');
@@ -329,7 +339,7 @@ export class Relay {
     if (this.clientPaused) {
       this.clientPaused = false;
       // a held chunk keeps the client paused; release() resumes it
-      if (!this.holding) this.client.resume();
+      if (!this.holding && !this.awaiting) this.client.resume();
     }
   }
 
@@ -345,7 +355,8 @@ export class Relay {
     carryLen: number,
     check: (type: number, len: number) => number,
     handle: (buf: Buffer, start: number, frameLen: number, inChunk: boolean) => void,
-  ): { carry: Buffer[]; carryLen: number } {
+    stopped: () => boolean = () => false,
+  ): { carry: Buffer[]; carryLen: number; rest?: Buffer } {
     let pos = 0;
     if (carryLen > 0) {
       // complete the header first, then the frame
@@ -367,6 +378,7 @@ export class Relay {
       if (carryLen < total) return { carry, carryLen };
       const frame = Buffer.concat(carry, total);
       handle(frame, 0, total, false);
+      if (stopped()) return { carry: [], carryLen: 0, rest: Buffer.concat([frame, chunk.subarray(pos)]) };
       carry = [];
       carryLen = 0;
     }
@@ -375,6 +387,7 @@ export class Relay {
       const total = check(chunk[pos], chunk.readInt32BE(pos + 1));
       if (pos + total > len) break;
       handle(chunk, pos, total, true);
+      if (stopped()) return { carry: [], carryLen: 0, rest: Buffer.from(chunk.subarray(pos)) };
       pos += total;
     }
     if (pos < len) {
@@ -392,7 +405,7 @@ export class Relay {
   private fwdBuf: Buffer | null = null;
 
   private onClientData(chunk: Buffer): void {
-    if (this.holding) {
+    if (this.holding || this.awaiting) {
       this.heldChunks.push(chunk);
       return;
     }
@@ -401,6 +414,8 @@ export class Relay {
     const lastBefore = this.pending.length ? this.pending[this.pending.length - 1] : null;
     const r = this.frames(chunk, this.clientCarry, this.clientCarryLen, this.checkClientHeader, (buf, start, len, inChunk) => {
       const forward = this.onClientMessage(buf, start, len);
+      // the held message has been read again with its decisions: they cover nothing else
+      if (!this.awaiting) this.outcomes.clear();
       if (!forward) return;
       if (inChunk && this.fwdBuf === buf && this.fwdEnd === start) {
         this.fwdEnd = start + len;
@@ -414,9 +429,11 @@ export class Relay {
       } else {
         this.writeUpstream(buf.subarray(start, start + len));
       }
-    });
+    }, () => this.awaiting !== null);
     this.clientCarry = r.carry;
     this.clientCarryLen = r.carryLen;
+    // read again from the held message once a human decided
+    if (r.rest) this.heldChunks.unshift(r.rest);
     this.flushClientForward();
     const out = this.collect;
     this.collect = null;
@@ -454,12 +471,13 @@ export class Relay {
       this.end('closed');
       return;
     }
+    if (this.awaiting) return;
     if (!this.clientPaused) this.client.resume();
     const queued = this.heldChunks;
     this.heldChunks = [];
     for (let i = 0; i < queued.length; i++) {
       this.guard('client', () => this.onClientData(queued[i]));
-      if (this.holding) {
+      if (this.holding || this.awaiting) {
         this.heldChunks.push(...queued.slice(i + 1));
         return;
       }
@@ -669,6 +687,11 @@ export class Relay {
       if (params) data.params = params;
       this.session.event('query', 'client→upstream', data, { commandId: handle.id });
       if (run.sightingsIn.length) this.reportSightings(handle.id, run.sightingsIn, 'client→upstream');
+      const approved = this.approvedRecs.get(rec);
+      if (approved) {
+        this.approvedRecs.delete(rec);
+        recordApprovalOutcome(this.session, approved.decision, approved.held, approved.outcome, handle.id);
+      }
       run.handle = handle;
     }
   }
@@ -687,14 +710,58 @@ export class Relay {
       classification: info.classification,
     });
     if (decision.action === 'allow') return true;
+    let decided: { decision: PolicyDecision; held: PendingApproval; outcome: ApprovalOutcome } | undefined;
+    if (decision.action === 'hold' && this.ctx.holdForApproval) {
+      // what reviewers see and the approval binds: the text as the recorder will store it
+      const shown = this.ctx.masker.maskText(rec.text).text;
+      decided = this.outcomes.get(`${decision.rule ?? 'policy'}\0${sha256(shown)}`);
+      if (!decided) {
+        this.holdForApproval(decision, shown);
+        return false;
+      }
+      if (decided.outcome.decision === 'approve') {
+        this.approvedRecs.set(rec, decided);
+        return true;
+      }
+    }
     this.flushStarts();
     const handle = this.session.startCommand({ kind: 'sql', text: rec.text, classification: info.classification, targets: info.targets });
     if (rec.sightings.length) this.reportSightings(handle.id, rec.sightings, 'client→upstream');
-    const message = blockedMessage(decision);
-    this.session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: handle.id, detail: decisionDetail(decision, rec.text) });
+    const message = decided ? deniedMessage(decision.rule, decided.outcome) : blockedMessage(decision);
+    if (decided) recordApprovalOutcome(this.session, decided.decision, decided.held, decided.outcome, handle.id);
+    else this.session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: handle.id, detail: decisionDetail(decision, rec.text) });
     handle.finish({ status: 'blocked', error: message, result: { error: message } });
     this.queueSynthetic(wire.errorResponse({ severity: 'ERROR', code: '42501', message }), simple);
     return false;
+  }
+
+  /**
+   * Stops reading the client at this statement until a human decides: its bytes and everything
+   * after them are read again then, the statement allowed or refused by that decision. Statements
+   * before it in the same chunk go on as usual; other sessions are not affected.
+   */
+  private holdForApproval(decision: PolicyDecision, commandText: string): void {
+    const held = this.ctx.holdForApproval!({
+      sessionId: this.session.id,
+      identity: this.opts.identity,
+      runId: this.opts.runId ?? null,
+      commandText,
+      rule: decision.rule ?? 'policy',
+      reason: decision.reason ?? null,
+      rulesVersion: decision.rulesVersion ?? null,
+      timeoutSeconds: decision.timeoutSeconds,
+    });
+    this.awaiting = held;
+    this.client.pause();
+    void held.outcome.then((outcome) =>
+      this.guard('client', () => {
+        if (this.ended || this.awaiting !== held) return;
+        // bound to the rule too: after a reload, another rule's hold asks again
+        this.outcomes.set(`${held.approval.rule}\0${held.approval.commandSha256}`, { decision, held: held.approval, outcome });
+        this.awaiting = null;
+        if (!this.holding) this.release(null);
+      }),
+    );
   }
 
   private refuseIfFailed(simple: boolean): boolean {

@@ -5,7 +5,7 @@
 import type { Client, ClientChannel, Connection, PseudoTtyInfo, SFTPWrapper, ServerChannel, Session, TcpipBindInfo, TcpipRequestInfo } from 'ssh2';
 import type { SshUpstream } from '../config/schema';
 import type { ListenerContext } from '../core/listener';
-import type { SessionRecorder } from '../core/types';
+import type { PolicyDecision, SessionRecorder } from '../core/types';
 import { FlightlogError } from '../core/errors';
 import { HostKeyChangedError } from './errors';
 import type { OpenFailDescriber } from './ssh2-internals';
@@ -14,6 +14,8 @@ import { bridgeChannel, startExec } from './channel-bridge';
 import { SftpProxy } from './sftp-proxy';
 import { drained, ended } from './relay';
 import { blockedMessage, decisionDetail } from '../policy/decision';
+import { deniedMessage, recordApprovalOutcome, type ApprovalOutcome } from '../approvals';
+import type { PendingApproval } from '../control-api/types';
 
 const DEFAULT_ENV_ALLOW = ['LANG', 'LC_*', 'TERM'];
 const REFUSED = 'Flightlog: recording failed, command not forwarded';
@@ -31,6 +33,7 @@ export class AgentConnection {
   private readonly channels = new Set<{ close(): void }>();
   private readonly remoteForwards = new Map<string, { commandId: number; finish: (error?: string) => void }>();
   private closed = false;
+  readonly runId: string | null;
 
   constructor(
     readonly ctx: ListenerContext,
@@ -40,6 +43,7 @@ export class AgentConnection {
     meta: { clientAddr?: string; user: string; software?: string; runId?: string | null },
   ) {
     const up = ctx.connection.upstream as SshUpstream;
+    this.runId = meta.runId ?? null;
     this.session = ctx.openSession({
       identity,
       runId: meta.runId ?? null,
@@ -386,12 +390,35 @@ class SessionChannel {
       ch.end();
       return;
     }
+    let approved: { decision: PolicyDecision; held: PendingApproval; outcome: ApprovalOutcome } | null = null;
     if (what.type === 'exec') {
       const decision = agent.ctx.policy({ connection: agent.connectionName, protocol: 'ssh', identity: agent.identity, kind: 'exec', text: what.command });
-      if (decision.action !== 'allow') {
+      let approval: { held: PendingApproval; outcome: ApprovalOutcome } | null = null;
+      if (decision.action === 'hold' && agent.ctx.holdForApproval) {
+        const held = agent.ctx.holdForApproval({
+          sessionId: session.id,
+          identity: agent.identity,
+          runId: agent.runId,
+          commandText: agent.ctx.masker.maskText(what.command).text,
+          rule: decision.rule ?? 'policy',
+          reason: decision.reason ?? null,
+          rulesVersion: decision.rulesVersion ?? null,
+          timeoutSeconds: decision.timeoutSeconds,
+        });
+        // the client closed the channel or the connection ended: nobody waits for the command
+        const gone = (): void => held.cancel();
+        ch.once('close', gone);
+        const outcome = await held.outcome;
+        ch.off('close', gone);
+        // the channel or the connection went away: nobody is left to tell, nothing to run
+        if (outcome.by === 'cancelled') return;
+        approval = { held: held.approval, outcome };
+      }
+      if (decision.action !== 'allow' && approval?.outcome.decision !== 'approve') {
         const cmd = session.startCommand({ kind: 'exec', text: what.command });
-        const message = blockedMessage(decision);
-        session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: cmd.id, detail: decisionDetail(decision, what.command) });
+        const message = approval ? deniedMessage(decision.rule, approval.outcome) : blockedMessage(decision);
+        if (approval) recordApprovalOutcome(session, decision, approval.held, approval.outcome, cmd.id);
+        else session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: cmd.id, detail: decisionDetail(decision, what.command) });
         cmd.finish({ status: 'blocked', error: message, result: { exitCode: 126 } });
         ch.stderr.write(`${message}\r\n`);
         await drained(ch.stderr);
@@ -400,9 +427,11 @@ class SessionChannel {
         ch.end();
         return;
       }
+      if (approval) approved = { decision, ...approval };
     }
     // Fail-closed: an exec is recorded, and the record committed, before it goes upstream.
     const execCmd = what.type === 'exec' ? startExec(session, what.command) : null;
+    if (execCmd && approved) recordApprovalOutcome(session, approved.decision, approved.held, approved.outcome, execCmd.id);
     if (execCmd) {
       try {
         await session.flushed();

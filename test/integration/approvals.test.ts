@@ -1,0 +1,333 @@
+/**
+ * A guardrail `hold` waits for a human, through the real gateway: real psql and node-postgres
+ * against a real PostgreSQL, real ssh against a real sshd, fetch against a node HTTP upstream.
+ * The held command is listed (masked) by the control API and `flightlog pending`; approving it
+ * (CLI or API) lets exactly that command run, denying or the rule's timeout refuses it in the
+ * protocol's own way, and every decision is a finding and an event in the session's hash chain.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { Client } from 'pg';
+import WebSocket from 'ws';
+import { startTestGateway, type TestGateway } from '../helpers/gateway';
+import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
+import { askpassEnv, clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
+import { startHttpUpstream, type HttpUpstream } from '../helpers/http-upstreams';
+import { tempDir } from '../helpers/tmp';
+import { runCli } from '../../gateway/cli/main';
+import { listEvents } from '../../gateway/store/queries';
+import type { FindingView, LiveMessage, PendingApproval } from '../../gateway/control-api/types';
+
+const RULES = [
+  { name: 'hold-delete', match: { protocol: ['postgres'], sql: { statement: ['delete'] } }, action: 'hold', reason: 'deleting rows needs a human' },
+  { name: 'hold-update', match: { protocol: ['postgres'], sql: { statement: ['update'] } }, action: 'hold', timeout: '2s' },
+  { name: 'hold-touch', match: { shell: { program: 'touch' } }, action: 'hold' },
+  { name: 'hold-api-delete', match: { http: { method: 'DELETE', path: '/api/*' } }, action: 'hold' },
+];
+
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function exec(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> {
+  return new Promise((resolve) => {
+    const child = execFile(cmd, args, { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout: String(stdout), stderr: String(stderr) });
+    });
+    child.stdin?.end();
+  });
+}
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; out: string; err: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d) => (out += d));
+  stderr.on('data', (d) => (err += d));
+  const code = await runCli(args, { stdout, stderr, stdin: new PassThrough(), env: { ...env } });
+  return { code, out, err };
+}
+
+/** Polls until check() returns a value; fails with `what` after the deadline. */
+async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
+  let pg: PostgresServer;
+  let sshd: Sshd;
+  let http: HttpUpstream;
+  let gw: TestGateway;
+  let token: string;
+  let work: string;
+  let api: { url: string; token: string };
+
+  before(async () => {
+    work = tempDir('flightlog-approvals-');
+    [pg, sshd, http] = await Promise.all([startPostgres(), startSshd(), startHttpUpstream()]);
+    gw = await startTestGateway({
+      env: { APP_PW: pg.app.password },
+      connections: [
+        { name: 'db', protocol: 'postgres', upstream: { host: pg.host, port: pg.port, user: 'app', database: 'app', password: { env: 'APP_PW' } }, identities: ['claude'] },
+        { name: 'web', protocol: 'ssh', upstream: { host: sshd.host, port: sshd.port, user: sshd.user, privateKey: { file: sshd.userKeyPath } }, identities: ['claude'] },
+        { name: 'api', protocol: 'http', upstream: { url: http.url }, identities: ['claude'] },
+      ],
+      guardrails: RULES,
+    });
+    token = gw.addIdentity('claude');
+    const control = JSON.parse(fs.readFileSync(path.join(gw.dataDir, 'control.json'), 'utf8')) as { url: string };
+    api = { url: control.url, token: fs.readFileSync(path.join(gw.dataDir, 'control-token'), 'utf8').trim() };
+    pg.psql('CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (1), (2), (3), (4); ALTER TABLE keep_me OWNER TO app;', 'app');
+  });
+
+  after(async () => {
+    await gw?.close();
+    if (gw) fs.rmSync(gw.dataDir, { recursive: true, force: true });
+    await Promise.all([pg?.stop(), sshd?.stop(), http?.close()]);
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  const psql = (sql: string): Promise<Ran> => {
+    const a = gw.address('db');
+    return exec('psql', ['-X', '-A', '-t', '-h', a.host, '-p', String(a.port), '-U', 'claude', '-d', 'app', '-c', sql], { PGPASSWORD: token, PGCONNECT_TIMEOUT: '10' });
+  };
+  const pgClient = async (): Promise<Client> => {
+    const a = gw.address('db');
+    const c = new Client({ host: a.host, port: a.port, user: 'claude', password: token, database: 'app' });
+    await c.connect();
+    return c;
+  };
+  const ids = (): string => pg.psql('SELECT string_agg(id::text, \',\' ORDER BY id) FROM keep_me', 'app').trim();
+  const control = async (method: string, route: string, body?: unknown): Promise<{ status: number; json: unknown }> => {
+    const res = await fetch(api.url + route, {
+      method,
+      headers: { authorization: `Bearer ${api.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    return { status: res.status, json: await res.json() };
+  };
+  const pendingFor = (rule: string): Promise<PendingApproval> =>
+    waitFor(`a pending ${rule} approval`, async () => ((await control('GET', '/api/approvals')).json as PendingApproval[]).find((a) => a.rule === rule));
+  const findingsOf = async (rule: string): Promise<FindingView[]> => {
+    await gw.flush();
+    return gw.findings().filter((f) => f.category === 'guardrail' && f.kind === rule);
+  };
+  const approvalEvents = async (sessionId: string): Promise<Array<Record<string, unknown>>> => {
+    await gw.flush();
+    return listEvents(gw.gateway.db, sessionId).events.filter((e) => e.kind === 'approval').map((e) => e.data as Record<string, unknown>);
+  };
+
+  it('psql: a held DELETE waits (row still there, other sessions go on), is approved with `flightlog approve`, then lands', async () => {
+    const held = psql('DELETE FROM keep_me WHERE id = 1');
+    const a = await pendingFor('hold-delete');
+    assert.match(a.id, /^apr_[a-z2-7]{10}$/);
+    assert.equal(a.commandText, 'DELETE FROM keep_me WHERE id = 1');
+    assert.equal(a.identity, 'claude');
+    assert.equal(a.connection, 'db');
+    assert.equal(a.protocol, 'postgres');
+    assert.equal(a.reason, 'deleting rows needs a human');
+    assert.equal(ids(), '1,2,3,4', 'nothing reached the server while pending');
+    const other = await psql('SELECT count(*) FROM keep_me');
+    assert.equal(other.code, 0, other.stderr);
+    assert.equal(other.stdout.trim(), '4', 'another session is not held up');
+
+    const listed = await cli(['pending', '--data-dir', gw.dataDir]);
+    assert.equal(listed.code, 0, listed.err);
+    assert.match(listed.out, new RegExp(`${a.id}\\s+hold-delete\\s+claude@db`));
+    const asJson = JSON.parse((await cli(['pending', '--json', '--data-dir', gw.dataDir])).out) as PendingApproval[];
+    assert.ok(asJson.some((x) => x.id === a.id));
+
+    const ok = await cli(['approve', a.id, '--reason', 'checked with the team', '--data-dir', gw.dataDir], { ...process.env, USER: 'alice' });
+    assert.equal(ok.code, 0, ok.err);
+    assert.match(ok.err, new RegExp(`approved ${a.id} as alice`));
+    const r = await held;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(ids(), '2,3,4', 'the approved DELETE ran');
+
+    const again = await cli(['deny', a.id, '--data-dir', gw.dataDir]);
+    assert.equal(again.code, 1);
+    assert.match(again.err, /already decided/);
+
+    const [f] = await findingsOf('hold-delete');
+    const d = f.detail as Record<string, unknown>;
+    assert.equal(d.outcome, 'approved');
+    assert.equal(d.decidedBy, 'alice');
+    assert.equal(d.action, 'hold');
+    assert.equal(d.commandSha256, a.commandSha256);
+    const cmd = gw.show(a.sessionId).commands.find((c) => c.id === f.commandId)!;
+    assert.equal(cmd.text, 'DELETE FROM keep_me WHERE id = 1');
+    assert.equal(cmd.status, 'ok');
+    const [ev] = await approvalEvents(a.sessionId);
+    assert.deepEqual(ev, { id: a.id, rule: 'hold-delete', decision: 'approve', by: 'alice', commandSha256: a.commandSha256, rulesVersion: a.rulesVersion });
+  });
+
+  it('node-postgres (extended protocol): a denied DELETE gets 42501 naming the approver, the row stays and the connection goes on', async () => {
+    const c = await pgClient();
+    try {
+      const held = c.query('DELETE FROM keep_me WHERE id = $1', [2]).then(
+        () => null,
+        (e: Error & { code?: string }) => e,
+      );
+      const a = await pendingFor('hold-delete');
+      assert.equal((await control('POST', `/api/approvals/${a.id}`, { decision: 'maybe' })).status, 400);
+      assert.equal((await control('POST', `/api/approvals/${a.id}`, '{not json')).status, 400);
+      assert.equal((await control('POST', '/api/approvals/apr_aaaaaaaaaa', { decision: 'deny' })).status, 404);
+      const denied = await control('POST', `/api/approvals/${a.id}`, { decision: 'deny', reason: 'not on a Friday' });
+      assert.equal(denied.status, 200);
+      assert.deepEqual(denied.json, { id: a.id, decision: 'deny', by: 'control-api' });
+      assert.equal((await control('POST', `/api/approvals/${a.id}`, { decision: 'approve' })).status, 409);
+      const err = await held;
+      assert.ok(err, 'the DELETE failed');
+      assert.equal(err.code, '42501');
+      assert.equal(err.message, 'flightlog: blocked by guardrail "hold-delete": denied by control-api (not on a Friday)');
+      assert.equal(ids(), '2,3,4', 'the row is still there');
+      const after = await c.query('SELECT count(*)::int AS n FROM keep_me WHERE id = $1', [2]);
+      assert.equal(after.rows[0].n, 1, 'the same connection still works');
+      const f = (await findingsOf('hold-delete')).find((x) => (x.detail as Record<string, unknown>).outcome === 'denied')!;
+      assert.equal((f.detail as Record<string, unknown>).decidedBy, 'control-api');
+      assert.deepEqual((await approvalEvents(a.sessionId)).map((e) => [e.decision, e.by]), [['deny', 'control-api']]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('psql: with no answer within the rule\'s timeout (2s) the UPDATE is refused by itself', async () => {
+    const r = await psql('UPDATE keep_me SET id = 30 WHERE id = 3');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /ERROR: {2}flightlog: blocked by guardrail "hold-update": timed out waiting for approval/);
+    assert.equal(ids(), '2,3,4');
+    assert.deepEqual((await control('GET', '/api/approvals')).json, []);
+    const [f] = await findingsOf('hold-update');
+    assert.equal((f.detail as Record<string, unknown>).decidedBy, 'timeout');
+    assert.equal((f.detail as Record<string, unknown>).outcome, 'denied');
+  });
+
+  it('pgbench pipeline (extended protocol): statements before the held one run, the rest wait; the pending text is masked', async () => {
+    const script = path.join(work, 'pipeline.sql');
+    fs.writeFileSync(script, `\\startpipeline\nINSERT INTO keep_me VALUES (50);\nDELETE FROM keep_me WHERE id = 50 AND '${token}' <> '';\nINSERT INTO keep_me VALUES (51);\n\\endpipeline\n`);
+    const a = gw.address('db');
+    const bench = exec('pgbench', ['-n', '-M', 'extended', '-t', '1', '-f', script, '-h', a.host, '-p', String(a.port), '-U', 'claude', 'app'], { PGPASSWORD: token });
+    const p = await pendingFor('hold-delete');
+    assert.ok(!p.commandText.includes(token), `the token is masked: ${p.commandText}`);
+    // one implicit transaction until the pipeline's Sync: the gateway's record shows what went upstream
+    const texts = async () => {
+      await gw.flush();
+      return gw.show(p.sessionId).commands.map((c) => c.text);
+    };
+    await waitFor('the INSERT before the held DELETE to go upstream', async () => ((await texts()).some((t) => t.startsWith('INSERT INTO keep_me VALUES (50)')) ? true : undefined));
+    assert.ok(!(await texts()).some((t) => t.includes('(51)')), 'the INSERT after it waits');
+    assert.equal((await control('POST', `/api/approvals/${p.id}`, { decision: 'approve' })).status, 200);
+    const r = await bench;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(ids(), '2,3,4,51');
+    pg.psql('DELETE FROM keep_me WHERE id = 51', 'app');
+  });
+
+  it('ssh exec: a held command runs once approved, exits 126 once denied; the listed text is masked', async () => {
+    const a = gw.address('web');
+    const approvedFile = path.join(work, 'approved');
+    const deniedFile = path.join(work, 'denied');
+    const ssh = (line: string) => run('ssh', [...clientOptions(a.port), '-p', String(a.port), `claude@${a.host}`, line], { env: askpassEnv(work, token), timeoutMs: 60_000 });
+
+    const first = ssh(`touch ${approvedFile} # ${token}`);
+    const p1 = await pendingFor('hold-touch');
+    assert.equal(p1.protocol, 'ssh');
+    assert.ok(!p1.commandText.includes(token), 'the gateway token is masked in the pending list');
+    assert.ok(p1.commandText.startsWith(`touch ${approvedFile}`));
+    assert.ok(!fs.existsSync(approvedFile), 'not run while pending');
+    assert.equal((await cli(['approve', p1.id, '--data-dir', gw.dataDir])).code, 0);
+    const r1 = await first;
+    assert.equal(r1.code, 0, r1.stderr);
+    assert.ok(fs.existsSync(approvedFile), 'the approved exec ran');
+
+    const second = ssh(`touch ${deniedFile}`);
+    const p2 = await pendingFor('hold-touch');
+    const no = await cli(['deny', p2.id, '--reason', 'no', '--data-dir', gw.dataDir], { ...process.env, USER: 'bob' });
+    assert.equal(no.code, 0, no.err);
+    const r2 = await second;
+    assert.equal(r2.code, 126);
+    assert.match(r2.stderr, /flightlog: blocked by guardrail "hold-touch": denied by bob \(no\)/);
+    assert.ok(!fs.existsSync(deniedFile));
+    const outcomes = (await findingsOf('hold-touch')).map((f) => (f.detail as Record<string, unknown>).outcome);
+    assert.deepEqual(outcomes.sort(), ['approved', 'denied']);
+    assert.deepEqual(gw.grepDataDir(token), [], 'the token is nowhere in the data dir or logs');
+  });
+
+  it('HTTP: a held DELETE is forwarded once approved, answered 403 JSON once denied; the live feed tells both', async () => {
+    const a = gw.address('api');
+    const feed = new WebSocket(`${api.url.replace('http', 'ws')}/api/live`, ['flightlog.v1', `bearer.${api.token}`], { origin: api.url });
+    const live: LiveMessage[] = [];
+    feed.on('message', (m: Buffer) => live.push(JSON.parse(m.toString('utf8')) as LiveMessage));
+    await new Promise((r, j) => feed.once('open', r).once('error', j));
+    const before = http.seen.length;
+    const send = () => fetch(`http://${a.host}:${a.port}/api/users/7`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+    const first = send();
+    const p1 = await pendingFor('hold-api-delete');
+    assert.equal(p1.commandText, 'DELETE /api/users/7');
+    assert.equal(http.seen.length, before, 'not forwarded while pending');
+    assert.equal((await control('POST', `/api/approvals/${p1.id}`, { decision: 'approve' })).status, 200);
+    const r1 = await first;
+    assert.notEqual(r1.status, 403);
+    await r1.arrayBuffer();
+    assert.equal(http.seen.at(-1)?.method, 'DELETE', 'the approved request reached the upstream');
+
+    const second = send();
+    const p2 = await pendingFor('hold-api-delete');
+    await control('POST', `/api/approvals/${p2.id}`, { decision: 'deny' });
+    const r2 = await second;
+    assert.equal(r2.status, 403);
+    const body = (await r2.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'blocked_by_policy');
+    assert.equal(body.error.message, 'flightlog: blocked by guardrail "hold-api-delete": denied by control-api');
+    assert.equal(http.seen.filter((s) => s.method === 'DELETE').length, 1);
+    const about = (id: string) => waitFor(`live messages about ${id}`, () => {
+      const m = live.filter((x) => x.type === 'approval' && x.id === id).map((x) => (x.type === 'approval' ? `${x.state}:${x.by ?? ''}` : ''));
+      return m.length === 2 ? m : undefined;
+    });
+    assert.deepEqual(await about(p1.id), ['pending:', 'approved:control-api']);
+    assert.deepEqual(await about(p2.id), ['pending:', 'denied:control-api']);
+    feed.close();
+  });
+
+  it('a client that hangs up cancels its pending approval', async () => {
+    const a = gw.address('db');
+    const child = spawn('psql', ['-X', '-h', a.host, '-p', String(a.port), '-U', 'claude', '-d', 'app', '-c', 'DELETE FROM keep_me WHERE id = 4'], {
+      env: { ...process.env, PGPASSWORD: token },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((r) => child.once('exit', r));
+    await pendingFor('hold-delete');
+    // killed, as an agent interrupted mid-command: the socket closes without a Terminate
+    child.kill('SIGKILL');
+    await exited;
+    await waitFor('the pending list to empty', async () => (((await control('GET', '/api/approvals')).json as PendingApproval[]).length === 0 ? true : undefined));
+    assert.equal(ids(), '2,3,4');
+  });
+
+  it('flightlog pending/approve with no gateway running: exit 1 with one clear line', async () => {
+    const empty = tempDir('flightlog-approvals-nogw-');
+    try {
+      for (const args of [['pending'], ['approve', 'apr_aaaaaaaaaa']]) {
+        const r = await cli([...args, '--data-dir', empty]);
+        assert.equal(r.code, 1, args.join(' '));
+        assert.equal(r.err.trim().split('\n').length, 1);
+        assert.match(r.err, /no gateway is running/);
+      }
+    } finally {
+      fs.rmSync(empty, { recursive: true, force: true });
+    }
+  });
+});
