@@ -3,6 +3,8 @@
  * fragment (web mode) or from the Electron shell. Types come from the gateway's own module.
  */
 import type {
+  ApprovalDecisionInput,
+  ApprovalDecisionResult,
   CommandView,
   ConnectionInput,
   CreateIdentityResult,
@@ -11,6 +13,7 @@ import type {
   GatewayStatus,
   LiveMessage,
   LiveProtocol,
+  PendingApproval,
   RunView,
   SearchHit,
   SessionDetail,
@@ -87,6 +90,7 @@ export const api = {
   replayIndex: (id: string) => get<ReplayIndex>(`/api/sessions/${enc(id)}/replay`),
   seek: (id: string, tUs: number) => get<SeekResult>(`/api/sessions/${enc(id)}/replay/seek`, { tUs: Math.max(0, Math.floor(tUs)) }),
   frames: (id: string, afterSeq: number, limit = 2000) => get<FramesResult>(`/api/sessions/${enc(id)}/replay/frames`, { afterSeq, limit }),
+  approvals: () => get<PendingApproval[]>('/api/approvals'),
 };
 
 /** A refused Settings write: `path` names the config field the validator refused (`connections[0].upstream.url`). */
@@ -124,6 +128,11 @@ export const settingsApi = {
   createIdentity: (name: string, kind: 'agent' | 'human') => send<CreateIdentityResult>('POST', '/api/identities', { name, kind }),
   revokeIdentity: (name: string) => send<{ ok: true }>('POST', `/api/identities/${enc(name)}/revoke`),
 };
+
+/** A human's answer to a held command; a 409 means someone (the CLI, another window) decided first. */
+export function decideApproval(id: string, input: ApprovalDecisionInput): Promise<ApprovalDecisionResult> {
+  return send<ApprovalDecisionResult>('POST', `/api/approvals/${enc(id)}`, input);
+}
 
 export type LiveState = 'connecting' | 'live' | 'offline';
 

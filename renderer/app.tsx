@@ -11,6 +11,7 @@ import { ReplayView } from './views/replay-view';
 import { DiffsView } from './views/diffs-view';
 import { FindingsView } from './views/findings-view';
 import { Onboarding, SettingsView } from './views/settings-view';
+import { ApprovalsView, pendingLine, usePendingApprovals } from './views/approvals-view';
 import type { GatewayState } from '../main/bridge-types';
 
 export function App() {
@@ -18,6 +19,8 @@ export function App() {
   const [status, setStatus] = useState<GatewayStatus | null>(null);
   const [liveState, setLiveState] = useState<LiveState>(live.state);
   const [gw, setGw] = useState<GatewayState | null>(null);
+  const pending = usePendingApprovals(token() !== null);
+  const waiting = pending.approvals?.length ?? 0;
 
   useEffect(() => {
     live.start();
@@ -50,9 +53,14 @@ export function App() {
       </div>
     );
   }
-  const nav = (view: string, label: string, key: string) => (
+  const nav = (view: string, label: string, key: string, badge = 0) => (
     <a className={`nav ${route.view === view || (view === 'sessions' && ['session', 'replay', 'diffs'].includes(route.view)) ? 'active' : ''}`} href={`#/${view}`} data-testid={`nav-${key}`}>
       {label}
+      {badge > 0 && (
+        <span className="nav-badge" data-testid={`nav-${key}-count`}>
+          {badge}
+        </span>
+      )}
     </a>
   );
   return (
@@ -63,6 +71,7 @@ export function App() {
         </a>
         {nav('sessions', 'Sessions', 'sessions')}
         {nav('findings', 'Findings', 'findings')}
+        {!status?.bundles && nav('approvals', 'Approvals', 'approvals', waiting)}
         {!status?.bundles && nav('settings', 'Settings', 'settings')}
         <span className="spacer" />
         {gw && gw.state === 'down' && <span className="gw-down">gateway down: {gw.reason}</span>}
@@ -90,6 +99,11 @@ export function App() {
           {status.store.since ? `, since ${status.store.since}` : ''}). Fail-closed: no new command is forwarded. Free space in the data dir and restart the gateway.
         </div>
       )}
+      {waiting > 0 && (
+        <a className="approvals-banner" role="status" href="#/approvals" data-testid="approvals-banner">
+          {pendingLine(waiting)}
+        </a>
+      )}
       {status?.bundles && (
         <div className="bundle-banner" data-testid="bundle-banner">
           <b>Read-only: opened bundle{status.bundles.length === 1 ? '' : 's'}</b>
@@ -109,6 +123,7 @@ export function App() {
         {route.view === 'replay' && <ReplayView key={route.id ?? ''} route={route} />}
         {route.view === 'diffs' && <DiffsView key={route.id ?? ''} route={route} />}
         {route.view === 'findings' && <FindingsView route={route} />}
+        {route.view === 'approvals' && <ApprovalsView pending={pending} />}
         {route.view === 'settings' && <SettingsView route={route} />}
       </main>
     </div>

@@ -52,11 +52,11 @@ export interface UiGateway {
 }
 
 /** The real gateway with the UI routes, on a temp data dir; connections as in flightlog.yaml (listen defaults to a free port). */
-export async function startUiGateway(opts: { connections?: unknown[]; env?: Record<string, string> } = {}): Promise<UiGateway> {
+export async function startUiGateway(opts: { connections?: unknown[]; env?: Record<string, string>; guardrails?: unknown[] } = {}): Promise<UiGateway> {
   const rendererDir = ensureRenderer();
   const dataDir = tempDir('flightlog-e2e-');
   const connections = (opts.connections ?? []).map((c) => ({ listen: '127.0.0.1:0', ...(c as object) }));
-  const config = validateConfig({ connections }, 'e2e-config.yaml');
+  const config = validateConfig(opts.guardrails ? { connections, guardrails: opts.guardrails } : { connections }, 'e2e-config.yaml');
   const logs: string[] = [];
   const line = (level: string) => (msg: string) => logs.push(`${level}: ${msg}`);
   const log: Logger = { info: line('info'), warn: line('warn'), error: line('error') };
