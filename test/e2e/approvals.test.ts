@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import type { PendingApproval } from '../../gateway/control-api/types';
 import { artifactsDir, launchChromium, startUiGateway, type UiGateway } from '../helpers/browser';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
 
@@ -38,6 +39,42 @@ function psql(sql: string): Promise<Ran> {
     child.stdin?.end();
   });
 }
+
+/** The control API as the CLI or another window would call it. */
+async function control(method: 'GET' | 'POST', route: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+  const res = await fetch(gw.gateway.control.url + route, {
+    method,
+    headers: { authorization: `Bearer ${gw.gateway.control.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+/** Polls the pending list until it holds `n` approvals. */
+async function pendingCount(n: number): Promise<PendingApproval[]> {
+  const end = Date.now() + 20_000;
+  for (;;) {
+    const list = (await control('GET', '/api/approvals')).json as PendingApproval[];
+    if (list.length === n) return list;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${n} pending approvals (have ${list.length})`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** What Electron's preload would expose, recording the notifications the app asks for. */
+const FAKE_BRIDGE = `
+  window.__notes = [];
+  window.flightlog = {
+    platform: 'linux',
+    gatewayState: async () => ({ state: 'starting' }),
+    restartGateway: async () => ({ state: 'starting' }),
+    openBundleDialog: async () => null,
+    notify: async (title, body) => { window.__notes.push(title + ' | ' + body); return true; },
+    setLiveCount: async () => null,
+    onGatewayState: () => () => undefined,
+    onBundleOpened: () => () => undefined,
+  };
+`;
 
 const rows = (): string => pg.psql('SELECT count(*) FROM t', 'app').trim();
 /** Monaco lays text out with non-breaking spaces. */
@@ -117,5 +154,51 @@ describe('approvals in the web UI (Chromium)', { timeout: 180_000 }, () => {
     await page.waitForSelector('[data-testid=approvals-banner]', { state: 'detached' });
     assert.ok(!(await page.content()).includes(secret), 'the secret is not on the page');
     assert.deepEqual(pageErrors, []);
+  });
+
+  it('Electron: a new hold raises one desktop notification; a decision made elsewhere shows who, and a stale Approve gets one 409 line', async () => {
+    pg.psql('INSERT INTO t VALUES (6), (7);', 'app');
+    const first = psql('DELETE FROM t');
+    const [a] = await pendingCount(1);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    try {
+      await context.addInitScript(FAKE_BRIDGE);
+      const shell = await context.newPage();
+      shell.on('pageerror', (e) => pageErrors.push(e.message));
+      await shell.goto(gw.url);
+      await shell.waitForSelector('[data-testid=feed-state]:has-text("live")');
+      await shell.click('[data-testid=nav-approvals]');
+      await shell.waitForSelector(`[data-testid=approval][data-id="${a.id}"]`);
+
+      const second = psql('DELETE FROM t');
+      await shell.waitForSelector('[data-testid=approvals-banner]:has-text("2 commands wait for approval")', { timeout: 20_000 });
+      assert.equal(await shell.textContent('[data-testid=nav-approvals-count]'), '2');
+      await shell.waitForFunction(() => (window as unknown as { __notes: string[] }).__notes.length > 0);
+      const notes = await shell.evaluate(() => (window as unknown as { __notes: string[] }).__notes);
+      assert.deepEqual(notes, ['Flightlog: a command waits for approval | claude on db: unbounded-delete'], 'only the hold that arrived while open notifies');
+      const both = await pendingCount(2);
+      const b = both.find((x) => x.id !== a.id)!;
+
+      // the list answer is frozen so the decided approval stays on screen: its Approve is stale
+      await shell.route('**/api/approvals', (route) => route.fulfill({ json: both }));
+      const denied = await control('POST', `/api/approvals/${a.id}`, { decision: 'deny', by: 'bob', reason: 'elsewhere' });
+      assert.equal(denied.status, 200);
+      await shell.waitForSelector('[data-testid=approval-decided]:has-text("Denied by bob")');
+      await shell.click(`[data-testid=approval][data-id="${a.id}"] [data-testid=approve]`);
+      await shell.waitForSelector(`[data-testid=approval-decided].error-line:has-text("approval ${a.id} was already decided")`);
+      await shell.waitForSelector(`[data-testid=approval][data-id="${a.id}"]`, { state: 'detached' });
+      const firstRan = await first;
+      assert.match(firstRan.stderr, /denied by bob \(elsewhere\)/);
+      await shell.unroute('**/api/approvals');
+
+      await shell.click(`[data-testid=approval][data-id="${b.id}"] [data-testid=approve]`);
+      const secondRan = await second;
+      assert.equal(secondRan.code, 0, secondRan.stderr);
+      assert.equal(rows(), '0');
+      await shell.waitForSelector('[data-testid=approvals-banner]', { state: 'detached' });
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      await context.close();
+    }
   });
 });
