@@ -145,6 +145,8 @@ export interface ControlApiRoutes {
   'status': { params: Record<string, never>; result: GatewayStatus };
   /** commands a guardrail holds for a human; `POST /api/approvals/:id` decides one (ApprovalDecisionInput) */
   'approvals': { params: Record<string, never>; result: PendingApproval[] };
+  /** the rules as written in flightlog.yaml; `PUT` (SaveGuardrailsRequest) replaces them and answers the same shape */
+  'settings/guardrails': { params: Record<string, never>; result: GuardrailsSettings };
 }
 
 export interface GatewayStatus {
@@ -281,7 +283,27 @@ export interface CreateIdentityResult {
   token: string;
 }
 
-/** A refused Settings write: `path` names the field in the document (`connections[0].upstream.url`) when the config validator refused it. */
+/** `GET /api/settings/guardrails`, and the answer of `PUT`: the `guardrails:` key as written in flightlog.yaml and the running rule set's version. */
+export interface GuardrailsSettings {
+  /** YAML with the one key `guardrails:` (comments kept); empty when the file has no rules */
+  yaml: string;
+  /** SHA-256 of the running rules, as recorded with every decision */
+  version: string;
+  /** how many rules run now */
+  rules: number;
+  /** the YAML file the rules are written to */
+  configFile: string;
+}
+
+/** Body of `PUT /api/settings/guardrails`: replaces only the file's `guardrails:` key. Answers GuardrailsSettings. */
+export interface SaveGuardrailsRequest {
+  yaml: string;
+}
+
+/**
+ * A refused Settings write: `path` names the field in the document (`connections[0].upstream.url`)
+ * when the config validator refused it; `line` is the line within the submitted text (guardrails).
+ */
 export interface SettingsApiError {
-  error: { code: string; message: string; path?: string };
+  error: { code: string; message: string; path?: string; line?: number };
 }

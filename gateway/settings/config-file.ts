@@ -176,7 +176,9 @@ export function stageFile(file: string, text: string): StagedFile {
 export interface ApplyOptions {
   file: string;
   running: FlightlogConfig;
-  edit: (doc: Document) => void;
+  edit?: (doc: Document) => void;
+  /** edits the file as text instead (`doc` is `text` parsed): for changes that must keep every other byte */
+  editText?: (text: string, doc: Document) => string;
   /** takes the new config live; throws (and changes nothing) when it cannot */
   reload: (config: FlightlogConfig) => Promise<unknown>;
 }
@@ -186,9 +188,15 @@ export interface ApplyOptions {
  * accepted the new config, so a refused edit or a failed reload leaves it byte for byte as it was.
  */
 export async function applyConfigEdit(opts: ApplyOptions): Promise<FlightlogConfig> {
-  const { doc } = readConfigDocument(opts.file, opts.running);
-  opts.edit(doc);
-  const text = doc.toString({ lineWidth: 0 });
+  const { doc, before } = readConfigDocument(opts.file, opts.running);
+  let text: string;
+  if (opts.editText) {
+    const base = before ?? doc.toString({ lineWidth: 0 });
+    text = opts.editText(base, before === null ? parseConfigText(base, opts.file).doc : doc);
+  } else {
+    opts.edit?.(doc);
+    text = doc.toString({ lineWidth: 0 });
+  }
   const { config } = parseConfigText(text, opts.file);
   const staged = stageFile(opts.file, text);
   try {

@@ -16,8 +16,10 @@ import type { FlightlogConfig } from '../config/schema';
 import { addIdentity, listIdentities, revokeIdentity } from '../store/identities';
 import { readJson, sendJson } from '../control-api/server';
 import type { ControlApiOptions } from '../control-api/server';
-import type { CreateIdentityResult, GatewayStatus, SettingsApiError, SettingsSnapshot } from '../control-api/types';
-import { applyConfigEdit, removeConnection, settingsFile, toConnectionInput, upsertConnection } from './config-file';
+import type { CreateIdentityResult, GatewayStatus, GuardrailsSettings, SettingsApiError, SettingsSnapshot } from '../control-api/types';
+import { rulesVersion } from '../policy/rules';
+import { applyConfigEdit, parseConfigText, removeConnection, settingsFile, toConnectionInput, upsertConnection } from './config-file';
+import { checkGuardrailsText, guardrailsText, spliceGuardrails } from './guardrails-text';
 
 type Extra = NonNullable<ControlApiOptions['extra']>;
 
@@ -39,8 +41,9 @@ export function withSettingsRoutes(host: () => SettingsHost | null, next?: Extra
   return async (req, res, url) => (await settings(req, res, url)) || (next ? next(req, res, url) : false);
 }
 
-function sendError(res: http.ServerResponse, status: number, code: string, message: string, docPath?: string): true {
+function sendError(res: http.ServerResponse, status: number, code: string, message: string, docPath?: string, line?: number): true {
   const body: SettingsApiError = { error: docPath === undefined ? { code, message } : { code, message, path: docPath } };
+  if (line !== undefined) body.error.line = line;
   sendJson(res, status, body);
   return true;
 }
@@ -83,6 +86,18 @@ export function settingsSnapshot(gw: SettingsHost): SettingsSnapshot {
   };
 }
 
+/** The rules as written in the file the gateway runs, and the running rule set's version. */
+export function guardrailsSettings(gw: SettingsHost): GuardrailsSettings {
+  const file = settingsFile(gw.config, gw.dataDir);
+  let yaml = '';
+  if (fs.existsSync(file)) {
+    const text = fs.readFileSync(file, 'utf8');
+    yaml = guardrailsText(text, parseConfigText(text, file).doc) ?? '';
+  }
+  const rules = gw.config.guardrails ?? [];
+  return { yaml, version: rulesVersion(rules), rules: rules.length, configFile: file };
+}
+
 const STATUS: Record<string, number> = {
   E_NOT_FOUND: 404,
   E_IDENTITY_EXISTS: 409,
@@ -117,6 +132,42 @@ export function createSettingsRoutes(host: () => SettingsHost | null): Extra {
     if (parts[1] === 'settings') {
       if (parts.length === 2 && method === 'GET') {
         sendJson(res, 200, settingsSnapshot(gw));
+        return true;
+      }
+      if (parts[2] === 'guardrails' && parts.length === 3 && method === 'GET') {
+        sendJson(res, 200, guardrailsSettings(gw));
+        return true;
+      }
+      if (parts[2] === 'guardrails' && parts.length === 3 && method === 'PUT') {
+        const body = await readJson(req);
+        if (typeof body.yaml !== 'string') throw new FlightlogError('E_PARAM', 'the body needs yaml: the guardrails: key as YAML text');
+        const submitted = body.yaml;
+        let rules: ReturnType<typeof checkGuardrailsText>;
+        try {
+          rules = checkGuardrailsText(submitted);
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err;
+          // located in the edited text, not the file: `line 4: guardrails[0].action: expected …`
+          const where = [err.line ? `line ${err.line}` : '', err.docPath].filter(Boolean).join(': ');
+          return sendError(res, 400, 'E_CONFIG', `${where ? `${where}: ` : ''}${err.expected}`, err.docPath, err.line);
+        }
+        const file = settingsFile(gw.config, gw.dataDir);
+        await serialized(() =>
+          applyConfigEdit({
+            file,
+            running: gw.config,
+            reload: (c) => gw.reload(c),
+            editText: (text, doc) => {
+              const out = spliceGuardrails(text, doc, submitted);
+              const placed = parseConfigText(out, file).config.guardrails ?? [];
+              if (JSON.stringify(placed) !== JSON.stringify(rules)) {
+                throw new FlightlogError('E_GUARDRAILS', `the rules could not be placed in ${file} as written; nothing was changed`);
+              }
+              return out;
+            },
+          }),
+        );
+        sendJson(res, 200, guardrailsSettings(gw));
         return true;
       }
       if (parts[2] === 'connections' && parts.length === 3 && method === 'POST') {
