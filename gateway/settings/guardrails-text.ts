@@ -45,7 +45,7 @@ export function checkGuardrailsText(text: string): GuardrailRule[] {
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length) {
     const e = doc.errors[0];
-    throw new ConfigError(label, '', `not valid YAML: ${e.message.split('\n')[0]}`, e.linePos?.[0]?.line);
+    throw new ConfigError(label, '', `not valid YAML: ${e.message.split('\n')[0]}`, e.linePos?.[0]?.line ?? lines.linePos(e.pos[0]).line);
   }
   const c = new Checker(label, doc, lines);
   const raw: unknown = doc.toJS();
