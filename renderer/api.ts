@@ -20,6 +20,8 @@ import type {
   SessionListQuery,
   SessionSummary,
   SettingsSnapshot,
+  GuardrailsSettings,
+  SaveGuardrailsRequest,
 } from '../gateway/control-api/types';
 import type { FramesResult, ReplayIndex, SeekResult } from '../gateway/replay/replay-types';
 
@@ -100,6 +102,8 @@ export class FieldError extends ApiError {
     code: string,
     message: string,
     readonly path: string | null,
+    /** the line within submitted text (the guardrails editor) */
+    readonly line: number | null = null,
   ) {
     super(status, code, message);
     this.name = 'FieldError';
@@ -107,12 +111,12 @@ export class FieldError extends ApiError {
 }
 
 /** A state-changing request: JSON body, token in the Authorization header (never the URL), same origin. */
-async function send<T>(method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+async function send<T>(method: 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { authorization: `Bearer ${token() ?? ''}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store', credentials: 'omit' });
-  const json = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string; path?: string } } | null;
-  if (!res.ok) throw new FieldError(res.status, json?.error?.code ?? 'E_HTTP', json?.error?.message ?? `${res.status} ${res.statusText}`, json?.error?.path ?? null);
+  const json = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string; path?: string; line?: number } } | null;
+  if (!res.ok) throw new FieldError(res.status, json?.error?.code ?? 'E_HTTP', json?.error?.message ?? `${res.status} ${res.statusText}`, json?.error?.path ?? null, json?.error?.line ?? null);
   return json as T;
 }
 
@@ -127,6 +131,8 @@ export const settingsApi = {
   deleteConnection: (name: string) => send<SettingsSnapshot>('DELETE', `/api/settings/connections/${enc(name)}`),
   createIdentity: (name: string, kind: 'agent' | 'human') => send<CreateIdentityResult>('POST', '/api/identities', { name, kind }),
   revokeIdentity: (name: string) => send<{ ok: true }>('POST', `/api/identities/${enc(name)}/revoke`),
+  guardrails: () => get<GuardrailsSettings>('/api/settings/guardrails'),
+  saveGuardrails: (yaml: string) => send<GuardrailsSettings>('PUT', '/api/settings/guardrails', { yaml } satisfies SaveGuardrailsRequest),
 };
 
 /** A human's answer to a held command; a 409 means someone (the CLI, another window) decided first. */

@@ -96,3 +96,35 @@ export function DiffView({ original, modified, language, height }: { original: s
   }, [original, modified, language]);
   return <div className="diff-view" data-testid="diff-view" ref={host} style={{ height: height ?? '100%' }} />;
 }
+
+/** An editable editor (Settings' guardrails): `error` puts a marker on its line. */
+export function CodeEditor({ value, language, onChange, error, height, testId }: { value: string; language: string; onChange: (v: string) => void; error?: { line: number; message: string } | null; height?: number; testId?: string }) {
+  const host = useRef<HTMLDivElement>(null);
+  const editor = useRef<monaco.editor.IStandaloneCodeEditor | null>(null);
+  const changed = useRef(onChange);
+  changed.current = onChange;
+  useEffect(() => {
+    if (!host.current) return;
+    const e = monaco.editor.create(host.current, { ...COMMON, readOnly: false, domReadOnly: false, renderLineHighlight: 'line', wordWrap: 'off', tabSize: 2, value, language, theme: 'flightlog' });
+    editor.current = e;
+    const sub = e.onDidChangeModelContent(() => changed.current(e.getValue()));
+    return () => {
+      sub.dispose();
+      e.getModel()?.dispose();
+      e.dispose();
+      editor.current = null;
+    };
+    // created once; a new value from outside (a reload after save) is applied below
+  }, []);
+  useEffect(() => {
+    const model = editor.current?.getModel();
+    if (model && model.getValue() !== value) model.setValue(value);
+  }, [value]);
+  useEffect(() => {
+    const model = editor.current?.getModel();
+    if (!model) return;
+    const line = error && error.line >= 1 && error.line <= model.getLineCount() ? error.line : null;
+    monaco.editor.setModelMarkers(model, 'flightlog', line && error ? [{ severity: monaco.MarkerSeverity.Error, message: error.message, startLineNumber: line, startColumn: 1, endLineNumber: line, endColumn: model.getLineMaxColumn(line) }] : []);
+  }, [error?.line, error?.message]);
+  return <div className="code-view code-editor" data-testid={testId ?? 'code-editor'} ref={host} style={{ height: height ?? 320 }} />;
+}
