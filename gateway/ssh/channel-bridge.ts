@@ -7,13 +7,15 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel, ServerChannel } from 'ssh2';
-import type { CommandHandle, Direction, Json, SessionRecorder } from '../core/types';
+import type { CommandHandle, Direction, Json, PolicyDecision, SessionRecorder } from '../core/types';
+import { blockedMessage, decisionDetail } from '../policy/decision';
 import type { AgentConnection } from './connection';
 import { drained, ended, relay } from './relay';
 import { ScpSniffer, type ScpEntry } from './scp-sniffer';
 import { ShellIntegration, type ShellOutput } from './shell-integration';
 import { ShellTracker } from './shell-tracker';
 import { TextCoalescer } from './text-coalescer';
+import { TypedLine } from './typed-line';
 
 /** entries of a legacy scp transfer listed in its command's result */
 const SCP_FILES_CAP = 1000;
@@ -276,14 +278,87 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
     ch.stderr.write('\r\nflightlog: Flightlog: recording failed, command not forwarded; this session is stopped\r\n');
     up.close();
   };
+  const typed = tracker ? new TypedLine() : null;
+  const decideLine = (text: string): PolicyDecision | null => {
+    if (!text.trim()) return null;
+    const decision = agent.ctx.policy({ connection: agent.connectionName, protocol: 'ssh', identity: agent.identity, kind: 'shell', text });
+    return decision.action === 'allow' ? null : decision;
+  };
+  const refuseLine = (text: string, decision: PolicyDecision): void => {
+    // Holding a typed line for a human is not offered: the shell cannot wait mid-line, so a
+    // hold rule refuses it with the hold message.
+    const message = blockedMessage(decision);
+    input.flush();
+    const cmd = session.startCommand({ kind: 'shell', text, detail: { source: 'typed' } });
+    session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: cmd.id, detail: decisionDetail(decision, text) });
+    cmd.finish({ status: 'blocked', error: message });
+    if (!ch.destroyed && ch.writable) ch.write(`\r\n${message}\r\n`);
+  };
+  /**
+   * Decides every line an Enter in `chunk` submits, and returns what goes upstream instead:
+   * a refused line's bytes and its Enter are replaced by Ctrl-E Ctrl-U, which make the shell
+   * (readline, zle, or the tty's own line editing) discard what of it was already sent.
+   */
+  const guardLines = (chunk: Buffer): Buffer => {
+    if (!tracker || !typed) return chunk;
+    const text = inText.write(chunk);
+    if (tracker.fullScreen) {
+      typed.reset();
+      tracker.input(text);
+      return chunk;
+    }
+    const parts: Buffer[] = [];
+    let toTracker = '';
+    let byteStart = 0;
+    let scan = 0;
+    let textStart = 0;
+    let first = true;
+    let changed = false;
+    let i = 0;
+    for (const c of text) {
+      const at = i;
+      i += c.length;
+      // CR and LF are single bytes never inside a UTF-8 sequence: the nth in the text is the nth in the bytes
+      if (c === '\r' || c === '\n') scan = chunk.indexOf(c === '\r' ? 0x0d : 0x0a, scan) + 1;
+      const done = typed.key(c);
+      if (!done) continue;
+      const byteEnd = scan;
+      // the echo shows only the first line of a chunk: later ones have not reached the shell yet
+      const echoed = !done.exact && first ? tracker.echoedLine() : '';
+      first = false;
+      let refusedText = done.text;
+      let decision = decideLine(done.text);
+      if (!decision && echoed && echoed !== done.text) {
+        decision = decideLine(echoed);
+        refusedText = echoed;
+      }
+      if (decision) {
+        refuseLine(refusedText.trim(), decision);
+        parts.push(Buffer.from('\x05\x15'));
+        // to the tracker the line was abandoned, as with Ctrl-C
+        toTracker += text.slice(textStart, at) + '\x03';
+        changed = true;
+      } else {
+        parts.push(chunk.subarray(byteStart, byteEnd));
+        toTracker += text.slice(textStart, i);
+      }
+      byteStart = byteEnd;
+      textStart = i;
+    }
+    tracker.input(toTracker + text.slice(textStart));
+    if (!changed) return chunk;
+    parts.push(chunk.subarray(byteStart));
+    return Buffer.concat(parts);
+  };
   // A shell line goes to the host once its keystrokes are committed to the store.
   const lineGate = exec
     ? undefined
-    : (chunk: Buffer): Promise<boolean> | null => {
+    : (chunk: Buffer): Promise<boolean | Buffer> | null => {
+        const forward = guardLines(chunk);
         if (stopped || (!chunk.includes(0x0d) && !chunk.includes(0x0a))) return null;
         input.flush();
         return session.flushed().then(
-          () => true,
+          () => (forward === chunk ? true : forward),
           () => {
             stop();
             return false;
@@ -296,7 +371,6 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
     (chunk) => {
       if (session.failed) return stop();
       input.push(chunk, truncated('client→upstream'));
-      if (tracker) tracker.input(inText.write(chunk));
       if (scpDir === 'to') scp?.push(chunk);
     },
     (chunk) => (stopped ? Buffer.alloc(0) : integration ? integration.input(chunk) : chunk),
