@@ -326,11 +326,12 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
       // the echo shows only the first line of a chunk: later ones have not reached the shell yet
       const echoed = !done.exact && first ? tracker.echoedLine() : '';
       first = false;
-      let refusedText = done.text;
-      let decision = decideLine(done.text);
+      // What the shell shows is what it would run; the keys are checked too, as a second opinion.
+      let refusedText = echoed || done.text;
+      let decision = decideLine(refusedText);
       if (!decision && echoed && echoed !== done.text) {
-        decision = decideLine(echoed);
-        refusedText = echoed;
+        decision = decideLine(done.text);
+        refusedText = done.text;
       }
       if (decision) {
         refuseLine(refusedText.trim(), decision);

@@ -128,10 +128,30 @@ describe('ssh: typed shell lines are checked by guardrails when Enter is pressed
     tmux('send-keys', '-t', 'typed', 'Enter');
     await waitFor(/^after\s*$/m);
     assert.ok(fs.existsSync(path.join(dir, 'sub')), 'the directory survives');
+    // Completed by the shell (Tab): the keys alone do not tell the line, the echo does. The
+    // keys go one by one, so most of the line already sits in the shell when Enter comes.
+    const tabDir = path.join(work, 'tabdir-unique');
+    fs.mkdirSync(tabDir);
+    for (const k of `rm -rf ${path.join(work, 'tabd')}`) tmux('send-keys', '-t', 'typed', '-l', k);
+    tmux('send-keys', '-t', 'typed', 'Tab');
+    await waitFor(/tabdir-unique\/\s*$/m);
+    tmux('send-keys', '-t', 'typed', 'Enter');
+    await until(
+      () => `a second refusal: ${screen()}`,
+      () => screen().match(/flightlog: blocked by guardrail "no-rm-rf"/g)?.length === 2,
+    );
+    tmux('send-keys', '-t', 'typed', '-l', 'echo "still""here"');
+    tmux('send-keys', '-t', 'typed', 'Enter');
+    await waitFor(/^stillhere\s*$/m);
+    assert.ok(fs.existsSync(tabDir), 'the completed line did not run');
     tmux('send-keys', '-t', 'typed', '-l', 'exit');
     tmux('send-keys', '-t', 'typed', 'Enter');
     const s = await closedSession((cs) => cs.some((c) => c.status === 'blocked' && c.text.includes(dir)));
     assertBlockedRecorded(s, `sudo rm -fr ${dir}`);
+    assert.ok(
+      s.commands.some((c) => c.status === 'blocked' && c.text === `rm -rf ${tabDir}/`),
+      `the completed line is recorded as the shell showed it: ${JSON.stringify(s.commands.map((c) => [c.text, c.status]))}`,
+    );
     assert.ok(s.commands.some((c) => c.text === 'echo "af""ter"' && c.status === 'ok'), 'the next line ran');
   });
 });
