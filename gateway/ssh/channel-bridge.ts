@@ -17,6 +17,9 @@ import { ShellTracker } from './shell-tracker';
 import { TextCoalescer } from './text-coalescer';
 import { TypedLine } from './typed-line';
 
+/** how much of one line of a shell's stdin script is kept for deciding it */
+const MAX_SCRIPT_LINE = 64 * 1024;
+
 /** entries of a legacy scp transfer listed in its command's result */
 const SCP_FILES_CAP = 1000;
 
@@ -292,15 +295,57 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
     const cmd = session.startCommand({ kind: 'shell', text, detail: { source: 'typed' } });
     session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: cmd.id, detail: decisionDetail(decision, text) });
     cmd.finish({ status: 'blocked', error: message });
-    if (!ch.destroyed && ch.writable) ch.write(`\r\n${message}\r\n`);
+    // a terminal shows it where the line was typed; a script's reader sees it on stderr
+    const to = tracker ? ch : ch.stderr;
+    if (!ch.destroyed && to.writable) to.write(tracker ? `\r\n${message}\r\n` : `${message}\n`);
+  };
+  /** without a pty: the text of the script line whose start already went upstream */
+  let scriptLine = '';
+  /**
+   * A shell without a pty reads its stdin as a script, line by line: each line is decided when
+   * its newline comes. A refused line that lay whole in one chunk is left out; one whose start
+   * was already sent cannot be taken back, so the session ends instead of finishing the line.
+   */
+  const guardScript = (chunk: Buffer): Buffer | null => {
+    const text = inText.write(chunk);
+    const parts: Buffer[] = [];
+    let byteStart = 0;
+    let scan = 0;
+    let textStart = 0;
+    let changed = false;
+    let i = 0;
+    for (const c of text) {
+      const at = i;
+      i += c.length;
+      if (c !== '\n') continue;
+      scan = chunk.indexOf(0x0a, scan) + 1;
+      const carried = scriptLine !== '';
+      const line = (scriptLine + text.slice(textStart, at)).replace(/\r$/, '');
+      scriptLine = '';
+      const decision = decideLine(line);
+      if (decision) {
+        refuseLine(line.trim(), decision);
+        if (carried) return null;
+        changed = true;
+      } else {
+        parts.push(chunk.subarray(byteStart, scan));
+      }
+      byteStart = scan;
+      textStart = i;
+    }
+    // bounded: an endless line is decided on its head
+    if (scriptLine.length < MAX_SCRIPT_LINE) scriptLine += text.slice(textStart, textStart + MAX_SCRIPT_LINE - scriptLine.length);
+    if (!changed) return chunk;
+    parts.push(chunk.subarray(byteStart));
+    return Buffer.concat(parts);
   };
   /**
    * Decides every line an Enter in `chunk` submits, and returns what goes upstream instead:
    * a refused line's bytes and its Enter are replaced by Ctrl-E Ctrl-U, which make the shell
    * (readline, zle, or the tty's own line editing) discard what of it was already sent.
    */
-  const guardLines = (chunk: Buffer): Buffer => {
-    if (!tracker || !typed) return chunk;
+  const guardLines = (chunk: Buffer): Buffer | null => {
+    if (!tracker || !typed) return exec ? chunk : guardScript(chunk);
     const text = inText.write(chunk);
     if (tracker.fullScreen) {
       typed.reset();
@@ -355,7 +400,13 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
   const lineGate = exec
     ? undefined
     : (chunk: Buffer): Promise<boolean | Buffer> | null => {
-        const forward = guardLines(chunk);
+        const forward = stopped ? chunk : guardLines(chunk);
+        if (!forward) {
+          // a refused script line already partly sent: end the shell rather than run any of it
+          stopped = true;
+          up.close();
+          return Promise.resolve(false);
+        }
         if (stopped || (!chunk.includes(0x0d) && !chunk.includes(0x0a))) return null;
         input.flush();
         return session.flushed().then(

@@ -112,6 +112,17 @@ describe('ssh: typed shell lines are checked by guardrails when Enter is pressed
     assert.ok(s.commands.some((c) => c.text === 'echo ok2'), 'the line after the refused one ran');
   });
 
+  it('ssh without a pty reads a script from stdin: the refused line is left out, the rest runs', async () => {
+    const dir = path.join(work, 'script');
+    const r = await run('ssh', sshArgs(), { input: `mkdir -p ${dir}/sub; echo ok1\nrm -rf ${dir}\necho ok2\n` });
+    assert.ok(fs.existsSync(path.join(dir, 'sub')), `the directory survives: ${r.stdout}${r.stderr}`);
+    assert.equal(r.stdout, 'ok1\nok2\n');
+    assert.match(r.stderr, /^flightlog: blocked by guardrail "no-rm-rf"/m);
+    assert.equal(r.code, 0);
+    const s = await closedSession((cs) => cs.some((c) => c.status === 'blocked' && c.text.includes(dir)));
+    assertBlockedRecorded(s, `rm -rf ${dir}`);
+  });
+
   it('ssh -t under tmux: a typed `sudo rm -fr` is refused and the shell stays usable', async () => {
     const dir = path.join(work, 'typed');
     fs.mkdirSync(path.join(dir, 'sub'), { recursive: true });
