@@ -368,15 +368,18 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
       const done = typed.key(c);
       if (!done) continue;
       const byteEnd = scan;
-      // the echo shows only the first line of a chunk: later ones have not reached the shell yet
-      const echoed = !done.exact && first ? tracker.echoedLine() : '';
+      // The echo can only show the first line of a chunk: later ones have not reached the shell.
+      // Both are checked. Where the keys cannot tell (history, completion) the echo is the line
+      // recorded; otherwise the keys are, and the echo guards against keys a program swallowed
+      // (a `q` to a pager would otherwise prefix the next line).
+      const echoed = first ? tracker.echoedLine() : '';
       first = false;
-      // What the shell shows is what it would run; the keys are checked too, as a second opinion.
-      let refusedText = echoed || done.text;
-      let decision = decideLine(refusedText);
-      if (!decision && echoed && echoed !== done.text) {
-        decision = decideLine(done.text);
-        refusedText = done.text;
+      const [primary, second] = done.exact || !echoed ? [done.text, echoed] : [echoed, done.text];
+      let refusedText = primary;
+      let decision = decideLine(primary);
+      if (!decision && second && second !== primary) {
+        decision = decideLine(second);
+        refusedText = second;
       }
       if (decision) {
         refuseLine(refusedText.trim(), decision);

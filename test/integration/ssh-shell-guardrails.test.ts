@@ -155,6 +155,28 @@ describe('ssh: typed shell lines are checked by guardrails when Enter is pressed
     tmux('send-keys', '-t', 'typed', 'Enter');
     await waitFor(/^stillhere\s*$/m);
     assert.ok(fs.existsSync(tabDir), 'the completed line did not run');
+    // A key a program swallowed (`q` to a pager that keeps the main screen) is not part of the
+    // next line; typed key by key, the echo shows the line the shell really has.
+    const pagerDir = path.join(work, 'pager');
+    fs.mkdirSync(pagerDir);
+    fs.writeFileSync(path.join(work, 'page.txt'), 'page-line\n');
+    tmux('send-keys', '-t', 'typed', '-l', `clear; less -X ${path.join(work, 'page.txt')}`);
+    tmux('send-keys', '-t', 'typed', 'Enter');
+    await waitFor(/\(END\)/);
+    tmux('send-keys', '-t', 'typed', '-l', 'q');
+    await waitFor(/[#$]\s*$/);
+    const pagerLine = `rm -rf ${pagerDir}`;
+    for (const k of pagerLine) tmux('send-keys', '-t', 'typed', '-l', k);
+    await waitFor(new RegExp(`${pagerLine.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\s*$`));
+    tmux('send-keys', '-t', 'typed', 'Enter');
+    await until(
+      () => `a refusal after the pager: ${screen()}`,
+      () => screen().match(/flightlog: blocked by guardrail "no-rm-rf"/g)?.length === 1,
+    );
+    tmux('send-keys', '-t', 'typed', '-l', 'echo "pager""done"');
+    tmux('send-keys', '-t', 'typed', 'Enter');
+    await waitFor(/^pagerdone\s*$/m);
+    assert.ok(fs.existsSync(pagerDir), 'the line after the pager did not run');
     tmux('send-keys', '-t', 'typed', '-l', 'exit');
     tmux('send-keys', '-t', 'typed', 'Enter');
     const s = await closedSession((cs) => cs.some((c) => c.status === 'blocked' && c.text.includes(dir)));
