@@ -282,6 +282,11 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
     up.close();
   };
   const typed = tracker ? new TypedLine() : null;
+  /** an allowed line that ended in a backslash: the shell reads on, so the next one is decided joined to it */
+  let continued = '';
+  const carryOn = (line: string, refused: boolean): void => {
+    continued = !refused && /(^|[^\\])(\\\\)*\\$/.test(line) ? line.slice(0, -1) : '';
+  };
   const decideLine = (text: string): PolicyDecision | null => {
     if (!text.trim()) return null;
     const decision = agent.ctx.policy({ connection: agent.connectionName, protocol: 'ssh', identity: agent.identity, kind: 'shell', text });
@@ -299,12 +304,14 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
     const to = tracker ? ch : ch.stderr;
     if (!ch.destroyed && to.writable) to.write(tracker ? `\r\n${message}\r\n` : `${message}\n`);
   };
+  /** the session was ended because a refused script line could not be taken back */
+  let refusedEnd = false;
   /** without a pty: the text of the script line whose start already went upstream */
   let scriptLine = '';
   /**
    * A shell without a pty reads its stdin as a script, line by line: each line is decided when
    * its newline comes. A refused line that lay whole in one chunk is left out; one whose start
-   * was already sent cannot be taken back, so the session ends instead of finishing the line.
+   * (or a line it continues) was already sent cannot be taken back, so the session ends instead.
    */
   const guardScript = (chunk: Buffer): Buffer | null => {
     const text = inText.write(chunk);
@@ -320,12 +327,14 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
       if (c !== '\n') continue;
       scan = chunk.indexOf(0x0a, scan) + 1;
       const carried = scriptLine !== '';
-      const line = (scriptLine + text.slice(textStart, at)).replace(/\r$/, '');
+      const joined = continued !== '';
+      const line = continued + (scriptLine + text.slice(textStart, at)).replace(/\r$/, '');
       scriptLine = '';
       const decision = decideLine(line);
+      carryOn(line, decision !== null);
       if (decision) {
         refuseLine(line.trim(), decision);
-        if (carried) return null;
+        if (carried || joined) return null;
         changed = true;
       } else {
         parts.push(chunk.subarray(byteStart, scan));
@@ -374,16 +383,22 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
       // (a `q` to a pager would otherwise prefix the next line).
       const echoed = first ? tracker.echoedLine() : '';
       first = false;
-      const [primary, second] = done.exact || !echoed ? [done.text, echoed] : [echoed, done.text];
+      const [lead, other] = done.exact || !echoed ? [done.text, echoed] : [echoed, done.text];
+      const joined = continued !== '';
+      const primary = continued + lead;
+      const second = other && continued + other;
       let refusedText = primary;
       let decision = decideLine(primary);
       if (!decision && second && second !== primary) {
         decision = decideLine(second);
         refusedText = second;
       }
+      carryOn(primary, decision !== null);
       if (decision) {
         refuseLine(refusedText.trim(), decision);
-        parts.push(Buffer.from('\x05\x15'));
+        // Ctrl-U cannot take back the lines this one continues, and Ctrl-C would also flush keys
+        // typed ahead: `;;` ends the command as a syntax error, so none of it runs.
+        parts.push(Buffer.from(joined ? '\x05\x15;;\r' : '\x05\x15'));
         // to the tracker the line was abandoned, as with Ctrl-C
         toTracker += text.slice(textStart, at) + '\x03';
         changed = true;
@@ -407,6 +422,7 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
         if (!forward) {
           // a refused script line already partly sent: end the shell rather than run any of it
           stopped = true;
+          refusedEnd = true;
           up.close();
           return Promise.resolve(false);
         }
@@ -464,7 +480,8 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
         input.flush();
         output.flush();
         errors.flush();
-        const e = exit as typeof exit;
+        // 126, as for a refused exec: whatever the host said, the script did not run as sent
+        const e = (refusedEnd ? { code: 126 } : exit) as typeof exit;
         const code = e?.code ?? null;
         const signal = e?.signal ?? null;
         session.event('exit', 'upstream→client', { code, signal }, { commandId });

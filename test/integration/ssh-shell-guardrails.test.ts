@@ -112,6 +112,18 @@ describe('ssh: typed shell lines are checked by guardrails when Enter is pressed
     assert.ok(s.commands.some((c) => c.text === 'echo ok2'), 'the line after the refused one ran');
   });
 
+  it('ssh -tt: a line continued with a backslash is decided joined, and the whole command is abandoned', async () => {
+    const dir = path.join(work, 'continued');
+    fs.mkdirSync(path.join(dir, 'sub'), { recursive: true });
+    const r = await run('ssh', [...sshArgs().slice(0, -1), '-tt', sshArgs().at(-1)!], { input: `rm \\\n-rf ${dir}\necho ok3\nexit\n` });
+    const out = r.stdout + r.stderr;
+    assert.ok(fs.existsSync(path.join(dir, 'sub')), `the directory survives: ${out}`);
+    assert.match(out, /flightlog: blocked by guardrail "no-rm-rf"/);
+    assert.match(out, /^ok3\r?$/m);
+    const s = await closedSession((cs) => cs.some((c) => c.status === 'blocked' && c.text.includes(dir)));
+    assertBlockedRecorded(s, `rm -rf ${dir}`);
+  });
+
   it('ssh without a pty reads a script from stdin: the refused line is left out, the rest runs', async () => {
     const dir = path.join(work, 'script');
     const r = await run('ssh', sshArgs(), { input: `mkdir -p ${dir}/sub; echo ok1\nrm -rf ${dir}\necho ok2\n` });
@@ -119,6 +131,18 @@ describe('ssh: typed shell lines are checked by guardrails when Enter is pressed
     assert.equal(r.stdout, 'ok1\nok2\n');
     assert.match(r.stderr, /^flightlog: blocked by guardrail "no-rm-rf"/m);
     assert.equal(r.code, 0);
+    const s = await closedSession((cs) => cs.some((c) => c.status === 'blocked' && c.text.includes(dir)));
+    assertBlockedRecorded(s, `rm -rf ${dir}`);
+  });
+
+  it('ssh without a pty: a refused line continuing one already sent ends the session, nothing of it runs', async () => {
+    const dir = path.join(work, 'script-continued');
+    fs.mkdirSync(path.join(dir, 'sub'), { recursive: true });
+    const r = await run('ssh', sshArgs(), { input: `rm \\\n-rf ${dir}\necho ok4\n` });
+    assert.ok(fs.existsSync(path.join(dir, 'sub')), `the directory survives: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /^flightlog: blocked by guardrail "no-rm-rf"/m);
+    assert.doesNotMatch(r.stdout, /ok4/);
+    assert.equal(r.code, 126);
     const s = await closedSession((cs) => cs.some((c) => c.status === 'blocked' && c.text.includes(dir)));
     assertBlockedRecorded(s, `rm -rf ${dir}`);
   });
