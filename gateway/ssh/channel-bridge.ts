@@ -7,13 +7,18 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel, ServerChannel } from 'ssh2';
-import type { CommandHandle, Direction, Json, SessionRecorder } from '../core/types';
+import type { CommandHandle, Direction, Json, PolicyDecision, SessionRecorder } from '../core/types';
+import { blockedMessage, decisionDetail } from '../policy/decision';
 import type { AgentConnection } from './connection';
 import { drained, ended, relay } from './relay';
 import { ScpSniffer, type ScpEntry } from './scp-sniffer';
 import { ShellIntegration, type ShellOutput } from './shell-integration';
 import { ShellTracker } from './shell-tracker';
 import { TextCoalescer } from './text-coalescer';
+import { TypedLine } from './typed-line';
+
+/** how much of one line of a shell's stdin script is kept for deciding it */
+const MAX_SCRIPT_LINE = 64 * 1024;
 
 /** entries of a legacy scp transfer listed in its command's result */
 const SCP_FILES_CAP = 1000;
@@ -276,14 +281,155 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
     ch.stderr.write('\r\nflightlog: Flightlog: recording failed, command not forwarded; this session is stopped\r\n');
     up.close();
   };
+  const typed = tracker ? new TypedLine() : null;
+  /** an allowed line that ended in a backslash: the shell reads on, so the next one is decided joined to it */
+  let continued = '';
+  const carryOn = (line: string, refused: boolean): void => {
+    continued = !refused && /(^|[^\\])(\\\\)*\\$/.test(line) ? line.slice(0, -1) : '';
+  };
+  const decideLine = (text: string): PolicyDecision | null => {
+    if (!text.trim()) return null;
+    const decision = agent.ctx.policy({ connection: agent.connectionName, protocol: 'ssh', identity: agent.identity, kind: 'shell', text });
+    return decision.action === 'allow' ? null : decision;
+  };
+  const refuseLine = (text: string, decision: PolicyDecision): void => {
+    // Holding a typed line for a human is not offered: the shell cannot wait mid-line, so a
+    // hold rule refuses it with the hold message.
+    const message = blockedMessage(decision);
+    input.flush();
+    const cmd = session.startCommand({ kind: 'shell', text, detail: { source: 'typed' } });
+    session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: cmd.id, detail: decisionDetail(decision, text) });
+    cmd.finish({ status: 'blocked', error: message });
+    // a terminal shows it where the line was typed; a script's reader sees it on stderr
+    const to = tracker ? ch : ch.stderr;
+    if (!ch.destroyed && to.writable) to.write(tracker ? `\r\n${message}\r\n` : `${message}\n`);
+  };
+  /** the session was ended because a refused script line could not be taken back */
+  let refusedEnd = false;
+  /** without a pty: the text of the script line whose start already went upstream */
+  let scriptLine = '';
+  /**
+   * A shell without a pty reads its stdin as a script, line by line: each line is decided when
+   * its newline comes. A refused line that lay whole in one chunk is left out; one whose start
+   * (or a line it continues) was already sent cannot be taken back, so the session ends instead.
+   */
+  const guardScript = (chunk: Buffer): Buffer | null => {
+    const text = inText.write(chunk);
+    const parts: Buffer[] = [];
+    let byteStart = 0;
+    let scan = 0;
+    let textStart = 0;
+    let changed = false;
+    let i = 0;
+    for (const c of text) {
+      const at = i;
+      i += c.length;
+      if (c !== '\n') continue;
+      scan = chunk.indexOf(0x0a, scan) + 1;
+      const carried = scriptLine !== '';
+      const joined = continued !== '';
+      const line = continued + (scriptLine + text.slice(textStart, at)).replace(/\r$/, '');
+      scriptLine = '';
+      const decision = decideLine(line);
+      carryOn(line, decision !== null);
+      if (decision) {
+        refuseLine(line.trim(), decision);
+        if (carried || joined) return null;
+        changed = true;
+      } else {
+        parts.push(chunk.subarray(byteStart, scan));
+      }
+      byteStart = scan;
+      textStart = i;
+    }
+    // bounded: an endless line is decided on its head
+    if (scriptLine.length < MAX_SCRIPT_LINE) scriptLine += text.slice(textStart, textStart + MAX_SCRIPT_LINE - scriptLine.length);
+    if (!changed) return chunk;
+    parts.push(chunk.subarray(byteStart));
+    return Buffer.concat(parts);
+  };
+  /**
+   * Decides every line an Enter in `chunk` submits, and returns what goes upstream instead:
+   * a refused line's bytes and its Enter are replaced by Ctrl-E Ctrl-U, which make the shell
+   * (readline, zle, or the tty's own line editing) discard what of it was already sent.
+   */
+  const guardLines = (chunk: Buffer): Buffer | null => {
+    if (!tracker || !typed) return exec ? chunk : guardScript(chunk);
+    const text = inText.write(chunk);
+    if (tracker.fullScreen) {
+      typed.reset();
+      tracker.input(text);
+      return chunk;
+    }
+    const parts: Buffer[] = [];
+    let toTracker = '';
+    let byteStart = 0;
+    let scan = 0;
+    let textStart = 0;
+    let first = true;
+    let changed = false;
+    let i = 0;
+    for (const c of text) {
+      const at = i;
+      i += c.length;
+      // CR and LF are single bytes never inside a UTF-8 sequence: the nth in the text is the nth in the bytes
+      if (c === '\r' || c === '\n') scan = chunk.indexOf(c === '\r' ? 0x0d : 0x0a, scan) + 1;
+      const done = typed.key(c);
+      if (!done) continue;
+      const byteEnd = scan;
+      // The echo can only show the first line of a chunk: later ones have not reached the shell.
+      // Both are checked. Where the keys cannot tell (history, completion) the echo is the line
+      // recorded; otherwise the keys are, and the echo guards against keys a program swallowed
+      // (a `q` to a pager would otherwise prefix the next line).
+      const echoed = first ? tracker.echoedLine() : '';
+      first = false;
+      const [lead, other] = done.exact || !echoed ? [done.text, echoed] : [echoed, done.text];
+      const joined = continued !== '';
+      const primary = continued + lead;
+      const second = other && continued + other;
+      let refusedText = primary;
+      let decision = decideLine(primary);
+      if (!decision && second && second !== primary) {
+        decision = decideLine(second);
+        refusedText = second;
+      }
+      carryOn(primary, decision !== null);
+      if (decision) {
+        refuseLine(refusedText.trim(), decision);
+        // Ctrl-U cannot take back the lines this one continues, and Ctrl-C would also flush keys
+        // typed ahead: `;;` ends the command as a syntax error, so none of it runs.
+        parts.push(Buffer.from(joined ? '\x05\x15;;\r' : '\x05\x15'));
+        // to the tracker the line was abandoned, as with Ctrl-C
+        toTracker += text.slice(textStart, at) + '\x03';
+        changed = true;
+      } else {
+        parts.push(chunk.subarray(byteStart, byteEnd));
+        toTracker += text.slice(textStart, i);
+      }
+      byteStart = byteEnd;
+      textStart = i;
+    }
+    tracker.input(toTracker + text.slice(textStart));
+    if (!changed) return chunk;
+    parts.push(chunk.subarray(byteStart));
+    return Buffer.concat(parts);
+  };
   // A shell line goes to the host once its keystrokes are committed to the store.
   const lineGate = exec
     ? undefined
-    : (chunk: Buffer): Promise<boolean> | null => {
+    : (chunk: Buffer): Promise<boolean | Buffer> | null => {
+        const forward = stopped ? chunk : guardLines(chunk);
+        if (!forward) {
+          // a refused script line already partly sent: end the shell rather than run any of it
+          stopped = true;
+          refusedEnd = true;
+          up.close();
+          return Promise.resolve(false);
+        }
         if (stopped || (!chunk.includes(0x0d) && !chunk.includes(0x0a))) return null;
         input.flush();
         return session.flushed().then(
-          () => true,
+          () => (forward === chunk ? true : forward),
           () => {
             stop();
             return false;
@@ -296,7 +442,6 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
     (chunk) => {
       if (session.failed) return stop();
       input.push(chunk, truncated('client→upstream'));
-      if (tracker) tracker.input(inText.write(chunk));
       if (scpDir === 'to') scp?.push(chunk);
     },
     (chunk) => (stopped ? Buffer.alloc(0) : integration ? integration.input(chunk) : chunk),
@@ -335,7 +480,8 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
         input.flush();
         output.flush();
         errors.flush();
-        const e = exit as typeof exit;
+        // 126, as for a refused exec: whatever the host said, the script did not run as sent
+        const e = (refusedEnd ? { code: 126 } : exit) as typeof exit;
         const code = e?.code ?? null;
         const signal = e?.signal ?? null;
         session.event('exit', 'upstream→client', { code, signal }, { commandId });

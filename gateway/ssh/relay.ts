@@ -4,14 +4,15 @@ import type { Readable, Writable } from 'node:stream';
  * Copies src to dst with backpressure (pause on a full dst, resume on drain) without ending dst:
  * the SSH channel's exit status must go out before its EOF/close, so ending is the caller's job.
  * `tap` sees every chunk as it passes; `transform` may rewrite it (live masking). `gate` may hold
- * a chunk (and everything after it) until its promise settles: true forwards it, false drops it.
+ * a chunk (and everything after it) until its promise settles: true forwards it, false drops it,
+ * a buffer is forwarded in its place.
  */
 export function relay(
   src: Readable,
   dst: Writable,
   tap?: (chunk: Buffer) => void,
   transform?: (chunk: Buffer) => Buffer,
-  gate?: (chunk: Buffer) => Promise<boolean> | null,
+  gate?: (chunk: Buffer) => Promise<boolean | Buffer> | null,
 ): { idle(): Promise<void> } {
   let waiting = false;
   let holding = false;
@@ -48,7 +49,7 @@ export function relay(
     src.pause();
     void hold.then((ok) => {
       holding = false;
-      if (ok) write(chunk);
+      if (ok) write(ok === true ? chunk : ok);
       const rest = queued;
       queued = [];
       for (let i = 0; i < rest.length; i++) {

@@ -88,6 +88,19 @@ export class ShellTracker {
     }
   }
 
+  /**
+   * The line as echoed at the cursor's row, without its prompt: the best guess of what an Enter
+   * now submits when the keys alone cannot tell (history, completion).
+   */
+  echoedLine(): string {
+    return this.stripPrompt(this.lineText()).trim();
+  }
+
+  /** a full-screen program (an editor, a pager) has the terminal: its keys are not shell lines */
+  get fullScreen(): boolean {
+    return this.altScreen;
+  }
+
   /** Terminal output from the upstream host, in arrival order. */
   output(text: string): void {
     this.offset = 0;
