@@ -12,6 +12,8 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
 import type { CommandView, SessionDetail } from '../../gateway/control-api/types';
 import { tempDir } from '../helpers/tmp';
+import { captureCli } from '../helpers/cli';
+import type { PolicyTestReport } from '../../gateway/cli/policy-command';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -137,5 +139,16 @@ describe('sftp guardrails', { timeout: 180_000 }, () => {
     assert.equal(fs.existsSync(target), false);
     const s = await nextSession();
     assert.deepEqual(blocked(s).map((c) => [c.text, c.error]), [[`write ${target}`, message]]);
+  });
+
+  it('policy test: an sftp rule tried over recorded history finds the uploads it would have stopped', async () => {
+    await gw.flush();
+    const file = path.join(work, 'try.yaml');
+    fs.writeFileSync(file, `guardrails:\n  - name: open-dir\n    match: { sftp: { op: write, path: "${remote}/open/**" } }\n    action: deny\n`);
+    const r = await captureCli(['policy', 'test', '--config', file, '--data-dir', gw.dataDir, '--since', '1h', '--json'], { env: { ...process.env } });
+    assert.equal(r.code, 0, r.stderr);
+    const rule = (JSON.parse(r.stdout) as PolicyTestReport).rules.find((x) => x.name === 'open-dir');
+    assert.ok(rule && rule.wouldStop >= 1, JSON.stringify(rule));
+    assert.ok(rule.examples.some((e) => e.text === `write ${remote}/open/ok.txt` && e.status === 'ok'), JSON.stringify(rule.examples));
   });
 });

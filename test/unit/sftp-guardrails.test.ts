@@ -9,6 +9,7 @@ import { validateConfig } from '../../gateway/config/load';
 import { guardrailsOf } from '../../gateway/policy';
 import { ConfigError } from '../../gateway/core/errors';
 import type { PolicyInput } from '../../gateway/core/types';
+import { sftpParts } from '../../gateway/cli/policy-command';
 
 const YAML = `
 guardrails:
@@ -77,4 +78,14 @@ test('config: sftp conditions validate with located errors', () => {
   // a single value stands for a list of one
   const one = validateConfig(parseDocument('guardrails: [{ name: a, match: { sftp: { op: write, path: /etc/** } }, action: deny }]').toJS(), 'f.yaml');
   assert.deepEqual(one.guardrails[0].match.sftp, { op: ['write'], path: ['/etc/**'] });
+});
+
+test('policy test reads an sftp command back from its recorded text', () => {
+  const parts = (text: string) => sftpParts({ kind: 'sftp', text });
+  assert.deepEqual(parts('write /etc/passwd'), { op: 'write', path: '/etc/passwd' });
+  assert.deepEqual(parts('posix-rename@openssh.com /srv/a → /srv/b/../c'), { op: 'rename', path: '/srv/a', target: '/srv/c' });
+  assert.deepEqual(parts('fsetstat /srv/x'), { op: 'setstat', path: '/srv/x' });
+  assert.deepEqual(parts('hardlink@openssh.com /a → /etc/b'), { op: 'write', path: '/a', target: '/etc/b' });
+  assert.equal(parts('statvfs@openssh.com /'), undefined);
+  assert.equal(sftpParts({ kind: 'exec', text: 'write /etc/passwd' }), undefined);
 });
