@@ -12,6 +12,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
 import type { CommandView, SessionDetail } from '../../gateway/control-api/types';
 import { tempDir } from '../helpers/tmp';
+import { Client as SshClient, type SFTPWrapper } from 'ssh2';
 import { captureCli } from '../helpers/cli';
 import type { PolicyTestReport } from '../../gateway/cli/policy-command';
 
@@ -37,6 +38,8 @@ describe('sftp guardrails', { timeout: 180_000 }, () => {
       guardrails: [
         { name: 'no-etc-writes', match: { sftp: { op: ['write', 'remove'], path: [`${remote}/protected/**`, '*.pem'] } }, action: 'deny', reason: REASON },
         { name: 'held-dir', match: { sftp: { op: 'write', path: `${remote}/held/**` } }, action: 'hold' },
+        // matches whatever the login's home is; a denied mkdir never reaches it, so nothing is created there
+        { name: 'probe', match: { sftp: { op: 'mkdir', path: '*/flightlog-sftp-probe-*' } }, action: 'deny', reason: 'probe' },
       ],
     });
     gw.addIdentity('claude');
@@ -150,5 +153,31 @@ describe('sftp guardrails', { timeout: 180_000 }, () => {
     const rule = (JSON.parse(r.stdout) as PolicyTestReport).rules.find((x) => x.name === 'open-dir');
     assert.ok(rule && rule.wouldStop >= 1, JSON.stringify(rule));
     assert.ok(rule.examples.some((e) => e.text === `write ${remote}/open/ok.txt` && e.status === 'ok'), JSON.stringify(rule.examples));
+  });
+
+  it('a relative path is matched from the login\'s home; the client reads the rule in the status message', async () => {
+    const a = gw.address('web');
+    const name = `flightlog-sftp-probe-${process.pid}`;
+    let home = '';
+    const conn = new SshClient();
+    await new Promise<void>((resolve, reject) => {
+      conn.once('ready', resolve).once('error', reject);
+      conn.connect({ host: a.host, port: a.port, username: 'claude', privateKey: fs.readFileSync(agentKey) });
+    });
+    try {
+      const sftp = await new Promise<SFTPWrapper>((resolve, reject) => conn.sftp((err, s) => (err ? reject(err) : resolve(s))));
+      home = await new Promise<string>((resolve, reject) => sftp.realpath('.', (err, p) => (err ? reject(err) : resolve(p))));
+      const err = await new Promise<(Error & { code?: number }) | undefined>((resolve) => sftp.mkdir(name, (e) => resolve(e ?? undefined)));
+      assert.equal(err?.code, 3, 'SSH_FX_PERMISSION_DENIED');
+      assert.equal(err?.message, 'flightlog: blocked by guardrail "probe": probe');
+      assert.equal(fs.existsSync(path.join(home, name)), false);
+      // the channel still answers after the refusal
+      assert.equal(await new Promise<string>((resolve, reject) => sftp.realpath('/', (e, p) => (e ? reject(e) : resolve(p)))), '/');
+      sftp.end();
+    } finally {
+      conn.end();
+    }
+    const s = await nextSession();
+    assert.deepEqual(blocked(s).map((c) => c.text), [`mkdir ${home}/${name}`]);
   });
 });
