@@ -52,6 +52,12 @@ interface OpenFile {
 
 const MUTATING = new Set<number>([SFTP.REMOVE, SFTP.MKDIR, SFTP.RMDIR, SFTP.RENAME, SFTP.SETSTAT, SFTP.FSETSTAT, SFTP.SYMLINK]);
 
+/** `..`, `.` and repeated or trailing slashes resolved, as the server will resolve them. */
+function normalize(path: string): string {
+  const n = posix.normalize(path.startsWith('/') ? path : `/${path}`);
+  return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
+}
+
 /** SSH_FXP_STATUS (v3): id, code, message, language tag. */
 function statusPacket(id: number, code: number, message: string): Buffer {
   const msg = Buffer.from(message, 'utf8');
@@ -117,12 +123,15 @@ export class SftpProxy {
         const decoded = decodePacket(packet);
         const guarded = this.opts.decide ? this.guarded(decoded) : null;
         if (guarded) {
-          this.holding = true;
-          this.client.pause();
-          const refused = await this.refuse(decoded, guarded);
-          this.holding = false;
-          if (!upWaiting) this.client.resume();
-          if (refused) continue;
+          let g = guarded;
+          if (!g.path.startsWith('/') || (g.target !== undefined && !g.target.startsWith('/'))) {
+            this.holding = true;
+            this.client.pause();
+            g = { ...g, path: await this.fromHome(g.path), target: g.target === undefined ? undefined : await this.fromHome(g.target) };
+            this.holding = false;
+            if (!upWaiting) this.client.resume();
+          }
+          if (this.refuse(decoded, g)) continue;
         }
         if (decoded.type === SFTP.OPEN && decoded.flags !== undefined && decoded.flags & OPEN_FLAGS.WRITE && decoded.path) {
           this.holding = true;
@@ -219,11 +228,11 @@ export class SftpProxy {
   }
 
   /** Decides a request; a denied one is answered here with PERMISSION_DENIED, recorded as blocked and never forwarded. */
-  private async refuse(p: SftpPacket, g: Guarded): Promise<boolean> {
+  private refuse(p: SftpPacket, g: Guarded): boolean {
     const decide = this.opts.decide;
     if (!decide || p.id === null) return false;
-    const path = await this.absolute(g.path);
-    const target = g.target === undefined ? undefined : await this.absolute(g.target);
+    const path = normalize(g.path);
+    const target = g.target === undefined ? undefined : normalize(g.target);
     const text = `${g.op} ${[path, target].filter((x) => x !== undefined).join(' → ')}`;
     const decision = decide(target === undefined ? { op: g.op, path } : { op: g.op, path, target }, text);
     if (decision.action === 'allow') return false;
@@ -238,19 +247,15 @@ export class SftpProxy {
     return true;
   }
 
-  /** A path as the upstream resolves it: relative paths start at the login's home directory. */
-  private async absolute(path: string): Promise<string> {
-    let abs = path;
-    if (!path.startsWith('/')) {
-      this.home ??= this.opts.sideChannel().then(
-        (sftp) => new Promise<string | null>((resolve) => sftp.realpath('.', (err, home) => resolve(err ? null : home))),
-        () => null,
-      );
-      // an unknown home still leaves `..` resolved, so a relative path cannot climb past a rule's root unseen
-      abs = `${(await this.home) ?? ''}/${path}`;
-    }
-    const n = posix.normalize(abs);
-    return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
+  /** A relative path as the upstream resolves it: from the login's home directory. */
+  private async fromHome(path: string): Promise<string> {
+    if (path.startsWith('/')) return path;
+    this.home ??= this.opts.sideChannel().then(
+      (sftp) => new Promise<string | null>((resolve) => sftp.realpath('.', (err, home) => resolve(err ? null : home))),
+      () => null,
+    );
+    // an unknown home still leaves `..` resolved, so a relative path cannot climb past a rule's root unseen
+    return `${(await this.home) ?? ''}/${path}`;
   }
 
   /** Writes a reply of the gateway's own between two of the upstream's packets, never inside one. */
