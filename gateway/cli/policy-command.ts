@@ -3,6 +3,7 @@
  * each rule would have denied or held, so a lead can try a rule on last week before turning it on.
  */
 import * as fs from 'node:fs';
+import { posix } from 'node:path';
 import { UsageError } from '../core/errors';
 import type { Protocol } from '../core/types';
 import { guardrailsOf } from '../policy';
@@ -52,6 +53,23 @@ function httpParts(c: RecordedCommand): { method: string; path: string } | undef
   return m ? { method: m[1], path: m[2].split('?')[0] } : undefined;
 }
 
+/** Recorded operation names (the SFTP packet or extension) as the operations a rule names. */
+const SFTP_OPS: Record<string, string> = {
+  write: 'write', read: 'read', remove: 'remove', mkdir: 'mkdir', rmdir: 'rmdir', setstat: 'setstat', fsetstat: 'setstat',
+  'lsetstat@openssh.com': 'setstat', rename: 'rename', 'posix-rename@openssh.com': 'rename', symlink: 'write', 'hardlink@openssh.com': 'write',
+};
+
+/** An SFTP command's operation and paths, from its recorded text (`write /p`, `rename /a → /b`). */
+export function sftpParts(c: Pick<RecordedCommand, 'kind' | 'text'>): { op: string; path: string; target?: string } | undefined {
+  if (c.kind !== 'sftp') return undefined;
+  const space = c.text.indexOf(' ');
+  const op = space > 0 ? SFTP_OPS[c.text.slice(0, space)] : undefined;
+  if (!op) return undefined;
+  const norm = (p: string): string => (p.startsWith('/') ? posix.normalize(p) : p);
+  const [path, target] = c.text.slice(space + 1).split(' → ');
+  return target === undefined ? { op, path: norm(path) } : { op, path: norm(path), target: norm(target) };
+}
+
 export async function runPolicyCommand(argv: string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== 'test') throw new UsageError(`unknown policy command "${sub ?? ''}" (usage: ${USAGE})`);
@@ -76,6 +94,7 @@ export async function runPolicyCommand(argv: string[], io: Io): Promise<number> 
         text: c.text,
         classification: c.classification ?? undefined,
         http: httpParts(c),
+        sftp: sftpParts(c),
       });
       if (!d.rule) continue;
       let entry = rules.get(d.rule);

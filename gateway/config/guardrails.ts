@@ -2,13 +2,15 @@
 import type { CommandKind, Protocol } from '../core/types';
 import type { GuardrailAction, GuardrailMatch, GuardrailRule } from '../policy/rules';
 import { STATEMENT_KINDS } from '../policy/sql-facts';
+import type { SftpOp } from '../policy/types';
 import type { Checker, ConfigPath } from './load';
 
 const PROTOCOLS: Protocol[] = ['postgres', 'ssh', 'http', 'kubernetes'];
 const KINDS: CommandKind[] = ['sql', 'shell', 'exec', 'http', 'llm', 'kubectl', 'sftp', 'forward'];
 const CLASSIFICATIONS = ['read', 'write', 'ddl', 'transaction', 'other'];
+const SFTP_OPS: SftpOp[] = ['write', 'remove', 'rename', 'mkdir', 'rmdir', 'setstat', 'read'];
 const ACTIONS: GuardrailAction[] = ['allow', 'deny', 'hold'];
-const MATCH_KEYS = ['connection', 'identity', 'protocol', 'kind', 'classification', 'text', 'sql', 'shell', 'http', 'llm', 'kubernetes', 'mcp'];
+const MATCH_KEYS = ['connection', 'identity', 'protocol', 'kind', 'classification', 'text', 'sql', 'shell', 'http', 'llm', 'sftp', 'kubernetes', 'mcp'];
 
 /** A value or a list of values, each one of `options` when given. */
 function list(c: Checker, v: unknown, p: ConfigPath, what: string, options?: readonly string[]): string[] {
@@ -23,7 +25,7 @@ function list(c: Checker, v: unknown, p: ConfigPath, what: string, options?: rea
 }
 
 function checkMatch(c: Checker, v: unknown, p: ConfigPath): GuardrailMatch {
-  const o = c.object(v, p, 'a mapping of conditions (connection, identity, protocol, kind, classification, text, sql, shell, http, llm)');
+  const o = c.object(v, p, 'a mapping of conditions (connection, identity, protocol, kind, classification, text, sql, shell, http, llm, sftp)');
   c.keys(o, p, MATCH_KEYS);
   const m: GuardrailMatch = {};
   if (o.connection !== undefined) m.connection = c.string(o.connection, [...p, 'connection'], 'a connection name or glob');
@@ -67,6 +69,13 @@ function checkMatch(c: Checker, v: unknown, p: ConfigPath): GuardrailMatch {
     const l = c.object(o.llm, [...p, 'llm']);
     c.keys(l, [...p, 'llm'], ['tool']);
     m.llm = { tool: list(c, l.tool, [...p, 'llm', 'tool'], 'a tool name or glob') };
+  }
+  if (o.sftp !== undefined) {
+    const x = c.object(o.sftp, [...p, 'sftp']);
+    c.keys(x, [...p, 'sftp'], ['op', 'path']);
+    m.sftp = {};
+    if (x.op !== undefined) m.sftp.op = list(c, x.op, [...p, 'sftp', 'op'], 'an SFTP operation', SFTP_OPS) as SftpOp[];
+    if (x.path !== undefined) m.sftp.path = list(c, x.path, [...p, 'sftp', 'path'], 'an absolute path glob');
   }
   if (o.kubernetes !== undefined) {
     const k = c.object(o.kubernetes, [...p, 'kubernetes']);

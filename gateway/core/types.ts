@@ -71,6 +71,8 @@ export interface PolicyInput {
   http?: { method: string; path: string };
   /** for model calls: the tools the model asked to call */
   tools?: string[];
+  /** for SFTP requests: the operation and the absolute, normalized path; `target` is a rename's new path */
+  sftp?: { op: string; path: string; target?: string };
 }
 
 export type Policy = (input: PolicyInput) => PolicyDecision;

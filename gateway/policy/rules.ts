@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { PolicyDecision, PolicyInput } from '../core/types';
-import type { GuardrailAction, GuardrailRule, GuardrailMatch } from './types';
+import type { GuardrailAction, GuardrailRule, GuardrailMatch, SftpOp } from './types';
 
 export type { GuardrailAction, GuardrailRule, GuardrailMatch } from './types';
 import { shellFacts, type ShellCommandFacts, type ShellFacts } from './shell-facts';
@@ -132,6 +132,16 @@ function compile(rule: GuardrailRule): Compiled {
   if (m.llm?.tool) {
     const tools = anyGlob(m.llm.tool);
     checks.push((i) => (i.tools ?? []).some((t) => tools!(t)));
+  }
+  if (m.sftp) {
+    const ops = m.sftp.op;
+    const pathGlob = anyGlob(m.sftp.path);
+    checks.push((i) => {
+      if (i.kind !== 'sftp' || !i.sftp) return false;
+      if (ops && !ops.includes(i.sftp.op as SftpOp)) return false;
+      if (pathGlob && !pathGlob(i.sftp.path) && !(i.sftp.target !== undefined && pathGlob(i.sftp.target))) return false;
+      return true;
+    });
   }
   if (m.kubernetes || m.mcp) checks.push(() => false); // reserved: the Kubernetes and MCP listeners fill these in
   return { rule, checks };

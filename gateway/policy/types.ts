@@ -3,6 +3,9 @@ import type { CommandKind, Protocol } from '../core/types';
 
 export type GuardrailAction = 'allow' | 'deny' | 'hold';
 
+/** The SFTP operations a rule can name; `write` and `read` are opens for writing or reading only. */
+export type SftpOp = 'write' | 'remove' | 'rename' | 'mkdir' | 'rmdir' | 'setstat' | 'read';
+
 /** One rule as written in flightlog.yaml (after validation). */
 export interface GuardrailRule {
   name: string;
@@ -25,6 +28,8 @@ export interface GuardrailMatch {
   shell?: { program?: string[]; flags?: string[]; args?: string[] };
   http?: { method?: string[]; path?: string };
   llm?: { tool?: string[] };
+  /** SFTP requests: the operation and globs over the absolute path (`*` crosses `/`); a rename matches on either path */
+  sftp?: { op?: SftpOp[]; path?: string[] };
   kubernetes?: { verb?: string[]; resource?: string[]; namespace?: string[] };
   mcp?: { tool?: string[] };
 }

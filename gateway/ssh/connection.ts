@@ -481,7 +481,12 @@ class SessionChannel {
   private runSftp(ch: ServerChannel, up: ClientChannel): void {
     const agent = this.agent;
     agent.session.event('sftp', 'client→upstream', { op: 'subsystem' });
-    const proxy = new SftpProxy(ch, up, { session: agent.session, sideChannel: () => agent.sftpSideChannel(), contentCap: FILE_CONTENT_CAP });
+    const proxy = new SftpProxy(ch, up, {
+      session: agent.session,
+      sideChannel: () => agent.sftpSideChannel(),
+      contentCap: FILE_CONTENT_CAP,
+      decide: (sftp, text) => agent.ctx.policy({ connection: agent.connectionName, protocol: 'ssh', identity: agent.identity, kind: 'sftp', text, sftp }),
+    });
     proxy.start();
     up.stderr.on('data', (c: Buffer) => ch.stderr.write(c));
     let exit: number | null = null;

@@ -36,6 +36,11 @@ export class SftpFramer {
   private chunks: Buffer[] = [];
   private have = 0;
 
+  /** bytes of a packet not yet complete: zero exactly at a packet boundary */
+  get buffered(): number {
+    return this.have;
+  }
+
   push(chunk: Buffer): Buffer[] {
     this.chunks.push(chunk);
     this.have += chunk.length;

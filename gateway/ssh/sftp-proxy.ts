@@ -4,9 +4,11 @@
  * remove, mkdir, rmdir, setstat, symlink) and, for text files the agent writes, the content
  * before and after (capped) so the app can show a diff.
  */
+import { posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { SFTPWrapper } from 'ssh2';
-import type { CommandHandle, Json, SessionRecorder } from '../core/types';
+import type { CommandHandle, Json, PolicyDecision, PolicyInput, SessionRecorder } from '../core/types';
+import { blockedMessage, decisionDetail } from '../policy/decision';
 import { decodePacket, describeFlags, OPEN_FLAGS, opName, SFTP, SftpFramer, type SftpPacket } from './sftp-parser';
 
 export interface SftpProxyOptions {
@@ -15,7 +17,18 @@ export interface SftpProxyOptions {
   sideChannel: () => Promise<SFTPWrapper>;
   /** bytes of before/after content kept per file */
   contentCap: number;
+  /** the guardrail decision for one request; absent, every request is forwarded */
+  decide?: (sftp: NonNullable<PolicyInput['sftp']>, text: string) => PolicyDecision;
 }
+
+/** What a guardrail sees of a request: its operation and the absolute paths it touches. */
+interface Guarded {
+  op: string;
+  path: string;
+  target?: string;
+}
+
+const STATUS_PERMISSION_DENIED = 3;
 
 interface Pending {
   packet: SftpPacket;
@@ -39,6 +52,27 @@ interface OpenFile {
 
 const MUTATING = new Set<number>([SFTP.REMOVE, SFTP.MKDIR, SFTP.RMDIR, SFTP.RENAME, SFTP.SETSTAT, SFTP.FSETSTAT, SFTP.SYMLINK]);
 
+/** `..`, `.` and repeated or trailing slashes resolved, as the server will resolve them. */
+function normalize(path: string): string {
+  const n = posix.normalize(path.startsWith('/') ? path : `/${path}`);
+  return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
+}
+
+/** SSH_FXP_STATUS (v3): id, code, message, language tag. */
+function statusPacket(id: number, code: number, message: string): Buffer {
+  const msg = Buffer.from(message, 'utf8');
+  const body = Buffer.alloc(1 + 4 + 4 + 4 + msg.length + 4);
+  let o = body.writeUInt8(101, 0);
+  o = body.writeUInt32BE(id, o);
+  o = body.writeUInt32BE(code, o);
+  o = body.writeUInt32BE(msg.length, o);
+  o += msg.copy(body, o);
+  body.writeUInt32BE(0, o);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(body.length, 0);
+  return Buffer.concat([len, body]);
+}
+
 function isText(buf: Buffer): boolean {
   if (buf.includes(0)) return false;
   try {
@@ -59,6 +93,11 @@ export class SftpProxy {
   private queue: Buffer[] = [];
   private holding = false;
   private parseFailed = false;
+  /** the client sent what could not be parsed while guardrails apply: nothing more is forwarded */
+  private refusing = false;
+  /** replies the gateway makes itself, waiting for the upstream's reply stream to reach a packet boundary */
+  private ownReplies: Buffer[] = [];
+  private home: Promise<string | null> | null = null;
 
   constructor(
     private readonly client: Readable & Writable,
@@ -79,9 +118,21 @@ export class SftpProxy {
       }
     };
     const pump = async (): Promise<void> => {
-      while (this.queue.length) {
+      while (this.queue.length && !this.refusing) {
         const packet = this.queue.shift() as Buffer;
         const decoded = decodePacket(packet);
+        const guarded = this.opts.decide ? this.guarded(decoded) : null;
+        if (guarded) {
+          let g = guarded;
+          if (!g.path.startsWith('/') || (g.target !== undefined && !g.target.startsWith('/'))) {
+            this.holding = true;
+            this.client.pause();
+            g = { ...g, path: await this.fromHome(g.path), target: g.target === undefined ? undefined : await this.fromHome(g.target) };
+            this.holding = false;
+            if (!upWaiting) this.client.resume();
+          }
+          if (this.refuse(decoded, g)) continue;
+        }
         if (decoded.type === SFTP.OPEN && decoded.flags !== undefined && decoded.flags & OPEN_FLAGS.WRITE && decoded.path) {
           this.holding = true;
           this.client.pause();
@@ -95,18 +146,28 @@ export class SftpProxy {
         writeUp(packet);
       }
     };
+    const failed = (e: unknown): void => {
+      this.unparsed(e);
+      // Requests the gateway cannot read cannot be checked against guardrails: end rather than relay them.
+      if (this.opts.decide) {
+        this.refusing = true;
+        this.client.end();
+        this.upstream.end();
+      }
+    };
     this.client.on('data', (chunk: Buffer) => {
-      if (this.parseFailed) return writeUp(chunk);
+      if (this.refusing) return;
+      if (this.parseFailed && !this.opts.decide) return writeUp(chunk);
       let packets: Buffer[];
       try {
         packets = this.up.push(chunk);
       } catch (e) {
-        this.unparsed(e);
-        return writeUp(chunk);
+        failed(e);
+        return this.refusing ? undefined : writeUp(chunk);
       }
       const wasEmpty = this.queue.length === 0;
       this.queue.push(...packets);
-      if (wasEmpty && !this.holding) void pump().catch((e: unknown) => this.unparsed(e));
+      if (wasEmpty && !this.holding) void pump().catch(failed);
     });
 
     let downWaiting = false;
@@ -118,7 +179,9 @@ export class SftpProxy {
           this.unparsed(e);
         }
       }
-      if (!this.client.write(chunk) && !downWaiting) {
+      const ok = this.client.write(chunk);
+      this.flushOwnReplies();
+      if (!ok && !downWaiting) {
         downWaiting = true;
         this.upstream.pause();
         this.client.once('drain', () => {
@@ -127,6 +190,84 @@ export class SftpProxy {
         });
       }
     });
+  }
+
+  /** The request's operation and absolute paths, for the requests a guardrail can name. */
+  private guarded(p: SftpPacket): Guarded | null {
+    if (p.id === null) return null;
+    const both = (op: string): Guarded | null => (p.path !== undefined && p.path2 !== undefined ? { op, path: p.path, target: p.path2 } : null);
+    const one = (op: string): Guarded | null => (p.path !== undefined ? { op, path: p.path } : null);
+    switch (p.type) {
+      case SFTP.OPEN:
+        return p.flags === undefined ? null : one(p.flags & OPEN_FLAGS.WRITE ? 'write' : 'read');
+      case SFTP.REMOVE:
+        return one('remove');
+      case SFTP.MKDIR:
+        return one('mkdir');
+      case SFTP.RMDIR:
+        return one('rmdir');
+      case SFTP.SETSTAT:
+        return one('setstat');
+      case SFTP.FSETSTAT: {
+        const f = p.handle ? this.files.get(p.handle)?.path ?? this.dirs.get(p.handle) : undefined;
+        return f === undefined ? null : { op: 'setstat', path: f };
+      }
+      case SFTP.RENAME:
+        return both('rename');
+      // a link creates a name: it is a write, of either path since OpenSSH swaps symlink's arguments
+      case SFTP.SYMLINK:
+        return both('write');
+      case SFTP.EXTENDED:
+        if (p.extName === 'posix-rename@openssh.com') return both('rename');
+        if (p.extName === 'hardlink@openssh.com') return both('write');
+        if (p.extName === 'lsetstat@openssh.com') return one('setstat');
+        return null;
+      default:
+        return null;
+    }
+  }
+
+  /** Decides a request; a denied one is answered here with PERMISSION_DENIED, recorded as blocked and never forwarded. */
+  private refuse(p: SftpPacket, g: Guarded): boolean {
+    const decide = this.opts.decide;
+    if (!decide || p.id === null) return false;
+    const path = normalize(g.path);
+    const target = g.target === undefined ? undefined : normalize(g.target);
+    const text = `${g.op} ${[path, target].filter((x) => x !== undefined).join(' → ')}`;
+    const decision = decide(target === undefined ? { op: g.op, path } : { op: g.op, path, target }, text);
+    if (decision.action === 'allow') return false;
+    // Holding an SFTP request for a human is not supported: the client would time out waiting.
+    const message = decision.action === 'hold' ? `${blockedMessage({ ...decision, action: 'block', reason: decision.reason ?? 'needs a human\'s approval' })} (approval is not available over SFTP, so it is denied)` : blockedMessage(decision);
+    const session = this.opts.session;
+    const targets = [path, target].filter((x): x is string => x !== undefined);
+    const command = session.startCommand({ kind: 'sftp', text, classification: g.op === 'read' ? 'read' : 'write', targets, detail: { ...this.describe(p), op: g.op } });
+    session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: command.id, detail: decisionDetail(decision, text) });
+    command.finish({ status: 'blocked', error: message, result: { code: STATUS_PERMISSION_DENIED } });
+    this.reply(statusPacket(p.id, STATUS_PERMISSION_DENIED, message));
+    return true;
+  }
+
+  /** A relative path as the upstream resolves it: from the login's home directory. */
+  private async fromHome(path: string): Promise<string> {
+    if (path.startsWith('/')) return path;
+    this.home ??= this.opts.sideChannel().then(
+      (sftp) => new Promise<string | null>((resolve) => sftp.realpath('.', (err, home) => resolve(err ? null : home))),
+      () => null,
+    );
+    // an unknown home still leaves `..` resolved, so a relative path cannot climb past a rule's root unseen
+    return `${(await this.home) ?? ''}/${path}`;
+  }
+
+  /** Writes a reply of the gateway's own between two of the upstream's packets, never inside one. */
+  private reply(packet: Buffer): void {
+    this.ownReplies.push(packet);
+    this.flushOwnReplies();
+  }
+
+  private flushOwnReplies(): void {
+    if (this.ownReplies.length === 0 || (!this.parseFailed && this.down.buffered > 0)) return;
+    for (const r of this.ownReplies) this.client.write(r);
+    this.ownReplies = [];
   }
 
   /** The subsystem ended: files still open are recorded as such. */
