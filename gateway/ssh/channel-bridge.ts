@@ -9,6 +9,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel, ServerChannel } from 'ssh2';
 import type { CommandHandle, Direction, Json, PolicyDecision, SessionRecorder } from '../core/types';
 import { blockedMessage, decisionDetail } from '../policy/decision';
+import { deniedMessage, recordApprovalOutcome, type ApprovalOutcome, type PendingApproval } from '../approvals';
 import type { AgentConnection } from './connection';
 import { drained, ended, relay } from './relay';
 import { ScpSniffer, type ScpEntry } from './scp-sniffer';
@@ -292,17 +293,46 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
     const decision = agent.ctx.policy({ connection: agent.connectionName, protocol: 'ssh', identity: agent.identity, kind: 'shell', text });
     return decision.action === 'allow' ? null : decision;
   };
-  const refuseLine = (text: string, decision: PolicyDecision): void => {
-    // Holding a typed line for a human is not offered: the shell cannot wait mid-line, so a
-    // hold rule refuses it with the hold message.
-    const message = blockedMessage(decision);
+  type Approval = { held: PendingApproval; outcome: ApprovalOutcome };
+  const refuseLine = (text: string, decision: PolicyDecision, approval?: Approval): void => {
+    const message = approval ? deniedMessage(decision.rule, approval.outcome) : blockedMessage(decision);
     input.flush();
     const cmd = session.startCommand({ kind: 'shell', text, detail: { source: 'typed' } });
-    session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: cmd.id, detail: decisionDetail(decision, text) });
+    if (approval) recordApprovalOutcome(session, decision, approval.held, approval.outcome, cmd.id);
+    else session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: cmd.id, detail: decisionDetail(decision, text) });
     cmd.finish({ status: 'blocked', error: message });
     // a terminal shows it where the line was typed; a script's reader sees it on stderr
     const to = tracker ? ch : ch.stderr;
     if (!ch.destroyed && to.writable) to.write(tracker ? `\r\n${message}\r\n` : `${message}\n`);
+  };
+  /**
+   * A line a `hold` rule matched waits for a human with its Enter not yet sent; the session's
+   * later input queues behind it (the relay's gate). Returns null when the line is decided
+   * without one (no approval loop here: the hold then refuses it). An approval is recorded here;
+   * a refusal by refuseLine, on the blocked command.
+   */
+  const awaitApproval = async (text: string, decision: PolicyDecision): Promise<Approval | null> => {
+    if (decision.action !== 'hold' || !agent.ctx.holdForApproval) return null;
+    const held = agent.ctx.holdForApproval({
+      sessionId: session.id,
+      identity: agent.identity,
+      runId: agent.runId,
+      commandText: agent.ctx.masker.maskText(text).text,
+      rule: decision.rule ?? 'policy',
+      reason: decision.reason ?? null,
+      rulesVersion: decision.rulesVersion ?? null,
+      timeoutSeconds: decision.timeoutSeconds,
+    });
+    const to = tracker ? ch : ch.stderr;
+    const note = `flightlog: guardrail "${decision.rule ?? 'policy'}" holds this line for approval (${held.approval.id})`;
+    if (!ch.destroyed && to.writable) to.write(tracker ? `\r\n${note}\r\n` : `${note}\n`);
+    const gone = (): void => held.cancel();
+    ch.once('close', gone);
+    const outcome = await held.outcome;
+    ch.off('close', gone);
+    const approval = { held: held.approval, outcome };
+    if (outcome.decision === 'approve') recordApprovalOutcome(session, decision, approval.held, outcome);
+    return approval;
   };
   /** the session was ended because a refused script line could not be taken back */
   let refusedEnd = false;
@@ -313,7 +343,7 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
    * its newline comes. A refused line that lay whole in one chunk is left out; one whose start
    * (or a line it continues) was already sent cannot be taken back, so the session ends instead.
    */
-  const guardScript = (chunk: Buffer): Buffer | null => {
+  const guardScript = async (chunk: Buffer): Promise<Buffer | null> => {
     const text = inText.write(chunk);
     const parts: Buffer[] = [];
     let byteStart = 0;
@@ -330,10 +360,12 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
       const joined = continued !== '';
       const line = continued + (scriptLine + text.slice(textStart, at)).replace(/\r$/, '');
       scriptLine = '';
-      const decision = decideLine(line);
+      let decision = decideLine(line);
+      const approval = decision ? await awaitApproval(line.trim(), decision) : null;
+      if (approval?.outcome.decision === 'approve') decision = null;
       carryOn(line, decision !== null);
       if (decision) {
-        refuseLine(line.trim(), decision);
+        refuseLine(line.trim(), decision, approval ?? undefined);
         if (carried || joined) return null;
         changed = true;
       } else {
@@ -353,7 +385,7 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
    * a refused line's bytes and its Enter are replaced by Ctrl-E Ctrl-U, which make the shell
    * (readline, zle, or the tty's own line editing) discard what of it was already sent.
    */
-  const guardLines = (chunk: Buffer): Buffer | null => {
+  const guardLines = async (chunk: Buffer): Promise<Buffer | null> => {
     if (!tracker || !typed) return exec ? chunk : guardScript(chunk);
     const text = inText.write(chunk);
     if (tracker.fullScreen) {
@@ -393,9 +425,11 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
         decision = decideLine(second);
         refusedText = second;
       }
+      const approval = decision ? await awaitApproval(refusedText.trim(), decision) : null;
+      if (approval?.outcome.decision === 'approve') decision = null;
       carryOn(primary, decision !== null);
       if (decision) {
-        refuseLine(refusedText.trim(), decision);
+        refuseLine(refusedText.trim(), decision, approval ?? undefined);
         // Ctrl-U cannot take back the lines this one continues, and Ctrl-C would also flush keys
         // typed ahead: `;;` ends the command as a syntax error, so none of it runs.
         parts.push(Buffer.from(joined ? '\x05\x15;;\r' : '\x05\x15'));
@@ -418,23 +452,29 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
   const lineGate = exec
     ? undefined
     : (chunk: Buffer): Promise<boolean | Buffer> | null => {
-        const forward = stopped ? chunk : guardLines(chunk);
-        if (!forward) {
-          // a refused script line already partly sent: end the shell rather than run any of it
-          stopped = true;
-          refusedEnd = true;
-          up.close();
-          return Promise.resolve(false);
+        // the keys of a chunk are taken in now; only a held line makes the decision wait
+        const decided = stopped ? null : guardLines(chunk);
+        if (stopped || (!chunk.includes(0x0d) && !chunk.includes(0x0a))) {
+          decided?.catch((err: Error) => agent.ctx.log.error(`ssh session ${session.id}: checking typed input failed: ${err.message}`));
+          return null;
         }
-        if (stopped || (!chunk.includes(0x0d) && !chunk.includes(0x0a))) return null;
-        input.flush();
-        return session.flushed().then(
-          () => (forward === chunk ? true : forward),
-          () => {
-            stop();
+        return (decided as Promise<Buffer | null>).then((forward) => {
+          if (!forward) {
+            // a refused script line already partly sent: end the shell rather than run any of it
+            stopped = true;
+            refusedEnd = true;
+            up.close();
             return false;
-          },
-        );
+          }
+          input.flush();
+          return session.flushed().then(
+            () => (forward === chunk ? true : forward),
+            () => {
+              stop();
+              return false;
+            },
+          );
+        });
       };
   const inbound = relay(
     ch,
