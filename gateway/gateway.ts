@@ -164,7 +164,8 @@ export class Gateway {
       for (const c of opts.config.connections) upsert.run(c.name, c.protocol, JSON.stringify(c), now, now);
 
       const guardrails = new LivePolicy(opts.config);
-      const approvals = new ApprovalRegistry();
+      const runActive = db.prepare('SELECT 1 FROM runs WHERE id = ? AND ended_at IS NULL');
+      const approvals = new ApprovalRegistry({ runActive: (runId) => runActive.get(runId) !== undefined });
       const listeners = new Map<string, ListenerState>();
       for (const connection of opts.config.connections) {
         const start = listenerFor(connection.protocol);

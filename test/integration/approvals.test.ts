@@ -90,7 +90,7 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
     token = gw.addIdentity('claude');
     const control = JSON.parse(fs.readFileSync(path.join(gw.dataDir, 'control.json'), 'utf8')) as { url: string };
     api = { url: control.url, token: fs.readFileSync(path.join(gw.dataDir, 'control-token'), 'utf8').trim() };
-    pg.psql('CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (1), (2), (3), (4); ALTER TABLE keep_me OWNER TO app;', 'app');
+    pg.psql('CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (1), (2), (3), (4); ALTER TABLE keep_me OWNER TO app; ANALYZE keep_me;', 'app');
   });
 
   after(async () => {
@@ -139,7 +139,10 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
     assert.equal(a.connection, 'db');
     assert.equal(a.protocol, 'postgres');
     assert.equal(a.reason, 'deleting rows needs a human');
-    assert.equal(ids(), '1,2,3,4', 'nothing reached the server while pending');
+    assert.deepEqual(a.tables, ['keep_me']);
+    // the gateway's own EXPLAIN (read-only, rolled back): the planner expects the one row with id = 1
+    assert.deepEqual(a.estimate, { rows: 1, node: 'Delete (Seq Scan)' });
+    assert.equal(ids(), '1,2,3,4', 'nothing reached the server while pending (EXPLAIN did not run the DELETE)');
     const other = await psql('SELECT count(*) FROM keep_me');
     assert.equal(other.code, 0, other.stderr);
     assert.equal(other.stdout.trim(), '4', 'another session is not held up');
@@ -147,6 +150,7 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
     const listed = await cli(['pending', '--data-dir', gw.dataDir]);
     assert.equal(listed.code, 0, listed.err);
     assert.match(listed.out, new RegExp(`${a.id}\\s+hold-delete\\s+claude@db`));
+    assert.match(listed.out, /tables: keep_me {2}estimate: ~1 row \(Delete \(Seq Scan\)\)/);
     const asJson = JSON.parse((await cli(['pending', '--json', '--data-dir', gw.dataDir])).out) as PendingApproval[];
     assert.ok(asJson.some((x) => x.id === a.id));
 
@@ -315,6 +319,67 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
     await exited;
     await waitFor('the pending list to empty', async () => (((await control('GET', '/api/approvals')).json as PendingApproval[]).length === 0 ? true : undefined));
     assert.equal(ids(), '2,3,4');
+  });
+
+  it('SQL holds without an estimate say why: bind parameters, a missing table', async () => {
+    const c = await pgClient();
+    try {
+      const held = c.query('DELETE FROM keep_me WHERE id = $1', [3]).catch((err: Error) => err);
+      const a = await pendingFor('hold-delete');
+      assert.deepEqual(a.tables, ['keep_me']);
+      assert.equal(a.estimate, null);
+      assert.match(a.estimateError ?? '', /bind parameters/);
+      assert.equal((await control('POST', `/api/approvals/${a.id}`, { decision: 'deny' })).status, 200);
+      assert.ok((await held) instanceof Error);
+    } finally {
+      await c.end();
+    }
+    const missing = psql('DELETE FROM no_such_table');
+    const b = await pendingFor('hold-delete');
+    assert.deepEqual(b.tables, ['no_such_table']);
+    assert.equal(b.estimate, null);
+    assert.match(b.estimateError ?? '', /relation "no_such_table" does not exist/);
+    assert.equal((await control('POST', `/api/approvals/${b.id}`, { decision: 'deny' })).status, 200);
+    assert.notEqual((await missing).code, 0);
+    assert.equal(ids(), '2,3,4');
+  });
+
+  it('approve for the run: later holds by the same rule in that run pass on their own, recorded as approved for the run; other sessions still ask', async () => {
+    pg.psql('INSERT INTO keep_me VALUES (10), (11), (12), (13)', 'app');
+    const started = await control('POST', '/api/runs', { identity: 'claude', argv: ['agent'] });
+    assert.equal(started.status, 201);
+    const run = started.json as { runId: string; token: string };
+    const a = gw.address('db');
+    const inRun = (sql: string): Promise<Ran> =>
+      exec('psql', ['-X', '-A', '-t', '-h', a.host, '-p', String(a.port), '-U', 'claude', '-d', 'app', '-c', sql], { PGPASSWORD: run.token, PGCONNECT_TIMEOUT: '10' });
+    try {
+      const first = inRun('DELETE FROM keep_me WHERE id = 10');
+      const p = await pendingFor('hold-delete');
+      assert.equal(p.runId, run.runId);
+      const noRun = await control('POST', `/api/approvals/${p.id}`, { decision: 'deny', scope: 'run' });
+      assert.equal(noRun.status, 400, 'scope run is for approvals only');
+      const ok = await cli(['approve', p.id, '--for-run', '--data-dir', gw.dataDir], { ...process.env, USER: 'alice' });
+      assert.equal(ok.code, 0, ok.err);
+      assert.match(ok.err, /for the rest of the run/);
+      assert.equal((await first).code, 0);
+
+      const second = await inRun('DELETE FROM keep_me WHERE id = 11');
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal(ids(), '2,3,4,12,13', 'the second DELETE of the run ran without asking');
+      const decided = (await findingsOf('hold-delete')).map((f) => (f.detail as Record<string, unknown>).decidedBy);
+      assert.ok(decided.includes('alice (for the run)'), `recorded as approved for the run: ${JSON.stringify(decided)}`);
+
+      // outside the run the rule still asks
+      const outside = psql('DELETE FROM keep_me WHERE id = 12');
+      const q = await pendingFor('hold-delete');
+      assert.equal(q.runId, null);
+      assert.equal((await control('POST', `/api/approvals/${q.id}`, { decision: 'deny' })).status, 200);
+      assert.notEqual((await outside).code, 0);
+
+      assert.equal(ids(), '2,3,4,12,13');
+    } finally {
+      await control('POST', `/api/runs/${run.runId}/end`, { exitCode: 0 });
+    }
   });
 
   it('flightlog pending/approve with no gateway running: exit 1 with one clear line', async () => {
