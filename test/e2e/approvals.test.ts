@@ -89,7 +89,7 @@ describe('approvals in the web UI (Chromium)', { timeout: 180_000 }, () => {
       guardrails: GUARDRAILS,
     });
     token = gw.addIdentity('claude');
-    pg.psql('CREATE TABLE t (id int); ALTER TABLE t OWNER TO app; INSERT INTO t VALUES (1), (2), (3);', 'app');
+    pg.psql('CREATE TABLE t (id int); ALTER TABLE t OWNER TO app; INSERT INTO t VALUES (1), (2), (3); ANALYZE t;', 'app');
     browser = await launchChromium();
     page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -119,6 +119,9 @@ describe('approvals in the web UI (Chromium)', { timeout: 180_000 }, () => {
     assert.match(rule, /unbounded-delete/);
     assert.match(rule, /a DELETE without WHERE empties the table/);
     assert.equal(await page.textContent('[data-testid=approval-identity]'), 'claude');
+    assert.equal(await page.textContent('[data-testid=approval-tables]'), 't');
+    assert.match((await page.textContent('[data-testid=approval-estimate]')) ?? '', /estimate ~3 rows \(Delete \(Seq Scan\)\)/);
+    assert.equal(await page.locator('[data-testid=approve-run]').count(), 0, 'no run, no "Approve for this run"');
     assert.match((await page.textContent('[data-testid=approval-expires]')) ?? '', /expires in \d+m \d\ds/);
     const sessionHref = (await page.getAttribute('[data-testid=approval-session]', 'href')) ?? '';
     assert.match(sessionHref, /^#\/session\/.+/);
@@ -199,6 +202,36 @@ describe('approvals in the web UI (Chromium)', { timeout: 180_000 }, () => {
       assert.deepEqual(pageErrors, []);
     } finally {
       await context.close();
+    }
+  });
+
+  it('Approve for this run: the next held DELETE of the same run runs by itself, recorded as approved for the run', async () => {
+    pg.psql('INSERT INTO t VALUES (8), (9);', 'app');
+    const started = await control('POST', '/api/runs', { identity: 'claude', argv: ['agent'] });
+    const run = started.json as { runId: string; token: string };
+    const a = gw.address('db');
+    const inRun = (sql: string): Promise<Ran> =>
+      new Promise((resolve) => {
+        const child = execFile('psql', ['-X', '-A', '-t', '-h', a.host, '-p', String(a.port), '-U', 'claude', '-d', 'app', '-c', sql], { env: { ...process.env, PGPASSWORD: run.token, PGCONNECT_TIMEOUT: '10' }, timeout: 60_000 }, (err, stdout, stderr) =>
+          resolve({ code: err ? 1 : 0, stdout: String(stdout), stderr: String(stderr) }),
+        );
+        child.stdin?.end();
+      });
+    try {
+      const first = inRun('DELETE FROM t');
+      await page.click('[data-testid=nav-approvals]');
+      await page.waitForSelector('[data-testid=approve-run]', { timeout: 20_000 });
+      await page.click('[data-testid=approve-run]');
+      assert.equal((await first).code, 0);
+      await page.waitForSelector(`[data-testid=approval-decided]:has-text("for the rest of run ${run.runId}")`);
+      pg.psql('INSERT INTO t VALUES (10);', 'app');
+      const second = await inRun('DELETE FROM t');
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal(second.stdout.trim(), 'DELETE 1', 'ran without asking again');
+      assert.equal(rows(), '0');
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      await control('POST', `/api/runs/${run.runId}/end`, { exitCode: 0 });
     }
   });
 });
