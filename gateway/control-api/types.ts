@@ -223,6 +223,11 @@ export interface PendingApproval {
    */
   estimate?: { rows: number; node: string } | null;
   estimateError?: string;
+  /**
+   * The model reply whose tool call asked for this command (same run, or same identity without
+   * a run): the llm command's id, session and masked text (`model: prompt`, shortened).
+   */
+  causedBy?: { commandId: number; sessionId: string; text: string } | null;
 }
 
 /** Body of `POST /api/approvals/:id`. */

@@ -217,6 +217,14 @@ function ApprovalCard({ approval: a, now, onDecided }: { approval: PendingApprov
           )}
         </div>
       )}
+      {a.causedBy && (
+        <div className="approval-cause" data-testid="approval-cause">
+          <span className="muted">asked by the model reply to:</span>{' '}
+          <a href={href('session', a.causedBy.sessionId, { cmd: a.causedBy.commandId })} data-testid="approval-cause-link">
+            {a.causedBy.text}
+          </a>
+        </div>
+      )}
       <div data-testid="approval-command">
         <CodeView value={a.commandText} language={languageOfProtocol(a.protocol)} />
       </div>

@@ -17,10 +17,13 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
 import { askpassEnv, clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
 import { startHttpUpstream, type HttpUpstream } from '../helpers/http-upstreams';
+import { startLlmFixture, type LlmFixture } from '../helpers/llm-fixture';
 import { tempDir } from '../helpers/tmp';
 import { runCli } from '../../gateway/cli/main';
 import { listEvents } from '../../gateway/store/queries';
 import type { FindingView, LiveMessage, PendingApproval } from '../../gateway/control-api/types';
+
+const MODEL_KEY = 'sk-ant-api03-MODELKEY' + 'q8Wm3Lp9Vt4Rz8Kw1Yb6Nc3Hd5Fg0Js'.repeat(2);
 
 const RULES = [
   { name: 'hold-delete', match: { protocol: ['postgres'], sql: { statement: ['delete'] } }, action: 'hold', reason: 'deleting rows needs a human' },
@@ -70,6 +73,7 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
   let pg: PostgresServer;
   let sshd: Sshd;
   let http: HttpUpstream;
+  let fx: LlmFixture;
   let gw: TestGateway;
   let token: string;
   let work: string;
@@ -77,13 +81,19 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
 
   before(async () => {
     work = tempDir('flightlog-approvals-');
-    [pg, sshd, http] = await Promise.all([startPostgres(), startSshd(), startHttpUpstream()]);
+    [pg, sshd, http, fx] = await Promise.all([
+      startPostgres(),
+      startSshd(),
+      startHttpUpstream(),
+      startLlmFixture({ apiKey: MODEL_KEY, script: { text: 'Removing row 10.', tool: { name: 'run_sql', input: { sql: 'DELETE FROM keep_me WHERE id = 10' } } } }),
+    ]);
     gw = await startTestGateway({
-      env: { APP_PW: pg.app.password },
+      env: { APP_PW: pg.app.password, MODEL_KEY },
       connections: [
         { name: 'db', protocol: 'postgres', upstream: { host: pg.host, port: pg.port, user: 'app', database: 'app', password: { env: 'APP_PW' } }, identities: ['claude'] },
         { name: 'web', protocol: 'ssh', upstream: { host: sshd.host, port: sshd.port, user: sshd.user, privateKey: { file: sshd.userKeyPath } }, identities: ['claude'] },
         { name: 'api', protocol: 'http', upstream: { url: http.url }, identities: ['claude'] },
+        { name: 'model', protocol: 'http', llm: 'anthropic', upstream: { url: fx.url, headers: { 'x-api-key': { env: 'MODEL_KEY' } } }, identities: ['claude'] },
       ],
       guardrails: RULES,
     });
@@ -96,7 +106,7 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
   after(async () => {
     await gw?.close();
     if (gw) fs.rmSync(gw.dataDir, { recursive: true, force: true });
-    await Promise.all([pg?.stop(), sshd?.stop(), http?.close()]);
+    await Promise.all([pg?.stop(), sshd?.stop(), http?.close(), fx?.close()]);
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
@@ -353,9 +363,24 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
     const inRun = (sql: string): Promise<Ran> =>
       exec('psql', ['-X', '-A', '-t', '-h', a.host, '-p', String(a.port), '-U', 'claude', '-d', 'app', '-c', sql], { PGPASSWORD: run.token, PGCONNECT_TIMEOUT: '10' });
     try {
+      // the agent asks the model first (a secret planted in the prompt); its tool call is the DELETE
+      const m = gw.address('model');
+      const asked = await fetch(`http://${m.host}:${m.port}/v1/messages`, {
+        method: 'POST',
+        headers: { 'x-api-key': run.token, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 256, messages: [{ role: 'user', content: `remove row 10, password ${pg.app.password}` }] }),
+      });
+      assert.equal(asked.status, 200);
+      await asked.text();
+      await gw.flush();
       const first = inRun('DELETE FROM keep_me WHERE id = 10');
       const p = await pendingFor('hold-delete');
       assert.equal(p.runId, run.runId);
+      assert.ok(p.causedBy, 'the hold names the model reply that asked for it');
+      assert.match(p.causedBy.text, /^claude-sonnet-4-5: .*remove row 10/);
+      assert.ok(!p.causedBy.text.includes(pg.app.password), 'the prompt is shown masked');
+      const llm = gw.show(p.causedBy.sessionId).commands.find((c) => c.id === p.causedBy!.commandId);
+      assert.equal(llm?.kind, 'llm', 'causedBy points at the recorded model call');
       const noRun = await control('POST', `/api/approvals/${p.id}`, { decision: 'deny', scope: 'run' });
       assert.equal(noRun.status, 400, 'scope run is for approvals only');
       const ok = await cli(['approve', p.id, '--for-run', '--data-dir', gw.dataDir], { ...process.env, USER: 'alice' });
@@ -373,6 +398,7 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
       const outside = psql('DELETE FROM keep_me WHERE id = 12');
       const q = await pendingFor('hold-delete');
       assert.equal(q.runId, null);
+      assert.equal(q.causedBy, null, 'no model call of this identity asked for it');
       assert.equal((await control('POST', `/api/approvals/${q.id}`, { decision: 'deny' })).status, 200);
       assert.notEqual((await outside).code, 0);
 
