@@ -30,13 +30,14 @@ function age(iso: string, now: number): string {
   return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
-/** Tables and the planner's estimate of a SQL hold, as one indented line (empty for other holds). */
+/** Tables and the planner's estimate of a SQL hold, and the model reply that asked for it, as indented lines. */
 function sqlLine(a: PendingApproval): string {
   const parts: string[] = [];
   if (a.tables?.length) parts.push(`tables: ${a.tables.join(', ')}`);
   if (a.estimate) parts.push(`estimate: ~${a.estimate.rows} row${a.estimate.rows === 1 ? '' : 's'} (${a.estimate.node})`);
   else if (a.estimate === null) parts.push(`estimate: none (${a.estimateError ?? 'unknown'})`);
-  return parts.length ? `    ${JSON.stringify(parts.join('  ')).slice(1, -1)}\n` : '';
+  const lines = parts.length ? `    ${JSON.stringify(parts.join('  ')).slice(1, -1)}\n` : '';
+  return a.causedBy ? `${lines}    asked by the model reply to: ${JSON.stringify(a.causedBy.text)}\n` : lines;
 }
 
 /** One line per held command, its text on its own line (control characters shown escaped). */

@@ -12,6 +12,7 @@ import type { Browser, Page } from 'playwright-core';
 import type { PendingApproval } from '../../gateway/control-api/types';
 import { artifactsDir, launchChromium, startUiGateway, type UiGateway } from '../helpers/browser';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
+import { startLlmFixture, type LlmFixture } from '../helpers/llm-fixture';
 
 const GUARDRAILS = [{ name: 'unbounded-delete', match: { sql: { statement: ['delete'], where: 'absent' } }, action: 'hold', reason: 'a DELETE without WHERE empties the table' }];
 
@@ -22,6 +23,8 @@ interface Ran {
 }
 
 let pg: PostgresServer;
+let fx: LlmFixture;
+const MODEL_KEY = 'sk-ant-api03-MODELKEY' + 'e2Wm3Lp9Vt4Rz8Kw1Yb6Nc3Hd5Fg0Js'.repeat(2);
 let gw: UiGateway;
 let browser: Browser;
 let page: Page;
@@ -83,9 +86,13 @@ const commandText = async (): Promise<string> => ((await page.textContent('[data
 describe('approvals in the web UI (Chromium)', { timeout: 180_000 }, () => {
   before(async () => {
     pg = await startPostgres();
+    fx = await startLlmFixture({ apiKey: MODEL_KEY, script: { text: 'Emptying t.', tool: { name: 'run_sql', input: { sql: 'DELETE FROM t' } } } });
     gw = await startUiGateway({
-      connections: [{ name: 'db', protocol: 'postgres', upstream: { host: pg.host, port: pg.port, user: 'app', database: 'app', password: { env: 'APP_PW' } }, identities: ['claude'] }],
-      env: { APP_PW: pg.app.password },
+      connections: [
+        { name: 'db', protocol: 'postgres', upstream: { host: pg.host, port: pg.port, user: 'app', database: 'app', password: { env: 'APP_PW' } }, identities: ['claude'] },
+        { name: 'model', protocol: 'http', llm: 'anthropic', upstream: { url: fx.url, headers: { 'x-api-key': { env: 'MODEL_KEY' } } }, identities: ['claude'] },
+      ],
+      env: { APP_PW: pg.app.password, MODEL_KEY },
       guardrails: GUARDRAILS,
     });
     token = gw.addIdentity('claude');
@@ -101,6 +108,7 @@ describe('approvals in the web UI (Chromium)', { timeout: 180_000 }, () => {
     await browser?.close();
     await gw?.close();
     await pg?.stop();
+    await fx?.close();
   });
 
   it('a held DELETE raises the banner on any view; Approve in the app lets psql finish and the rows go', async () => {
@@ -218,9 +226,20 @@ describe('approvals in the web UI (Chromium)', { timeout: 180_000 }, () => {
         child.stdin?.end();
       });
     try {
+      const m = gw.address('model');
+      const asked = await fetch(`http://${m.host}:${m.port}/v1/messages`, {
+        method: 'POST',
+        headers: { 'x-api-key': run.token, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 256, messages: [{ role: 'user', content: 'empty the table t' }] }),
+      });
+      assert.equal(asked.status, 200);
+      await asked.text();
       const first = inRun('DELETE FROM t');
       await page.click('[data-testid=nav-approvals]');
       await page.waitForSelector('[data-testid=approve-run]', { timeout: 20_000 });
+      assert.match((await page.textContent('[data-testid=approval-cause]')) ?? '', /asked by the model reply to: claude-sonnet-4-5: .*empty the table t/);
+      assert.match((await page.getAttribute('[data-testid=approval-cause-link]', 'href')) ?? '', /^#\/session\/.+\?cmd=\d+$/);
+      await page.screenshot({ path: path.join(shots, 'approvals-run.png') });
       await page.click('[data-testid=approve-run]');
       assert.equal((await first).code, 0);
       await page.waitForSelector(`[data-testid=approval-decided]:has-text("for the rest of run ${run.runId}")`);

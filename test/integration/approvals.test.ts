@@ -381,6 +381,9 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
       assert.ok(!p.causedBy.text.includes(pg.app.password), 'the prompt is shown masked');
       const llm = gw.show(p.causedBy.sessionId).commands.find((c) => c.id === p.causedBy!.commandId);
       assert.equal(llm?.kind, 'llm', 'causedBy points at the recorded model call');
+      const listed = await cli(['pending', '--data-dir', gw.dataDir]);
+      assert.match(listed.out, /asked by the model reply to: "claude-sonnet-4-5: .*remove row 10/);
+      assert.ok(!listed.out.includes(pg.app.password));
       const noRun = await control('POST', `/api/approvals/${p.id}`, { decision: 'deny', scope: 'run' });
       assert.equal(noRun.status, 400, 'scope run is for approvals only');
       const ok = await cli(['approve', p.id, '--for-run', '--data-dir', gw.dataDir], { ...process.env, USER: 'alice' });
