@@ -211,7 +211,9 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
           cancelKeys.delete(key);
           live.delete(conn);
         },
-        explain: (sql, safeMessages) => explainEstimate(up, ctx.secrets.password, database, sql, { safeMessages }),
+        // the server's error text can quote the statement: it goes through the masker like any text shown
+        explain: (sql, safeMessages) =>
+          explainEstimate(up, ctx.secrets.password, database, sql, { safeMessages }).then((d) => (d.estimateError ? { ...d, estimateError: ctx.masker.maskText(d.estimateError).text } : d)),
       });
       conn.relay = relay;
       relay.start();

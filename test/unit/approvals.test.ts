@@ -2,7 +2,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ApprovalRegistry, deniedMessage, sha256, type ApprovalChange, type ApprovalDetails } from '../../gateway/approvals';
-import { summarizePlan } from '../../gateway/postgres/explain';
+import * as net from 'node:net';
+import { explainEstimate, summarizePlan } from '../../gateway/postgres/explain';
 
 const req = (commandText: string, timeoutSeconds?: number) => ({
   sessionId: 's1', connection: 'db', protocol: 'postgres' as const, identity: 'claude', runId: null,
@@ -81,6 +82,21 @@ describe('approval registry', () => {
     assert.deepEqual(summarizePlan(del), { rows: 40000, node: 'Delete (Seq Scan)' });
     assert.deepEqual(summarizePlan(JSON.stringify([{ Plan: { 'Node Type': 'Index Scan', 'Plan Rows': 1 } }])), { rows: 1, node: 'Index Scan' });
     assert.equal(summarizePlan('[{}]'), null);
+  });
+
+  it('EXPLAIN is time-boxed: an upstream that never answers gives no estimate and says why', async () => {
+    const sockets: net.Socket[] = [];
+    const server = net.createServer((s) => sockets.push(s));
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
+    try {
+      const port = (server.address() as net.AddressInfo).port;
+      const d = await explainEstimate({ host: '127.0.0.1', port, user: 'app', tls: 'disable' }, 'pw', 'app', 'DELETE FROM t', { timeoutMs: 200 });
+      assert.deepEqual(d, { estimate: null, estimateError: 'EXPLAIN took longer than 0.2s' });
+    } finally {
+      // as PostgreSQL's authentication_timeout would: the login still waiting then fails quietly
+      for (const s of sockets) s.destroy();
+      await new Promise((res) => server.close(res));
+    }
   });
 
   it('tells the agent who denied it', () => {
