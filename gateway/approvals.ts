@@ -27,8 +27,11 @@ export type ApprovalDetails = Pick<PendingApproval, 'estimate' | 'estimateError'
 
 export type ApprovalRequest = Omit<PendingApproval, 'id' | 'commandSha256' | 'createdAt' | 'expiresAt'> & {
   timeoutSeconds?: number;
-  /** settled within a few seconds; the hold is listed and announced when it is (or after DETAILS_WAIT_MS) */
-  details?: Promise<ApprovalDetails>;
+  /**
+   * Started only when a human is actually asked (not for a hold approved for its run); settled
+   * within a few seconds, the hold is listed and announced then (or after DETAILS_WAIT_MS).
+   */
+  details?: () => Promise<ApprovalDetails>;
 };
 
 /** Longest a hold stays unlisted waiting for its details: a slow EXPLAIN must not hide a hold. */
@@ -113,7 +116,7 @@ export class ApprovalRegistry {
     else {
       const wait = setTimeout(announce, DETAILS_WAIT_MS);
       wait.unref();
-      details.then(
+      details().then(
         (d) => {
           if (!entry.announced) Object.assign(approval, d);
           clearTimeout(wait);

@@ -747,13 +747,14 @@ export class Relay {
    */
   private holdForApproval(decision: PolicyDecision, commandText: string, rec: Recordable, explainable: boolean): void {
     const info = rec.info;
-    let details: Promise<ApprovalDetails> | undefined;
-    if (this.opts.explain && info.targets.length) {
+    const explain = this.opts.explain;
+    let details: (() => Promise<ApprovalDetails>) | undefined;
+    if (explain && info.targets.length) {
       // EXPLAIN plans only queries and DML, one statement, with every value in the text
       details =
         explainable && (info.classification === 'read' || info.classification === 'write')
-          ? this.opts.explain(info.text, commandText === info.text)
-          : Promise.resolve({ estimate: null, estimateError: explainable ? 'EXPLAIN does not plan this kind of statement' : 'not estimated: bind parameters or several statements' });
+          ? () => explain(info.text, commandText === info.text)
+          : () => Promise.resolve({ estimate: null, estimateError: explainable ? 'EXPLAIN does not plan this kind of statement' : 'not estimated: bind parameters or several statements' });
     }
     const held = this.ctx.holdForApproval!({
       tables: info.targets.length ? info.targets : undefined,

@@ -46,7 +46,7 @@ describe('approval registry', () => {
     const changes: ApprovalChange[] = [];
     r.subscribe((c) => changes.push(c));
     let give!: (d: ApprovalDetails) => void;
-    const h = r.request({ ...req('DELETE FROM t'), tables: ['t'], details: new Promise<ApprovalDetails>((res) => (give = res)) });
+    const h = r.request({ ...req('DELETE FROM t'), tables: ['t'], details: () => new Promise<ApprovalDetails>((res) => (give = res)) });
     assert.deepEqual(r.list(), [], 'not listed before its estimate is known');
     give({ estimate: { rows: 7, node: 'Delete (Seq Scan)' } });
     await new Promise((res) => setImmediate(res));
@@ -65,8 +65,10 @@ describe('approval registry', () => {
     const otherRule = r.request({ ...inRun, rule: 'hold-update' });
     assert.equal(r.decide(first.approval.id, 'approve', 'alice', null, 'run'), 'ok');
     assert.deepEqual(await waiting.outcome, { decision: 'approve', by: 'alice (for the run)', reason: null }, 'one already waiting goes on too');
-    const later = r.request({ ...inRun, commandText: 'DELETE FROM v' });
+    let explained = false;
+    const later = r.request({ ...inRun, commandText: 'DELETE FROM v', details: () => ((explained = true), Promise.resolve({ estimate: null })) });
     assert.equal((await later.outcome).by, 'alice (for the run)');
+    assert.equal(explained, false, 'no EXPLAIN for a hold nobody is asked about');
     assert.equal(r.decide(later.approval.id, 'deny', 'bob', null), 'decided');
     r.request({ ...inRun, runId: 'run_2' });
     assert.ok(r.list().some((a) => a.runId === 'run_2'), 'another run still asks');
