@@ -351,6 +351,16 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
     assert.match(b.estimateError ?? '', /relation "no_such_table" does not exist/);
     assert.equal((await control('POST', `/api/approvals/${b.id}`, { decision: 'deny' })).status, 200);
     assert.notEqual((await missing).code, 0);
+    // a statement with a secret literal: the server's error text could quote it, so only its code is shown
+    const planted = 'pl4nted-Secret-' + 'Zq81xWv';
+    const withSecret = psql(`DELETE FROM missing_users WHERE password = '${planted}'`);
+    const c2 = await pendingFor('hold-delete');
+    assert.equal(c2.estimate, null);
+    assert.equal(c2.estimateError, 'EXPLAIN failed (SQLSTATE 42P01)');
+    const listedJson = JSON.stringify((await control('GET', '/api/approvals')).json);
+    assert.ok(!listedJson.includes(planted), 'no raw secret in the pending list');
+    assert.equal((await control('POST', `/api/approvals/${c2.id}`, { decision: 'deny' })).status, 200);
+    assert.notEqual((await withSecret).code, 0);
     assert.equal(ids(), '2,3,4');
   });
 
