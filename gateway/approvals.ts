@@ -22,7 +22,20 @@ export interface ApprovalOutcome {
 
 export type ApprovalChange = { state: 'pending'; approval: PendingApproval } | { state: 'decided'; approval: PendingApproval; outcome: ApprovalOutcome };
 
-export type ApprovalRequest = Omit<PendingApproval, 'id' | 'commandSha256' | 'createdAt' | 'expiresAt'> & { timeoutSeconds?: number };
+/** What a hold learns a moment later (the planner's estimate): the hold is listed once it is known. */
+export type ApprovalDetails = Pick<PendingApproval, 'estimate' | 'estimateError'>;
+
+export type ApprovalRequest = Omit<PendingApproval, 'id' | 'commandSha256' | 'createdAt' | 'expiresAt'> & {
+  timeoutSeconds?: number;
+  /**
+   * Started only when a human is actually asked (not for a hold approved for its run); settled
+   * within a few seconds, the hold is listed and announced then (or after DETAILS_WAIT_MS).
+   */
+  details?: () => Promise<ApprovalDetails>;
+};
+
+/** Longest a hold stays unlisted waiting for its details: a slow EXPLAIN must not hide a hold. */
+const DETAILS_WAIT_MS = 5000;
 
 /** What a listener gets back: the approval as listed, and the outcome it waits for. */
 export interface HeldCommand {
@@ -49,6 +62,13 @@ interface Entry {
   approval: PendingApproval;
   resolve(o: ApprovalOutcome): void;
   timer: NodeJS.Timeout;
+  /** listed and told to the feed: a reviewer sees a hold once, complete */
+  announced: boolean;
+}
+
+export interface ApprovalRegistryOptions {
+  /** whether a run is still going: an approval for the run ends with it */
+  runActive?(runId: string): boolean;
 }
 
 /** Decided ids remembered to tell "already decided" (409) from "unknown" (404). */
@@ -58,9 +78,13 @@ export class ApprovalRegistry {
   private readonly pending = new Map<string, Entry>();
   private readonly decided = new Map<string, ApprovalOutcome>();
   private readonly listeners = new Set<(c: ApprovalChange) => void>();
+  /** run id → rule → who approved it for the rest of that run */
+  private readonly runGrants = new Map<string, Map<string, string>>();
+
+  constructor(private readonly opts: ApprovalRegistryOptions = {}) {}
 
   request(req: ApprovalRequest): HeldCommand {
-    const { timeoutSeconds, ...rest } = req;
+    const { timeoutSeconds, details, ...rest } = req;
     const seconds = timeoutSeconds && timeoutSeconds > 0 ? timeoutSeconds : DEFAULT_APPROVAL_TIMEOUT_SECONDS;
     const now = Date.now();
     const approval: PendingApproval = {
@@ -70,23 +94,77 @@ export class ApprovalRegistry {
       createdAt: new Date(now).toISOString(),
       expiresAt: new Date(now + seconds * 1000).toISOString(),
     };
+    const grantedBy = this.runGrant(approval.runId, approval.rule);
+    if (grantedBy !== null) {
+      // nobody is asked again: the run's approver already said yes to this rule
+      const auto: ApprovalOutcome = { decision: 'approve', by: `${grantedBy} (for the run)`, reason: null };
+      this.remember(approval.id, auto);
+      return { approval, outcome: Promise.resolve(auto), cancel: () => undefined };
+    }
     let resolve!: (o: ApprovalOutcome) => void;
     const outcome = new Promise<ApprovalOutcome>((r) => (resolve = r));
     const timer = setTimeout(() => this.settle(approval.id, { decision: 'deny', by: 'timeout', reason: `no decision within ${seconds}s` }), seconds * 1000);
     timer.unref();
-    this.pending.set(approval.id, { approval, resolve, timer });
-    this.emit({ state: 'pending', approval });
+    const entry: Entry = { approval, resolve, timer, announced: false };
+    this.pending.set(approval.id, entry);
+    const announce = (): void => {
+      if (entry.announced || !this.pending.has(approval.id)) return;
+      entry.announced = true;
+      this.emit({ state: 'pending', approval });
+    };
+    if (!details) announce();
+    else {
+      const wait = setTimeout(announce, DETAILS_WAIT_MS);
+      wait.unref();
+      details().then(
+        (d) => {
+          if (!entry.announced) Object.assign(approval, d);
+          clearTimeout(wait);
+          announce();
+        },
+        () => {
+          clearTimeout(wait);
+          announce();
+        },
+      );
+    }
     return { approval, outcome, cancel: () => this.settle(approval.id, { decision: 'deny', by: 'cancelled', reason: 'the session ended' }) };
   }
 
   list(): PendingApproval[] {
-    return [...this.pending.values()].map((e) => e.approval);
+    return [...this.pending.values()].filter((e) => e.announced).map((e) => e.approval);
+  }
+
+  /** Who approved `rule` for the rest of `runId`, while that run goes on; null otherwise. */
+  private runGrant(runId: string | null, rule: string): string | null {
+    if (!runId) return null;
+    const grants = this.runGrants.get(runId);
+    if (!grants) return null;
+    if (this.opts.runActive && !this.opts.runActive(runId)) {
+      this.runGrants.delete(runId);
+      return null;
+    }
+    return grants.get(rule) ?? null;
   }
 
   /** A human's decision: `unknown` for an id never seen, `decided` when it was settled already. */
-  decide(id: string, decision: 'approve' | 'deny', by: string, reason: string | null): 'ok' | 'unknown' | 'decided' {
+  decide(id: string, decision: 'approve' | 'deny', by: string, reason: string | null, scope?: 'run'): 'ok' | 'unknown' | 'decided' | 'no-run' {
     if (this.decided.has(id)) return 'decided';
-    if (!this.pending.has(id)) return 'unknown';
+    const e = this.pending.get(id);
+    if (!e) return 'unknown';
+    if (scope === 'run' && decision === 'approve') {
+      const runId = e.approval.runId;
+      if (!runId) return 'no-run';
+      const grants = this.runGrants.get(runId) ?? new Map<string, string>();
+      grants.set(e.approval.rule, by);
+      this.runGrants.set(runId, grants);
+      // the run's other holds by this rule, already waiting, go on too
+      for (const other of [...this.pending.values()]) {
+        if (other !== e && other.approval.runId === runId && other.approval.rule === e.approval.rule) {
+          this.settle(other.approval.id, { decision: 'approve', by: `${by} (for the run)`, reason: null });
+        }
+      }
+    }
     this.settle(id, { decision, by, reason });
     return 'ok';
   }
@@ -106,10 +184,14 @@ export class ApprovalRegistry {
     if (!e) return;
     this.pending.delete(id);
     clearTimeout(e.timer);
+    this.remember(id, outcome);
+    e.resolve(outcome);
+    if (e.announced) this.emit({ state: 'decided', approval: e.approval, outcome });
+  }
+
+  private remember(id: string, outcome: ApprovalOutcome): void {
     this.decided.set(id, outcome);
     if (this.decided.size > REMEMBERED) this.decided.delete(this.decided.keys().next().value as string);
-    e.resolve(outcome);
-    this.emit({ state: 'decided', approval: e.approval, outcome });
   }
 
   private emit(c: ApprovalChange): void {

@@ -114,7 +114,7 @@ export interface ReloadResult {
 export class Gateway {
   private stopping: Promise<void> | null = null;
   /** the running config and what reload() needs to start listeners like start() did; set by start() */
-  private runtime!: { config: FlightlogConfig; env: NodeJS.ProcessEnv; log: Logger; guardrails: LivePolicy; approvals: ApprovalRegistry };
+  private runtime!: { config: FlightlogConfig; env: NodeJS.ProcessEnv; log: Logger; guardrails: LivePolicy; approvals: ApprovalRegistry; lineage: Lineage };
   private reloads: Promise<unknown> = Promise.resolve();
   private revocationTimer: NodeJS.Timeout | null = null;
 
@@ -164,7 +164,8 @@ export class Gateway {
       for (const c of opts.config.connections) upsert.run(c.name, c.protocol, JSON.stringify(c), now, now);
 
       const guardrails = new LivePolicy(opts.config);
-      const approvals = new ApprovalRegistry();
+      const runActive = db.prepare('SELECT 1 FROM runs WHERE id = ? AND ended_at IS NULL');
+      const approvals = new ApprovalRegistry({ runActive: (runId) => runActive.get(runId) !== undefined });
       const listeners = new Map<string, ListenerState>();
       for (const connection of opts.config.connections) {
         const start = listenerFor(connection.protocol);
@@ -173,7 +174,7 @@ export class Gateway {
           listeners.set(connection.name, { connection, listener: null, error: `no ${connection.protocol} listener in this build` });
           continue;
         }
-        const ctx = Gateway.context(connection, opts.config, dataDir, secrets.get(connection.name) ?? {}, masker, log, db, recorder, guardrails.policy, approvals);
+        const ctx = Gateway.context(connection, opts.config, dataDir, secrets.get(connection.name) ?? {}, masker, log, db, recorder, guardrails.policy, approvals, lineage);
         let listener: Listener;
         try {
           listener = await start(ctx);
@@ -201,7 +202,7 @@ export class Gateway {
       });
       fs.writeFileSync(path.join(dataDir, 'control.json'), JSON.stringify({ url: control.url, pid: process.pid }) + '\n', { mode: 0o600 });
       gateway = new Gateway(dataDir, db, key, masker, recorder, listeners, control, unlock);
-      gateway.runtime = { config: opts.config, env, log, guardrails, approvals };
+      gateway.runtime = { config: opts.config, env, log, guardrails, approvals, lineage };
       gateway.revocationTimer = setInterval(() => gateway?.checkRevocations(), REVOCATION_POLL_MS);
       gateway.revocationTimer.unref();
       gateway.scheduleRetention();
@@ -225,6 +226,7 @@ export class Gateway {
     recorder: Recorder,
     policy: Policy,
     approvals: ApprovalRegistry,
+    lineage?: Lineage,
   ): ListenerContext {
     const allowed = (r: AuthResult): AuthResult => {
       if (r.ok && r.identity && !connection.identities.includes(r.identity)) {
@@ -253,7 +255,11 @@ export class Gateway {
       openSession(open) {
         return recorder.openSession({ ...open, connection: connection.name, protocol: connection.protocol });
       },
-      holdForApproval: (req) => approvals.request({ ...req, connection: connection.name, protocol: connection.protocol }),
+      holdForApproval: (req) => {
+        const cause = lineage?.causeOf(req, connection.protocol === 'postgres' ? 'sql' : connection.protocol === 'ssh' ? 'shell' : 'http', req.commandText);
+        const causedBy = cause ? { ...cause, text: cause.text.length > 300 ? cause.text.slice(0, 300) + '…' : cause.text } : null;
+        return approvals.request({ ...req, causedBy, connection: connection.name, protocol: connection.protocol });
+      },
       recordFailedAttempt(a) {
         recorder.recordFailedAttempt({ ...a, connection: connection.name, protocol: connection.protocol });
       },
@@ -349,7 +355,7 @@ export class Gateway {
       const start = listenerFor(c.protocol);
       if (!start) return { connection: c, listener: null, error: `no ${c.protocol} listener in this build` };
       try {
-        const listener = await start(Gateway.context(c, cfg, this.dataDir, values, this.masker, log, this.db, this.recorder, this.runtime.guardrails.policy, this.runtime.approvals));
+        const listener = await start(Gateway.context(c, cfg, this.dataDir, values, this.masker, log, this.db, this.recorder, this.runtime.guardrails.policy, this.runtime.approvals, this.runtime.lineage));
         return { connection: c, listener, error: null };
       } catch (err) {
         throw listenError(c, err);

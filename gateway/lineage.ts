@@ -5,6 +5,9 @@ import type { SessionInfo } from './store/recorder';
 
 interface Pending {
   llmCommandId: number;
+  /** the llm command's session and (masked) text: what a reviewer of a held command is shown */
+  sessionId: string;
+  text: string;
   candidate: CommandCandidate;
   at: number;
 }
@@ -29,7 +32,7 @@ const FULFILS: Partial<Record<CommandKind, Array<CommandCandidate['kind']>>> = {
 export class Lineage {
   private readonly pending = new Map<string, Pending[]>();
 
-  private key(s: SessionInfo): string | null {
+  private key(s: Pick<SessionInfo, 'runId' | 'identity'>): string | null {
     if (s.runId) return `run:${s.runId}`;
     return s.identity ? `identity:${s.identity}` : null;
   }
@@ -42,23 +45,26 @@ export class Lineage {
     const list = this.pending.get(key) ?? [];
     const now = Date.now();
     for (const call of toolCallsOf(finish.result)) {
-      for (const candidate of extractCommandCandidates(call)) list.push({ llmCommandId: commandId, candidate, at: now });
+      for (const candidate of extractCommandCandidates(call)) list.push({ llmCommandId: commandId, sessionId: s.id, text: start.text, candidate, at: now });
     }
     const fresh = list.filter((p) => now - p.at < MAX_AGE_MS).slice(-MAX_PER_RUN);
     this.pending.set(key, fresh);
   };
 
   /** Recorder hook: a command starts; returns the llm command that caused it, if any. */
-  onCommandStart = (s: SessionInfo, _commandId: number, start: CommandStart): number | null => {
-    const kinds = FULFILS[start.kind];
+  onCommandStart = (s: SessionInfo, _commandId: number, start: CommandStart): number | null => this.causeOf(s, start.kind, start.text)?.commandId ?? null;
+
+  /** The model call whose tool call asked for this (masked) command text, if any. */
+  causeOf(s: Pick<SessionInfo, 'runId' | 'identity'>, kind: CommandKind, text: string): { commandId: number; sessionId: string; text: string } | null {
+    const kinds = FULFILS[kind];
     const key = this.key(s);
     if (!kinds || !key) return null;
     const list = this.pending.get(key);
     if (!list) return null;
     for (let i = list.length - 1; i >= 0; i--) {
       const p = list[i];
-      if (kinds.includes(p.candidate.kind) && matchesCommand(p.candidate, start.text)) return p.llmCommandId;
+      if (kinds.includes(p.candidate.kind) && matchesCommand(p.candidate, text)) return { commandId: p.llmCommandId, sessionId: p.sessionId, text: p.text };
     }
     return null;
-  };
+  }
 }

@@ -30,13 +30,23 @@ function age(iso: string, now: number): string {
   return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
+/** Tables and the planner's estimate of a SQL hold, and the model reply that asked for it, as indented lines. */
+function sqlLine(a: PendingApproval): string {
+  const parts: string[] = [];
+  if (a.tables?.length) parts.push(`tables: ${a.tables.join(', ')}`);
+  if (a.estimate) parts.push(`estimate: ~${a.estimate.rows} row${a.estimate.rows === 1 ? '' : 's'} (${a.estimate.node})`);
+  else if (a.estimate === null) parts.push(`estimate: none (${a.estimateError ?? 'unknown'})`);
+  const lines = parts.length ? `    ${JSON.stringify(parts.join('  ')).slice(1, -1)}\n` : '';
+  return a.causedBy ? `${lines}    asked by the model reply to: ${JSON.stringify(a.causedBy.text)}\n` : lines;
+}
+
 /** One line per held command, its text on its own line (control characters shown escaped). */
 export function formatPending(list: PendingApproval[], now = Date.now()): string {
   if (list.length === 0) return 'no commands waiting for approval\n';
   return list
     .map((a) => {
       const text = JSON.stringify(a.commandText.length > 400 ? a.commandText.slice(0, 400) + '…' : a.commandText);
-      return `${a.id}  ${a.rule}  ${a.identity}@${a.connection} (${a.protocol})  expires in ${age(a.expiresAt, now)}\n    ${text}\n`;
+      return `${a.id}  ${a.rule}  ${a.identity}@${a.connection} (${a.protocol})  expires in ${age(a.expiresAt, now)}\n    ${text}\n${sqlLine(a)}`;
     })
     .join('');
 }
@@ -50,14 +60,15 @@ export async function runPendingCommand(argv: string[], io: Io): Promise<number>
 }
 
 export async function runDecideCommand(decision: 'approve' | 'deny', argv: string[], io: Io): Promise<number> {
-  const usage = `flightlog ${decision} ID [--reason TEXT]`;
-  const { flags, positionals } = parse(argv, { reason: { type: 'string' } }, 1, usage);
+  const usage = `flightlog ${decision} ID [--reason TEXT]${decision === 'approve' ? ' [--for-run]' : ''}`;
+  const { flags, positionals } = parse(argv, decision === 'approve' ? { reason: { type: 'string' }, 'for-run': { type: 'boolean' } } : { reason: { type: 'string' } }, 1, usage);
   const id = positionals[0];
   if (!id) throw new UsageError(`${decision} needs an approval ID (see flightlog pending; usage: ${usage})`);
   const user = io.env.USER && /^[\w.@-]{1,64}$/.test(io.env.USER) ? io.env.USER : 'cli';
-  const body: { decision: string; by: string; reason?: string } = { decision, by: user };
+  const body: { decision: string; by: string; reason?: string; scope?: 'run' } = { decision, by: user };
   if (typeof flags.reason === 'string') body.reason = flags.reason;
+  if (flags['for-run'] === true) body.scope = 'run';
   const r = await request<ApprovalDecisionResult>(resolveDataDir(flags['data-dir'] as string | undefined, io.env), 'POST', `/api/approvals/${encodeURIComponent(id)}`, body);
-  io.stderr.write(`${r.decision === 'approve' ? 'approved' : 'denied'} ${r.id} as ${r.by}\n`);
+  io.stderr.write(`${r.decision === 'approve' ? 'approved' : 'denied'} ${r.id} as ${r.by}${r.scope === 'run' ? ' (and its rule, for the rest of the run)' : ''}\n`);
   return 0;
 }

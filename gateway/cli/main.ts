@@ -46,7 +46,7 @@ const USAGE = `usage: flightlog <command> [options]
   mask [FILE]                                mask a file or stdin to stdout; findings summary on stderr
   policy test [--config FILE] [--since 7d]   what each guardrail would have denied or held in recorded history
   pending [--json]                           commands a guardrail holds for a human (running gateway)
-  approve ID [--reason TEXT]                 let a held command run
+  approve ID [--reason TEXT] [--for-run]     let a held command run (--for-run: its rule too, for the rest of the run)
   deny ID [--reason TEXT]                    refuse a held command
 
 Every command takes --data-dir DIR (else $FLIGHTLOG_HOME, else the platform's data dir).`;

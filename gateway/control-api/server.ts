@@ -228,10 +228,13 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
       // `timeout` and `cancelled` are the gateway's own words in the record: nobody may claim them
       const by = named && named !== 'timeout' && named !== 'cancelled' ? named : 'control-api';
       const reason = typeof body.reason === 'string' ? (masker?.maskText(body.reason.slice(0, 500)).text ?? null) : null;
-      const r = opts.approvals.decide(id, body.decision, by, reason);
+      if (body.scope !== undefined && (body.scope !== 'run' || body.decision !== 'approve')) return sendError(res, 400, 'E_PARAM', 'scope may only be "run", with decision "approve"');
+      const scope = body.scope === 'run' ? 'run' : undefined;
+      const r = opts.approvals.decide(id, body.decision, by, reason, scope);
       if (r === 'unknown') return sendError(res, 404, 'E_NOT_FOUND', `no pending approval ${id}`);
       if (r === 'decided') return sendError(res, 409, 'E_DECIDED', `approval ${id} was already decided`);
-      const result: ApprovalDecisionResult = { id, decision: body.decision, by };
+      if (r === 'no-run') return sendError(res, 400, 'E_PARAM', `approval ${id} is not part of a run: approve it alone`);
+      const result: ApprovalDecisionResult = { id, decision: body.decision, by, ...(scope ? { scope } : {}) };
       return sendJson(res, 200, result);
     }
     if (req.method === 'POST' && url.pathname === '/api/revocations/check') {

@@ -216,12 +216,28 @@ export interface PendingApproval {
   rulesVersion: string | null;
   createdAt: string;
   expiresAt: string;
+  /** SQL holds: the tables the statement names */
+  tables?: string[];
+  /**
+   * SQL holds: the planner's estimate from `EXPLAIN (FORMAT JSON)` (run by the gateway in a
+   * read-only transaction on its own connection): rows of the top plan node and its type.
+   * null when no estimate could be made; `estimateError` says why.
+   */
+  estimate?: { rows: number; node: string } | null;
+  estimateError?: string;
+  /**
+   * The model reply whose tool call asked for this command (same run, or same identity without
+   * a run): the llm command's id, session and masked text (`model: prompt`, shortened).
+   */
+  causedBy?: { commandId: number; sessionId: string; text: string } | null;
 }
 
 /** Body of `POST /api/approvals/:id`. */
 export interface ApprovalDecisionInput {
   decision: 'approve' | 'deny';
   reason?: string;
+  /** `run`: also approve later holds by the same rule in the same run, until the run ends */
+  scope?: 'run';
 }
 
 /** Answer of `POST /api/approvals/:id`. */
@@ -229,6 +245,7 @@ export interface ApprovalDecisionResult {
   id: string;
   decision: 'approve' | 'deny';
   by: string;
+  scope?: 'run';
 }
 
 /** Error body of every failed request. */

@@ -26,6 +26,7 @@ import { ScramError, scramMockCandidates, ScramServer } from './scram';
 import { loadSqlParser } from './sql-info';
 import { ensureGatewayCert } from './tls-cert';
 import { cancelUpstream, FrameReader, loginUpstream, UpstreamError } from './upstream';
+import { explainEstimate } from './explain';
 import * as wire from './wire';
 
 const STARTUP_TIMEOUT_MS = 30_000;
@@ -210,6 +211,9 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
           cancelKeys.delete(key);
           live.delete(conn);
         },
+        // the server's error text can quote the statement: it goes through the masker like any text shown
+        explain: (sql, safeMessages) =>
+          explainEstimate(up, ctx.secrets.password, database, sql, { safeMessages }).then((d) => (d.estimateError ? { ...d, estimateError: ctx.masker.maskText(d.estimateError).text } : d)),
       });
       conn.relay = relay;
       relay.start();

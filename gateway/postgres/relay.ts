@@ -21,7 +21,7 @@ import {
 import { analyzeSql, type SecretCopy, type StatementInfo } from './sql-info';
 import * as wire from './wire';
 import { blockedMessage, decisionDetail } from '../policy/decision';
-import { deniedMessage, recordApprovalOutcome, sha256, type ApprovalOutcome, type HeldCommand, type PendingApproval } from '../approvals';
+import { deniedMessage, recordApprovalOutcome, sha256, type ApprovalDetails, type ApprovalOutcome, type HeldCommand, type PendingApproval } from '../approvals';
 import type { PolicyDecision } from '../core/types';
 
 /** A statement as it is recorded: its text with secret literals masked, and what was masked. */
@@ -138,6 +138,11 @@ export interface RelayOptions {
   upstreamLeftover: Buffer;
   txStatus: string;
   onEnd(): void;
+  /**
+   * The planner's estimate for a held statement, from a connection of the gateway's own.
+   * `safeMessages`: the server's error text may be shown (the statement held no masked literal).
+   */
+  explain?(sql: string, safeMessages: boolean): Promise<ApprovalDetails>;
 }
 
 const TYPE_D = 0x44;
@@ -535,7 +540,7 @@ export class Relay {
       case 'Parse': {
         if (this.refuseIfFailed(false)) return false;
         const rec = this.recordable(analyzeSql(msg.sql)[0]);
-        if (!this.allowed(rec, false)) return false;
+        if (!this.allowed(rec, false, !/\$\d/.test(msg.sql))) return false;
         this.statements.set(msg.name, { sql: msg.sql, rec, paramTypes: msg.paramTypes, columns: null });
         this.pending.push({ kind: 'parse', sql: msg.sql, rec });
         return true;
@@ -607,7 +612,7 @@ export class Relay {
   private onQuery(sql: string): boolean {
     if (this.refuseIfFailed(true)) return false;
     const recs = analyzeSql(sql).map((info) => this.recordable(info));
-    for (const rec of recs) if (!this.allowed(rec, true)) return false;
+    for (const rec of recs) if (!this.allowed(rec, true, recs.length === 1)) return false;
     const runs = recs.map((rec) => this.startRun(rec, null, null, null));
     this.pending.push({ kind: 'query', runs, idx: 0 });
     return true;
@@ -697,7 +702,7 @@ export class Relay {
   }
 
   /** Policy check; on block, records it and queues the client's ErrorResponse in order. */
-  private allowed(rec: Recordable, simple: boolean): boolean {
+  private allowed(rec: Recordable, simple: boolean, explainable = false): boolean {
     const info = rec.info;
     // policy sees the recorded text: a held command's text reaches reviewers, so no raw secret may ride along
     const decision = this.ctx.policy({
@@ -716,7 +721,7 @@ export class Relay {
       const shown = this.ctx.masker.maskText(rec.text).text;
       decided = this.outcomes.get(`${decision.rule ?? 'policy'}\0${sha256(shown)}`);
       if (!decided) {
-        this.holdForApproval(decision, shown);
+        this.holdForApproval(decision, shown, rec, explainable);
         return false;
       }
       if (decided.outcome.decision === 'approve') {
@@ -740,8 +745,20 @@ export class Relay {
    * after them are read again then, the statement allowed or refused by that decision. Statements
    * before it in the same chunk go on as usual; other sessions are not affected.
    */
-  private holdForApproval(decision: PolicyDecision, commandText: string): void {
+  private holdForApproval(decision: PolicyDecision, commandText: string, rec: Recordable, explainable: boolean): void {
+    const info = rec.info;
+    const explain = this.opts.explain;
+    let details: (() => Promise<ApprovalDetails>) | undefined;
+    if (explain && info.targets.length) {
+      // EXPLAIN plans only queries and DML, one statement, with every value in the text
+      details =
+        explainable && (info.classification === 'read' || info.classification === 'write')
+          ? () => explain(info.text, commandText === info.text)
+          : () => Promise.resolve({ estimate: null, estimateError: explainable ? 'EXPLAIN does not plan this kind of statement' : 'not estimated: bind parameters or several statements' });
+    }
     const held = this.ctx.holdForApproval!({
+      tables: info.targets.length ? info.targets : undefined,
+      details,
       sessionId: this.session.id,
       identity: this.opts.identity,
       runId: this.opts.runId ?? null,

@@ -150,12 +150,15 @@ function ApprovalCard({ approval: a, now, onDecided }: { approval: PendingApprov
   const [reason, setReason] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  const decide = (decision: 'approve' | 'deny') => {
+  const decide = (decision: 'approve' | 'deny', scope?: 'run') => {
     setBusy(true);
     setError(null);
     const r = reason.trim();
-    decideApproval(a.id, r ? { decision, reason: r } : { decision }).then(
-      (res) => onDecided(`${res.decision === 'approve' ? 'Approved' : 'Denied'} by ${res.by}: ${a.rule} (${a.identity} on ${a.connection})`),
+    decideApproval(a.id, { decision, ...(r ? { reason: r } : {}), ...(scope ? { scope } : {}) }).then(
+      (res) =>
+        onDecided(
+          `${res.decision === 'approve' ? 'Approved' : 'Denied'} by ${res.by}: ${a.rule} (${a.identity} on ${a.connection})${res.scope === 'run' ? ` and for the rest of run ${a.runId}` : ''}`,
+        ),
       (e: unknown) => {
         // someone else (the CLI, another window) was first: the item is gone either way
         if (e instanceof ApiError && e.status === 409) return onDecided(e.message, true);
@@ -193,6 +196,35 @@ function ApprovalCard({ approval: a, now, onDecided }: { approval: PendingApprov
         <span className="muted">rule</span> <b>{a.rule}</b>
         {a.reason && <span>: {a.reason}</span>}
       </div>
+      {(a.tables?.length || a.estimate !== undefined) && (
+        <div className="approval-facts" data-testid="approval-sql">
+          {a.tables?.length ? (
+            <span>
+              <span className="muted">tables</span> <span className="mono" data-testid="approval-tables">{a.tables.join(', ')}</span>
+            </span>
+          ) : null}
+          {a.estimate !== undefined && (
+            <span data-testid="approval-estimate" title="the planner's estimate (EXPLAIN, run read-only by the gateway), not a count">
+              <span className="muted">estimate</span>{' '}
+              {a.estimate ? (
+                <>
+                  <b>~{a.estimate.rows.toLocaleString()}</b> row{a.estimate.rows === 1 ? '' : 's'} <span className="muted">({a.estimate.node})</span>
+                </>
+              ) : (
+                <span className="muted">none ({a.estimateError ?? 'unknown'})</span>
+              )}
+            </span>
+          )}
+        </div>
+      )}
+      {a.causedBy && (
+        <div className="approval-cause" data-testid="approval-cause">
+          <span className="muted">asked by the model reply to:</span>{' '}
+          <a href={href('session', a.causedBy.sessionId, { cmd: a.causedBy.commandId })} data-testid="approval-cause-link">
+            {a.causedBy.text}
+          </a>
+        </div>
+      )}
       <div data-testid="approval-command">
         <CodeView value={a.commandText} language={languageOfProtocol(a.protocol)} />
       </div>
@@ -208,6 +240,17 @@ function ApprovalCard({ approval: a, now, onDecided }: { approval: PendingApprov
         <button className="btn primary approve" disabled={busy} onClick={() => decide('approve')} data-testid="approve">
           Approve
         </button>
+        {a.runId && (
+          <button
+            className="btn approve-run"
+            disabled={busy}
+            onClick={() => decide('approve', 'run')}
+            title={`also approve later holds by rule ${a.rule} in run ${a.runId}, until the run ends`}
+            data-testid="approve-run"
+          >
+            Approve for this run
+          </button>
+        )}
         <button className="btn deny" disabled={busy} onClick={() => decide('deny')} data-testid="deny">
           Deny
         </button>

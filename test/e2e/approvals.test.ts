@@ -12,6 +12,7 @@ import type { Browser, Page } from 'playwright-core';
 import type { PendingApproval } from '../../gateway/control-api/types';
 import { artifactsDir, launchChromium, startUiGateway, type UiGateway } from '../helpers/browser';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
+import { startLlmFixture, type LlmFixture } from '../helpers/llm-fixture';
 
 const GUARDRAILS = [{ name: 'unbounded-delete', match: { sql: { statement: ['delete'], where: 'absent' } }, action: 'hold', reason: 'a DELETE without WHERE empties the table' }];
 
@@ -22,6 +23,8 @@ interface Ran {
 }
 
 let pg: PostgresServer;
+let fx: LlmFixture;
+const MODEL_KEY = 'sk-ant-api03-MODELKEY' + 'e2Wm3Lp9Vt4Rz8Kw1Yb6Nc3Hd5Fg0Js'.repeat(2);
 let gw: UiGateway;
 let browser: Browser;
 let page: Page;
@@ -83,13 +86,17 @@ const commandText = async (): Promise<string> => ((await page.textContent('[data
 describe('approvals in the web UI (Chromium)', { timeout: 180_000 }, () => {
   before(async () => {
     pg = await startPostgres();
+    fx = await startLlmFixture({ apiKey: MODEL_KEY, script: { text: 'Emptying t.', tool: { name: 'run_sql', input: { sql: 'DELETE FROM t' } } } });
     gw = await startUiGateway({
-      connections: [{ name: 'db', protocol: 'postgres', upstream: { host: pg.host, port: pg.port, user: 'app', database: 'app', password: { env: 'APP_PW' } }, identities: ['claude'] }],
-      env: { APP_PW: pg.app.password },
+      connections: [
+        { name: 'db', protocol: 'postgres', upstream: { host: pg.host, port: pg.port, user: 'app', database: 'app', password: { env: 'APP_PW' } }, identities: ['claude'] },
+        { name: 'model', protocol: 'http', llm: 'anthropic', upstream: { url: fx.url, headers: { 'x-api-key': { env: 'MODEL_KEY' } } }, identities: ['claude'] },
+      ],
+      env: { APP_PW: pg.app.password, MODEL_KEY },
       guardrails: GUARDRAILS,
     });
     token = gw.addIdentity('claude');
-    pg.psql('CREATE TABLE t (id int); ALTER TABLE t OWNER TO app; INSERT INTO t VALUES (1), (2), (3);', 'app');
+    pg.psql('CREATE TABLE t (id int); ALTER TABLE t OWNER TO app; INSERT INTO t VALUES (1), (2), (3); ANALYZE t;', 'app');
     browser = await launchChromium();
     page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -101,6 +108,7 @@ describe('approvals in the web UI (Chromium)', { timeout: 180_000 }, () => {
     await browser?.close();
     await gw?.close();
     await pg?.stop();
+    await fx?.close();
   });
 
   it('a held DELETE raises the banner on any view; Approve in the app lets psql finish and the rows go', async () => {
@@ -119,6 +127,9 @@ describe('approvals in the web UI (Chromium)', { timeout: 180_000 }, () => {
     assert.match(rule, /unbounded-delete/);
     assert.match(rule, /a DELETE without WHERE empties the table/);
     assert.equal(await page.textContent('[data-testid=approval-identity]'), 'claude');
+    assert.equal(await page.textContent('[data-testid=approval-tables]'), 't');
+    assert.match((await page.textContent('[data-testid=approval-estimate]')) ?? '', /estimate ~3 rows \(Delete \(Seq Scan\)\)/);
+    assert.equal(await page.locator('[data-testid=approve-run]').count(), 0, 'no run, no "Approve for this run"');
     assert.match((await page.textContent('[data-testid=approval-expires]')) ?? '', /expires in \d+m \d\ds/);
     const sessionHref = (await page.getAttribute('[data-testid=approval-session]', 'href')) ?? '';
     assert.match(sessionHref, /^#\/session\/.+/);
@@ -199,6 +210,47 @@ describe('approvals in the web UI (Chromium)', { timeout: 180_000 }, () => {
       assert.deepEqual(pageErrors, []);
     } finally {
       await context.close();
+    }
+  });
+
+  it('Approve for this run: the next held DELETE of the same run runs by itself, recorded as approved for the run', async () => {
+    pg.psql('INSERT INTO t VALUES (8), (9);', 'app');
+    const started = await control('POST', '/api/runs', { identity: 'claude', argv: ['agent'] });
+    const run = started.json as { runId: string; token: string };
+    const a = gw.address('db');
+    const inRun = (sql: string): Promise<Ran> =>
+      new Promise((resolve) => {
+        const child = execFile('psql', ['-X', '-A', '-t', '-h', a.host, '-p', String(a.port), '-U', 'claude', '-d', 'app', '-c', sql], { env: { ...process.env, PGPASSWORD: run.token, PGCONNECT_TIMEOUT: '10' }, timeout: 60_000 }, (err, stdout, stderr) =>
+          resolve({ code: err ? 1 : 0, stdout: String(stdout), stderr: String(stderr) }),
+        );
+        child.stdin?.end();
+      });
+    try {
+      const m = gw.address('model');
+      const asked = await fetch(`http://${m.host}:${m.port}/v1/messages`, {
+        method: 'POST',
+        headers: { 'x-api-key': run.token, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 256, messages: [{ role: 'user', content: 'empty the table t' }] }),
+      });
+      assert.equal(asked.status, 200);
+      await asked.text();
+      const first = inRun('DELETE FROM t');
+      await page.click('[data-testid=nav-approvals]');
+      await page.waitForSelector('[data-testid=approve-run]', { timeout: 20_000 });
+      assert.match((await page.textContent('[data-testid=approval-cause]')) ?? '', /asked by the model reply to: claude-sonnet-4-5: .*empty the table t/);
+      assert.match((await page.getAttribute('[data-testid=approval-cause-link]', 'href')) ?? '', /^#\/session\/.+\?cmd=\d+$/);
+      await page.screenshot({ path: path.join(shots, 'approvals-run.png') });
+      await page.click('[data-testid=approve-run]');
+      assert.equal((await first).code, 0);
+      await page.waitForSelector(`[data-testid=approval-decided]:has-text("for the rest of run ${run.runId}")`);
+      pg.psql('INSERT INTO t VALUES (10);', 'app');
+      const second = await inRun('DELETE FROM t');
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal(second.stdout.trim(), 'DELETE 1', 'ran without asking again');
+      assert.equal(rows(), '0');
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      await control('POST', `/api/runs/${run.runId}/end`, { exitCode: 0 });
     }
   });
 });

@@ -17,10 +17,13 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
 import { askpassEnv, clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
 import { startHttpUpstream, type HttpUpstream } from '../helpers/http-upstreams';
+import { startLlmFixture, type LlmFixture } from '../helpers/llm-fixture';
 import { tempDir } from '../helpers/tmp';
 import { runCli } from '../../gateway/cli/main';
 import { listEvents } from '../../gateway/store/queries';
 import type { FindingView, LiveMessage, PendingApproval } from '../../gateway/control-api/types';
+
+const MODEL_KEY = 'sk-ant-api03-MODELKEY' + 'q8Wm3Lp9Vt4Rz8Kw1Yb6Nc3Hd5Fg0Js'.repeat(2);
 
 const RULES = [
   { name: 'hold-delete', match: { protocol: ['postgres'], sql: { statement: ['delete'] } }, action: 'hold', reason: 'deleting rows needs a human' },
@@ -70,6 +73,7 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
   let pg: PostgresServer;
   let sshd: Sshd;
   let http: HttpUpstream;
+  let fx: LlmFixture;
   let gw: TestGateway;
   let token: string;
   let work: string;
@@ -77,26 +81,32 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
 
   before(async () => {
     work = tempDir('flightlog-approvals-');
-    [pg, sshd, http] = await Promise.all([startPostgres(), startSshd(), startHttpUpstream()]);
+    [pg, sshd, http, fx] = await Promise.all([
+      startPostgres(),
+      startSshd(),
+      startHttpUpstream(),
+      startLlmFixture({ apiKey: MODEL_KEY, script: { text: 'Removing row 10.', tool: { name: 'run_sql', input: { sql: 'DELETE FROM keep_me WHERE id = 10' } } } }),
+    ]);
     gw = await startTestGateway({
-      env: { APP_PW: pg.app.password },
+      env: { APP_PW: pg.app.password, MODEL_KEY },
       connections: [
         { name: 'db', protocol: 'postgres', upstream: { host: pg.host, port: pg.port, user: 'app', database: 'app', password: { env: 'APP_PW' } }, identities: ['claude'] },
         { name: 'web', protocol: 'ssh', upstream: { host: sshd.host, port: sshd.port, user: sshd.user, privateKey: { file: sshd.userKeyPath } }, identities: ['claude'] },
         { name: 'api', protocol: 'http', upstream: { url: http.url }, identities: ['claude'] },
+        { name: 'model', protocol: 'http', llm: 'anthropic', upstream: { url: fx.url, headers: { 'x-api-key': { env: 'MODEL_KEY' } } }, identities: ['claude'] },
       ],
       guardrails: RULES,
     });
     token = gw.addIdentity('claude');
     const control = JSON.parse(fs.readFileSync(path.join(gw.dataDir, 'control.json'), 'utf8')) as { url: string };
     api = { url: control.url, token: fs.readFileSync(path.join(gw.dataDir, 'control-token'), 'utf8').trim() };
-    pg.psql('CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (1), (2), (3), (4); ALTER TABLE keep_me OWNER TO app;', 'app');
+    pg.psql('CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (1), (2), (3), (4); ALTER TABLE keep_me OWNER TO app; ANALYZE keep_me;', 'app');
   });
 
   after(async () => {
     await gw?.close();
     if (gw) fs.rmSync(gw.dataDir, { recursive: true, force: true });
-    await Promise.all([pg?.stop(), sshd?.stop(), http?.close()]);
+    await Promise.all([pg?.stop(), sshd?.stop(), http?.close(), fx?.close()]);
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
@@ -139,7 +149,10 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
     assert.equal(a.connection, 'db');
     assert.equal(a.protocol, 'postgres');
     assert.equal(a.reason, 'deleting rows needs a human');
-    assert.equal(ids(), '1,2,3,4', 'nothing reached the server while pending');
+    assert.deepEqual(a.tables, ['keep_me']);
+    // the gateway's own EXPLAIN (read-only, rolled back): the planner expects the one row with id = 1
+    assert.deepEqual(a.estimate, { rows: 1, node: 'Delete (Seq Scan)' });
+    assert.equal(ids(), '1,2,3,4', 'nothing reached the server while pending (EXPLAIN did not run the DELETE)');
     const other = await psql('SELECT count(*) FROM keep_me');
     assert.equal(other.code, 0, other.stderr);
     assert.equal(other.stdout.trim(), '4', 'another session is not held up');
@@ -147,6 +160,7 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
     const listed = await cli(['pending', '--data-dir', gw.dataDir]);
     assert.equal(listed.code, 0, listed.err);
     assert.match(listed.out, new RegExp(`${a.id}\\s+hold-delete\\s+claude@db`));
+    assert.match(listed.out, /tables: keep_me {2}estimate: ~1 row \(Delete \(Seq Scan\)\)/);
     const asJson = JSON.parse((await cli(['pending', '--json', '--data-dir', gw.dataDir])).out) as PendingApproval[];
     assert.ok(asJson.some((x) => x.id === a.id));
 
@@ -315,6 +329,96 @@ describe('guardrail holds wait for a human', { timeout: 180_000 }, () => {
     await exited;
     await waitFor('the pending list to empty', async () => (((await control('GET', '/api/approvals')).json as PendingApproval[]).length === 0 ? true : undefined));
     assert.equal(ids(), '2,3,4');
+  });
+
+  it('SQL holds without an estimate say why: bind parameters, a missing table', async () => {
+    const c = await pgClient();
+    try {
+      const held = c.query('DELETE FROM keep_me WHERE id = $1', [3]).catch((err: Error) => err);
+      const a = await pendingFor('hold-delete');
+      assert.deepEqual(a.tables, ['keep_me']);
+      assert.equal(a.estimate, null);
+      assert.match(a.estimateError ?? '', /bind parameters/);
+      assert.equal((await control('POST', `/api/approvals/${a.id}`, { decision: 'deny' })).status, 200);
+      assert.ok((await held) instanceof Error);
+    } finally {
+      await c.end();
+    }
+    const missing = psql('DELETE FROM no_such_table');
+    const b = await pendingFor('hold-delete');
+    assert.deepEqual(b.tables, ['no_such_table']);
+    assert.equal(b.estimate, null);
+    assert.match(b.estimateError ?? '', /relation "no_such_table" does not exist/);
+    assert.equal((await control('POST', `/api/approvals/${b.id}`, { decision: 'deny' })).status, 200);
+    assert.notEqual((await missing).code, 0);
+    // a statement with a secret literal: the server's error text could quote it, so only its code is shown
+    const planted = 'pl4nted-Secret-' + 'Zq81xWv';
+    const withSecret = psql(`DELETE FROM missing_users WHERE password = '${planted}'`);
+    const c2 = await pendingFor('hold-delete');
+    assert.equal(c2.estimate, null);
+    assert.equal(c2.estimateError, 'EXPLAIN failed (SQLSTATE 42P01)');
+    const listedJson = JSON.stringify((await control('GET', '/api/approvals')).json);
+    assert.ok(!listedJson.includes(planted), 'no raw secret in the pending list');
+    assert.equal((await control('POST', `/api/approvals/${c2.id}`, { decision: 'deny' })).status, 200);
+    assert.notEqual((await withSecret).code, 0);
+    assert.equal(ids(), '2,3,4');
+  });
+
+  it('approve for the run: later holds by the same rule in that run pass on their own, recorded as approved for the run; other sessions still ask', async () => {
+    pg.psql('INSERT INTO keep_me VALUES (10), (11), (12), (13)', 'app');
+    const started = await control('POST', '/api/runs', { identity: 'claude', argv: ['agent'] });
+    assert.equal(started.status, 201);
+    const run = started.json as { runId: string; token: string };
+    const a = gw.address('db');
+    const inRun = (sql: string): Promise<Ran> =>
+      exec('psql', ['-X', '-A', '-t', '-h', a.host, '-p', String(a.port), '-U', 'claude', '-d', 'app', '-c', sql], { PGPASSWORD: run.token, PGCONNECT_TIMEOUT: '10' });
+    try {
+      // the agent asks the model first (a secret planted in the prompt); its tool call is the DELETE
+      const m = gw.address('model');
+      const asked = await fetch(`http://${m.host}:${m.port}/v1/messages`, {
+        method: 'POST',
+        headers: { 'x-api-key': run.token, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 256, messages: [{ role: 'user', content: `remove row 10, password ${pg.app.password}` }] }),
+      });
+      assert.equal(asked.status, 200);
+      await asked.text();
+      await gw.flush();
+      const first = inRun('DELETE FROM keep_me WHERE id = 10');
+      const p = await pendingFor('hold-delete');
+      assert.equal(p.runId, run.runId);
+      assert.ok(p.causedBy, 'the hold names the model reply that asked for it');
+      assert.match(p.causedBy.text, /^claude-sonnet-4-5: .*remove row 10/);
+      assert.ok(!p.causedBy.text.includes(pg.app.password), 'the prompt is shown masked');
+      const llm = gw.show(p.causedBy.sessionId).commands.find((c) => c.id === p.causedBy!.commandId);
+      assert.equal(llm?.kind, 'llm', 'causedBy points at the recorded model call');
+      const listed = await cli(['pending', '--data-dir', gw.dataDir]);
+      assert.match(listed.out, /asked by the model reply to: "claude-sonnet-4-5: .*remove row 10/);
+      assert.ok(!listed.out.includes(pg.app.password));
+      const noRun = await control('POST', `/api/approvals/${p.id}`, { decision: 'deny', scope: 'run' });
+      assert.equal(noRun.status, 400, 'scope run is for approvals only');
+      const ok = await cli(['approve', p.id, '--for-run', '--data-dir', gw.dataDir], { ...process.env, USER: 'alice' });
+      assert.equal(ok.code, 0, ok.err);
+      assert.match(ok.err, /for the rest of the run/);
+      assert.equal((await first).code, 0);
+
+      const second = await inRun('DELETE FROM keep_me WHERE id = 11');
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal(ids(), '2,3,4,12,13', 'the second DELETE of the run ran without asking');
+      const decided = (await findingsOf('hold-delete')).map((f) => (f.detail as Record<string, unknown>).decidedBy);
+      assert.ok(decided.includes('alice (for the run)'), `recorded as approved for the run: ${JSON.stringify(decided)}`);
+
+      // outside the run the rule still asks
+      const outside = psql('DELETE FROM keep_me WHERE id = 12');
+      const q = await pendingFor('hold-delete');
+      assert.equal(q.runId, null);
+      assert.equal(q.causedBy, null, 'no model call of this identity asked for it');
+      assert.equal((await control('POST', `/api/approvals/${q.id}`, { decision: 'deny' })).status, 200);
+      assert.notEqual((await outside).code, 0);
+
+      assert.equal(ids(), '2,3,4,12,13');
+    } finally {
+      await control('POST', `/api/runs/${run.runId}/end`, { exitCode: 0 });
+    }
   });
 
   it('flightlog pending/approve with no gateway running: exit 1 with one clear line', async () => {
