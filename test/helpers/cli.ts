@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { runCli, type Io } from '../../gateway/cli/main';
+import type { PendingApproval } from '../../gateway/control-api/types';
 
 export interface CliResult {
   code: number;
@@ -17,4 +19,32 @@ export async function captureCli(argv: string[], opts: { env?: NodeJS.ProcessEnv
   stderr.on('data', (d) => (err += d));
   const code = await (opts.fn ?? runCli)(argv, { stdout, stderr, stdin: new PassThrough(), env: opts.env ?? {} });
   return { code, stdout: out, stderr: err };
+}
+
+/** Polls `flightlog pending --json` until an approval whose (masked) text matches appears. */
+export async function waitForPending(dataDir: string, text: RegExp, ms = 20_000): Promise<PendingApproval> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const r = await captureCli(['pending', '--json', '--data-dir', dataDir], { env: { ...process.env } });
+    const hit = r.code === 0 ? (JSON.parse(r.stdout) as PendingApproval[]).find((p) => text.test(p.commandText)) : undefined;
+    if (hit) return hit;
+    if (Date.now() > end) throw new Error(`no pending approval for ${text}: ${r.stderr}`);
+    await new Promise((res) => setTimeout(res, 25));
+  }
+}
+
+export interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a client program to its end with stdin closed; its exit code, 1 for a signal. */
+export function execClient(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> {
+  return new Promise((resolve) => {
+    const child = execFile(cmd, args, { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout: String(stdout), stderr: String(stderr) });
+    });
+    child.stdin?.end();
+  });
 }

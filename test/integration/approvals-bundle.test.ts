@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
-import { captureCli } from '../helpers/cli';
+import { captureCli, waitForPending } from '../helpers/cli';
 import { tempDir } from '../helpers/tmp';
 import { exportBundle } from '../../gateway/bundle/export';
 import { verifyBundle } from '../../gateway/bundle/verify';
@@ -53,17 +53,7 @@ function psql(sql: string): Promise<{ code: number; stderr: string }> {
   });
 }
 
-/** Waits for the one pending approval whose text matches. */
-async function pendingFor(text: RegExp): Promise<PendingApproval> {
-  const end = Date.now() + 20_000;
-  for (;;) {
-    const r = await captureCli(['pending', '--json', '--data-dir', gw.dataDir], { env: { ...process.env } });
-    const hit = r.code === 0 ? (JSON.parse(r.stdout) as PendingApproval[]).find((p) => text.test(p.commandText)) : undefined;
-    if (hit) return hit;
-    if (Date.now() > end) throw new Error(`no pending approval for ${text}: ${r.stderr}`);
-    await new Promise((res) => setTimeout(res, 25));
-  }
-}
+const pendingFor = (text: RegExp): Promise<PendingApproval> => waitForPending(gw.dataDir, text);
 
 test('approved and denied holds are events in the chain: the live store and an exported bundle verify, and a forged decision does not', async () => {
   const approved = psql('DELETE FROM t WHERE id = 1');

@@ -7,10 +7,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { Client } from 'pg';
 import WebSocket from 'ws';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
@@ -19,7 +18,7 @@ import { askpassEnv, clientOptions, run, startSshd, type Sshd } from '../helpers
 import { startHttpUpstream, type HttpUpstream } from '../helpers/http-upstreams';
 import { startLlmFixture, type LlmFixture } from '../helpers/llm-fixture';
 import { tempDir } from '../helpers/tmp';
-import { runCli } from '../../gateway/cli/main';
+import { captureCli, execClient, type Ran } from '../helpers/cli';
 import { listEvents } from '../../gateway/store/queries';
 import type { FindingView, LiveMessage, PendingApproval } from '../../gateway/control-api/types';
 
@@ -32,30 +31,11 @@ const RULES = [
   { name: 'hold-api-delete', match: { http: { method: 'DELETE', path: '/api/*' } }, action: 'hold' },
 ];
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function exec(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> {
-  return new Promise((resolve) => {
-    const child = execFile(cmd, args, { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout: String(stdout), stderr: String(stderr) });
-    });
-    child.stdin?.end();
-  });
-}
+const exec = execClient;
 
 async function cli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => (out += d));
-  stderr.on('data', (d) => (err += d));
-  const code = await runCli(args, { stdout, stderr, stdin: new PassThrough(), env: { ...env } });
-  return { code, out, err };
+  const r = await captureCli(args, { env: { ...env } });
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 /** Polls until check() returns a value; fails with `what` after the deadline. */

@@ -4,11 +4,10 @@
  * against a node HTTP upstream. A denied command never reaches the upstream, the client gets its
  * protocol's own error naming the rule, and the decision is recorded bound to the command text.
  */
-import { captureCli } from '../helpers/cli';
+import { captureCli, execClient, type Ran } from '../helpers/cli';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -31,20 +30,7 @@ const RULES = [
   { name: 'sql-tools', match: { llm: { tool: ['run_*'] } }, action: 'hold', reason: 'the model asked for raw SQL' },
 ];
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function exec(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> {
-  return new Promise((resolve) => {
-    const child = execFile(cmd, args, { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0, stdout: String(stdout), stderr: String(stderr) });
-    });
-    child.stdin?.end();
-  });
-}
+const exec = execClient;
 
 describe('guardrails through the gateway', { timeout: 180_000 }, () => {
   let pg: PostgresServer;

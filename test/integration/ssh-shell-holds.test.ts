@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
-import { captureCli } from '../helpers/cli';
+import { captureCli, waitForPending } from '../helpers/cli';
 import { tempDir } from '../helpers/tmp';
 import type { PendingApproval } from '../../gateway/control-api/types';
 
@@ -46,16 +46,7 @@ function sshTt(input: string): ReturnType<typeof run> {
   return run('ssh', [...clientOptions(a.port, { keyPath: agentKey }), '-p', String(a.port), '-tt', `agent@${a.host}`], { input });
 }
 
-async function pendingFor(text: RegExp): Promise<PendingApproval> {
-  const end = Date.now() + 20_000;
-  for (;;) {
-    const r = await captureCli(['pending', '--json', '--data-dir', gw.dataDir], { env: { ...process.env } });
-    const hit = r.code === 0 ? (JSON.parse(r.stdout) as PendingApproval[]).find((p) => text.test(p.commandText)) : undefined;
-    if (hit) return hit;
-    if (Date.now() > end) throw new Error(`no pending approval for ${text}: ${r.stderr}`);
-    await new Promise((res) => setTimeout(res, 25));
-  }
-}
+const pendingFor = (text: RegExp): Promise<PendingApproval> => waitForPending(gw.dataDir, text);
 
 test('ssh -tt: a held line waits, the lines after it queue; approved it runs', async () => {
   const file = path.join(work, 'approved.txt');
