@@ -110,11 +110,16 @@ export class AgentConnection {
     for (const c of this.channels) {
       const ch = c as Partial<ServerChannel>;
       if (!ch.stderr || typeof ch.once !== 'function') continue;
-      ch.stderr.write(`\r\nflightlog: ${message}; connection closed\r\n`);
-      closing.push(new Promise<void>((resolve) => (ch as ServerChannel).once('close', () => resolve())));
+      const channel = ch as ServerChannel;
+      closing.push(new Promise<void>((resolve) => channel.once('close', () => resolve())));
+      // OpenSSH drops output it has not written out when the connection goes, but flushes a
+      // channel's before closing it: close each channel once the message is on the wire, rather
+      // than wait for its bridge, which may take longer than the second this has
+      ch.stderr.write(`\r\nflightlog: ${message}; connection closed\r\n`, () => {
+        if (!channel.destroyed) channel.close();
+      });
     }
-    // OpenSSH drops unread stderr when the connection goes: wait until the channels (ended by
-    // their bridges once the upstream is gone) are closed, then end the connection
+    // then end the connection, once the channels are closed
     const timeout = new Promise<void>((resolve) => setTimeout(resolve, 900).unref());
     void Promise.race([Promise.all(closing), timeout]).then(() => this.close('closed'));
   }
