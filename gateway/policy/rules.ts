@@ -159,6 +159,8 @@ export interface GuardrailSet {
   decide(input: PolicyInput): PolicyDecision;
 }
 
+const ALLOW: PolicyDecision = Object.freeze({ action: 'allow' }) as PolicyDecision;
+
 /** Compiles rules once; `defaults` maps a connection name to its `guardrails.default`. */
 export function compileGuardrails(rules: GuardrailRule[], defaults: Record<string, GuardrailAction> = {}): GuardrailSet {
   const compiled = rules.map(compile);
@@ -167,6 +169,8 @@ export function compileGuardrails(rules: GuardrailRule[], defaults: Record<strin
     version,
     rules,
     decide(input) {
+      // a gateway with no rules pays nothing per command
+      if (compiled.length === 0 && defaults[input.connection] === undefined) return ALLOW;
       const facts = new Facts(input);
       next: for (const c of compiled) {
         for (const check of c.checks) if (!check(input, facts)) continue next;
@@ -175,7 +179,7 @@ export function compileGuardrails(rules: GuardrailRule[], defaults: Record<strin
       }
       const d = defaults[input.connection];
       if (d && d !== 'allow') return { action: d === 'deny' ? 'block' : d, rule: 'default', reason: `connection ${input.connection} defaults to ${d}`, rulesVersion: version };
-      return { action: 'allow' };
+      return ALLOW;
     },
   };
 }

@@ -4,7 +4,7 @@ import { Gateway } from '../../gateway/gateway';
 import { validateConfig } from '../../gateway/config/load';
 import { addIdentity, addIdentityKey, revokeIdentity } from '../../gateway/store/identities';
 import { getSession, listSessions, listFindings } from '../../gateway/store/queries';
-import type { FindingView, SessionDetail, SessionSummary } from '../../gateway/control-api/types';
+import type { CommandView, FindingView, SessionDetail, SessionSummary } from '../../gateway/control-api/types';
 import type { Logger } from '../../gateway/core/listener';
 import { tempDir } from './tmp';
 
@@ -87,4 +87,18 @@ export async function startTestGateway(opts: { connections?: unknown[]; env?: Re
       await gateway.stop('test finished');
     },
   };
+}
+
+/** Waits until a finished command matching `predicate` is recorded; returns it with its session. */
+export async function recordedCommand(gw: TestGateway, predicate: (c: CommandView) => boolean, tries = 100): Promise<{ s: SessionDetail; c: CommandView }> {
+  for (let i = 0; i < tries; i++) {
+    await gw.flush();
+    for (const sum of gw.sessions()) {
+      const s = gw.show(sum.id);
+      const c = s.commands.find(predicate);
+      if (c && c.status !== 'running') return { s, c };
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('no such command recorded');
 }

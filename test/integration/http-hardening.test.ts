@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { grepDir, startTestGateway, type TestGateway } from '../helpers/gateway';
+import { grepDir, recordedCommand, startTestGateway, type TestGateway } from '../helpers/gateway';
 import { startHttpUpstream, type HttpUpstream } from '../helpers/http-upstreams';
 import { startLlmFixture, type LlmFixture } from '../helpers/llm-fixture';
 import { exportBundle, exportHar, exportJsonl } from '../../gateway/bundle';
@@ -48,18 +48,7 @@ function address(name: string): { host: string; port: number } {
   return gw.address(name);
 }
 
-async function commandWith(predicate: (c: CommandView) => boolean): Promise<{ s: SessionDetail; c: CommandView }> {
-  for (let i = 0; i < 100; i++) {
-    await gw.flush();
-    for (const sum of gw.sessions()) {
-      const s = gw.show(sum.id);
-      const c = s.commands.find(predicate);
-      if (c && c.status !== 'running') return { s, c };
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('no such command recorded');
-}
+const commandWith = (predicate: (c: CommandView) => boolean): Promise<{ s: SessionDetail; c: CommandView }> => recordedCommand(gw, predicate);
 
 async function until(cond: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import WebSocket from 'ws';
-import { startTestGateway, type TestGateway } from '../helpers/gateway';
+import { recordedCommand, startTestGateway, type TestGateway } from '../helpers/gateway';
 import { makeTestCa, refusedPort, startHttpUpstream, type HttpUpstream, type TestCa } from '../helpers/http-upstreams';
 import { listEvents } from '../../gateway/store/queries';
 import type { CommandView, SessionDetail } from '../../gateway/control-api/types';
@@ -32,18 +32,7 @@ function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: s
   });
 }
 
-async function sessionWith(predicate: (c: CommandView) => boolean): Promise<{ s: SessionDetail; c: CommandView }> {
-  for (let i = 0; i < 50; i++) {
-    await gw.flush();
-    for (const sum of gw.sessions()) {
-      const s = gw.show(sum.id);
-      const c = s.commands.find(predicate);
-      if (c && c.status !== 'running') return { s, c };
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('no such command recorded');
-}
+const sessionWith = (predicate: (c: CommandView) => boolean): Promise<{ s: SessionDetail; c: CommandView }> => recordedCommand(gw, predicate);
 
 before(async () => {
   ca = makeTestCa();
