@@ -106,6 +106,12 @@ export interface CommandFinish {
   /** the recorded result: {columns, rows, rowCount, tag} | {exitCode, signal} | {status, headers, body} … */
   result?: Json;
   error?: string;
+  /**
+   * Parts of the result the upstream did not send, by dotted path (`requestBody`, `stdin`,
+   * `diff.after`) and who did: a secret found only there is a finding in that direction (an
+   * uploaded file is `client→upstream`, never "seen by agent"). The rest came from upstream.
+   */
+  resultFrom?: Record<string, Direction>;
 }
 
 export interface CommandHandle {

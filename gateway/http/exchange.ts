@@ -7,7 +7,7 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ListenerContext } from '../core/listener';
-import type { CommandHandle, CommandKind, CommandStatus, Json, PolicyDecision, SecretHit, SessionRecorder } from '../core/types';
+import type { CommandHandle, CommandKind, CommandStatus, Direction, Json, PolicyDecision, SecretHit, SessionRecorder } from '../core/types';
 import type { PendingApproval } from '../control-api/types';
 import { HttpGatewayError, upstreamError } from './errors';
 import { detectLlmEndpoint, llmDialect, type LlmDialect } from './llm';
@@ -632,7 +632,9 @@ export class Exchange {
     if (this.llm) Object.assign(result, this.llmResult());
     const command = this.command;
     if (this.llm) this.recordToolDecisions(command, result);
-    this.recordSafe(() => command.finish(error === undefined ? { status, result } : { status, result, error }));
+    // the request's headers and body are the client's: a secret only there was sent, not seen
+    const resultFrom: Record<string, Direction> = { requestHeaders: 'client→upstream', requestBody: 'client→upstream' };
+    this.recordSafe(() => command.finish(error === undefined ? { status, result, resultFrom } : { status, result, error, resultFrom }));
   }
 
   /**

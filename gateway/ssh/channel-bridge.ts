@@ -541,7 +541,8 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
             // Every entry is an 'scp' event; the command's own list is a bounded summary.
             if (scpTotal > scpFiles.length) Object.assign(result, { filesTruncated: true, filesTotal: scpTotal });
           }
-          execCmd.finish({ status: code === 0 ? 'ok' : 'error', result, error: code === 0 ? undefined : signal ? `killed by ${signal}` : `exit status ${code ?? 'unknown'}` });
+          // what the client piped in (`cat > f` stdin) is the client's, not the host's
+          execCmd.finish({ status: code === 0 ? 'ok' : 'error', result, error: code === 0 ? undefined : signal ? `killed by ${signal}` : `exit status ${code ?? 'unknown'}`, resultFrom: { stdin: 'client→upstream' } });
         }
       });
   });

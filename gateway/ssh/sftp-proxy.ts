@@ -7,7 +7,7 @@
 import { posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { SFTPWrapper } from 'ssh2';
-import type { CommandHandle, Json, PolicyDecision, PolicyInput, SessionRecorder } from '../core/types';
+import type { CommandHandle, Direction, Json, PolicyDecision, PolicyInput, SessionRecorder } from '../core/types';
 import { blockedMessage, decisionDetail } from '../policy/decision';
 import { decodePacket, describeFlags, OPEN_FLAGS, opName, SFTP, SftpFramer, type SftpPacket } from './sftp-parser';
 
@@ -35,6 +35,9 @@ interface Pending {
   command?: CommandHandle;
   before?: Snapshot;
 }
+
+/** a written file's content is what the agent sent; its content before is what the gateway read, unseen by the agent */
+const FILE_RESULT_FROM: Record<string, Direction> = { 'diff.after': 'client→upstream', 'diff.before': 'gateway' };
 
 type Snapshot = { kind: 'absent' } | { kind: 'content'; data: Buffer } | { kind: 'unavailable'; reason: string };
 
@@ -273,7 +276,7 @@ export class SftpProxy {
   /** The subsystem ended: files still open are recorded as such. */
   finish(): void {
     for (const [handle, f] of this.files) {
-      f.command.finish({ status: 'cancelled', result: this.fileResult(f), error: 'channel closed with the file open' });
+      f.command.finish({ status: 'cancelled', result: this.fileResult(f), error: 'channel closed with the file open', resultFrom: FILE_RESULT_FROM });
       this.files.delete(handle);
     }
     for (const p of this.pending.values()) p.command?.finish({ status: 'cancelled', error: 'channel closed before the reply' });
@@ -431,7 +434,7 @@ export class SftpProxy {
         this.dirs.delete(h);
         if (!f) return;
         this.files.delete(h);
-        f.command.finish(ok ? { status: 'ok', result: this.fileResult(f) } : { status: 'error', error: p.message ?? 'close failed', result: this.fileResult(f) });
+        f.command.finish(ok ? { status: 'ok', result: this.fileResult(f), resultFrom: FILE_RESULT_FROM } : { status: 'error', error: p.message ?? 'close failed', result: this.fileResult(f), resultFrom: FILE_RESULT_FROM });
         return;
       }
       default:

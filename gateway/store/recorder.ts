@@ -606,7 +606,9 @@ class LiveSession implements SessionRecorder {
     }
     this.rec.notify({ type: 'command', sessionId: this.id, commandId: id });
     // the result's findings first, so the command's chain event covers them
-    if (result?.hits.length) this.recordHits(result.hits, 'upstream→client', id, null, false);
+    if (result?.hits.length) {
+      for (const [direction, hits] of hitsByOrigin(masker, f.result as Json, result.hits, f.resultFrom)) this.recordHits(hits, direction, id, null, false);
+    }
     if (error?.hits.length) this.recordHits(error.hits, 'upstream→client', id, null, false);
     if (this.currentCommand === id) this.currentCommand = null;
     const open = this.commands.get(id);
@@ -751,4 +753,37 @@ function commandFacts(r: unknown[], status: string, endedUs: number, endSeq: num
     result,
     error,
   };
+}
+
+/**
+ * Splits a result's secret hits by who sent the part they were found in: a part named in
+ * `resultFrom` is masked alone to learn its secrets; a secret found in no named part came from
+ * upstream. The same secret in two parts is a finding in each direction.
+ */
+function hitsByOrigin(masker: Masker, result: Json, hits: SecretHit[], resultFrom: Record<string, Direction> | undefined): Map<Direction, SecretHit[]> {
+  const out = new Map<Direction, SecretHit[]>();
+  const add = (d: Direction, h: SecretHit) => {
+    const list = out.get(d) ?? [];
+    list.push(h);
+    out.set(d, list);
+  };
+  const named = Object.entries(resultFrom ?? {});
+  if (named.length === 0) {
+    out.set('upstream→client', hits);
+    return out;
+  }
+  const partKeys = named.map(([p, d]) => {
+    const keys = p.split('.');
+    let v: Json | undefined = result;
+    for (const k of keys) v = v !== null && typeof v === 'object' && !Array.isArray(v) ? v[k] : undefined;
+    const found = v === undefined || v === null ? [] : masker.maskValue(v, keys[keys.length - 1]).hits;
+    return { d, keys: new Set(found.map((h) => `${h.kind}|${h.fp}`)) };
+  });
+  for (const h of hits) {
+    const k = `${h.kind}|${h.fp}`;
+    const from = partKeys.filter((p) => p.keys.has(k));
+    if (from.length === 0) add('upstream→client', h);
+    for (const p of new Set(from.map((x) => x.d))) add(p, h);
+  }
+  return out;
 }
