@@ -195,3 +195,8 @@ class LiveFeed {
 }
 
 export const live = new LiveFeed();
+
+/** "Trust this key…" in a bundle viewer, once the user confirmed the fingerprint; answers every bundle re-verified. */
+export function trustBundleKey(req: import('../gateway/control-api/types').TrustBundleKeyRequest): Promise<import('../gateway/control-api/types').TrustBundleKeyResult> {
+  return send('POST', '/api/bundles/trust', req);
+}

@@ -11,6 +11,7 @@ import { ReplayView } from './views/replay-view';
 import { DiffsView } from './views/diffs-view';
 import { FindingsView } from './views/findings-view';
 import { Onboarding, SettingsView } from './views/settings-view';
+import { BundleBanner } from './components/bundle-trust';
 import { ApprovalsView, pendingLine, usePendingApprovals } from './views/approvals-view';
 import type { GatewayState } from '../main/bridge-types';
 
@@ -104,16 +105,7 @@ export function App() {
           {pendingLine(waiting)}
         </a>
       )}
-      {status?.bundles && (
-        <div className="bundle-banner" data-testid="bundle-banner">
-          <b>Read-only: opened bundle{status.bundles.length === 1 ? '' : 's'}</b>
-          {status.bundles.map((b) => (
-            <span key={b.file} className={b.verified ? 'bundle-ok' : 'bundle-bad'} title={b.message}>
-              {b.verified ? '✓' : '✗'} {b.file}: {b.verified ? `verified, ${b.sessions} sessions, signed by ${b.trusted ? (b.trustedAs ?? 'a trusted key') : 'an unknown key'}` : b.message}
-            </span>
-          ))}
-        </div>
-      )}
+      {status?.bundles && <BundleBanner bundles={status.bundles} onChanged={() => void api.status().then(setStatus, () => undefined)} />}
       <main className="main">
         {route.view === 'sessions' && status && !status.bundles && status.listeners.length === 0 && <Onboarding status={status} />}
         {route.view === 'sessions' && <SessionsView route={route} />}

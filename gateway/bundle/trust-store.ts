@@ -7,6 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { keyFingerprint } from '../store/chain';
 import { BundleError } from './errors';
+import { PUBLIC_KEY } from './format';
+import { TarReader } from './tar';
 import type { TrustedKey } from './verify';
 
 export function trustFile(dataDir: string): string {
@@ -77,8 +79,12 @@ export function readPublicKeyFile(keyFile: string): string {
 /** Adds (or renames) a trusted key; returns the entry. */
 export function addTrustedKey(dataDir: string, keyFile: string, name?: string): TrustedKey {
   const pem = readPublicKeyFile(keyFile);
-  const fingerprint = keyFingerprint(pem);
   const label = name ?? path.basename(keyFile).replace(/\.(pub\.)?pem$/i, '').replace(/[^A-Za-z0-9 ._@-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') ?? '';
+  return addTrustedPem(dataDir, pem, label);
+}
+
+function addTrustedPem(dataDir: string, pem: string, label: string): TrustedKey {
+  const fingerprint = keyFingerprint(pem);
   const finalName = label || fingerprint.slice(7, 19);
   if (!NAME_RE.test(finalName)) throw new BundleError('E_TRUST_NAME', `invalid name "${finalName}": use letters, digits, space, '.', '_', '@' or '-' (at most 63)`);
   const keys = loadTrustedKeys(dataDir);
@@ -106,4 +112,35 @@ export function ownGatewayKey(dataDir: string): TrustedKey | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Trusts the key that signed a bundle (the app's "Trust this key…"), once the user has seen its
+ * fingerprint: the key is read from the bundle again and must still be the one they confirmed.
+ */
+export async function trustBundleSigner(dataDir: string, bundleFile: string, fingerprint: string, name: string): Promise<TrustedKey> {
+  const reader = await TarReader.open(bundleFile, { maxMembers: 100_000, maxMemberBytes: 64 * 1024 });
+  let pem: string | null = null;
+  try {
+    for (let e = await reader.next(); e; e = await reader.next()) {
+      if (e.name === PUBLIC_KEY) {
+        pem = (await reader.readAll(e)).toString('utf8');
+        break;
+      }
+    }
+  } finally {
+    await reader.close();
+  }
+  if (pem === null) throw new BundleError('E_TRUST_KEY', `${path.basename(bundleFile)} carries no ${PUBLIC_KEY}`);
+  let actual: string;
+  try {
+    const k = createPublicKey(pem);
+    if (k.asymmetricKeyType !== 'ed25519') throw new Error('not ed25519');
+    pem = k.export({ format: 'pem', type: 'spki' }).toString();
+    actual = keyFingerprint(pem);
+  } catch {
+    throw new BundleError('E_TRUST_KEY', `${path.basename(bundleFile)} carries no valid Ed25519 key`);
+  }
+  if (actual !== fingerprint) throw new BundleError('E_TRUST_CHANGED', `the bundle's key is ${actual}, not the ${fingerprint} you confirmed; nothing was trusted`);
+  return addTrustedPem(dataDir, pem, name.trim());
 }

@@ -7,7 +7,10 @@ import { VERSION } from '../core/version';
 import { openBundles } from '../bundle';
 import { startControlApi } from '../control-api/server';
 import { createUiRoutes, defaultRendererDir } from '../control-api/static';
-import type { BundleStatus, GatewayStatus } from '../control-api/types';
+import type { BundleStatus, GatewayStatus, TrustBundleKeyRequest, TrustBundleKeyResult } from '../control-api/types';
+import { bundleStatus } from '../bundle/verdict';
+import { trustBundleSigner } from '../bundle/trust-store';
+import { verifyBundle } from '../bundle/verify';
 import { trustedKeysFor } from './bundle-commands';
 import { untilSignal } from './serve';
 import { uiUrl } from './ui-command';
@@ -30,21 +33,22 @@ export async function runOpenCommand(opts: { files: string[]; dataDir?: string }
     db.close();
     throw new FlightlogError('E_BUNDLE', 'none of the files could be read as a bundle');
   }
-  const bundles: BundleStatus[] = readable.map((r) => ({
-    file: path.basename(r.file),
-    verified: r.ok,
-    signer: r.signer.fingerprint,
-    trusted: r.signer.trusted,
-    trustedAs: r.signer.name,
-    sessions: r.imported.length,
-    events: r.events,
-    message: r.message,
-  }));
+  let bundles: BundleStatus[] = readable.map(bundleStatus);
+  /** "Trust this key…": only an intact bundle's unknown signer; then every bundle is verified again */
+  const trustBundleKey = async (req: TrustBundleKeyRequest): Promise<TrustBundleKeyResult> => {
+    const i = bundles.findIndex((b) => b.file === req.file);
+    if (i < 0) throw new FlightlogError('E_NOT_FOUND', `no opened bundle "${req.file}"`);
+    if (bundles[i].trust === 'tampered') throw new FlightlogError('E_BUNDLE', `${req.file} did not verify: its key cannot be trusted from it`);
+    const k = await trustBundleSigner(dataDir, readable[i].file, req.fingerprint, req.name);
+    const keys = trustedKeysFor(dataDir);
+    bundles = await Promise.all(readable.map(async (r) => bundleStatus({ ...(await verifyBundle(r.file, { trustedKeys: keys })), imported: r.imported })));
+    return { trusted: { name: k.name, fingerprint: k.fingerprint }, bundles };
+  };
   // A token of its own in a private temp dir: opening a bundle writes nothing to the data dir.
   const tokenDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-open-'));
   const routes = createUiRoutes({ db, rendererDir: defaultRendererDir(io.env) });
   const status = (): GatewayStatus => ({ version: VERSION, dataDir: '(opened bundles)', keyFingerprint: '', listeners: [], liveSessions: 0, bundles });
-  const api = await startControlApi({ db, dataDir: tokenDir, host: '127.0.0.1', port: 0, status, extra: routes.extra });
+  const api = await startControlApi({ db, dataDir: tokenDir, host: '127.0.0.1', port: 0, status, trustBundleKey, extra: routes.extra });
   io.stdout.write(`flightlog open ${VERSION}: ${bundles.length} bundle${bundles.length === 1 ? '' : 's'}, read-only\n`);
   io.stdout.write(`ui         ${uiUrl(api.url, api.token)}\n`);
   io.stdout.write('ready\n');

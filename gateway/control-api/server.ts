@@ -9,7 +9,7 @@ import type { Db } from '../store/db';
 import type { Recorder } from '../store/recorder';
 import { FlightlogError } from '../core/errors';
 import { getCommand, getSession, listEvents, listFindings, listRuns, listSessions, resolveSessionId, search } from '../store/queries';
-import type { ApprovalDecisionResult, GatewayStatus, LiveMessage, LiveProtocol, RunStartResult, SessionDetail } from './types';
+import type { ApprovalDecisionResult, GatewayStatus, LiveMessage, LiveProtocol, RunStartResult, SessionDetail, TrustBundleKeyRequest, TrustBundleKeyResult } from './types';
 import { IntegrityCache, type VerifyingKey } from '../store/integrity';
 import type { Masker } from '../core/types';
 import { createRun, endRun } from '../store/runs';
@@ -34,6 +34,8 @@ export interface ControlApiOptions {
   status: () => GatewayStatus;
   /** the gateway's key: each session shown is checked against its chain, seal and rows (the "sealed" badge) */
   integrityKey?: VerifyingKey;
+  /** an opened-bundles viewer: trusts a bundle's signing key (`POST /api/bundles/trust`) */
+  trustBundleKey?: (req: TrustBundleKeyRequest) => Promise<TrustBundleKeyResult>;
   /** extra routes (runs, static UI) mounted by the gateway: return true when handled */
   extra?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean | Promise<boolean>;
 }
@@ -195,6 +197,13 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
     if (opts.extra && !url.pathname.startsWith('/api/') && (await opts.extra(req, res, url))) return;
     if (!sameToken(tokenOf(req), token)) return sendError(res, 401, 'E_UNAUTHORIZED', 'missing or wrong control API token');
     if (opts.extra && (await opts.extra(req, res, url))) return;
+    // a viewer of opened bundles writes one thing: the user's own trust store
+    if (req.method === 'POST' && url.pathname === '/api/bundles/trust' && opts.trustBundleKey) {
+      const body = await readJson(req);
+      const { file, fingerprint, name } = body;
+      if (typeof file !== 'string' || typeof fingerprint !== 'string' || typeof name !== 'string') return sendError(res, 400, 'E_PARAM', 'file, fingerprint and name must be strings');
+      return sendJson(res, 200, await opts.trustBundleKey({ file, fingerprint, name }));
+    }
     if (req.method === 'POST' && !opts.masker) return sendError(res, 405, 'E_READ_ONLY', 'this view is read-only (opened bundles)');
     const masker = opts.masker;
     if (req.method === 'POST' && masker && url.pathname === '/api/runs') {

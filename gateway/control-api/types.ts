@@ -175,6 +175,8 @@ export interface BundleStatus {
   events: number;
   /** the verdict line: `verified: …` or `not verified: …` */
   message: string;
+  /** the one verdict every badge shows: green only for `trusted`, amber `unknown`, red `tampered` */
+  trust: BundleTrust;
 }
 
 /** `POST /api/runs` {identity, argv, pid} → the run's id, its own token and where each listener is. */
@@ -323,4 +325,23 @@ export interface SaveGuardrailsRequest {
  */
 export interface SettingsApiError {
   error: { code: string; message: string; path?: string; line?: number };
+}
+
+/** An opened bundle's verdict: `tampered` (a check failed), `unknown` (intact, signer not trusted), `trusted`. */
+export type BundleTrust = 'trusted' | 'unknown' | 'tampered';
+
+/**
+ * Body of `POST /api/bundles/trust` (the viewer's "Trust this key…", after the user confirmed):
+ * adds the key that signed `file` to the trust store, if it still has `fingerprint`.
+ */
+export interface TrustBundleKeyRequest {
+  file: string;
+  fingerprint: string;
+  name: string;
+}
+
+/** The answer: every opened bundle, verified again against the trust store. */
+export interface TrustBundleKeyResult {
+  trusted: { name: string; fingerprint: string };
+  bundles: BundleStatus[];
 }

@@ -7,6 +7,7 @@ import { VirtualList } from '../components/virtual-list';
 import { fmtDuration, fmtTime, isRecord } from '../format';
 import { href, navigate, type Route } from '../router';
 import { CommandDetail } from './command-detail';
+import { BundleSessionBadge, isBundleSession, useBundles } from '../components/bundle-trust';
 
 export function SessionView({ route }: { route: Route }) {
   const id = route.id ?? '';
@@ -77,6 +78,8 @@ export function SessionView({ route }: { route: Route }) {
 }
 
 function SessionHeader({ s }: { s: SessionDetail }) {
+  const fromBundle = isBundleSession(s.meta);
+  const bundles = useBundles();
   return (
     <div className="session-head" data-testid="session-head" data-session={s.id}>
       <div className="sh-title">
@@ -85,7 +88,7 @@ function SessionHeader({ s }: { s: SessionDetail }) {
         <span className="muted">by</span>
         <b>{s.identity ?? 'unknown'}</b>
         {s.status === 'live' ? <LiveBadge /> : <StatusPill status={s.status} />}
-        {s.sealed && (
+        {s.sealed && !fromBundle && (
           <span className="tag sealed" title={s.integrity?.message ?? (s.seal ? `sealed, key ${s.sealKey ?? ''}` : '')} data-testid="sealed-badge">
             ✓ sealed{s.integrity?.state === 'legacy' ? ' (events only)' : ''}
           </span>
@@ -95,7 +98,7 @@ function SessionHeader({ s }: { s: SessionDetail }) {
             ✗ NOT verified
           </span>
         )}
-        <BundleBadge meta={s.meta} />
+        <BundleSessionBadge meta={s.meta} bundles={bundles} />
       </div>
       <div className="sh-meta muted">
         <span className="mono">{s.id}</span> · started {fmtTime(s.startedAt)} · {s.status === 'live' ? 'running' : fmtDuration(s.durationMs)} · {s.commandCount} commands ·{' '}
@@ -130,16 +133,4 @@ export function summary(c: CommandView): string {
   }
   if ('exitCode' in r) return `exit ${String(r.exitCode)}`;
   return '';
-}
-
-/** Imported sessions say where they came from and whether their bundle verified. */
-function BundleBadge({ meta }: { meta: SessionDetail['meta'] }) {
-  const b = meta && typeof meta === 'object' && !Array.isArray(meta) ? meta.bundle : null;
-  if (!b || typeof b !== 'object' || Array.isArray(b)) return null;
-  const verified = b.verified === true;
-  return (
-    <span className={`tag ${verified ? 'sealed' : 'bundle-failed'}`} title={String(b.message ?? '')} data-testid="bundle-badge">
-      {verified ? '✓ imported, verified' : '✗ imported, NOT verified'} · {String(b.file ?? '')}
-    </span>
-  );
 }
