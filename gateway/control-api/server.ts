@@ -9,7 +9,7 @@ import type { Db } from '../store/db';
 import type { Recorder } from '../store/recorder';
 import { FlightlogError } from '../core/errors';
 import { getCommand, getSession, listEvents, listFindings, listRuns, listSessions, resolveSessionId, search } from '../store/queries';
-import type { ApprovalDecisionResult, GatewayStatus, LiveMessage, LiveProtocol, RunStartResult, SessionDetail, TrustBundleKeyRequest, TrustBundleKeyResult } from './types';
+import type { ApprovalDecisionResult, GatewayStatus, LiveMessage, LiveProtocol, RunStartResult, SessionDetail, SessionListQuery, TrustBundleKeyRequest, TrustBundleKeyResult } from './types';
 import { IntegrityCache, type VerifyingKey } from '../store/integrity';
 import type { Masker } from '../core/types';
 import { createRun, endRun } from '../store/runs';
@@ -270,6 +270,8 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
               protocol: url.searchParams.get('protocol') ?? undefined,
               status: url.searchParams.get('status') ?? undefined,
               run: url.searchParams.get('run') ?? undefined,
+              sort: (url.searchParams.get('sort') || undefined) as SessionListQuery['sort'],
+              order: (url.searchParams.get('order') || undefined) as SessionListQuery['order'],
             }),
           );
         }

@@ -132,7 +132,13 @@ export interface SessionListQuery {
   protocol?: string;
   status?: string;
   run?: string;
+  /** the column to order by (default `started`, newest first) */
+  sort?: SessionSortKey;
+  order?: 'asc' | 'desc';
 }
+
+/** The sessions list's sortable columns. */
+export type SessionSortKey = 'started' | 'status' | 'identity' | 'connection' | 'protocol' | 'run' | 'duration' | 'commands' | 'findings' | 'session';
 
 /** The HTTP routes, request params and results: `GET /api/<route>`. */
 export interface ControlApiRoutes {

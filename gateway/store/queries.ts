@@ -1,10 +1,24 @@
 import type { Db } from './db';
 import { FlightlogError } from '../core/errors';
-import type { CommandView, EventView, FindingView, RunView, SearchHit, SessionDetail, SessionListQuery, SessionSummary } from '../control-api/types';
+import type { CommandView, EventView, FindingView, RunView, SearchHit, SessionDetail, SessionListQuery, SessionSortKey, SessionSummary } from '../control-api/types';
 import type { CommandKind, Direction } from '../core/types';
 import { commandView, findingView, parseJsonText, sessionRecord, sessionSummary, type CommandRow, type EventRow, type FindingRow, type SessionRow } from './rows';
 
 /** The read side of the store, shared by the control API and the CLI. */
+
+/** Sort keys to SQL (a fixed map: nothing a request sends is put into SQL). A live session's duration runs to now. */
+const SORT_COLUMNS: Record<SessionSortKey, string> = {
+  started: 'started_us',
+  status: 'status',
+  identity: 'identity',
+  connection: 'connection',
+  protocol: 'protocol',
+  run: 'run_id',
+  duration: "julianday(COALESCE(ended_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))) - julianday(started_at)",
+  commands: 'command_count',
+  findings: 'finding_count',
+  session: 'id',
+};
 
 export function listSessions(db: Db, q: SessionListQuery = {}): { sessions: SessionSummary[]; total: number } {
   const where: string[] = [];
@@ -24,7 +38,13 @@ export function listSessions(db: Db, q: SessionListQuery = {}): { sessions: Sess
   const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
   const limit = Math.min(Math.max(q.limit ?? 1000, 1), 10000);
   const offset = Math.max(q.offset ?? 0, 0);
-  const rows = db.prepare(`SELECT * FROM sessions ${w} ORDER BY started_us DESC, id DESC LIMIT ? OFFSET ?`).all(...args, limit, offset) as SessionRow[];
+  const sort = q.sort ?? 'started';
+  const column = Object.hasOwn(SORT_COLUMNS, sort) ? SORT_COLUMNS[sort] : null;
+  if (!column) throw new FlightlogError('E_PARAM', `sort must be one of ${Object.keys(SORT_COLUMNS).join(', ')}`);
+  const order = q.order ?? (q.sort ? 'asc' : 'desc');
+  if (order !== 'asc' && order !== 'desc') throw new FlightlogError('E_PARAM', 'order must be asc or desc');
+  // ties keep the newest first, so paging through equal keys stays stable
+  const rows = db.prepare(`SELECT * FROM sessions ${w} ORDER BY ${column} ${order.toUpperCase()}, started_us DESC, id DESC LIMIT ? OFFSET ?`).all(...args, limit, offset) as SessionRow[];
   const total = (db.prepare(`SELECT COUNT(*) AS n FROM sessions ${w}`).get(...args) as { n: number }).n;
   return { sessions: rows.map(sessionSummary), total };
 }

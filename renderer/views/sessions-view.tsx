@@ -1,6 +1,6 @@
-/** Sessions: live and past, newest first, paged from the API into a virtualised list; filters and full-text search. */
+/** Sessions: live and past, paged from the API into a virtualised list, sorted by any column (newest first by default); filters, a run filter and full-text search. */
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { SearchHit, SessionSummary } from '../../gateway/control-api/types';
+import type { SearchHit, SessionSortKey, SessionSummary } from '../../gateway/control-api/types';
 import { api } from '../api';
 import { Empty, ErrorLine, KindTag, LiveBadge, StatusPill, useLive } from '../components/common';
 import { VirtualList } from '../components/virtual-list';
@@ -15,12 +15,37 @@ interface Filters {
   connection: string;
   protocol: string;
   status: string;
+  run: string;
+  sort: string;
+  order: string;
 }
 
 function filtersOf(route: Route): Filters {
   const p = route.params;
-  return { identity: p.get('identity') ?? '', connection: p.get('connection') ?? '', protocol: p.get('protocol') ?? '', status: p.get('status') ?? '' };
+  return {
+    identity: p.get('identity') ?? '',
+    connection: p.get('connection') ?? '',
+    protocol: p.get('protocol') ?? '',
+    status: p.get('status') ?? '',
+    run: p.get('run') ?? '',
+    sort: p.get('sort') ?? '',
+    order: p.get('order') ?? '',
+  };
 }
+
+/** The list's columns: header text, sort key, cell class. */
+const COLUMNS: Array<{ label: string; key: SessionSortKey; className: string }> = [
+  { label: 'status', key: 'status', className: 'c-status' },
+  { label: 'started', key: 'started', className: 'c-start' },
+  { label: 'identity', key: 'identity', className: 'c-ident' },
+  { label: 'connection', key: 'connection', className: 'c-conn' },
+  { label: 'protocol', key: 'protocol', className: 'c-proto' },
+  { label: 'run', key: 'run', className: 'c-run' },
+  { label: 'duration', key: 'duration', className: 'c-dur' },
+  { label: 'commands', key: 'commands', className: 'c-num' },
+  { label: 'findings', key: 'findings', className: 'c-num' },
+  { label: 'session', key: 'session', className: 'c-id' },
+];
 
 export function SessionsView({ route }: { route: Route }) {
   const filters = filtersOf(route);
@@ -42,6 +67,7 @@ export function SessionsView({ route }: { route: Route }) {
           <option value="http">http</option>
           <option value="kubernetes">kubernetes</option>
         </select>
+        <input className="filter" placeholder="run" value={filters.run} onChange={(e) => setParam('run', e.target.value)} data-testid="filter-run" />
         <select className="filter" value={filters.status} onChange={(e) => setParam('status', e.target.value)} data-testid="filter-status">
           <option value="">any status</option>
           <option value="live">live</option>
@@ -50,7 +76,7 @@ export function SessionsView({ route }: { route: Route }) {
           <option value="error">error</option>
         </select>
       </div>
-      {q.trim() ? <SearchResults q={q} /> : <SessionList filters={filters} />}
+      {q.trim() ? <SearchResults q={q} /> : <SessionList filters={filters} setParams={(p) => navigate(href('sessions', null, { ...filters, q, ...p }), true)} />}
     </div>
   );
 }
@@ -76,7 +102,7 @@ function SearchBox({ value, onChange }: { value: string; onChange: (v: string) =
   );
 }
 
-function SessionList({ filters }: { filters: Filters }) {
+function SessionList({ filters, setParams }: { filters: Filters; setParams: (p: Partial<Filters>) => void }) {
   const [pages, setPages] = useState<Map<number, SessionSummary[]>>(new Map());
   const [total, setTotal] = useState<number | null>(null);
   const [error, setError] = useState<unknown>(null);
@@ -140,25 +166,31 @@ function SessionList({ filters }: { filters: Filters }) {
     (i: number) => {
       const s = pages.get(Math.floor(i / PAGE))?.[i % PAGE];
       if (!s) return <div className="srow loading">…</div>;
-      return <SessionRow s={s} />;
+      return <SessionRow s={s} onRun={(run) => setParams({ run })} />;
     },
-    [pages],
+    [pages, key],
   );
 
   return (
     <div className="list-wrap">
       <ErrorLine error={error} />
-      <div className="srow shead">
-        <span className="c-status">status</span>
-        <span className="c-start">started</span>
-        <span className="c-ident">identity</span>
-        <span className="c-conn">connection</span>
-        <span className="c-proto">protocol</span>
-        <span className="c-run">run</span>
-        <span className="c-dur">duration</span>
-        <span className="c-num">commands</span>
-        <span className="c-num">findings</span>
-        <span className="c-id">session</span>
+      <div className="srow shead" role="row">
+        {COLUMNS.map((c) => {
+          const active = (filters.sort || 'started') === c.key;
+          const order = filters.order || (filters.sort ? 'asc' : 'desc');
+          // a first click sorts ascending, text and numbers alike; the next one flips it
+          const next = active ? (order === 'asc' ? 'desc' : 'asc') : 'asc';
+          return (
+            <span key={c.key} className={c.className} role="columnheader" aria-sort={active ? (order === 'asc' ? 'ascending' : 'descending') : 'none'}>
+              <button className={`sort-head ${active ? 'active' : ''}`} onClick={() => setParams({ sort: c.key, order: next })} data-testid={`sort-${c.key}`} title={`sort by ${c.label}`}>
+                {c.label}
+                <span className="sort-mark" aria-hidden="true">
+                  {active ? (order === 'asc' ? '▲' : '▼') : ''}
+                </span>
+              </button>
+            </span>
+          );
+        })}
       </div>
       {total === 0 ? (
         <Empty>No sessions recorded yet. Point an agent at the gateway: <code>flightlog run -- your-agent</code></Empty>
@@ -176,7 +208,7 @@ function compact(f: Filters): Record<string, string> {
   return out;
 }
 
-function SessionRow({ s }: { s: SessionSummary }) {
+function SessionRow({ s, onRun }: { s: SessionSummary; onRun: (run: string) => void }) {
   return (
     <a className="srow" href={href('session', s.id)} data-testid="session-row" data-session={s.id}>
       <span className="c-status">{s.status === 'live' ? <LiveBadge /> : <StatusPill status={s.status} />}</span>
@@ -186,7 +218,33 @@ function SessionRow({ s }: { s: SessionSummary }) {
       <span className="c-proto">
         <KindTag kind={s.protocol} />
       </span>
-      <span className="c-run mono">{s.run ? shortId(s.run) : '—'}</span>
+      <span className="c-run mono">
+        {s.run ? (
+          <span
+            className="run-link"
+            role="link"
+            tabIndex={0}
+            title={`show only run ${s.run}`}
+            data-testid="run-link"
+            onClick={(e) => {
+              // the row is a link to the session: this one filters instead
+              e.preventDefault();
+              e.stopPropagation();
+              onRun(s.run!);
+            }}
+            onKeyDown={(e) => {
+              if (e.key !== 'Enter') return;
+              e.preventDefault();
+              e.stopPropagation();
+              onRun(s.run!);
+            }}
+          >
+            {shortId(s.run)}
+          </span>
+        ) : (
+          '—'
+        )}
+      </span>
       <span className="c-dur">{s.status === 'live' ? 'running' : fmtDuration(s.durationMs)}</span>
       <span className="c-num">{s.commandCount}</span>
       <span className={`c-num ${s.findingCount ? 'has-findings' : ''}`}>{s.findingCount}</span>
