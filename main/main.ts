@@ -5,11 +5,12 @@
  * sandbox, no nodeIntegration, the gateway's CSP, navigation and new windows denied, one typed
  * preload bridge, and a sender check on every IPC handler.
  */
-import { app, BrowserWindow, dialog, ipcMain, Menu, nativeImage, Notification, session, shell, Tray, type IpcMainInvokeEvent, type MenuItemConstructorOptions } from 'electron';
+import { app, BrowserWindow, dialog, Menu, nativeImage, Notification, session, shell, Tray, type MenuItemConstructorOptions } from 'electron';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { GatewayProcess } from './gateway-process';
-import type { EventChannels, GatewayState, InvokeChannels } from './bridge-types';
+import { downPage, GatewayProcess } from './gateway-process';
+import { registerIpc } from './ipc';
+import type { EventChannels, GatewayState } from './bridge-types';
 
 const CLI = path.resolve(__dirname, '..', '..', 'bin', 'flightlog.js');
 const PRELOAD = path.join(__dirname, 'preload.js');
@@ -60,35 +61,6 @@ function originOf(url: string): string | null {
 
 function send<C extends keyof EventChannels>(win: BrowserWindow | null, channel: C, payload: EventChannels[C]): void {
   if (win && !win.isDestroyed()) win.webContents.send(channel, payload);
-}
-
-/** Every IPC handler checks that the call comes from one of our windows showing a trusted origin. */
-function handle<C extends keyof InvokeChannels>(
-  channel: C,
-  fn: (params: InvokeChannels[C]['params'], e: IpcMainInvokeEvent) => InvokeChannels[C]['result'] | Promise<InvokeChannels[C]['result']>,
-): void {
-  ipcMain.handle(channel, (e, params: InvokeChannels[C]['params']) => {
-    const win = BrowserWindow.fromWebContents(e.sender);
-    const origin = e.senderFrame ? originOf(e.senderFrame.url) : null;
-    if (!win || !origin || !trustedOrigins.has(origin) || e.senderFrame?.parent) {
-      throw new Error('untrusted sender');
-    }
-    return fn(params, e);
-  });
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-function downPage(state: GatewayState): string {
-  const reason = state.state === 'down' ? state.reason : 'starting…';
-  const retry = state.state === 'down' && state.restartInMs !== null ? `Restarting in ${Math.round(state.restartInMs / 1000)} s.` : state.state === 'down' ? 'Use Gateway → Restart gateway once the cause is fixed.' : '';
-  const html = `<!doctype html><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'"><title>Flightlog</title>
-<body style="background:#0b0f14;color:#d6dde6;font:14px system-ui;display:flex;align-items:center;justify-content:center;height:100vh;margin:0">
-<div style="max-width:560px"><h2>${state.state === 'down' ? 'The gateway is down' : 'Starting the gateway…'}</h2><p style="color:#f85149;font-family:monospace">${escapeHtml(reason)}</p><p>${escapeHtml(retry)}</p>
-<p style="color:#6b7889">No traffic passes unrecorded: while the gateway is down, agents cannot connect through it.</p></div></body>`;
-  return `data:text/html;charset=utf-8,${encodeURIComponent(html)}`;
 }
 
 function createWindow(): BrowserWindow {
@@ -242,24 +214,6 @@ function lockDown(): void {
   });
 }
 
-function registerIpc(): void {
-  handle('gateway:state', () => gateway.state);
-  handle('gateway:restart', async () => {
-    await gateway.restart();
-    return gateway.state;
-  });
-  handle('bundle:open-dialog', () => openBundleDialog());
-  handle('notify', (p) => notify(String(p.title).slice(0, 200), String(p.body).slice(0, 1000)));
-  handle('recording:live-count', (p) => {
-    const n = Math.max(0, Math.floor(Number(p.liveSessions) || 0));
-    if (n > liveSessions && liveSessions === 0) notify('Flightlog is recording', `${n} live session${n === 1 ? '' : 's'}`);
-    liveSessions = n;
-    gateway.setLiveSessions(n);
-    updateTray();
-    return null;
-  });
-}
-
 if (!app.requestSingleInstanceLock()) {
   app.quit();
 } else {
@@ -279,7 +233,16 @@ if (!app.requestSingleInstanceLock()) {
   });
   app.whenReady().then(() => {
     lockDown();
-    registerIpc();
+    registerIpc({
+      trustedOrigins,
+      gateway,
+      openBundleDialog,
+      notify,
+      onLiveCount: (n) => {
+        liveSessions = n;
+        updateTray();
+      },
+    });
     buildMenu();
     tray = new Tray(trayIcon(false));
     tray.setContextMenu(Menu.buildFromTemplate([{ label: 'Show Flightlog', click: () => mainWindow?.show() }, { label: 'Quit', role: 'quit' }]));
