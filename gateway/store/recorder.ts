@@ -756,34 +756,42 @@ function commandFacts(r: unknown[], status: string, endedUs: number, endSeq: num
 }
 
 /**
- * Splits a result's secret hits by who sent the part they were found in: a part named in
- * `resultFrom` is masked alone to learn its secrets; a secret found in no named part came from
- * upstream. The same secret in two parts is a finding in each direction.
+ * Splits a result's secret hits by who sent the part they were found in. Only called when the
+ * result holds a secret: each part named in `resultFrom` is masked alone to learn its secrets and,
+ * if one of them is among the hits, the rest of the result (named parts left out) is masked again,
+ * so a secret the client sent and the upstream echoed back is a finding in both directions.
  */
 function hitsByOrigin(masker: Masker, result: Json, hits: SecretHit[], resultFrom: Record<string, Direction> | undefined): Map<Direction, SecretHit[]> {
+  const key = (h: SecretHit) => `${h.kind}|${h.fp}`;
+  const parts = Object.entries(resultFrom ?? {}).map(([p, d]) => {
+    const keys = p.split('.');
+    let v: Json | undefined = result;
+    for (const k of keys) v = v !== null && typeof v === 'object' && !Array.isArray(v) ? v[k] : undefined;
+    const found = v === undefined || v === null ? [] : masker.maskValue(v, keys[keys.length - 1]).hits;
+    return { d, keys, found: new Set(found.map(key)) };
+  });
   const out = new Map<Direction, SecretHit[]>();
+  if (!hits.some((h) => parts.some((p) => p.found.has(key(h))))) {
+    out.set('upstream→client', hits);
+    return out;
+  }
+  const rest = structuredClone(result);
+  for (const p of parts) {
+    let o: Json | undefined = rest;
+    for (const k of p.keys.slice(0, -1)) o = o !== null && typeof o === 'object' && !Array.isArray(o) ? o[k] : undefined;
+    if (o !== null && typeof o === 'object' && !Array.isArray(o)) delete o[p.keys[p.keys.length - 1]];
+  }
+  const fromUpstream = new Set(masker.maskValue(rest).hits.map(key));
   const add = (d: Direction, h: SecretHit) => {
     const list = out.get(d) ?? [];
     list.push(h);
     out.set(d, list);
   };
-  const named = Object.entries(resultFrom ?? {});
-  if (named.length === 0) {
-    out.set('upstream→client', hits);
-    return out;
-  }
-  const partKeys = named.map(([p, d]) => {
-    const keys = p.split('.');
-    let v: Json | undefined = result;
-    for (const k of keys) v = v !== null && typeof v === 'object' && !Array.isArray(v) ? v[k] : undefined;
-    const found = v === undefined || v === null ? [] : masker.maskValue(v, keys[keys.length - 1]).hits;
-    return { d, keys: new Set(found.map((h) => `${h.kind}|${h.fp}`)) };
-  });
   for (const h of hits) {
-    const k = `${h.kind}|${h.fp}`;
-    const from = partKeys.filter((p) => p.keys.has(k));
-    if (from.length === 0) add('upstream→client', h);
-    for (const p of new Set(from.map((x) => x.d))) add(p, h);
+    const k = key(h);
+    const from = new Set(parts.filter((p) => p.found.has(k)).map((p) => p.d));
+    if (fromUpstream.has(k) || from.size === 0) from.add('upstream→client');
+    for (const d of from) add(d, h);
   }
   return out;
 }

@@ -75,7 +75,10 @@ export function FindingsView({ route }: { route: Route }) {
                   >
                     <span className="mono">{f.sessionId ? shortId(f.sessionId) : '—'}</span>
                     <span>{f.commandId !== null ? `command ${f.commandId}` : f.eventSeq !== null ? `event ${f.eventSeq}` : ''}</span>
-                    <span className={f.seenByAgent ? 'warn' : 'muted'}>{f.direction}{f.seenByAgent ? ' · seen by agent' : ''}</span>
+                    <span className={f.seenByAgent ? 'warn' : 'muted'}>
+                      {f.direction}
+                      {f.seenByAgent ? ' · seen by agent' : f.direction === 'client→upstream' ? ' · sent by agent' : ''}
+                    </span>
                     <span className="muted">{f.maskedLive ? 'masked live' : ''}</span>
                     <span className="muted">{fmtTime(f.createdAt)}</span>
                     {f.detail !== null && <span className="muted detail-text">{prettyJson(f.detail).replace(/\s+/g, ' ').slice(0, 140)}</span>}
