@@ -102,7 +102,15 @@ function SessionHeader({ s }: { s: SessionDetail }) {
       </div>
       <div className="sh-meta muted">
         <span className="mono">{s.id}</span> · started {fmtTime(s.startedAt)} · {s.status === 'live' ? 'running' : fmtDuration(s.durationMs)} · {s.commandCount} commands ·{' '}
-        {s.eventCount} events · {s.findingCount} findings{s.run ? ` · run ${s.run}` : ''}
+        {s.eventCount} events · {s.findingCount} findings
+        {s.run && (
+          <>
+            {' · run '}
+            <a className="mono" href={href('sessions', null, { run: s.run })} title="this run's sessions" data-testid="session-run-link">
+              {s.run}
+            </a>
+          </>
+        )}
         {s.endReason ? ` · ${s.endReason}` : ''}
       </div>
       <div className="sh-actions">

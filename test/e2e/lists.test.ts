@@ -118,10 +118,16 @@ describe('lists and tables (Chromium)', { timeout: 180_000 }, () => {
     await page.getByTestId('filter-run').fill('');
     await page.locator('[data-testid=session-row]').nth(3).waitFor();
     assert.equal(await page.locator('[data-testid=session-row]').count(), 4);
+    // a session names its run as a link to the run's sessions
+    await page.locator('[data-testid=session-row]:has-text("carol") .c-ident').click();
+    await page.getByTestId('session-run-link').click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=session-row]').length === 2);
+    assert.equal(await page.getByTestId('filter-run').inputValue(), runA);
   });
 
   it('opens a cell to its whole value and copies the row as JSON and CSV', async () => {
-    await page.locator('[data-testid=session-row]:has-text("grid-db")').click();
+    await page.evaluate(() => (location.hash = '#/sessions'));
+    await page.locator('[data-testid=session-row]:has-text("grid-db") .c-conn').click();
     await page.getByTestId('result-table').waitFor();
     const cell = page.locator('[data-testid=rt-cell]').nth(1);
     assert.ok((await cell.innerText()).endsWith('…'), 'the grid truncates a long value');
