@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { keyFingerprint } from '../store/chain';
 import { BundleError } from './errors';
-import { PUBLIC_KEY } from './format';
+import { DEFAULT_LIMITS, PUBLIC_KEY } from './format';
 import { TarReader } from './tar';
 import type { TrustedKey } from './verify';
 
@@ -119,11 +119,12 @@ export function ownGatewayKey(dataDir: string): TrustedKey | null {
  * fingerprint: the key is read from the bundle again and must still be the one they confirmed.
  */
 export async function trustBundleSigner(dataDir: string, bundleFile: string, fingerprint: string, name: string): Promise<TrustedKey> {
-  const reader = await TarReader.open(bundleFile, { maxMembers: 100_000, maxMemberBytes: 64 * 1024 });
+  const reader = await TarReader.open(bundleFile, { maxMembers: DEFAULT_LIMITS.maxMembers, maxMemberBytes: DEFAULT_LIMITS.maxStreamMemberBytes });
   let pem: string | null = null;
   try {
     for (let e = await reader.next(); e; e = await reader.next()) {
       if (e.name === PUBLIC_KEY) {
+        if (e.size > 64 * 1024) break;
         pem = (await reader.readAll(e)).toString('utf8');
         break;
       }
