@@ -172,7 +172,7 @@ function SessionList({ filters, setParams }: { filters: Filters; setParams: (p: 
   );
 
   return (
-    <div className="list-wrap">
+    <div className="list-wrap session-list-wrap" data-testid="session-list-wrap">
       <ErrorLine error={error} />
       <div className="srow shead" role="row">
         {COLUMNS.map((c) => {

@@ -77,6 +77,13 @@ describe('lists and tables (Chromium)', { timeout: 180_000 }, () => {
       els.filter((e) => e.scrollWidth > e.clientWidth + 1 || (e.firstElementChild as HTMLElement).scrollWidth > (e.firstElementChild as HTMLElement).clientWidth + 1).map((e) => e.textContent),
     );
     assert.deepEqual(cut, [], 'no header is truncated');
+    // the smallest window the shell allows: the list scrolls sideways instead of cutting headers
+    await page.setViewportSize({ width: 900, height: 800 });
+    const narrow = await page.locator('.shead [role=columnheader]').evaluateAll((els) => els.filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.textContent));
+    assert.deepEqual(narrow, [], 'no header is truncated at 900 px');
+    assert.ok(await page.getByTestId('session-list-wrap').evaluate((e) => e.scrollWidth > e.clientWidth), 'the list scrolls sideways');
+    await shot('sessions-narrow');
+    await page.setViewportSize({ width: 1280, height: 800 });
     assert.deepEqual(await column('c-conn'), ['grid-db', 'conn-a', 'conn-c', 'conn-b'], 'newest first by default');
     assert.equal(await page.getByTestId('sort-started').locator('.sort-mark').innerText(), '▼');
   });
