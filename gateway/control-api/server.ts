@@ -9,7 +9,7 @@ import type { Db } from '../store/db';
 import type { Recorder } from '../store/recorder';
 import { FlightlogError } from '../core/errors';
 import { getCommand, getSession, listEvents, listFindings, listRuns, listSessions, resolveSessionId, search } from '../store/queries';
-import type { ApprovalDecisionResult, GatewayStatus, LiveMessage, LiveProtocol, RunStartResult, SessionDetail, SessionListQuery, TrustBundleKeyRequest, TrustBundleKeyResult } from './types';
+import type { ApprovalDecisionResult, GatewayStatus, LiveMessage, LiveProtocol, RunStartResult, SessionDetail } from './types';
 import { IntegrityCache, type VerifyingKey } from '../store/integrity';
 import type { Masker } from '../core/types';
 import { createRun, endRun } from '../store/runs';
@@ -35,7 +35,7 @@ export interface ControlApiOptions {
   /** the gateway's key: each session shown is checked against its chain, seal and rows (the "sealed" badge) */
   integrityKey?: VerifyingKey;
   /** an opened-bundles viewer: trusts a bundle's signing key (`POST /api/bundles/trust`) */
-  trustBundleKey?: (req: TrustBundleKeyRequest) => Promise<TrustBundleKeyResult>;
+  trustBundleKey?: (req: import('./types').TrustBundleKeyRequest) => Promise<import('./types').TrustBundleKeyResult>;
   /** extra routes (runs, static UI) mounted by the gateway: return true when handled */
   extra?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean | Promise<boolean>;
 }
@@ -270,8 +270,8 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
               protocol: url.searchParams.get('protocol') ?? undefined,
               status: url.searchParams.get('status') ?? undefined,
               run: url.searchParams.get('run') ?? undefined,
-              sort: (url.searchParams.get('sort') || undefined) as SessionListQuery['sort'],
-              order: (url.searchParams.get('order') || undefined) as SessionListQuery['order'],
+              sort: (url.searchParams.get('sort') || undefined) as import('./types').SessionListQuery['sort'],
+              order: (url.searchParams.get('order') || undefined) as import('./types').SessionListQuery['order'],
             }),
           );
         }
