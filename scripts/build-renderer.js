@@ -58,6 +58,15 @@ async function build() {
       outdir,
       format: 'iife',
     }),
+    // The one-file HTML report's page (gateway/bundle/html-report/): the exporter inlines
+    // html-report.js and html-report.css into every report, so it must stand alone (no chunks, no files).
+    esbuild.build({
+      ...common,
+      entryPoints: { 'html-report': path.join(root, 'gateway', 'bundle', 'html-report', 'page.ts') },
+      outdir,
+      format: 'iife',
+      tsconfig: path.join(root, 'renderer', 'tsconfig.json'),
+    }),
   ]);
   fs.writeFileSync(path.join(outdir, 'index.html'), INDEX_HTML);
 }

@@ -15,13 +15,14 @@ import { exportBundle, sessionsOfRun } from '../bundle/export';
 import { exportAsciicast } from '../bundle/asciicast';
 import { exportHar } from '../bundle/har';
 import { exportJsonl } from '../bundle/jsonl';
+import { exportHtmlReport } from '../bundle/html-report';
 import { verifyBundle, type TrustedKey } from '../bundle/verify';
 import { addTrustedKey, loadTrustedKeys, ownGatewayKey, removeTrustedKey } from '../bundle/trust-store';
 import { progressBar, type ProgressStream } from '../bundle/progress';
 import { humanBytes } from '../bundle/tar';
 import { HelpRequested, parse as parseArgsStrict, reportError, type Io } from './main';
 
-export const EXPORT_USAGE = 'flightlog export SESSION… [--run RUN] -o FILE [--format bundle|asciicast|har|jsonl] [--force] [--data-dir DIR]';
+export const EXPORT_USAGE = 'flightlog export SESSION… [--run RUN] -o FILE [--format bundle|asciicast|har|jsonl|html] [--force] [--data-dir DIR]';
 export const VERIFY_USAGE = 'flightlog verify [FILE | --store] [--require-trusted] [--json] [--data-dir DIR]';
 export const TRUST_USAGE = 'flightlog trust add KEYFILE [--name NAME] | trust list [--json] | trust remove NAME [--data-dir DIR]';
 
@@ -43,7 +44,7 @@ async function run(io: Io, fn: () => Promise<number>): Promise<number> {
   }
 }
 
-const FORMATS = ['bundle', 'asciicast', 'har', 'jsonl'] as const;
+const FORMATS = ['bundle', 'asciicast', 'har', 'jsonl', 'html'] as const;
 type Format = (typeof FORMATS)[number];
 
 function formatFor(flag: string | undefined, out: string): Format {
@@ -52,7 +53,7 @@ function formatFor(flag: string | undefined, out: string): Format {
     return flag as Format;
   }
   const ext = path.extname(out).toLowerCase();
-  return ext === '.cast' ? 'asciicast' : ext === '.har' ? 'har' : ext === '.jsonl' || ext === '.ndjson' ? 'jsonl' : 'bundle';
+  return ext === '.cast' ? 'asciicast' : ext === '.har' ? 'har' : ext === '.jsonl' || ext === '.ndjson' ? 'jsonl' : ext === '.html' || ext === '.htm' ? 'html' : 'bundle';
 }
 
 /** `flightlog export SESSION… [--run RUN] -o FILE [--format …]` */
@@ -104,6 +105,18 @@ export function runExportCommand(argv: string[], io: Io): Promise<number> {
         case 'jsonl': {
           const r = await exportJsonl(db, ids, out);
           io.stdout.write(`exported ${r.events} events to ${out} (JSON Lines, ${humanBytes(r.bytes)})\n`);
+          return 0;
+        }
+        case 'html': {
+          const key = ensureGatewayKey(dataDir);
+          const bar = progressBar(io.stderr as unknown as ProgressStream, 'exporting');
+          let r;
+          try {
+            r = await exportHtmlReport(db, { sessionIds: ids, out, key, onProgress: bar.update });
+          } finally {
+            bar.end();
+          }
+          io.stdout.write(`exported ${r.sessions} session${r.sessions === 1 ? '' : 's'}, ${r.events} events to ${out} (HTML report, ${humanBytes(r.bytes)}; open it in a browser, it verifies itself), signed by ${key.fingerprint}\n`);
           return 0;
         }
       }
