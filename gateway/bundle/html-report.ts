@@ -20,7 +20,7 @@ import type { Db } from '../store/db';
 import type { GatewayKey } from '../store/chain';
 import { BundleError } from './errors';
 import { exportBundle } from './export';
-import { TarReader } from './tar';
+import { TarReader, humanBytes } from './tar';
 
 export interface HtmlReportOptions {
   sessionIds: string[];
@@ -29,6 +29,8 @@ export interface HtmlReportOptions {
   onProgress?: (done: number, total: number) => void;
   /** where html-report.js and .css were built (tests); defaults to the renderer build beside this file */
   pageDir?: string;
+  /** refuse a recording (the bundle's size) over this; MAX_REPORT_RECORDING_BYTES by default */
+  maxRecordingBytes?: number;
 }
 
 export interface HtmlReportResult {
@@ -89,13 +91,13 @@ function blocksOf(m: ReportMember): string {
 
 const cspHash = (s: string): string => `'sha256-${createHash('sha256').update(s, 'utf8').digest('base64')}'`;
 
-/** The report's HTML around the members: a strict CSP admitting only this page's script (by hash) and styles (by nonce). */
-export function renderHtmlReport(members: ReportMember[], page: { js: string; css: string }, nonce = randomBytes(18).toString('base64')): string {
+/** The report's HTML before and after the members: a strict CSP admitting only this page's script (by hash) and styles (by nonce). */
+function frame(page: { js: string; css: string }, nonce: string): { head: string; tail: string } {
   // the page script sits in a script block too: it must not end it early
   if (/<\/script|<!--/i.test(page.js)) throw new BundleError('E_EXPORT_FORMAT', 'the built report page contains </script or <!--; rebuild it');
   if (/<\/style/i.test(page.css)) throw new BundleError('E_EXPORT_FORMAT', 'the built report stylesheet contains </style; rebuild it');
   const csp = [`default-src 'none'`, `script-src ${cspHash(page.js)}`, `style-src 'nonce-${nonce}'`, `img-src data:`, `font-src data:`, `base-uri 'none'`, `form-action 'none'`].join('; ');
-  return [
+  const head = [
     '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
     `<meta http-equiv="Content-Security-Policy" content="${attr(csp)}">\n`,
     '<meta name="referrer" content="no-referrer">\n<meta name="viewport" content="width=device-width, initial-scale=1">\n',
@@ -103,10 +105,18 @@ export function renderHtmlReport(members: ReportMember[], page: { js: string; cs
     `<style nonce="${attr(nonce)}">${page.css}</style>\n</head>\n<body>\n`,
     '<noscript>This report verifies and shows its bundle with JavaScript; the members below are readable as text.</noscript>\n<main id="report"></main>\n',
     '<!-- The bundle members, verbatim (README: HTML report). A member continues over several blocks only where its text held a script end tag or a comment opener. -->\n',
-    ...members.map(blocksOf),
-    `<script>${page.js}</script>\n</body>\n</html>\n`,
   ].join('');
+  return { head, tail: `<script>${page.js}</script>\n</body>\n</html>\n` };
 }
+
+/** The whole report as one string (small reports; the exporter streams the same text to its file). */
+export function renderHtmlReport(members: ReportMember[], page: { js: string; css: string }, nonce = randomBytes(18).toString('base64')): string {
+  const { head, tail } = frame(page, nonce);
+  return head + members.map(blocksOf).join('') + tail;
+}
+
+/** A browser holds the whole page in memory; past this a bundle and `flightlog open` serve better. */
+export const MAX_REPORT_RECORDING_BYTES = 256 * 1024 ** 2;
 
 /** Writes one HTML report of the given sessions to `out`. */
 export async function exportHtmlReport(db: Db, opts: HtmlReportOptions): Promise<HtmlReportResult> {
@@ -118,17 +128,35 @@ export async function exportHtmlReport(db: Db, opts: HtmlReportOptions): Promise
   try {
     const bundle = path.join(tmp, 'report.flightlog');
     const r = await exportBundle(db, { sessionIds: opts.sessionIds, out: bundle, key: opts.key, onProgress: opts.onProgress });
-    const members: ReportMember[] = [];
-    const reader = await TarReader.open(bundle, { maxMembers: 1_000_000, maxMemberBytes: 2 * 1024 ** 3 });
+    const limit = opts.maxRecordingBytes ?? MAX_REPORT_RECORDING_BYTES;
+    if (r.bytes > limit) {
+      throw new BundleError('E_EXPORT_TOO_LARGE', `the recording is ${humanBytes(r.bytes)}, over the ${humanBytes(limit)} one HTML page can hold; export a bundle (-o FILE.flightlog) and read it with flightlog open`);
+    }
+    const { head, tail } = frame(page, randomBytes(18).toString('base64'));
+    const fh = await fs.promises.open(partial, 'wx', 0o644);
+    let bytes = 0;
+    let memberBytes = 0;
+    const write = async (text: string): Promise<void> => {
+      const buf = Buffer.from(text, 'utf8');
+      for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+      bytes += buf.length;
+    };
+    const reader = await TarReader.open(bundle, { maxMembers: 1_000_000, maxMemberBytes: limit });
     try {
-      for (let e = await reader.next(); e; e = await reader.next()) members.push({ name: e.name, data: await reader.readAll(e) });
+      await write(head);
+      // one member in memory at a time, in archive order (the order the page reports problems in)
+      for (let e = await reader.next(); e; e = await reader.next()) {
+        const m = { name: e.name, data: await reader.readAll(e) };
+        memberBytes += m.data.length;
+        await write(blocksOf(m));
+      }
+      await write(tail);
     } finally {
       await reader.close();
+      await fh.close();
     }
-    const html = renderHtmlReport(members, page);
-    await fs.promises.writeFile(partial, html, { encoding: 'utf8', mode: 0o644, flag: 'wx' });
     await fs.promises.rename(partial, out);
-    return { sessions: r.sessions, events: r.events, bytes: Buffer.byteLength(html), memberBytes: members.reduce((n, m) => n + m.data.length, 0) };
+    return { sessions: r.sessions, events: r.events, bytes, memberBytes };
   } catch (err) {
     await fs.promises.rm(partial, { force: true });
     throw err;

@@ -165,3 +165,15 @@ test('flightlog export --format html (and -o FILE.html) writes the report; bad i
   assert.equal(r.stderr.trim().split('\n').length, 1);
   assert.deepEqual(fs.readdirSync(work).filter((f) => f.includes('.partial-')), [], 'no partial file left');
 });
+
+test('a recording too large for one page is refused in one line, leaving no file behind', async () => {
+  const out = path.join(work, 'too-large.html');
+  await assert.rejects(exportHtmlReport(store.db, { sessionIds: [samples.pg], out, key: store.key, maxRecordingBytes: 1000 }), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'E_EXPORT_TOO_LARGE');
+    assert.match(err.message, /^the recording is .*, over the .* one HTML page can hold; export a bundle/);
+    assert.doesNotMatch(err.message, /\n/);
+    return true;
+  });
+  assert.equal(fs.existsSync(out), false);
+  assert.deepEqual(fs.readdirSync(work).filter((f) => f.startsWith('too-large')), []);
+});
