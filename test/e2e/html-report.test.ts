@@ -141,4 +141,21 @@ describe('HTML report (Chromium, file://)', { timeout: 180_000 }, () => {
     assert.deepEqual(problems, []);
     await context.close();
   });
+
+  it('an altered command (outside the chain) names its member, also in red', async () => {
+    const bytes = fs.readFileSync(report);
+    const needle = Buffer.from('"text":"SELECT email FROM users WHERE id = 1"');
+    const at = bytes.indexOf(needle, bytes.indexOf(Buffer.from(`data-member="sessions/${samples.pg}/commands.json"`)));
+    assert.ok(at > 0);
+    bytes[at + needle.indexOf(Buffer.from('email'))] ^= 0x01;
+    const tampered = path.join(work, 'report-command.html');
+    fs.writeFileSync(tampered, bytes);
+    const { context, page, requests, problems } = await open(tampered);
+    await page.locator('#verdict[data-state="failed"], #verdict[data-state="verified"]').waitFor();
+    const text = await page.locator('#verdict').innerText();
+    assert.ok(text.includes(`not verified: sessions/${samples.pg}/commands.json: its sha256 does not match manifest.json (altered after signing)`), text);
+    assert.deepEqual(requests, []);
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
 });
