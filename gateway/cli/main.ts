@@ -35,7 +35,7 @@ const USAGE = `usage: flightlog <command> [options]
   findings [--json]                          secret sightings and guardrail decisions
   runs [--json]                              agent runs with their sessions
   run [--identity NAME] -- CMD …             start an agent with its traffic routed through the gateway
-  export SESSION… [--run RUN] -o FILE        a signed bundle (or --format asciicast|har|jsonl)
+  export SESSION… [--run RUN] -o FILE        a signed bundle (or --format asciicast|har|jsonl|html)
   verify FILE                                check a bundle's checksums, hash chains, seals, signature
   verify [--store] [--json]                  check the live store: chains, seals, commands, findings, tombstones
   gc [--dry-run] [--json] [--config FILE]    remove sessions past their connection's retention (signed tombstones kept)

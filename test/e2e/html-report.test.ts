@@ -56,7 +56,7 @@ describe('HTML report (Chromium, file://)', { timeout: 180_000 }, () => {
     cleanupStores();
   });
 
-  async function open(file: string): Promise<Opened> {
+  async function open(file: string, init?: () => void): Promise<Opened> {
     const url = pathToFileURL(file).href;
     const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
     const requests: string[] = [];
@@ -67,6 +67,7 @@ describe('HTML report (Chromium, file://)', { timeout: 180_000 }, () => {
     // belt and braces: anything off this file is refused as well as counted
     await context.route((u) => u.href !== url, (route) => route.abort());
     const page = await context.newPage();
+    if (init) await page.addInitScript(init);
     page.on('console', (m) => {
       if (/Content Security Policy|Refused to/i.test(m.text())) problems.push(m.text());
     });
@@ -156,6 +157,19 @@ describe('HTML report (Chromium, file://)', { timeout: 180_000 }, () => {
     assert.ok(text.includes(`not verified: sessions/${samples.pg}/commands.json: its sha256 does not match manifest.json (altered after signing)`), text);
     assert.deepEqual(requests, []);
     assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  it('a browser without WebCrypto Ed25519 says so in red rather than blaming the bundle', async () => {
+    const { context, page } = await open(report, () => {
+      const subtle = crypto.subtle;
+      const importKey = subtle.importKey.bind(subtle) as (...a: unknown[]) => Promise<CryptoKey>;
+      (subtle as unknown as { importKey: (...a: unknown[]) => Promise<CryptoKey> }).importKey = (...a: unknown[]) =>
+        (a[2] as { name?: string })?.name === 'Ed25519' ? Promise.reject(new DOMException('Unrecognized algorithm name', 'NotSupportedError')) : importKey(...a);
+    });
+    await page.locator('#verdict[data-state="failed"], #verdict[data-state="verified"]').waitFor();
+    const text = await page.locator('#verdict').innerText();
+    assert.match(text, /not verified: cannot verify in this browser: this browser has no WebCrypto Ed25519 .* run flightlog verify on the bundle instead/, text);
     await context.close();
   });
 });

@@ -159,7 +159,10 @@ export async function verifyEmbedded(members: EmbeddedMember[]): Promise<PageVer
 
 type Add = (member: string | null, message: string, session?: string | null, seq?: number | null) => void;
 
+const UNSUPPORTED = 'this browser has no WebCrypto Ed25519 (Chrome 137+, Firefox 129+, Safari 17+ have it); run flightlog verify on the bundle instead';
+
 async function check(members: EmbeddedMember[], verdict: PageVerdict, problems: PageProblem[], add: Add): Promise<void> {
+  if (!globalThis.crypto?.subtle) throw new Error(UNSUPPORTED);
   const byName = new Map(members.map((m) => [m.name, m]));
   for (const required of ['manifest.json', 'manifest.sig', 'public-key.pem']) {
     if (!byName.has(required)) {
@@ -209,7 +212,9 @@ async function check(members: EmbeddedMember[], verdict: PageVerdict, problems: 
     const fp = 'SHA256:' + b64(await sha256(der)).replace(/=+$/, '');
     try {
       key = await crypto.subtle.importKey('spki', der, { name: 'Ed25519' }, false, ['verify']);
-    } catch {
+    } catch (err) {
+      // an older browser without Ed25519 must not blame the bundle
+      if ((err as Error)?.name === 'NotSupportedError') throw new Error(UNSUPPORTED);
       add('public-key.pem', 'not an Ed25519 public key');
     }
     if (key && fp !== manifest.key.fingerprint) {
