@@ -45,7 +45,7 @@ describe('HTML report (Chromium, file://)', { timeout: 180_000 }, () => {
     await store.rec.flush();
     work = tmpDir('flightlog-html-e2e-');
     report = path.join(work, 'report.html');
-    await exportHtmlReport(store.db, { sessionIds: [samples.pg, samples.ssh, samples.http, s.id], out: report, key: store.key });
+    await exportHtmlReport(store.db, { sessionIds: [samples.pg, samples.ssh, samples.http, samples.live, s.id], out: report, key: store.key });
     browser = await launchChromium();
   });
 
@@ -88,6 +88,12 @@ describe('HTML report (Chromium, file://)', { timeout: 180_000 }, () => {
     const timeline = page.locator('#timeline');
     for (const cmd of ['SELECT email FROM users WHERE id = 1', 'ls -la', 'POST /echo?x=1', 'DELETE /users']) assert.ok((await timeline.innerText()).includes(cmd), cmd);
     assert.match(await page.locator(`#timeline tr.command.status-blocked`).first().innerText(), /blocked by policy: no deletes/);
+    // lineage: the SQL the model call caused links back to it, across sessions
+    const caused = page.locator('#timeline tr.command', { hasText: 'SELECT 42' });
+    const link = caused.locator('a', { hasText: /^command \d+$/ });
+    const target = (await link.getAttribute('href'))!;
+    assert.match(await page.locator(target).innerText(), /claude-x: hello/);
+    assert.match(text, /1 session was still live at export/);
     const findings = page.locator('#findings .finding-row');
     assert.match(await findings.filter({ hasText: 'guardrail' }).first().innerText(), /guardrail\s+blocked/, 'the guardrail decision');
     assert.match(await findings.filter({ hasText: 'upstream-password' }).first().innerText(), /secret\s+upstream-password\s+[0-9a-f]+/, 'the masked secret, by fingerprint');
