@@ -13,6 +13,7 @@ const LISTENERS: Record<Protocol, StartListener | null> = {
   ssh: startSshListener,
   http: startHttpListener,
   kubernetes: null,
+  mcp: null,
 };
 
 export function listenerFor(protocol: Protocol): StartListener | null {
