@@ -210,7 +210,11 @@ function checkMcpUpstream(c: Checker, o: Record<string, unknown>, p: ConfigPath)
       up.env[k] = c.secret(v, [...p, 'env', k]);
     }
   }
-  if (o.cwd !== undefined) up.cwd = c.string(o.cwd, [...p, 'cwd'], 'a directory');
+  if (o.cwd !== undefined) {
+    const dir = c.string(o.cwd, [...p, 'cwd'], 'a directory');
+    const base = c.file.startsWith('(') ? process.cwd() : path.dirname(c.file);
+    up.cwd = dir.startsWith('~/') ? path.join(os.homedir(), dir.slice(2)) : path.resolve(base, dir);
+  }
   return up;
 }
 
@@ -247,10 +251,10 @@ function checkConnection(c: Checker, v: unknown, i: number, seen: Map<string, st
   if (seen.has(`name:${name}`)) c.fail([...p, 'name'], `duplicate connection name "${name}"`);
   seen.set(`name:${name}`, name);
   const protocol = c.oneOf(o.protocol, [...p, 'protocol'], PROTOCOLS);
-  // an MCP stdio server is reached through `flightlog mcp`, not on a port of its own
+  // an MCP stdio server is reached through `flightlog mcp`: its pipes connect to a free loopback port
   const mcpStdio = protocol === 'mcp' && o.upstream !== null && typeof o.upstream === 'object' && 'command' in o.upstream;
-  if (mcpStdio && o.listen !== undefined) c.fail([...p, 'listen'], 'an MCP stdio connection has no listen: agents reach it with "flightlog mcp --connection NAME"');
-  const listen = mcpStdio ? { host: '127.0.0.1', port: 0 } : parseListen(c, o.listen, [...p, 'listen']);
+  const listen = mcpStdio && o.listen === undefined ? { host: '127.0.0.1', port: 0 } : parseListen(c, o.listen, [...p, 'listen']);
+  if (mcpStdio && !/^(127\.\d+\.\d+\.\d+|localhost|::1)$/.test(listen.host)) c.fail([...p, 'listen'], 'an MCP stdio connection listens on loopback only (leave listen out)');
   if (listen.port !== 0) {
     const key = `listen:${listen.host}:${listen.port}`;
     if (seen.has(key)) c.fail([...p, 'listen'], `${listen.host}:${listen.port} is already used by connection "${seen.get(key)}"`);

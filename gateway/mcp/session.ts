@@ -173,6 +173,11 @@ export class McpSession {
     }
   }
 
+  /** Records what the server wrote on stderr (masked by the recorder; the transport caps it). */
+  stderr(text: string): void {
+    if (!this.closed) this.event('mcp.stderr', 'upstream→client', { text });
+  }
+
   /** Ends the session: commands in flight are cancelled, holds withdrawn, the recording sealed. */
   close(reason: string, status: SessionStatus = 'closed'): void {
     if (this.closed) return;
