@@ -7,6 +7,9 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Json, Masker } from '../core/types';
+import { canonicalJson } from './canonical';
+
+export { canonicalJson };
 
 /** The parts of a tool that decide what the model believes it does. */
 export interface ToolDefinition {
@@ -19,18 +22,6 @@ export interface ToolChange {
   field: 'description' | 'inputSchema';
   before: Json;
   after: Json;
-}
-
-/** JSON with object keys sorted: the same definition always gives the same fingerprint. */
-export function canonicalJson(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .sort()
-    .filter((k) => o[k] !== undefined)
-    .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
-    .join(',')}}`;
 }
 
 /** The definition as a tools/list entry gives it; null when the entry has no name. */
