@@ -263,10 +263,18 @@ class PipeConnection {
       if (line.length === 0) return;
       this.chain = this.chain.then(() => this.clientLine(line));
     }, overflow('agent'));
+    // mask: live — the agent reads what the recording keeps: a message holding a secret is re-encoded masked
+    const live = this.ctx.connection.mask === 'live';
     const fromServer = new LineSplitter((line) => {
       if (line.length === 0) return;
-      mcp.serverMessage(parseJson(line), line);
-      if (!socket.write(Buffer.concat([line, NEWLINE]))) child.stdout.pause();
+      const json = parseJson(line);
+      mcp.serverMessage(json, line);
+      let out = line;
+      if (live && json !== undefined) {
+        const masked = this.ctx.masker.maskValue(json as Json);
+        if (masked.hits.length) out = Buffer.from(JSON.stringify(masked.value));
+      }
+      if (!socket.write(Buffer.concat([out, NEWLINE]))) child.stdout.pause();
     }, overflow('server'));
     socket.on('drain', () => child.stdout.resume());
     child.stdin.on('drain', () => socket.resume());
