@@ -93,7 +93,9 @@ async function main(): Promise<void> {
     const config = path.join(dataDir, 'flightlog.yaml');
     fs.writeFileSync(config, `connections:\n  - name: bench\n    protocol: mcp\n    upstream: { command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(SERVER)}] }\n    identities: [bench]\n`);
     const token = execFileSync(process.execPath, [CLI, 'identity', 'add', 'bench', '--kind', 'agent', '--data-dir', dataDir], { encoding: 'utf8' }).trim();
-    gateway = spawn(process.execPath, [CLI, 'gateway', '--config', config, '--data-dir', dataDir], { stdio: ['ignore', 'ignore', 'inherit'] });
+    // BENCH_GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the gateway
+    const nodeArgs = process.env.BENCH_GATEWAY_NODE_ARGS ? process.env.BENCH_GATEWAY_NODE_ARGS.split(' ') : [];
+    gateway = spawn(process.execPath, [...nodeArgs, CLI, 'gateway', '--config', config, '--data-dir', dataDir], { stdio: ['ignore', 'ignore', 'inherit'] });
     await until('the gateway', () => (fs.existsSync(path.join(dataDir, 'mcp', 'bench.json')) ? true : null));
     const direct: RunFigures[] = [];
     const through: RunFigures[] = [];

@@ -194,6 +194,13 @@ test('the pipe fails closed with one line: no gateway, unknown connection, bad t
     oneLine(await run(pipeArgs(gw, 'tools'), { FLIGHTLOG_TOKEN: 'flt_wrong', FLIGHTLOG_IDENTITY: 'claude' }), /identity "claude" and its token do not match/);
     oneLine(await run(pipeArgs(gw, 'tools'), { FLIGHTLOG_TOKEN: other, FLIGHTLOG_IDENTITY: 'intruder' }), /identity "intruder" may not use connection "tools"/);
     oneLine(await run(pipeArgs(gw, 'tools'), { FLIGHTLOG_IDENTITY: 'claude' }), /no Flightlog token/);
+    // the server dies mid-session: the pipe says so and exits non-zero
+    const crashing = await viaGateway(gw, 'tools', token);
+    const gone = new Promise<void>((resolve) => (crashing.client.onclose = () => resolve()));
+    await assert.rejects(crashing.client.callTool({ name: 'crash', arguments: {} }));
+    await gone;
+    assert.match(crashing.stderr(), /crashing on purpose\n/, "the server's stderr reaches the agent");
+    assert.match(crashing.stderr(), /flightlog: the MCP server of connection "tools" exited \(code 3\)/);
     // a live session ends when its identity is revoked: the pipe exits non-zero and says why
     const { client, stderr } = await viaGateway(gw, 'tools', token);
     const closed = new Promise<void>((resolve) => (client.onclose = () => resolve()));

@@ -69,3 +69,21 @@ test('bad MCP config is one precise line', () => {
   );
   assert.throws(() => loadConfig(write('guardrails:\n  - name: r\n    match: { mcp: {} }\n    action: deny\n')), /match\.mcp: expected server, tool, arguments or changed/);
 });
+
+test('flightlog mcp config prints a snippet each agent can read; bad usage is one line', async () => {
+  const { captureCli } = await import('../helpers/cli');
+  const all = await captureCli(['mcp', 'config', 'tools']);
+  assert.equal(all.code, 0, all.stderr);
+  assert.match(all.stdout, /Claude Code/);
+  assert.match(all.stdout, /VS Code/);
+  const claude = await captureCli(['mcp', 'config', 'tools', '--agent', 'claude', '--identity', 'claude']);
+  assert.deepEqual(JSON.parse(claude.stdout), { mcpServers: { tools: { command: 'flightlog', args: ['mcp', '--connection', 'tools', '--identity', 'claude'] } } });
+  const vscode = await captureCli(['mcp', 'config', 'tools', '--agent', 'vscode']);
+  assert.deepEqual(JSON.parse(vscode.stdout), { servers: { tools: { type: 'stdio', command: 'flightlog', args: ['mcp', '--connection', 'tools'] } } });
+  const bad = await captureCli(['mcp', 'config', 'tools', '--agent', 'emacs']);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr, 'flightlog: --agent expects claude, cursor or vscode, got "emacs"\n');
+  const none = await captureCli(['mcp']);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /^flightlog: mcp needs --connection NAME/);
+});
