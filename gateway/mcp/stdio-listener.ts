@@ -135,7 +135,7 @@ export async function startMcpStdioListener(ctx: ListenerContext): Promise<Liste
         // already gone
       }
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      await Promise.all([...live].map((c) => c.end('the gateway is shutting down')));
+      await Promise.all([...live].map((c) => c.end('gateway shut down', 'flightlog: the gateway is shutting down')));
       await closed;
     },
   };
@@ -261,7 +261,7 @@ class PipeConnection {
     const overflow = (who: string) => () => void this.end(`a message from the ${who} is larger than ${MAX_LINE} bytes`, `flightlog: a message from the ${who} exceeded ${MAX_LINE} bytes`);
     const fromClient = new LineSplitter((line) => {
       if (line.length === 0) return;
-      this.chain = this.chain.then(() => this.clientLine(line));
+      this.chain = this.chain.then(() => this.clientLine(line)).catch(() => this.end('internal error relaying a client message', 'flightlog: internal error relaying a message; the session was ended'));
     }, overflow('agent'));
     // mask: live — the agent reads what the recording keeps: a message holding a secret is re-encoded masked
     const live = this.ctx.connection.mask === 'live';

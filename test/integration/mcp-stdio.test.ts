@@ -42,8 +42,8 @@ async function connect(command: string, args: string[], env: Record<string, stri
   return { client, stderr: () => err };
 }
 
-function viaGateway(gw: TestGateway, connection: string, token: string): Promise<{ client: Client; stderr: () => string }> {
-  return connect(process.execPath, pipeArgs(gw, connection), { FLIGHTLOG_TOKEN: token, FLIGHTLOG_IDENTITY: 'claude' });
+function viaGateway(gw: TestGateway, connection: string, token: string, identity = 'claude'): Promise<{ client: Client; stderr: () => string }> {
+  return connect(process.execPath, pipeArgs(gw, connection), { FLIGHTLOG_TOKEN: token, FLIGHTLOG_IDENTITY: identity });
 }
 
 test('server-everything answers every interaction through the gateway exactly as direct, and each tool call is an mcp command', async () => {
@@ -176,7 +176,7 @@ test('a secret in a tool result (and the server credential) is masked in the sto
 
 test('the pipe fails closed with one line: no gateway, unknown connection, bad token, identity not allowed, revoked token', async () => {
   const gw = await startTestGateway({
-    connections: [{ name: 'tools', protocol: 'mcp', upstream: { command: [process.execPath, TEST_SERVER] }, identities: ['claude'] }],
+    connections: [{ name: 'tools', protocol: 'mcp', upstream: { command: [process.execPath, TEST_SERVER] }, identities: ['claude', 'claude2'] }],
   });
   const empty = tempDir('flightlog-mcp-none-');
   try {
@@ -211,6 +211,12 @@ test('the pipe fails closed with one line: no gateway, unknown connection, bad t
     oneLine(await run(pipeArgs(gw, 'tools'), { FLIGHTLOG_TOKEN: token, FLIGHTLOG_IDENTITY: 'claude' }), /token of identity "claude" was revoked/);
     await gw.flush();
     assert.ok(gw.findings().filter((f) => f.kind === 'failed-login').length >= 3);
+    // the gateway stops under a live session: the pipe says so
+    const last = await viaGateway(gw, 'tools', gw.addIdentity('claude2'), 'claude2');
+    const ended = new Promise<void>((resolve) => (last.client.onclose = () => resolve()));
+    await gw.close();
+    await ended;
+    assert.match(last.stderr(), /flightlog: the gateway is shutting down/);
   } finally {
     await gw.close();
     fs.rmSync(empty, { recursive: true, force: true });
