@@ -79,6 +79,9 @@ test('server-everything answers every interaction through the gateway exactly as
     const { progress: pa, ...a } = await script(direct);
     const { progress: pb, ...b } = await script(relayed);
     assert.deepEqual(b, a);
+    // concurrent calls are paired with their own answers, through the gateway as direct
+    const many = await Promise.all(Array.from({ length: 50 }, (_, i) => relayed.callTool({ name: 'get-sum', arguments: { a: i, b: 1000 } })));
+    many.forEach((r, i) => assert.match(JSON.stringify(r.content), new RegExp(`\\b${i + 1000}\\b`)));
     // progress is timed by the server: compare that it arrives, not how often under load
     assert.ok(pa.length >= 1 && pb.length >= 1, `progress notifications arrived (${pa.length} direct, ${pb.length} through the gateway)`);
     const { s, c } = await recordedCommand(gw, (x) => x.text.startsWith('everything.get-sum'));
@@ -150,6 +153,15 @@ test('a secret in a tool result (and the server credential) is masked in the sto
     assert.deepEqual(got, await direct.callTool({ name: read, arguments: args }), 'the agent reads the file as direct (mask: record)');
     assert.match(JSON.stringify(got), new RegExp(GHP));
     assert.deepEqual(await tools.callTool({ name: 'whoami', arguments: {} }), { content: [{ type: 'text', text: `token=${SERVER_SECRET}` }] }, 'the server holds its credential');
+    // a large result streams through whole; the recording keeps a head, the size and a digest
+    fs.writeFileSync(path.join(root, 'big.txt'), 'abcdefghij\n'.repeat(300_000));
+    const bigArgs = { path: path.join(root, 'big.txt') };
+    assert.deepEqual(await files.callTool({ name: read, arguments: bigArgs }), await direct.callTool({ name: read, arguments: bigArgs }));
+    const big = await recordedCommand(gw, (x) => x.text.startsWith(`files.${read}`) && x.text.includes('big.txt'));
+    const bigResult = big.c.result as { truncated?: boolean; bytes?: number; sha256?: string; head?: string };
+    assert.equal(bigResult.truncated, true);
+    assert.ok((bigResult.bytes ?? 0) > 3_000_000 && /^[0-9a-f]{64}$/.test(bigResult.sha256 ?? ''));
+    assert.ok((bigResult.head ?? '').length <= 64 * 1024);
     const live = (await viaGateway(gw, 'files-live', token)).client;
     clients.push(live);
     const masked = JSON.stringify(await live.callTool({ name: read, arguments: args }));
