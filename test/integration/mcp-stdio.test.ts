@@ -175,6 +175,8 @@ test('a secret in a tool result (and the server credential) is masked in the sto
     assert.deepEqual(gw.grepDataDir(GHP), [], 'no raw secret in the store or the logs');
     assert.deepEqual(gw.grepDataDir(SERVER_SECRET), [], 'no raw server credential in the store or the logs');
     assert.ok(!fs.readFileSync(bundle).includes(Buffer.from(GHP)), 'no raw secret in the bundle');
+    const verified = await captureCli(['verify', bundle], { env: { ...process.env } });
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
     const cmd = gw.show(s.id).commands.find((x) => x.text.startsWith(`files.${read}`))!;
     assert.match(JSON.stringify(cmd.result), /GITHUB_TOKEN=\[MASKED:/);
     assert.ok(gw.findings().some((f) => f.sessionId === s.id && f.category === 'secret'), 'the sighting is a finding');
