@@ -145,7 +145,8 @@ test('a secret in a tool result (and the server credential) is masked in the sto
     const token = gw.addIdentity('claude');
     const direct = (await connect(process.execPath, [FILESYSTEM, root])).client;
     const files = (await viaGateway(gw, 'files', token)).client;
-    const tools = (await viaGateway(gw, 'tools', token)).client;
+    const toolsPipe = await viaGateway(gw, 'tools', token);
+    const tools = toolsPipe.client;
     clients.push(direct, files, tools);
     const list = await files.listTools();
     const read = list.tools.some((t) => t.name === 'read_text_file') ? 'read_text_file' : 'read_file';
@@ -169,6 +170,11 @@ test('a secret in a tool result (and the server credential) is masked in the sto
     assert.ok(!masked.includes(GHP) && /GITHUB_TOKEN=\[MASKED:/.test(masked), 'mask: live: the agent reads the masked value');
     const { s } = await recordedCommand(gw, (x) => x.text.startsWith(`files.${read}`));
     await recordedCommand(gw, (x) => x.text.startsWith('tools.whoami'));
+    await tools.callTool({ name: 'leak_stderr', arguments: {} });
+    const deadline = Date.now() + 10_000;
+    while (!/for the request/.test(toolsPipe.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.match(toolsPipe.stderr(), /debug: using token \[MASKED:[^\]]+\] for the request/, "the server's stderr reaches the agent masked, even split across writes");
+    assert.ok(!toolsPipe.stderr().includes(SERVER_SECRET.slice(0, 8)));
     await Promise.all([files.close(), tools.close()]);
     await gw.flush();
     const ex = await captureCli(['export', s.id, '-o', bundle, '--data-dir', gw.dataDir], { env: { ...process.env } });
