@@ -112,7 +112,7 @@ function parseJson(raw: Buffer): unknown {
   }
 }
 
-function serverEnv(upstream: McpStdioUpstream, secrets: Record<string, string>): NodeJS.ProcessEnv {
+function serverEnv(secrets: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const k of INHERITED_ENV) if (process.env[k] !== undefined) env[k] = process.env[k];
   return { ...env, ...mcpEnvSecrets(secrets) };
@@ -247,7 +247,7 @@ class PipeConnection {
 
   private spawnServer(): Promise<ChildProcessWithoutNullStreams> {
     const [cmd, ...args] = this.upstream.command;
-    const child = spawn(cmd, args, { cwd: this.upstream.cwd, env: serverEnv(this.upstream, this.ctx.secrets), stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
+    const child = spawn(cmd, args, { cwd: this.upstream.cwd, env: serverEnv(this.ctx.secrets), stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
     this.childExited = new Promise((resolve) => child.once('close', () => resolve()));
     return new Promise((resolve, reject) => {
       child.once('spawn', () => {
