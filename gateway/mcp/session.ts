@@ -150,6 +150,23 @@ export function toolCallText(connection: string, tool: string, args: unknown): s
   return `${connection}.${tool} ${JSON.stringify(args ?? {})}`;
 }
 
+/**
+ * A recorded tools/call as guardrails see it (`flightlog policy test` over history): the tool and
+ * the (masked) arguments back from its text; undefined when the text is not one (a capped one).
+ */
+export function toolCallOfText(connection: string, text: string): PolicyInput['mcp'] {
+  if (!text.startsWith(`${connection}.`)) return undefined;
+  const space = text.indexOf(' ', connection.length + 1);
+  if (space < 0) return undefined;
+  let args: Json;
+  try {
+    args = JSON.parse(text.slice(space + 1)) as Json;
+  } catch {
+    return undefined;
+  }
+  return { server: [connection], tool: text.slice(connection.length + 1, space), arguments: args, changed: false };
+}
+
 export class McpSession {
   private readonly pendingClient = new Map<string, PendingClientRequest>();
   private readonly pendingServer = new Map<string, string>();

@@ -286,6 +286,13 @@ test('guardrails: a denied tool is an isError result naming the rule; a held one
     await gw.flush();
     assert.ok(gw.findings().some((f) => f.kind === 'no-env-files'));
     assert.ok(gw.findings().some((f) => f.kind === 'ask-echo' && (f.detail as { outcome?: string }).outcome === 'approved'));
+    // a candidate rule tried on this history: which recorded tool calls it would have stopped
+    const candidate = path.join(gw.dataDir, 'candidate.yaml');
+    fs.writeFileSync(candidate, 'guardrails:\n  - name: no-readme\n    match: { mcp: { tool: read_file, arguments: { path: "*README" } } }\n    action: deny\n');
+    const tried = await captureCli(['policy', 'test', '--config', candidate, '--json', '--data-dir', gw.dataDir], { env: { ...process.env } });
+    assert.equal(tried.code, 0, tried.stderr);
+    const rule = (JSON.parse(tried.stdout) as { rules: Array<{ name: string; matched: number; wouldStop: number }> }).rules.find((r) => r.name === 'no-readme');
+    assert.deepEqual([rule?.matched, rule?.wouldStop], [1, 1]);
   } finally {
     await client?.close();
     await gw.close();

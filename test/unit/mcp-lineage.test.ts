@@ -12,7 +12,7 @@ import { createMasker } from '../../gateway/masking';
 import { Lineage } from '../../gateway/lineage';
 import { getCommand } from '../../gateway/store/queries';
 import { matchesCommand, mcpCandidate } from '../../gateway/http/lineage';
-import { toolCallText } from '../../gateway/mcp/session';
+import { toolCallOfText, toolCallText } from '../../gateway/mcp/session';
 import { tempDir } from '../helpers/tmp';
 
 test('an MCP candidate matches the tools/call it asked for, bare or namespaced, with arguments in any order', () => {
@@ -57,4 +57,10 @@ test('a model tool call links to the MCP command of the same run; another run is
   } finally {
     db.close();
   }
+});
+
+test('a recorded tool call text reads back as the tool and its arguments (policy test over history)', () => {
+  assert.deepEqual(toolCallOfText('db.prod', toolCallText('db.prod', 'query', { sql: 'drop table x' })), { server: ['db.prod'], tool: 'query', arguments: { sql: 'drop table x' }, changed: false });
+  assert.equal(toolCallOfText('files', 'files resources/read file:///a'), undefined);
+  assert.equal(toolCallOfText('files', 'files.write_file {"path":"/a","content":"xx…'), undefined);
 });
