@@ -189,7 +189,11 @@ class PipeConnection {
       socket.off('data', onData);
       socket.pause();
       const rest = hello.subarray(nl + 1);
-      void this.start(parseJson(hello.subarray(0, nl)), rest);
+      this.start(parseJson(hello.subarray(0, nl)), rest).catch((err: Error) => {
+        ctx.log.error(`connection "${ctx.connection.name}": an MCP pipe failed to start: ${err.message}`);
+        this.refuse('E_MCP_INTERNAL', 'the gateway could not start this MCP session (see its log)');
+        void this.end('internal error');
+      });
     };
     socket.on('data', onData);
     socket.once('close', () => {
@@ -225,6 +229,9 @@ class PipeConnection {
     if (this.socket.destroyed) return;
     // the server is started before anything is recorded: a command that does not exist is one line to the agent
     let child: ChildProcessWithoutNullStreams;
+    if (this.upstream.cwd && !fs.existsSync(this.upstream.cwd)) {
+      return this.refuse('E_MCP_SPAWN', `cannot start the MCP server of connection "${ctx.connection.name}": its working directory ${this.upstream.cwd} does not exist`);
+    }
     try {
       child = await this.spawnServer();
     } catch (err) {

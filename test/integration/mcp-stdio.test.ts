@@ -211,7 +211,11 @@ test('a secret in a tool result (and the server credential) is masked in the sto
 
 test('the pipe fails closed with one line: no gateway, unknown connection, bad token, identity not allowed, revoked token', async () => {
   const gw = await startTestGateway({
-    connections: [{ name: 'tools', protocol: 'mcp', upstream: { command: [process.execPath, TEST_SERVER] }, identities: ['claude', 'claude2'] }],
+    connections: [
+      { name: 'tools', protocol: 'mcp', upstream: { command: [process.execPath, TEST_SERVER] }, identities: ['claude', 'claude2'] },
+      { name: 'missing', protocol: 'mcp', upstream: { command: ['definitely-not-a-command-xyz'] }, identities: ['claude'] },
+      { name: 'nowhere', protocol: 'mcp', upstream: { command: [process.execPath, TEST_SERVER], cwd: '/nonexistent/flightlog-dir' }, identities: ['claude'] },
+    ],
   });
   const empty = tempDir('flightlog-mcp-none-');
   try {
@@ -229,6 +233,8 @@ test('the pipe fails closed with one line: no gateway, unknown connection, bad t
     oneLine(await run(pipeArgs(gw, 'tools'), { FLIGHTLOG_TOKEN: 'flt_wrong', FLIGHTLOG_IDENTITY: 'claude' }), /identity "claude" and its token do not match/);
     oneLine(await run(pipeArgs(gw, 'tools'), { FLIGHTLOG_TOKEN: other, FLIGHTLOG_IDENTITY: 'intruder' }), /identity "intruder" may not use connection "tools"/);
     oneLine(await run(pipeArgs(gw, 'tools'), { FLIGHTLOG_IDENTITY: 'claude' }), /no Flightlog token/);
+    oneLine(await run(pipeArgs(gw, 'missing'), { FLIGHTLOG_TOKEN: token, FLIGHTLOG_IDENTITY: 'claude' }), /cannot start the MCP server of connection "missing" \(definitely-not-a-command-xyz: command not found\)/);
+    oneLine(await run(pipeArgs(gw, 'nowhere'), { FLIGHTLOG_TOKEN: token, FLIGHTLOG_IDENTITY: 'claude' }), /working directory \/nonexistent\/flightlog-dir does not exist/);
     // the server dies mid-session: the pipe says so and exits non-zero
     const crashing = await viaGateway(gw, 'tools', token);
     const gone = new Promise<void>((resolve) => (crashing.client.onclose = () => resolve()));
