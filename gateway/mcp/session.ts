@@ -363,6 +363,16 @@ export class McpSession {
     return { text, detail, input: { ...base, text } };
   }
 
+  /** What blame follows: `mcp:CONN/TOOL`, `mcp:CONN/URI` for a resource, `mcp:CONN/prompt/NAME`. */
+  private targetsOf(method: string, detail: { [k: string]: Json }): string[] {
+    const conn = this.ctx.connection;
+    if (method === 'tools/call') return typeof detail.tool === 'string' && detail.tool ? [`mcp:${conn}/${detail.tool}`] : [];
+    const p = isObject(detail.params) ? detail.params : {};
+    if (method === 'resources/read' && typeof p.uri === 'string') return [`mcp:${conn}/${p.uri}`];
+    if (method === 'prompts/get' && typeof p.name === 'string') return [`mcp:${conn}/prompt/${p.name}`];
+    return [];
+  }
+
   /** Records the command, waits until it is on disk (fail-closed), then lets it go upstream. */
   private async startForwarding(
     key: string,
@@ -377,7 +387,7 @@ export class McpSession {
     const s = this.ctx.session;
     let command: CommandHandle;
     try {
-      command = s.startCommand({ kind: 'mcp', text: this.capped(text), classification: method === 'tools/call' ? undefined : 'read', detail: { ...detail, id } });
+      command = s.startCommand({ kind: 'mcp', text: this.capped(text), classification: method === 'tools/call' ? undefined : 'read', targets: this.targetsOf(method, detail), detail: { ...detail, id } });
       afterStart?.(command.id);
       this.event('mcp.request', 'client→upstream', { id, method, command: command.id }, command.id);
       await s.flushed();
@@ -397,7 +407,7 @@ export class McpSession {
   private refuse(id: Json, method: string, text: string, detail: { [k: string]: Json }, decision: PolicyDecision, outcome: ApprovalOutcome | null, hold: HeldCommand | null): FinalVerdict {
     const message = outcome ? deniedMessage(decision.rule, outcome) : blockedMessage(decision);
     try {
-      const cmd = this.ctx.session.startCommand({ kind: 'mcp', text: this.capped(text), detail: { ...detail, id } });
+      const cmd = this.ctx.session.startCommand({ kind: 'mcp', text: this.capped(text), targets: this.targetsOf(method, detail), detail: { ...detail, id } });
       if (outcome && hold) recordApprovalOutcome(this.ctx.session, decision, hold.approval, outcome, cmd.id);
       else this.ctx.session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: cmd.id, detail: decisionDetail(decision, text) });
       cmd.finish({ status: 'blocked', error: message });

@@ -108,6 +108,7 @@ test('a tools/call is one mcp command: text, masked arguments and result, status
     const [call, failed] = detail.commands;
     assert.equal(call.kind, 'mcp');
     assert.match(call.text, /^files\.read_file \{"path":"\/srv\/\.env","token":"\[MASKED:/);
+    assert.deepEqual(call.targets, ['mcp:files/read_file']);
     assert.equal(call.status, 'ok');
     const result = call.result as { content: Array<{ text: string }>; isError: boolean; durationMs: number };
     assert.match(result.content[0].text, /^GITHUB_TOKEN=\[MASKED:/);
