@@ -13,6 +13,7 @@ import { resolveDataDir } from '../core/paths';
 import { openDb } from '../store/db';
 import { iterateCommandsSince, type RecordedCommand } from '../store/queries';
 import { findConfig, parse, type Io } from './main';
+import { toolCallOfText } from '../mcp/session';
 
 const USAGE = 'flightlog policy test [--config FILE] [--since 7d] [--json]';
 const EXAMPLES = 5;
@@ -95,6 +96,7 @@ export async function runPolicyCommand(argv: string[], io: Io): Promise<number> 
         classification: c.classification ?? undefined,
         http: httpParts(c),
         sftp: sftpParts(c),
+        mcp: c.kind === 'mcp' ? toolCallOfText(c.connection, c.text) : undefined,
       });
       if (!d.rule) continue;
       let entry = rules.get(d.rule);

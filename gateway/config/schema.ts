@@ -48,12 +48,25 @@ export interface KubernetesUpstream {
   verify?: boolean;
 }
 
-export type Upstream = PostgresUpstream | SshUpstream | HttpUpstream | KubernetesUpstream;
+// --- MCP (issue 15) ---
+/** An MCP server the gateway starts itself (stdio), one child per agent session. */
+export interface McpStdioUpstream {
+  /** the server's command line: [CMD, ARGS…], run without a shell */
+  command: string[];
+  /** variables set for the server (on top of PATH, HOME and the locale), each a secret reference */
+  env?: Record<string, SecretRef>;
+  /** working directory (relative to the config file) */
+  cwd?: string;
+}
+export type McpUpstream = McpStdioUpstream;
+// --- end MCP ---
+
+export type Upstream = PostgresUpstream | SshUpstream | HttpUpstream | KubernetesUpstream | McpUpstream;
 
 export interface ConnectionConfig {
   name: string;
   protocol: Protocol;
-  /** host and port to listen on */
+  /** host and port to listen on (an MCP stdio connection has none in the file: 127.0.0.1, port 0) */
   listen: { host: string; port: number };
   upstream: Upstream;
   /** identity names allowed to use this connection */

@@ -3,12 +3,12 @@
  * Pure types: no Node or DOM imports, so every room of the gateway (and tests) can share them.
  */
 
-export type Protocol = 'postgres' | 'ssh' | 'http' | 'kubernetes';
+export type Protocol = 'postgres' | 'ssh' | 'http' | 'kubernetes' | 'mcp';
 
 /** Which way a recorded fact travelled. */
 export type Direction = 'client→upstream' | 'upstream→client' | 'gateway';
 
-export type CommandKind = 'sql' | 'shell' | 'exec' | 'http' | 'llm' | 'kubectl' | 'sftp' | 'forward';
+export type CommandKind = 'sql' | 'shell' | 'exec' | 'http' | 'llm' | 'kubectl' | 'sftp' | 'forward' | 'mcp';
 
 export type CommandStatus = 'running' | 'ok' | 'error' | 'blocked' | 'cancelled';
 
@@ -73,6 +73,8 @@ export interface PolicyInput {
   tools?: string[];
   /** for SFTP requests: the operation and the absolute, normalized path; `target` is a rename's new path */
   sftp?: { op: string; path: string; target?: string };
+  /** for MCP tool calls: the server (connection and the server's own name), the tool, its arguments, and whether its definition changed */
+  mcp?: { server: string[]; tool: string; arguments: Json; changed: boolean };
 }
 
 export type Policy = (input: PolicyInput) => PolicyDecision;
