@@ -3,6 +3,7 @@ import type { Protocol } from './core/types';
 import { startPostgresListener } from './postgres/listener';
 import { startSshListener } from './ssh/listener';
 import { startHttpListener } from './http/listener';
+import { startMcpHttpListener } from './mcp/http-transport';
 
 /**
  * The protocol listeners this build has. A protocol mapped to null is valid in the config
@@ -13,6 +14,7 @@ const LISTENERS: Record<Protocol, StartListener | null> = {
   ssh: startSshListener,
   http: startHttpListener,
   kubernetes: null,
+  mcp: startMcpHttpListener,
 };
 
 export function listenerFor(protocol: Protocol): StartListener | null {

@@ -48,7 +48,18 @@ export interface KubernetesUpstream {
   verify?: boolean;
 }
 
-export type Upstream = PostgresUpstream | SshUpstream | HttpUpstream | KubernetesUpstream;
+/** An MCP server reached over HTTP (Streamable HTTP or the legacy HTTP+SSE transport); needs `listen`. */
+export interface McpHttpUpstream {
+  /** the server's MCP endpoint, e.g. https://mcp.example.com/mcp (or …/sse for the legacy transport) */
+  url: string;
+  /** headers injected upstream, each value a secret reference or a plain string */
+  headers?: Record<string, SecretRef | string>;
+  bearer?: SecretRef;
+  verify?: boolean;
+  ca?: string;
+}
+
+export type Upstream = PostgresUpstream | SshUpstream | HttpUpstream | KubernetesUpstream | McpHttpUpstream;
 
 export interface ConnectionConfig {
   name: string;

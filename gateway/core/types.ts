@@ -3,12 +3,12 @@
  * Pure types: no Node or DOM imports, so every room of the gateway (and tests) can share them.
  */
 
-export type Protocol = 'postgres' | 'ssh' | 'http' | 'kubernetes';
+export type Protocol = 'postgres' | 'ssh' | 'http' | 'kubernetes' | 'mcp';
 
 /** Which way a recorded fact travelled. */
 export type Direction = 'client→upstream' | 'upstream→client' | 'gateway';
 
-export type CommandKind = 'sql' | 'shell' | 'exec' | 'http' | 'llm' | 'kubectl' | 'sftp' | 'forward';
+export type CommandKind = 'sql' | 'shell' | 'exec' | 'http' | 'llm' | 'kubectl' | 'sftp' | 'forward' | 'mcp';
 
 export type CommandStatus = 'running' | 'ok' | 'error' | 'blocked' | 'cancelled';
 
