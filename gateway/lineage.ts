@@ -1,5 +1,5 @@
 import type { CommandCandidate } from './http/lineage';
-import { extractCommandCandidates, matchesCommand, toolCallsOf } from './http/lineage';
+import { extractCommandCandidates, matchesCommand, mcpCandidate, toolCallsOf } from './http/lineage';
 import type { CommandFinish, CommandKind, CommandStart } from './core/types';
 import type { SessionInfo } from './store/recorder';
 
@@ -22,6 +22,7 @@ const FULFILS: Partial<Record<CommandKind, Array<CommandCandidate['kind']>>> = {
   exec: ['shell', 'kubectl'],
   kubectl: ['kubectl', 'shell'],
   http: ['http'],
+  mcp: ['mcp'],
 };
 
 /**
@@ -45,7 +46,8 @@ export class Lineage {
     const list = this.pending.get(key) ?? [];
     const now = Date.now();
     for (const call of toolCallsOf(finish.result)) {
-      for (const candidate of extractCommandCandidates(call)) list.push({ llmCommandId: commandId, sessionId: s.id, text: start.text, candidate, at: now });
+      const mcp = mcpCandidate(call);
+      for (const candidate of mcp ? [...extractCommandCandidates(call), mcp] : extractCommandCandidates(call)) list.push({ llmCommandId: commandId, sessionId: s.id, text: start.text, candidate, at: now });
     }
     const fresh = list.filter((p) => now - p.at < MAX_AGE_MS).slice(-MAX_PER_RUN);
     this.pending.set(key, fresh);

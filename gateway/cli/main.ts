@@ -48,6 +48,8 @@ const USAGE = `usage: flightlog <command> [options]
   pending [--json]                           commands a guardrail holds for a human (running gateway)
   approve ID [--reason TEXT] [--for-run]     let a held command run (--for-run: its rule too, for the rest of the run)
   deny ID [--reason TEXT]                    refuse a held command
+  mcp --connection NAME [--identity NAME]    the stdio pipe an agent's MCP config runs instead of the server
+  mcp config NAME [--agent claude|cursor|vscode]  the MCP config snippet for an agent
 
 Every command takes --data-dir DIR (else $FLIGHTLOG_HOME, else the platform's data dir).`;
 
@@ -222,6 +224,10 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         if (flags.json) json(io, list);
         else io.stdout.write(formatRuns(list));
         return 0;
+      }
+      case 'mcp': {
+        const { runMcpCommand } = await import('./mcp-command');
+        return await runMcpCommand(rest, io);
       }
       default:
         throw new UsageError(`unknown command "${command}" (run "flightlog help" for the list)`);

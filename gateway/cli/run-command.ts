@@ -47,7 +47,8 @@ function hostPort(address: string): { host: string; port: string } {
  * token as the credential. Files (ssh config, askpass, kubeconfig) go in a private temp dir.
  */
 export function agentEnvironment(run: RunStartResult, identity: string, dir: string): Record<string, string> {
-  const env: Record<string, string> = { FLIGHTLOG_RUN_ID: run.runId, FLIGHTLOG_IDENTITY: identity };
+  // FLIGHTLOG_TOKEN: what `flightlog mcp` (an MCP server the agent starts) authenticates with
+  const env: Record<string, string> = { FLIGHTLOG_RUN_ID: run.runId, FLIGHTLOG_IDENTITY: identity, FLIGHTLOG_TOKEN: run.token };
   const sshHosts: string[] = [];
   for (const l of run.listeners) {
     if (!l.address || !l.identities.includes(identity)) continue;

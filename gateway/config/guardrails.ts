@@ -5,8 +5,8 @@ import { STATEMENT_KINDS } from '../policy/sql-facts';
 import type { SftpOp } from '../policy/types';
 import type { Checker, ConfigPath } from './load';
 
-const PROTOCOLS: Protocol[] = ['postgres', 'ssh', 'http', 'kubernetes'];
-const KINDS: CommandKind[] = ['sql', 'shell', 'exec', 'http', 'llm', 'kubectl', 'sftp', 'forward'];
+const PROTOCOLS: Protocol[] = ['postgres', 'ssh', 'http', 'kubernetes', 'mcp'];
+const KINDS: CommandKind[] = ['sql', 'shell', 'exec', 'http', 'llm', 'kubectl', 'sftp', 'forward', 'mcp'];
 const CLASSIFICATIONS = ['read', 'write', 'ddl', 'transaction', 'other'];
 const SFTP_OPS: SftpOp[] = ['write', 'remove', 'rename', 'mkdir', 'rmdir', 'setstat', 'read'];
 const ACTIONS: GuardrailAction[] = ['allow', 'deny', 'hold'];
@@ -85,8 +85,17 @@ function checkMatch(c: Checker, v: unknown, p: ConfigPath): GuardrailMatch {
   }
   if (o.mcp !== undefined) {
     const x = c.object(o.mcp, [...p, 'mcp']);
-    c.keys(x, [...p, 'mcp'], ['tool']);
-    m.mcp = { tool: list(c, x.tool, [...p, 'mcp', 'tool'], 'a tool name or glob') };
+    c.keys(x, [...p, 'mcp'], ['server', 'tool', 'arguments', 'changed']);
+    m.mcp = {};
+    if (x.server !== undefined) m.mcp.server = list(c, x.server, [...p, 'mcp', 'server'], 'a server name or glob');
+    if (x.tool !== undefined) m.mcp.tool = list(c, x.tool, [...p, 'mcp', 'tool'], 'a tool name or glob');
+    if (x.arguments !== undefined) {
+      const a = c.object(x.arguments, [...p, 'mcp', 'arguments'], 'a mapping of argument paths to globs');
+      m.mcp.arguments = {};
+      for (const [k, v] of Object.entries(a)) m.mcp.arguments[k] = list(c, v, [...p, 'mcp', 'arguments', k], 'a glob over the argument');
+    }
+    if (x.changed !== undefined) m.mcp.changed = c.bool(x.changed, [...p, 'mcp', 'changed']);
+    if (Object.keys(m.mcp).length === 0) c.fail([...p, 'mcp'], 'expected server, tool, arguments or changed');
   }
   if (Object.keys(m).length === 0) c.fail(p, 'expected at least one condition');
   return m;

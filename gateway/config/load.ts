@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Document } from 'yaml';
 import { ConfigError, FlightlogError } from '../core/errors';
 import type { Protocol } from '../core/types';
-import type { ConnectionConfig, FlightlogConfig, McpHttpUpstream, RecordingConfig, SecretRef, Upstream } from './schema';
+import type { ConnectionConfig, FlightlogConfig, McpHttpUpstream, McpUpstream, RecordingConfig, SecretRef, Upstream } from './schema';
 import { checkConnectionGuardrails, checkGuardrails } from './guardrails';
 
 export const DEFAULT_RECORDING: RecordingConfig = { headRows: 100, payloadHead: 64 * 1024 };
@@ -193,10 +193,40 @@ function checkUpstream(c: Checker, protocol: Protocol, v: unknown, p: Array<stri
       };
     }
     case 'mcp':
-      return checkMcpHttpUpstream(c, o, p);
+      return o.command === undefined && o.url !== undefined ? checkMcpHttpUpstream(c, o, p) : checkMcpUpstream(c, o, p);
   }
 }
 
+// --- MCP (issue 15) ---
+function checkMcpUpstream(c: Checker, o: Record<string, unknown>, p: ConfigPath): McpUpstream {
+  c.keys(o, p, ['command', 'env', 'cwd']);
+  if (!Array.isArray(o.command) || o.command.length === 0) c.fail([...p, 'command'], `expected the server's command line as a list [CMD, ARGS…]${describe(o.command)}`);
+  const command = (o.command as unknown[]).map((x, j) => (typeof x === 'number' ? String(x) : c.string(x, [...p, 'command', j], 'a command or argument')));
+  const up: McpUpstream = { command };
+  if (o.env !== undefined) {
+    up.env = {};
+    for (const [k, v] of Object.entries(c.object(o.env, [...p, 'env'], 'a mapping of variable names to { env: … } or { file: … }'))) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) c.fail([...p, 'env', k], `expected an environment variable name, got "${k}"`);
+      up.env[k] = c.secret(v, [...p, 'env', k]);
+    }
+  }
+  if (o.cwd !== undefined) {
+    const dir = c.string(o.cwd, [...p, 'cwd'], 'a directory');
+    const base = c.file.startsWith('(') ? process.cwd() : path.dirname(c.file);
+    up.cwd = dir.startsWith('~/') ? path.join(os.homedir(), dir.slice(2)) : path.resolve(base, dir);
+  }
+  return up;
+}
+
+/** The upstream's variables (`env:NAME`) among a connection's resolved secrets. */
+export function mcpEnvSecrets(secrets: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(secrets)) if (k.startsWith('env:')) out[k.slice(4)] = v;
+  return out;
+}
+// --- end MCP ---
+
+// --- MCP over HTTP (issue 15) ---
 /** MCP over HTTP: `upstream: { url, headers, bearer }`, served on the connection's listen address. */
 function checkMcpHttpUpstream(c: Checker, o: Record<string, unknown>, p: Array<string | number>): McpHttpUpstream {
   c.keys(o, p, ['url', 'headers', 'bearer', 'verify', 'ca']);
@@ -225,6 +255,7 @@ function checkMcpHttpUpstream(c: Checker, o: Record<string, unknown>, p: Array<s
     ca: o.ca === undefined ? undefined : c.string(o.ca, [...p, 'ca'], 'a CA file path'),
   };
 }
+// --- end MCP over HTTP ---
 
 const CONNECTION_KEYS = ['name', 'protocol', 'listen', 'upstream', 'identities', 'mask', 'llm', 'options', 'guardrails', 'retention'];
 
@@ -251,7 +282,10 @@ function checkConnection(c: Checker, v: unknown, i: number, seen: Map<string, st
   if (seen.has(`name:${name}`)) c.fail([...p, 'name'], `duplicate connection name "${name}"`);
   seen.set(`name:${name}`, name);
   const protocol = c.oneOf(o.protocol, [...p, 'protocol'], PROTOCOLS);
-  const listen = parseListen(c, o.listen, [...p, 'listen']);
+  // an MCP stdio server is reached through `flightlog mcp`: its pipes connect to a free loopback port
+  const mcpStdio = protocol === 'mcp' && o.upstream !== null && typeof o.upstream === 'object' && 'command' in o.upstream;
+  const listen = mcpStdio && o.listen === undefined ? { host: '127.0.0.1', port: 0 } : parseListen(c, o.listen, [...p, 'listen']);
+  if (mcpStdio && !/^(127\.\d+\.\d+\.\d+|localhost|::1)$/.test(listen.host)) c.fail([...p, 'listen'], 'an MCP stdio connection listens on loopback only (leave listen out)');
   if (listen.port !== 0) {
     const key = `listen:${listen.host}:${listen.port}`;
     if (seen.has(key)) c.fail([...p, 'listen'], `${listen.host}:${listen.port} is already used by connection "${seen.get(key)}"`);
@@ -364,6 +398,7 @@ export function resolveSecrets(conn: ConnectionConfig, env: NodeJS.ProcessEnv, c
     if (typeof v === 'object') out[`header:${k}`] = read(v, `upstream.headers.${k}`);
   }
   for (const [k, v] of Object.entries((u.query as Record<string, SecretRef> | undefined) ?? {})) out[`query:${k}`] = read(v, `upstream.query.${k}`);
+  if (conn.protocol === 'mcp') for (const [k, v] of Object.entries((u.env as Record<string, SecretRef> | undefined) ?? {})) out[`env:${k}`] = read(v, `upstream.env.${k}`);
   return out;
 }
 

@@ -48,6 +48,20 @@ export interface KubernetesUpstream {
   verify?: boolean;
 }
 
+// --- MCP (issue 15) ---
+/** An MCP server the gateway starts itself (stdio), one child per agent session. */
+export interface McpStdioUpstream {
+  /** the server's command line: [CMD, ARGS…], run without a shell */
+  command: string[];
+  /** variables set for the server (on top of PATH, HOME and the locale), each a secret reference */
+  env?: Record<string, SecretRef>;
+  /** working directory (relative to the config file) */
+  cwd?: string;
+}
+export type McpUpstream = McpStdioUpstream;
+// --- end MCP ---
+
+// --- MCP over HTTP (issue 15) ---
 /** An MCP server reached over HTTP (Streamable HTTP or the legacy HTTP+SSE transport); needs `listen`. */
 export interface McpHttpUpstream {
   /** the server's MCP endpoint, e.g. https://mcp.example.com/mcp (or …/sse for the legacy transport) */
@@ -58,13 +72,14 @@ export interface McpHttpUpstream {
   verify?: boolean;
   ca?: string;
 }
+// --- end MCP over HTTP ---
 
-export type Upstream = PostgresUpstream | SshUpstream | HttpUpstream | KubernetesUpstream | McpHttpUpstream;
+export type Upstream = PostgresUpstream | SshUpstream | HttpUpstream | KubernetesUpstream | McpUpstream | McpHttpUpstream;
 
 export interface ConnectionConfig {
   name: string;
   protocol: Protocol;
-  /** host and port to listen on */
+  /** host and port to listen on (an MCP stdio connection has none in the file: 127.0.0.1, port 0) */
   listen: { host: string; port: number };
   upstream: Upstream;
   /** identity names allowed to use this connection */

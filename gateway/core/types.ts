@@ -73,6 +73,8 @@ export interface PolicyInput {
   tools?: string[];
   /** for SFTP requests: the operation and the absolute, normalized path; `target` is a rename's new path */
   sftp?: { op: string; path: string; target?: string };
+  /** for MCP tool calls: the server (connection and the server's own name), the tool, its arguments, and whether its definition changed */
+  mcp?: { server: string[]; tool: string; arguments: Json; changed: boolean };
 }
 
 export type Policy = (input: PolicyInput) => PolicyDecision;

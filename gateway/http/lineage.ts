@@ -5,8 +5,9 @@
  */
 import type { Json } from '../core/types';
 import type { LlmToolCall } from './llm-types';
+import { canonicalJson } from '../mcp/canonical';
 
-export type CandidateKind = 'shell' | 'sql' | 'kubectl' | 'http';
+export type CandidateKind = 'shell' | 'sql' | 'kubectl' | 'http' | 'mcp';
 
 export interface CommandCandidate {
   kind: CandidateKind;
@@ -341,6 +342,8 @@ export function matchesCommand(candidate: CommandCandidate, downstreamText: stri
       const db = bare(d);
       return cb.length >= 2 && cb.every((x, i) => db[i] === x);
     }
+    case 'mcp':
+      return matchesMcpCall(candidate.text, downstreamText);
     case 'http': {
       const [cm, cp = ''] = candidate.text.trim().split(/\s+/, 2);
       const [dm, dp = ''] = downstreamText.trim().split(/\s+/, 2);
@@ -349,4 +352,41 @@ export function matchesCommand(candidate: CommandCandidate, downstreamText: stri
       return !cp.includes('?') && dp.split('?')[0] === cp;
     }
   }
+}
+
+/** The tool call itself, as the MCP tools/call it may become: `name {canonical arguments}`. */
+export function mcpCandidate(toolCall: { name: string; arguments: string }): CommandCandidate | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(toolCall.arguments);
+  } catch {
+    return null;
+  }
+  return isRecord(parsed) ? { kind: 'mcp', text: `${toolCall.name} ${canonicalJson(parsed)}` } : null;
+}
+
+/**
+ * A model's tool call (`name {args}`, canonical) against an MCP command (`conn.tool {args}`):
+ * equal arguments, and the model's name is the tool's, bare or prefixed the way agents namespace
+ * MCP tools (`mcp__conn__tool`, `conn_tool`, `conn.tool`, `conn-tool`).
+ */
+function matchesMcpCall(candidate: string, downstream: string): boolean {
+  const cs = candidate.indexOf(' ');
+  const ds = downstream.indexOf(' ');
+  if (cs <= 0 || ds <= 0) return false;
+  let args: unknown;
+  try {
+    args = JSON.parse(downstream.slice(ds + 1));
+  } catch {
+    return false;
+  }
+  if (canonicalJson(args) !== candidate.slice(cs + 1)) return false;
+  const name = candidate.slice(0, cs);
+  const head = downstream.slice(0, ds);
+  // the connection name may hold dots: try every split of `conn.tool`
+  for (let i = head.indexOf('.'); i !== -1; i = head.indexOf('.', i + 1)) {
+    const tool = head.slice(i + 1);
+    if (tool && (name === tool || (name.length > tool.length + 1 && name.endsWith(tool) && /[_.\-]$/.test(name.slice(0, name.length - tool.length))))) return true;
+  }
+  return false;
 }

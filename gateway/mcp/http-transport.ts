@@ -22,9 +22,11 @@ import { authenticateRequest, RUN_HEADER } from '../http/connection';
 import { upstreamError } from '../http/errors';
 import { SecretScrubber } from '../http/scrub';
 import { forwardHeaders, resolveUpstream, type UpstreamTarget } from '../http/upstream';
+import * as path from 'node:path';
 import { replaceData, SseFramer, type SseBlock } from './http-sse';
 import { jsonRpcError, JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, GATEWAY_ERROR, readMcpHttpOptions, type McpHttpOptions } from './http-errors';
 import { openHttpMcpSession, type HttpMcpSession } from './http-session';
+import { ToolBaselines } from './tool-drift';
 
 /** One MCP session as the proxy tracks it. */
 interface Entry {
@@ -60,6 +62,8 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
   let socketSeq = 0;
   const loopbackListen = isLoopbackHost(ctx.connection.listen.host);
   const name = ctx.connection.name;
+  // accepted tool definitions, shared with the stdio transport's file layout: drift spans sessions
+  const tools = new ToolBaselines(ctx.masker, path.join(ctx.dataDir, 'mcp', `${name}.tools.json`));
 
   const removeEntry = (entry: Entry, reason: string, status: 'closed' | 'error' = 'closed'): void => {
     if (entry.closed) return;
@@ -93,8 +97,8 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
     });
   };
 
-  const newEntry = (key: string, identity: string, runId: string | null, clientAddr: string): Entry => {
-    const session = openHttpMcpSession(ctx, { identity, runId, clientAddr, upstream: `${target.url.origin}${target.url.pathname}` });
+  const newEntry = (key: string, identity: string, runId: string | null, clientAddr: string, transport: 'streamable-http' | 'sse'): Entry => {
+    const session = openHttpMcpSession(ctx, { identity, runId, clientAddr, upstream: `${target.url.origin}${target.url.pathname}`, transport, tools });
     const entry: Entry = { key, identity, runId, session, open: new Set(), upstream: new Set(), seenIds: new Set(), idleTimer: null, closed: false };
     entries.set(key, entry);
     // the gateway ending the session (token revoked, run ended) cuts every stream of it at once
@@ -173,20 +177,16 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
     sendJson(res, e.status, jsonRpcError(id, GATEWAY_ERROR, e.message), { 'x-flightlog-error': e.code });
   };
 
-  /**
-   * One server→client message seen on the way back: recorded, and rewritten where the session
-   * says so (live masking). Returns the text to send on.
-   */
-  const fromServer = (entry: Entry, text: string): string => {
+  /** One server→client message seen on the way back: recorded before it is passed on. */
+  const fromServer = (entry: Entry, text: string): void => {
+    const raw = Buffer.from(text);
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
-      entry.session.unparsed('upstream→client', text);
-      return text;
+      json = undefined;
     }
-    const out = entry.session.serverMessage(json, text);
-    return out ?? text;
+    entry.session.serverMessage(json, raw);
   };
 
   /** Streams an event stream to the client event by event, recording each message once. */
@@ -211,8 +211,7 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
             current.seenIds.add(e.id);
             if (current.seenIds.size > MAX_SEEN_IDS) current.seenIds.delete(current.seenIds.values().next().value as string);
           }
-          const out = fromServer(current, e.data);
-          if (out !== e.data) raw = replaceData(raw, out);
+          fromServer(current, e.data);
         }
       }
       const send = scrub.scrubText(raw);
@@ -243,7 +242,7 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
   };
 
   /** Reads a whole JSON response (bounded), records each message, sends it on. */
-  const relayJson = (entry: Entry, upRes: http.IncomingMessage, res: http.ServerResponse, requestId: Json, onBody?: (json: unknown) => void): void => {
+  const relayJson = (entry: Entry, upRes: http.IncomingMessage, res: http.ServerResponse, requestId: Json): void => {
     const chunks: Buffer[] = [];
     let size = 0;
     let over = false;
@@ -258,7 +257,7 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
     });
     upRes.on('close', () => {
       if (over) {
-        entry.session.unparsed('upstream→client', `response over ${options.maxMessageBytes} bytes, not forwarded`);
+        entry.session.serverMessage(undefined, Buffer.from(`response over ${options.maxMessageBytes} bytes, not forwarded`));
         sendJson(res, 502, jsonRpcError(requestId, GATEWAY_ERROR, `the server's response is over ${options.maxMessageBytes} bytes: not recorded, not forwarded`));
         return;
       }
@@ -268,32 +267,9 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
       }
       const scrub = scrubber();
       const headers = responseHeaders(upRes, scrub);
-      let text = Buffer.concat(chunks).toString('utf8');
-      if (text.trim() !== '') {
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          entry.session.unparsed('upstream→client', text);
-          json = undefined;
-        }
-        if (json !== undefined) {
-          onBody?.(json);
-          if (Array.isArray(json)) {
-            let changed = false;
-            const out = json.map((m) => {
-              const raw = JSON.stringify(m);
-              const r = entry.session.serverMessage(m, raw);
-              if (r !== null && r !== raw) changed = true;
-              return r !== null ? (JSON.parse(r) as unknown) : m;
-            });
-            if (changed) text = JSON.stringify(out);
-          } else {
-            const r = entry.session.serverMessage(json, text);
-            if (r !== null) text = r;
-          }
-        }
-      }
+      const body = Buffer.concat(chunks);
+      let text = body.toString('utf8');
+      if (text.trim() !== '') fromServer(entry, text);
       text = scrub.scrubText(text);
       headers['content-length'] = Buffer.byteLength(text);
       res.writeHead(upRes.statusCode ?? 200, upRes.statusMessage, headers);
@@ -308,22 +284,23 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
       sendJson(res, 413, jsonRpcError(null, JSONRPC_INVALID_REQUEST, `message over ${options.maxMessageBytes} bytes`));
       return;
     }
-    const text = body.toString('utf8');
     let json: unknown;
     try {
-      json = JSON.parse(text);
+      json = JSON.parse(body.toString('utf8'));
     } catch {
-      sendJson(res, 400, jsonRpcError(null, JSONRPC_PARSE_ERROR, 'Parse error: the body is not JSON'));
-      return;
+      json = undefined;
     }
     const messages = Array.isArray(json) ? json : [json];
-    if (messages.length === 0 || messages.some((m) => m === null || typeof m !== 'object' || Array.isArray(m))) {
-      sendJson(res, 400, jsonRpcError(null, JSONRPC_INVALID_REQUEST, 'Invalid Request: expected a JSON-RPC message'));
-      return;
-    }
-    const firstId = (messages[0] as { id?: Json }).id ?? null;
+    const valid = messages.length > 0 && messages.every((m) => m !== null && typeof m === 'object' && !Array.isArray(m));
+    const firstId = valid ? ((messages[0] as { id?: Json }).id ?? null) : null;
     const sid = one(req.headers['mcp-session-id']);
     const path = upstreamPathFor(req.url ?? '/');
+    const refuseInvalid = async (known: Entry | undefined): Promise<void> => {
+      // recorded where the session is known; answered as the server would (400, a JSON-RPC error)
+      const v = known ? await known.session.clientMessage(undefined, body) : null;
+      const reply = v && !v.forward && v.reply !== undefined ? (v.reply as Json) : jsonRpcError(null, json === undefined ? JSONRPC_PARSE_ERROR : JSONRPC_INVALID_REQUEST, json === undefined ? 'Parse error: the body is not JSON' : 'Invalid Request: expected a JSON-RPC message');
+      sendJson(res, 400, reply);
+    };
     let entry: Entry | undefined;
     if (sid) {
       entry = entries.get(`sid:${sid}`);
@@ -341,6 +318,9 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
           return;
         }
         entry = legacy;
+      } else if (!valid) {
+        await refuseInvalid(undefined);
+        return;
       } else {
         // initialize, or a server that keeps no session: one session per client connection
         const socketKey = socketKeyOf(req.socket);
@@ -351,38 +331,27 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
         }
         if (!entry || isInitialize(messages)) {
           if (entry) removeEntry(entry, 'the client initialized a new session');
-          entry = newEntry(socketKey, auth.identity, auth.runId, clientAddr);
+          entry = newEntry(socketKey, auth.identity, auth.runId, clientAddr, 'streamable-http');
         }
       }
     }
     const e = entry;
     touch(e);
     track(e, res);
+    if (!valid) {
+      await refuseInvalid(e);
+      return;
+    }
 
-    // every message is put to the session first: recorded (fail-closed), guarded, maybe held
-    const denied: Json[] = [];
-    const forward: unknown[] = [];
-    for (const m of messages) {
-      const raw = messages.length === 1 ? text : JSON.stringify(m);
-      const verdict = await e.session.clientMessage(m, raw);
-      if (verdict.forward) forward.push(m);
-      else if (verdict.reply !== undefined) denied.push(verdict.reply);
-    }
+    // the body is put to the session first: recorded (fail-closed), guarded, maybe held
+    const verdict = await e.session.clientMessage(json, body);
     if (res.destroyed) return;
-    if (forward.length === 0) {
-      if (denied.length === 0) {
-        res.writeHead(202).end();
-        return;
-      }
-      sendJson(res, 200, Array.isArray(json) ? denied : denied[0]);
+    if (!verdict.forward) {
+      if (verdict.reply === undefined) res.writeHead(202).end();
+      else sendJson(res, 200, verdict.reply);
       return;
     }
-    if (denied.length > 0) {
-      // a batch partly denied cannot be merged with the server's streamed answer: refuse it whole
-      sendJson(res, 200, denied.length === 1 && !Array.isArray(json) ? denied[0] : denied);
-      return;
-    }
-    const upBody = forward.length === messages.length ? body : Buffer.from(JSON.stringify(forward));
+    const upBody = body;
     const up = upstreamRequest(req, 'POST', path, upBody);
     e.upstream.add(up);
     up.setTimeout(options.timeoutMs, () => up.destroy(Object.assign(new Error('timeout'), { code: 'UPSTREAM_TIMEOUT' })));
@@ -451,7 +420,7 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
             const key = `legacy:${upstreamPathFor(endpoint)}`;
             if (legacy) rekey(legacy, key);
             else {
-              legacy = newEntry(key, auth.identity, auth.runId, clientAddr);
+              legacy = newEntry(key, auth.identity, auth.runId, clientAddr, 'sse');
               track(legacy, res);
             }
             return legacy;

@@ -143,8 +143,37 @@ function compile(rule: GuardrailRule): Compiled {
       return true;
     });
   }
-  if (m.kubernetes || m.mcp) checks.push(() => false); // reserved: the Kubernetes and MCP listeners fill these in
+  if (m.kubernetes) checks.push(() => false); // reserved: the Kubernetes listener fills this in
+  if (m.mcp) checks.push(compileMcp(m.mcp));
   return { rule, checks };
+}
+
+/** The value at a dotted path in a tool call's arguments (`a.b.0`), as text; undefined when absent. */
+function argumentAt(args: unknown, dotted: string): string | undefined {
+  let v: unknown = args;
+  for (const part of dotted.split('.')) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string, unknown>)[part];
+  }
+  if (v === undefined) return undefined;
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+function compileMcp(m: NonNullable<GuardrailMatch['mcp']>): Check {
+  const servers = anyGlob(m.server);
+  const tools = anyGlob(m.tool);
+  const args = Object.entries(m.arguments ?? {}).map(([p, globs]) => [p, anyGlob(globs, true)!] as const);
+  return (i) => {
+    if (!i.mcp) return false;
+    if (servers && !i.mcp.server.some((s) => servers(s))) return false;
+    if (tools && !tools(i.mcp.tool)) return false;
+    if (m.changed !== undefined && i.mcp.changed !== m.changed) return false;
+    for (const [p, glob] of args) {
+      const v = argumentAt(i.mcp.arguments, p);
+      if (v === undefined || !glob(v)) return false;
+    }
+    return true;
+  };
 }
 
 /** The rule set's version: SHA-256 of its canonical JSON, recorded with every decision. */

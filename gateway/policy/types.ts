@@ -31,6 +31,12 @@ export interface GuardrailMatch {
   /** SFTP requests: the operation and globs over the absolute path (`*` crosses `/`); a rename matches on either path */
   sftp?: { op?: SftpOp[]; path?: string[] };
   kubernetes?: { verb?: string[]; resource?: string[]; namespace?: string[] };
-  mcp?: { tool?: string[] };
+  /**
+   * MCP tool calls: globs over the server (the connection's name or the server's own name) and the
+   * tool; `arguments` maps a dotted path in the call's arguments to globs over its value
+   * (case-insensitive; a non-string value is matched as JSON); `changed: true` matches a tool whose
+   * definition differs from the accepted one (tool drift).
+   */
+  mcp?: { server?: string[]; tool?: string[]; arguments?: Record<string, string[]>; changed?: boolean };
 }
 

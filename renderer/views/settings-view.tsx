@@ -15,7 +15,7 @@ import { href, navigate, type Route } from '../router';
 import './settings-view.css';
 
 const PROTOCOLS: Protocol[] = ['postgres', 'ssh', 'http', 'kubernetes'];
-const DEFAULT_LISTEN: Record<Protocol, string> = { postgres: '127.0.0.1:6432', ssh: '127.0.0.1:2222', http: '127.0.0.1:8788', kubernetes: '127.0.0.1:6443' };
+const DEFAULT_LISTEN: Record<Protocol, string> = { postgres: '127.0.0.1:6432', ssh: '127.0.0.1:2222', http: '127.0.0.1:8788', kubernetes: '127.0.0.1:6443', mcp: '127.0.0.1:8790' };
 
 export function SettingsView({ route }: { route: Route }) {
   const { value, error, reload } = useLoad(() => settingsApi.get(), []);

@@ -75,6 +75,8 @@ export interface HeaderPipe {
   url: string;
   /** request headers the pipe received, in order */
   seen: http.IncomingHttpHeaders[];
+  /** request bodies (first 64 KiB of each), in order */
+  bodies: string[];
   close(): Promise<void>;
 }
 
@@ -86,8 +88,13 @@ export interface HeaderPipe {
 export async function startHeaderPipe(target: string, opts: { require?: Record<string, string>; add?: Record<string, string> } = {}): Promise<HeaderPipe> {
   const to = new URL(target);
   const seen: http.IncomingHttpHeaders[] = [];
+  const bodies: string[] = [];
   const server = http.createServer((req, res) => {
     seen.push(req.headers);
+    const i = bodies.push('') - 1;
+    req.on('data', (c: Buffer) => {
+      if (bodies[i].length < 65536) bodies[i] += c.toString('utf8');
+    });
     for (const [k, v] of Object.entries(opts.require ?? {})) {
       if (req.headers[k.toLowerCase()] !== v) {
         req.resume();
@@ -116,6 +123,7 @@ export async function startHeaderPipe(target: string, opts: { require?: Record<s
   return {
     url: `http://127.0.0.1:${port}`,
     seen,
+    bodies,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -11,7 +11,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway';
+import { recordedCommand, startTestGateway, type TestGateway } from '../helpers/gateway';
 import { startEverything, startHeaderPipe, type HeaderPipe, type McpServerProcess } from '../helpers/mcp-http-servers';
 import { listEvents } from '../../gateway/store/queries';
 
@@ -45,6 +45,7 @@ before(async () => {
       { name: 'everything', protocol: 'mcp', upstream: { url: `${pipe.url}/mcp`, bearer: { env: 'MCP_UP_BEARER' } }, identities: ['claude'] },
       { name: 'everything-sse', protocol: 'mcp', upstream: { url: `${legacyPipe.url}/sse`, headers: { 'x-server-key': { env: 'MCP_UP_BEARER' } } }, identities: ['claude'] },
     ],
+    guardrails: [{ name: 'no-env-dump', match: { mcp: { tool: 'get-env', arguments: { verbose: 'yes' } } }, action: 'deny', reason: 'the environment stays private' }],
   });
   token = gw.addIdentity('claude');
 });
@@ -89,12 +90,13 @@ async function exercise(client: Client): Promise<Record<string, unknown>> {
   return out;
 }
 
-/** All events of all sessions of a connection, as text (for grepping what was recorded). */
+/** Everything recorded for a connection (events, commands and their results), as text to grep. */
 async function recordedText(connection: string): Promise<string> {
   await gw.flush();
   const parts: string[] = [];
-  for (const s of gw.sessions().filter((x) => x.connection === connection)) {
-    parts.push(JSON.stringify(listEvents(gw.gateway.db, s.id, { limit: 10000 }).events.map((e) => e.data)));
+  for (const sum of gw.sessions().filter((x) => x.connection === connection)) {
+    parts.push(JSON.stringify(listEvents(gw.gateway.db, sum.id, { limit: 10000 }).events.map((e) => e.data)));
+    parts.push(JSON.stringify(gw.show(sum.id).commands.map((c) => [c.text, c.detail, c.result, c.error])));
   }
   return parts.join('\n');
 }
@@ -122,6 +124,14 @@ test('Streamable HTTP: every interaction through the gateway matches the server 
     assert.equal(h.authorization, `Bearer ${UPSTREAM_BEARER}`);
     assert.ok(!JSON.stringify(h).includes(token));
   }
+  // each tool call is a command a reviewer reads, with its result and duration
+  const { s, c } = await recordedCommand(gw, (x) => x.kind === 'mcp' && x.text === 'everything.get-sum {"a":2,"b":40}');
+  assert.equal(c.status, 'ok');
+  assert.ok(JSON.stringify(c.result).includes('The sum of 2 and 40 is 42.'));
+  assert.equal((s.meta as { transport?: string }).transport, 'streamable-http');
+  const long = s.commands.find((x) => x.text.startsWith('everything.trigger-long-running-operation'));
+  assert.ok(long && long.status === 'ok' && (long.durationMs ?? 0) >= 250, 'the long call lasts as long as it ran');
+  assert.ok(s.commands.some((x) => x.text.startsWith('everything.trigger-sampling-request')));
   const text = await recordedText('everything');
   for (const needle of ['tools/call', 'hello through the gateway', 'The sum of 2 and 40 is 42.', 'notifications/progress', 'sampling/createMessage', 'a canned reply', 'elicitation/create', 'resources/read', 'args-prompt']) {
     assert.ok(text.includes(needle), `recorded: ${needle}`);
@@ -162,6 +172,23 @@ test('a bad or missing gateway token is refused with a JSON-RPC error, and nothi
   const client = newClient();
   await assert.rejects(client.connect(new StreamableHTTPClientTransport(gatewayUrl('everything', '/mcp'), { requestInit: auth('bad') })));
   assert.equal(pipe.seen.length, before);
+});
+
+test('a guardrail denies a tool call with a JSON-RPC answer naming the rule; the server never sees it', async () => {
+  const client = newClient();
+  const transport = new StreamableHTTPClientTransport(gatewayUrl('everything', '/mcp'), { requestInit: auth(token) });
+  await client.connect(transport);
+  const seenBefore = pipe.seen.length;
+  const denied = await client.callTool({ name: 'get-env', arguments: { verbose: 'yes' } }).then(
+    (r) => JSON.stringify(r),
+    (e: Error) => e.message,
+  );
+  assert.match(denied, /no-env-dump/);
+  assert.ok(!pipe.bodies.slice(seenBefore).some((b) => b.includes('get-env')), 'the call never went upstream');
+  await transport.terminateSession();
+  await client.close();
+  const { c } = await recordedCommand(gw, (x) => x.kind === 'mcp' && x.text.startsWith('everything.get-env {"verbose":"yes"}'));
+  assert.equal(c.status, 'blocked');
 });
 
 test('a session id belongs to the identity that opened it', async () => {

@@ -1,0 +1,250 @@
+/**
+ * MCP over stdio through the gateway, with the official SDK client and the reference servers from
+ * npm: every interaction behaves as it does direct, each tool call is recorded as an `mcp` command,
+ * secrets in results are masked in the store and the bundle, and the pipe fails closed.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { startTestGateway, recordedCommand, type TestGateway } from '../helpers/gateway';
+import { captureCli, execClient, waitForPending } from '../helpers/cli';
+import { tempDir } from '../helpers/tmp';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const CLI = path.join(ROOT, 'bin/flightlog.js');
+const EVERYTHING = require.resolve('@modelcontextprotocol/server-everything/dist/index.js');
+const FILESYSTEM = require.resolve('@modelcontextprotocol/server-filesystem/dist/index.js');
+const TEST_SERVER = path.join(ROOT, 'dist/test/helpers/mcp-test-server.js');
+const GHP = 'ghp_' + 'Zk3x9QeR7mT2vB8nL4cW1yH6pJ0sD5fA9uXo';
+const SERVER_SECRET = 'srv-' + 'Q8fK2mX9vL4pR7tZ1wY6nB3c';
+
+function pipeArgs(gw: TestGateway, connection: string): string[] {
+  return [CLI, 'mcp', '--connection', connection, '--data-dir', gw.dataDir];
+}
+
+async function connect(command: string, args: string[], env: Record<string, string> = {}): Promise<{ client: Client; stderr: () => string }> {
+  const transport = new StdioClientTransport({ command, args, env: { ...getDefaultEnvironment(), ...env }, stderr: 'pipe' });
+  let err = '';
+  transport.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  const client = new Client({ name: 'flightlog-test', version: '1.0.0' });
+  await client.connect(transport);
+  return { client, stderr: () => err };
+}
+
+function viaGateway(gw: TestGateway, connection: string, token: string): Promise<{ client: Client; stderr: () => string }> {
+  return connect(process.execPath, pipeArgs(gw, connection), { FLIGHTLOG_TOKEN: token, FLIGHTLOG_IDENTITY: 'claude' });
+}
+
+test('server-everything answers every interaction through the gateway exactly as direct, and each tool call is an mcp command', async () => {
+  const gw = await startTestGateway({ connections: [{ name: 'everything', protocol: 'mcp', upstream: { command: [process.execPath, EVERYTHING, 'stdio'] }, identities: ['claude'] }] });
+  const clients: Client[] = [];
+  try {
+    const token = gw.addIdentity('claude');
+    const direct = (await connect(process.execPath, [EVERYTHING, 'stdio'])).client;
+    const relayed = (await viaGateway(gw, 'everything', token)).client;
+    clients.push(direct, relayed);
+    const script = async (c: Client) => {
+      const progress: number[] = [];
+      return {
+        server: c.getServerVersion(),
+        capabilities: c.getServerCapabilities(),
+        tools: await c.listTools(),
+        echo: await c.callTool({ name: 'echo', arguments: { message: 'hello "world" ✓' } }),
+        sum: await c.callTool({ name: 'get-sum', arguments: { a: 2, b: 40 } }),
+        image: await c.callTool({ name: 'get-tiny-image', arguments: {} }),
+        structured: await c.callTool({ name: 'get-structured-content', arguments: { location: 'New York' } }),
+        badArgs: await c.callTool({ name: 'get-sum', arguments: { a: 'x' } }).catch((e: Error) => e.message),
+        unknownTool: await c.callTool({ name: 'no-such-tool', arguments: {} }).catch((e: Error) => e.message),
+        resources: await c.listResources(),
+        templates: await c.listResourceTemplates(),
+        resource: await c.readResource({ uri: 'demo://resource/static/document/architecture.md' }),
+        prompts: await c.listPrompts(),
+        prompt: await c.getPrompt({ name: 'args-prompt', arguments: { city: 'Lisbon', state: 'PT' } }),
+        ping: await c.ping(),
+        longRunning: await c.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 0.2, steps: 3 } }, undefined, { onprogress: (p) => progress.push(p.progress) }),
+        progress,
+      };
+    };
+    const a = await script(direct);
+    const b = await script(relayed);
+    assert.deepEqual(b, a);
+    assert.ok(a.progress.length >= 1, 'progress notifications arrived');
+    const { s, c } = await recordedCommand(gw, (x) => x.text.startsWith('everything.get-sum'));
+    assert.equal(c.kind, 'mcp');
+    assert.equal(c.text, 'everything.get-sum {"a":2,"b":40}');
+    assert.match(JSON.stringify(c.result), /42/);
+    assert.equal((s.meta as { server?: { name?: string } }).server?.name, 'mcp-servers/everything');
+    assert.equal((s.meta as { client?: { name?: string } }).client?.name, 'flightlog-test');
+    const texts = s.commands.map((x) => x.text);
+    assert.ok(texts.includes('everything resources/read demo://resource/static/document/architecture.md'));
+    assert.ok(texts.some((t) => t.startsWith('everything prompts/get args-prompt')));
+  } finally {
+    await Promise.allSettled(clients.map((c) => c.close()));
+    await gw.close();
+  }
+});
+
+test('a secret in a tool result (and the server credential) is masked in the store and the bundle; the server gets its credential from the gateway', async () => {
+  const root = tempDir('flightlog-mcp-fs-');
+  fs.writeFileSync(path.join(root, '.env'), `GITHUB_TOKEN=${GHP}\nDEBUG=1\n`);
+  const gw = await startTestGateway({
+    env: { MCP_SERVER_TOKEN: SERVER_SECRET },
+    connections: [
+      { name: 'files', protocol: 'mcp', upstream: { command: [process.execPath, FILESYSTEM, root] }, identities: ['claude'] },
+      { name: 'tools', protocol: 'mcp', upstream: { command: [process.execPath, TEST_SERVER], env: { MCP_TEST_SECRET: { env: 'MCP_SERVER_TOKEN' } } }, identities: ['claude'] },
+    ],
+  });
+  const clients: Client[] = [];
+  const bundle = path.join(tempDir('flightlog-mcp-bundle-'), 'out.flightlog');
+  try {
+    const token = gw.addIdentity('claude');
+    const direct = (await connect(process.execPath, [FILESYSTEM, root])).client;
+    const files = (await viaGateway(gw, 'files', token)).client;
+    const tools = (await viaGateway(gw, 'tools', token)).client;
+    clients.push(direct, files, tools);
+    const list = await files.listTools();
+    const read = list.tools.some((t) => t.name === 'read_text_file') ? 'read_text_file' : 'read_file';
+    const args = { path: path.join(root, '.env') };
+    const got = await files.callTool({ name: read, arguments: args });
+    assert.deepEqual(got, await direct.callTool({ name: read, arguments: args }), 'the agent reads the file as direct (mask: record)');
+    assert.match(JSON.stringify(got), new RegExp(GHP));
+    assert.deepEqual(await tools.callTool({ name: 'whoami', arguments: {} }), { content: [{ type: 'text', text: `token=${SERVER_SECRET}` }] }, 'the server holds its credential');
+    const { s } = await recordedCommand(gw, (x) => x.text.startsWith(`files.${read}`));
+    await recordedCommand(gw, (x) => x.text.startsWith('tools.whoami'));
+    await Promise.all([files.close(), tools.close()]);
+    await gw.flush();
+    const ex = await captureCli(['export', s.id, '-o', bundle, '--data-dir', gw.dataDir], { env: { ...process.env } });
+    assert.equal(ex.code, 0, ex.stderr);
+    assert.deepEqual(gw.grepDataDir(GHP), [], 'no raw secret in the store or the logs');
+    assert.deepEqual(gw.grepDataDir(SERVER_SECRET), [], 'no raw server credential in the store or the logs');
+    assert.ok(!fs.readFileSync(bundle).includes(Buffer.from(GHP)), 'no raw secret in the bundle');
+    const cmd = gw.show(s.id).commands.find((x) => x.text.startsWith(`files.${read}`))!;
+    assert.match(JSON.stringify(cmd.result), /GITHUB_TOKEN=\[MASKED:/);
+    assert.ok(gw.findings().some((f) => f.sessionId === s.id && f.category === 'secret'), 'the sighting is a finding');
+  } finally {
+    await Promise.allSettled(clients.map((c) => c.close()));
+    await gw.close();
+    fs.rmSync(path.dirname(bundle), { recursive: true, force: true });
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('the pipe fails closed with one line: no gateway, unknown connection, bad token, identity not allowed, revoked token', async () => {
+  const gw = await startTestGateway({
+    connections: [{ name: 'tools', protocol: 'mcp', upstream: { command: [process.execPath, TEST_SERVER] }, identities: ['claude'] }],
+  });
+  const empty = tempDir('flightlog-mcp-none-');
+  try {
+    const token = gw.addIdentity('claude');
+    const other = gw.addIdentity('intruder');
+    const run = (args: string[], env: Record<string, string>) => execClient(process.execPath, args, { FLIGHTLOG_HOME: '', ...env });
+    const oneLine = (r: { code: number; stderr: string; stdout: string }, re: RegExp) => {
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.stdout, '');
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, re);
+    };
+    oneLine(await run([CLI, 'mcp', '--connection', 'tools', '--data-dir', empty], { FLIGHTLOG_TOKEN: token, FLIGHTLOG_IDENTITY: 'claude' }), /^flightlog: no gateway is running on /);
+    oneLine(await run([...pipeArgs(gw, 'nope')], { FLIGHTLOG_TOKEN: token, FLIGHTLOG_IDENTITY: 'claude' }), /no MCP stdio connection "nope"/);
+    oneLine(await run(pipeArgs(gw, 'tools'), { FLIGHTLOG_TOKEN: 'flt_wrong', FLIGHTLOG_IDENTITY: 'claude' }), /identity "claude" and its token do not match/);
+    oneLine(await run(pipeArgs(gw, 'tools'), { FLIGHTLOG_TOKEN: other, FLIGHTLOG_IDENTITY: 'intruder' }), /identity "intruder" may not use connection "tools"/);
+    oneLine(await run(pipeArgs(gw, 'tools'), { FLIGHTLOG_IDENTITY: 'claude' }), /no Flightlog token/);
+    // a live session ends when its identity is revoked: the pipe exits non-zero and says why
+    const { client, stderr } = await viaGateway(gw, 'tools', token);
+    const closed = new Promise<void>((resolve) => (client.onclose = () => resolve()));
+    await client.callTool({ name: 'echo', arguments: { text: 'hi' } });
+    gw.revokeIdentity('claude');
+    await closed;
+    assert.match(stderr(), /flightlog: Flightlog token revoked/);
+    oneLine(await run(pipeArgs(gw, 'tools'), { FLIGHTLOG_TOKEN: token, FLIGHTLOG_IDENTITY: 'claude' }), /token of identity "claude" was revoked/);
+    await gw.flush();
+    assert.ok(gw.findings().filter((f) => f.kind === 'failed-login').length >= 3);
+  } finally {
+    await gw.close();
+    fs.rmSync(empty, { recursive: true, force: true });
+  }
+});
+
+test('guardrails: a denied tool is an isError result naming the rule; a held one runs once a human approves it', async () => {
+  const gw = await startTestGateway({
+    connections: [{ name: 'tools', protocol: 'mcp', upstream: { command: [process.execPath, TEST_SERVER] }, identities: ['claude'] }],
+    guardrails: [
+      { name: 'no-env-files', match: { mcp: { tool: 'read_*', arguments: { path: '*.env' } } }, action: 'deny', reason: 'env files hold secrets' },
+      { name: 'ask-echo', match: { mcp: { server: 'tools', tool: 'echo', arguments: { text: 'deploy*' } } }, action: 'hold' },
+    ],
+  });
+  let client: Client | null = null;
+  try {
+    const token = gw.addIdentity('claude');
+    client = (await viaGateway(gw, 'tools', token)).client;
+    const denied = await client.callTool({ name: 'read_file', arguments: { path: '/srv/app/.env' } });
+    assert.equal(denied.isError, true);
+    assert.match(JSON.stringify(denied.content), /blocked by guardrail \\"no-env-files\\": env files hold secrets/);
+    assert.deepEqual(await client.callTool({ name: 'read_file', arguments: { path: '/srv/app/README' } }), { content: [{ type: 'text', text: 'contents of /srv/app/README' }] });
+    const held = client.callTool({ name: 'echo', arguments: { text: 'deploy now' } });
+    const pending = await waitForPending(gw.dataDir, /^tools\.echo /);
+    // the session is not blocked while the call waits
+    assert.deepEqual(await client.callTool({ name: 'echo', arguments: { text: 'meanwhile' } }), { content: [{ type: 'text', text: 'meanwhile' }] });
+    const ok = await captureCli(['approve', pending.id, '--data-dir', gw.dataDir], { env: { ...process.env } });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.deepEqual(await held, { content: [{ type: 'text', text: 'deploy now' }] });
+    const { c } = await recordedCommand(gw, (x) => x.status === 'blocked');
+    assert.equal(c.text, 'tools.read_file {"path":"/srv/app/.env"}');
+    await gw.flush();
+    assert.ok(gw.findings().some((f) => f.kind === 'no-env-files'));
+    assert.ok(gw.findings().some((f) => f.kind === 'ask-echo' && (f.detail as { outcome?: string }).outcome === 'approved'));
+  } finally {
+    await client?.close();
+    await gw.close();
+  }
+});
+
+test('tool drift: a description changed mid-session and in a later session raises tool-changed; a rule holds calls to the changed tool', async () => {
+  const work = tempDir('flightlog-mcp-drift-');
+  const descFile = path.join(work, 'description.txt');
+  fs.writeFileSync(descFile, 'Reads a file');
+  const gw = await startTestGateway({
+    env: { MCP_DESC: descFile },
+    connections: [{ name: 'tools', protocol: 'mcp', upstream: { command: [process.execPath, TEST_SERVER], env: { MCP_TEST_DESCRIPTION_FILE: { env: 'MCP_DESC' } } }, identities: ['claude'] }],
+    guardrails: [{ name: 'changed-tools', match: { mcp: { changed: true } }, action: 'hold', reason: 'a tool changed its definition' }],
+  });
+  const clients: Client[] = [];
+  try {
+    const token = gw.addIdentity('claude');
+    const first = (await viaGateway(gw, 'tools', token)).client;
+    clients.push(first);
+    await first.listTools();
+    assert.deepEqual(await first.callTool({ name: 'read_file', arguments: { path: '/a' } }), { content: [{ type: 'text', text: 'contents of /a' }] });
+    await first.callTool({ name: 'touch_description', arguments: {} });
+    const relisted = await first.listTools();
+    assert.match(relisted.tools.find((t) => t.name === 'read_file')!.description!, /id_rsa/, 'the agent sees the server as it is');
+    const held = first.callTool({ name: 'read_file', arguments: { path: '/b' } });
+    const pending = await waitForPending(gw.dataDir, /^tools\.read_file \{"path":"\/b"\}/);
+    assert.equal(pending.rule, 'changed-tools');
+    const deny = await captureCli(['deny', pending.id, '--reason', 'rug pull', '--data-dir', gw.dataDir], { env: { ...process.env } });
+    assert.equal(deny.code, 0, deny.stderr);
+    const refused = await held;
+    assert.equal(refused.isError, true);
+    assert.match(JSON.stringify(refused.content), /changed-tools/);
+    await first.close();
+    // a later session sees the changed definition from its first list
+    const second = (await viaGateway(gw, 'tools', token)).client;
+    clients.push(second);
+    await second.listTools();
+    await gw.flush();
+    const changed = gw.findings().filter((f) => f.kind === 'tool-changed');
+    assert.equal(new Set(changed.map((f) => f.sessionId)).size, 2, 'one finding in each session');
+    const d = changed[0].detail as { tool: string; changes: Array<{ field: string; before: string; after: string }> };
+    assert.equal(d.tool, 'read_file');
+    assert.equal(d.changes[0].field, 'description');
+    assert.equal(d.changes[0].before, 'Reads a file');
+    assert.match(d.changes[0].after, /id_rsa/);
+  } finally {
+    await Promise.allSettled(clients.map((c) => c.close()));
+    await gw.close();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+});
