@@ -82,10 +82,10 @@ export interface HeaderPipe {
 
 /**
  * A streaming reverse proxy to `target` (an origin): refuses with 401 a request without the
- * `require`d headers and adds `add` to each it forwards. Bodies and event streams pass through
- * unbuffered.
+ * `require`d headers and adds `add` to each it forwards (`keepHost`: the client's Host header
+ * too). Bodies and event streams pass through unbuffered.
  */
-export async function startHeaderPipe(target: string, opts: { require?: Record<string, string>; add?: Record<string, string> } = {}): Promise<HeaderPipe> {
+export async function startHeaderPipe(target: string, opts: { require?: Record<string, string>; add?: Record<string, string>; keepHost?: boolean } = {}): Promise<HeaderPipe> {
   const to = new URL(target);
   const seen: http.IncomingHttpHeaders[] = [];
   const bodies: string[] = [];
@@ -103,7 +103,7 @@ export async function startHeaderPipe(target: string, opts: { require?: Record<s
       }
     }
     const headers = { ...req.headers, ...Object.fromEntries(Object.entries(opts.add ?? {}).map(([k, v]) => [k.toLowerCase(), v])) };
-    headers.host = to.host;
+    if (!opts.keepHost) headers.host = to.host;
     const up = http.request({ hostname: to.hostname, port: to.port, method: req.method, path: req.url, headers }, (upRes) => {
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
       res.flushHeaders();
