@@ -21,10 +21,10 @@ import { gatewayCredentialHeaders } from '../http/auth';
 import { authenticateRequest, RUN_HEADER } from '../http/connection';
 import { upstreamError } from '../http/errors';
 import { SecretScrubber } from '../http/scrub';
-import { forwardHeaders, resolveUpstream, type UpstreamTarget } from '../http/upstream';
+import { forwardHeaders, resolveUpstream } from '../http/upstream';
 import * as path from 'node:path';
 import { replaceData, SseFramer, type SseBlock } from './http-sse';
-import { jsonRpcError, JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, GATEWAY_ERROR, readMcpHttpOptions, type McpHttpOptions } from './http-errors';
+import { jsonRpcError, JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, GATEWAY_ERROR, readMcpHttpOptions } from './http-errors';
 import { openHttpMcpSession, type HttpMcpSession } from './http-session';
 import { ToolBaselines } from './tool-drift';
 
@@ -190,7 +190,7 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
   };
 
   /** Streams an event stream to the client event by event, recording each message once. */
-  const pipeSse = (entry: Entry | null, upRes: http.IncomingMessage, res: http.ServerResponse, onLegacy: ((endpoint: string) => Entry | null) | null, requestId: Json): void => {
+  const pipeSse = (entry: Entry | null, upRes: http.IncomingMessage, res: http.ServerResponse, onLegacy: ((endpoint: string) => Entry | null) | null): void => {
     const scrub = scrubber();
     const headers = responseHeaders(upRes, scrub);
     delete headers['content-length'];
@@ -238,7 +238,6 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
     res.on('close', () => {
       if (!upRes.complete) upRes.destroy();
     });
-    void requestId;
   };
 
   /** Reads a whole JSON response (bounded), records each message, sends it on. */
@@ -371,7 +370,7 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
         upRes.on('end', () => removeEntry(e, 'the server ended the session'));
       }
       const type = String(upRes.headers['content-type'] ?? '');
-      if (/^text\/event-stream/i.test(type)) pipeSse(e, upRes, res, null, firstId);
+      if (/^text\/event-stream/i.test(type)) pipeSse(e, upRes, res, null);
       else if (/json/i.test(type)) relayJson(e, upRes, res, firstId);
       else {
         const scrub = scrubber();
@@ -428,7 +427,7 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
       res.on('close', () => {
         if (legacy) removeEntry(legacy, 'the client closed the event stream');
       });
-      pipeSse(entry, upRes, res, onLegacy, null);
+      pipeSse(entry, upRes, res, onLegacy);
     });
     up.end();
   };
@@ -580,6 +579,3 @@ function readBody(req: http.IncomingMessage, max: number): Promise<Buffer | null
     req.on('error', reject);
   });
 }
-
-export type { McpHttpOptions };
-export type { UpstreamTarget };

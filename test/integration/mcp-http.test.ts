@@ -12,6 +12,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { recordedCommand, startTestGateway, type TestGateway } from '../helpers/gateway';
+import { captureCli, waitForPending } from '../helpers/cli';
 import { startEverything, startHeaderPipe, type HeaderPipe, type McpServerProcess } from '../helpers/mcp-http-servers';
 import { listEvents } from '../../gateway/store/queries';
 
@@ -43,9 +44,13 @@ before(async () => {
     env: { MCP_UP_BEARER: UPSTREAM_BEARER },
     connections: [
       { name: 'everything', protocol: 'mcp', upstream: { url: `${pipe.url}/mcp`, bearer: { env: 'MCP_UP_BEARER' } }, identities: ['claude'] },
+      { name: 'everything-revocable', protocol: 'mcp', upstream: { url: streamable.url }, identities: ['short-lived'] },
       { name: 'everything-sse', protocol: 'mcp', upstream: { url: `${legacyPipe.url}/sse`, headers: { 'x-server-key': { env: 'MCP_UP_BEARER' } } }, identities: ['claude'] },
     ],
-    guardrails: [{ name: 'no-env-dump', match: { mcp: { tool: 'get-env', arguments: { verbose: 'yes' } } }, action: 'deny', reason: 'the environment stays private' }],
+    guardrails: [
+      { name: 'no-env-dump', match: { mcp: { tool: 'get-env', arguments: { verbose: 'yes' } } }, action: 'deny', reason: 'the environment stays private' },
+      { name: 'ask-deploy', match: { mcp: { server: 'everything', tool: 'echo', arguments: { message: 'deploy*' } } }, action: 'hold' },
+    ],
   });
   token = gw.addIdentity('claude');
 });
@@ -189,6 +194,55 @@ test('a guardrail denies a tool call with a JSON-RPC answer naming the rule; the
   await client.close();
   const { c } = await recordedCommand(gw, (x) => x.kind === 'mcp' && x.text.startsWith('everything.get-env {"verbose":"yes"}'));
   assert.equal(c.status, 'blocked');
+});
+
+test('a held tool call waits in its HTTP request for a human; other calls of the session go on meanwhile', { timeout: 60_000 }, async () => {
+  const client = newClient();
+  const transport = new StreamableHTTPClientTransport(gatewayUrl('everything', '/mcp'), { requestInit: auth(token) });
+  await client.connect(transport);
+  try {
+    const held = client.callTool({ name: 'echo', arguments: { message: 'deploy now' } });
+    const pending = await waitForPending(gw.dataDir, /^everything\.echo \{"message":"deploy now"\}/);
+    assert.deepEqual(await client.callTool({ name: 'echo', arguments: { message: 'meanwhile' } }), { content: [{ type: 'text', text: 'Echo: meanwhile' }] });
+    const ok = await captureCli(['approve', pending.id, '--data-dir', gw.dataDir], { env: { ...process.env } });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.deepEqual(await held, { content: [{ type: 'text', text: 'Echo: deploy now' }] });
+  } finally {
+    await transport.terminateSession();
+    await client.close();
+  }
+  await gw.flush();
+  assert.ok(gw.findings().some((f) => f.kind === 'ask-deploy' && (f.detail as { outcome?: string }).outcome === 'approved'));
+});
+
+test('revoking the token ends the MCP session: its event stream is cut, and the next request is refused', { timeout: 60_000 }, async () => {
+  const tok = gw.addIdentity('short-lived');
+  const url = gatewayUrl('everything-revocable', '/mcp');
+  const h = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${tok}` };
+  const init = await fetch(url, {
+    method: 'POST',
+    headers: h,
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'revoked', version: '1' } } }),
+  });
+  const proto = { 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-06-18' };
+  await init.text();
+  await (await fetch(url, { method: 'POST', headers: { ...h, ...proto }, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })).text();
+  const stream = await fetch(url, { headers: { accept: 'text/event-stream', authorization: `Bearer ${tok}`, ...proto } });
+  assert.equal(stream.status, 200);
+  gw.revokeIdentity('short-lived');
+  // the open stream ends
+  const reader = stream.body!.getReader();
+  for (;;) {
+    const r = await reader.read().catch(() => ({ done: true }));
+    if (r.done) break;
+  }
+  const after = await fetch(url, { method: 'POST', headers: { ...h, ...proto }, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }) });
+  assert.equal(after.status, 401);
+  assert.match(((await after.json()) as { error: { message: string } }).error.message, /revoked/);
+  await gw.flush();
+  const sessions = gw.sessions().filter((x) => x.connection === 'everything-revocable');
+  assert.equal(sessions.length, 1);
+  assert.notEqual(sessions[0].status, 'live');
 });
 
 test('a session id belongs to the identity that opened it', async () => {
