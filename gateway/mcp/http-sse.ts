@@ -20,12 +20,29 @@ export class SseFramer {
   private buffer = '';
   /** where to resume looking for an event boundary in `buffer` */
   private scan = 0;
+  /** the stream ended: a CR at the very end is a line end, not half a CRLF */
+  private ending = false;
 
   constructor(private readonly onBlock: (b: SseBlock) => void) {}
 
   /** Feeds bytes; throws a RangeError when one event outgrows MAX_SSE_EVENT_CHARS. */
   push(chunk: Uint8Array): void {
     this.buffer += this.decoder.decode(chunk, { stream: true });
+    this.drain();
+    if (this.buffer.length > MAX_SSE_EVENT_CHARS) throw new RangeError('server-sent event too large');
+  }
+
+  /** What is left when the stream ends: an unterminated event, passed on as it is (never dispatched). */
+  end(): string {
+    this.buffer += this.decoder.decode();
+    this.ending = true;
+    this.drain();
+    const rest = this.buffer;
+    this.buffer = '';
+    return rest;
+  }
+
+  private drain(): void {
     for (;;) {
       const end = this.boundary();
       if (end < 0) break;
@@ -34,14 +51,6 @@ export class SseFramer {
       this.scan = 0;
       this.onBlock({ raw, event: parseBlock(raw) });
     }
-    if (this.buffer.length > MAX_SSE_EVENT_CHARS) throw new RangeError('server-sent event too large');
-  }
-
-  /** What is left when the stream ends: an unterminated event, passed on as it is (never dispatched). */
-  end(): string {
-    const rest = this.buffer + this.decoder.decode();
-    this.buffer = '';
-    return rest;
   }
 
   /**
@@ -56,11 +65,11 @@ export class SseFramer {
       if (c !== 10 && c !== 13) continue;
       let next = i + 1;
       if (c === 13) {
-        if (next >= b.length) {
+        if (next >= b.length && !this.ending) {
           this.scan = lineStart;
           return -1;
         }
-        if (b.charCodeAt(next) === 10) next++;
+        if (next < b.length && b.charCodeAt(next) === 10) next++;
       }
       if (i === lineStart) return next;
       lineStart = next;
