@@ -1,0 +1,84 @@
+/**
+ * The MCP HTTP proxy against a hand-driven server: an event stream reaches the agent event by
+ * event while the server is still working (nothing waits for the end of the response), and a
+ * server that echoes its injected credential never shows it to the agent or the store.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startTestGateway, type TestGateway } from '../helpers/gateway';
+
+const SERVER_KEY = `srvkey-${randomBytes(12).toString('hex')}`;
+let gw: TestGateway;
+let server: http.Server;
+let token: string;
+/** resolves the held second half of the stream */
+let release: () => void = () => undefined;
+
+before(async () => {
+  server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      const msg = JSON.parse(body || '{}') as { id?: number; method?: string };
+      if (msg.method === 'initialize') {
+        res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'sess-1' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'hand', version: '1' } } }));
+        return;
+      }
+      if (msg.id === undefined) {
+        res.writeHead(202).end();
+        return;
+      }
+      // a tools/call answered as a stream: progress now, the result only once the test says so
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': 'sess-1' });
+      res.write(`id: e1\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 't', progress: 1 } })}\n\n`);
+      release = () => {
+        const echoed = String(req.headers.authorization ?? '');
+        res.end(`id: e2\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { content: [{ type: 'text', text: `you sent ${echoed}` }] } })}\n\n`);
+      };
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  gw = await startTestGateway({
+    env: { HAND_KEY: SERVER_KEY },
+    connections: [{ name: 'hand', protocol: 'mcp', upstream: { url: `http://127.0.0.1:${port}/mcp`, bearer: { env: 'HAND_KEY' } }, identities: ['claude'] }],
+  });
+  token = gw.addIdentity('claude');
+});
+
+after(async () => {
+  await gw?.close();
+  server?.closeAllConnections();
+  await new Promise<void>((r) => server?.close(() => r()));
+});
+
+test('an event reaches the agent while the server is still working; an echoed server credential is scrubbed', { timeout: 30_000 }, async () => {
+  const a = gw.address('hand');
+  const url = `http://${a.host}:${a.port}/mcp`;
+  const h = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` };
+  const init = await fetch(url, { method: 'POST', headers: h, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }) });
+  assert.equal(init.headers.get('mcp-session-id'), 'sess-1');
+  await init.text();
+  const call = await fetch(url, { method: 'POST', headers: { ...h, 'mcp-session-id': 'sess-1' }, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'work', arguments: {} } }) });
+  const reader = call.body!.getReader();
+  const dec = new TextDecoder();
+  let text = '';
+  // the server holds its result until we have seen the first event: a buffering proxy hangs here
+  while (!text.includes('\n\n')) text += dec.decode((await reader.read()).value);
+  assert.match(text, /notifications\/progress/);
+  assert.doesNotMatch(text, /you sent/);
+  release();
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    text += dec.decode(r.value);
+  }
+  assert.match(text, /you sent Bearer \*+/);
+  assert.ok(!text.includes(SERVER_KEY), 'the agent never sees the server credential');
+  await gw.flush();
+  assert.deepEqual(gw.grepDataDir(SERVER_KEY), []);
+});
