@@ -6,16 +6,22 @@
  * event. Payloads are masked by the recorder, which stays the only writer.
  *
  * How a transport uses it:
- *   1. Authenticate the agent, open a SessionRecorder and build `new McpSession({...})`.
+ *   1. Authenticate the agent, open a SessionRecorder (ctx.openSession) and build
+ *      `new McpSession(mcpSessionContext(ctx, session, {identity, runId}, tools))`, where `tools`
+ *      is one ToolBaselines per connection (`toolBaselinesFile(dataDir, name)`), shared by its sessions.
+ *      `mcp.sessionId` names the recorded session; end the transport when `session.onTerminate` fires.
  *   2. For each message from the client, in arrival order: `const v = await mcp.clientMessage(json, raw)`
  *      (json: the parsed message, or undefined when it did not parse; raw: its bytes, no newline).
  *        forward → send `raw` upstream unchanged;
- *        answer  → send `v.message` (a JSON-RPC message) to the client instead; nothing goes upstream;
+ *        answer  → send `v.message` (a JSON-RPC message, or an array for a batch) to the client
+ *                  instead; nothing goes upstream;
  *        drop    → send nothing;
  *        hold    → a human decides: go on with later messages, and when `v.outcome` settles act on
  *                  it as above (it is never `hold` again).
  *      Act on each verdict before asking about the next message, so the order upstream is kept.
- *   3. For each message from the server: `mcp.serverMessage(json, raw)`, then send `raw` to the client.
+ *   3. For each message from the server: `mcp.serverMessage(json, raw)`, then send `raw` to the client
+ *      (on a `mask: live` connection, the masked re-encoding when masking found something).
+ *      Server stderr, where there is one: `mcp.stderr(text)`.
  *   4. `mcp.close(reason)` when either side goes away: commands in flight are finished as
  *      cancelled, holds are withdrawn, and the SessionRecorder is closed and sealed.
  */
@@ -23,6 +29,7 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { ApprovalOutcome, ApprovalRequest, HeldCommand } from '../approvals';
 import { deniedMessage, recordApprovalOutcome } from '../approvals';
+import type { ListenerContext } from '../core/listener';
 import type { CommandHandle, CommandStatus, Direction, Json, Policy, PolicyDecision, PolicyInput, SessionRecorder, SessionStatus } from '../core/types';
 import { blockedMessage, decisionDetail } from '../policy/decision';
 import { diffTool, fingerprintTool, toolDefinition, type ToolBaselines, type ToolDefinition } from './tool-drift';
@@ -51,6 +58,29 @@ export interface McpSessionContext {
   payloadHead: number;
 }
 
+/**
+ * The context a transport builds for one authenticated agent session from its listener context;
+ * `tools` is the connection's drift baseline (one ToolBaselines per connection, see toolBaselinesFile).
+ */
+export function mcpSessionContext(
+  ctx: Pick<ListenerContext, 'connection' | 'policy' | 'holdForApproval' | 'masker' | 'recording'>,
+  session: SessionRecorder,
+  who: { identity: string; runId: string | null },
+  tools?: ToolBaselines,
+): McpSessionContext {
+  return {
+    session,
+    connection: ctx.connection.name,
+    identity: who.identity,
+    runId: who.runId,
+    policy: ctx.policy,
+    holdForApproval: ctx.holdForApproval,
+    maskText: (t) => ctx.masker.maskText(t).text,
+    tools,
+    payloadHead: ctx.recording.payloadHead,
+  };
+}
+
 /** JSON-RPC error codes the gateway answers with itself. */
 export const MCP_ERRORS = {
   parse: -32700,
@@ -66,6 +96,8 @@ interface PendingClientRequest {
   startedAt: number;
   /** a tools/call's tool, for the response's recording */
   tool?: string;
+  /** the request's progress token: its notifications are filed under the command until it ends */
+  progressToken?: string;
 }
 
 /** Methods whose requests are commands a reviewer reads (and guardrails decide). */
@@ -317,8 +349,8 @@ export class McpSession {
       command.finish({ status: 'cancelled', error: 'the session ended' });
       return DROP;
     }
-    this.pendingClient.set(key, { method, command, startedAt: performance.now(), tool });
-    const token = progressTokenOf(params);
+    const token = progressTokenOf(params) ?? undefined;
+    this.pendingClient.set(key, { method, command, startedAt: performance.now(), tool, progressToken: token });
     if (token) this.progress.set(token, command.id);
     return FORWARD;
   }
@@ -347,6 +379,7 @@ export class McpSession {
 
   private response(pending: PendingClientRequest, m: Record<string, unknown>, raw: Buffer): void {
     const durationMs = this.since(pending.startedAt);
+    if (pending.progressToken) this.progress.delete(pending.progressToken);
     const error = isObject(m.error) ? m.error : null;
     if (pending.command) {
       let status: CommandStatus = 'ok';

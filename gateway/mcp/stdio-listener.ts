@@ -16,8 +16,8 @@ import type { McpStdioUpstream } from '../config/schema';
 import { mcpEnvSecrets } from '../config/load';
 import type { Listener, ListenerContext } from '../core/listener';
 import type { Json } from '../core/types';
-import { McpSession, type FinalVerdict, type Verdict } from './session';
-import { ToolBaselines } from './tool-drift';
+import { McpSession, mcpSessionContext, type FinalVerdict, type Verdict } from './session';
+import { ToolBaselines, toolBaselinesFile } from './tool-drift';
 
 export const CONTROL = 0x1e;
 /** what the pipe says first */
@@ -107,7 +107,7 @@ function serverEnv(upstream: McpStdioUpstream, secrets: Record<string, string>):
 export async function startMcpStdioListener(ctx: ListenerContext): Promise<Listener> {
   const upstream = ctx.connection.upstream as McpStdioUpstream;
   const name = ctx.connection.name;
-  const tools = new ToolBaselines(ctx.masker, path.join(ctx.dataDir, 'mcp', `${name}.tools.json`));
+  const tools = new ToolBaselines(ctx.masker, toolBaselinesFile(ctx.dataDir, name));
   const live = new Set<PipeConnection>();
   const server = net.createServer((socket) => {
     const c = new PipeConnection(socket, ctx, upstream, tools);
@@ -135,7 +135,7 @@ export async function startMcpStdioListener(ctx: ListenerContext): Promise<Liste
         // already gone
       }
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      await Promise.all([...live].map((c) => c.end('the gateway is shutting down')));
+      await Promise.all([...live].map((c) => c.end('gateway shut down', 'flightlog: the gateway is shutting down')));
       await closed;
     },
   };
@@ -225,17 +225,7 @@ class PipeConnection {
     }
     this.child = child;
     const session = ctx.openSession({ identity: auth.identity, runId: auth.runId ?? null, clientAddr, meta: { transport: 'stdio', command: this.upstream.command as Json, serverPid: child.pid ?? null } });
-    this.mcp = new McpSession({
-      session,
-      connection: ctx.connection.name,
-      identity: auth.identity,
-      runId: auth.runId ?? null,
-      policy: ctx.policy,
-      holdForApproval: ctx.holdForApproval,
-      maskText: (t) => ctx.masker.maskText(t).text,
-      tools: this.tools,
-      payloadHead: ctx.recording.payloadHead,
-    });
+    this.mcp = new McpSession(mcpSessionContext(ctx, session, { identity: auth.identity, runId: auth.runId ?? null }, this.tools));
     session.onTerminate((_reason, message) => void this.end(message, message));
     this.socket.write(controlLine({ ok: true, sessionId: session.id }));
     this.relay(child, rest);
@@ -261,12 +251,20 @@ class PipeConnection {
     const overflow = (who: string) => () => void this.end(`a message from the ${who} is larger than ${MAX_LINE} bytes`, `flightlog: a message from the ${who} exceeded ${MAX_LINE} bytes`);
     const fromClient = new LineSplitter((line) => {
       if (line.length === 0) return;
-      this.chain = this.chain.then(() => this.clientLine(line));
+      this.chain = this.chain.then(() => this.clientLine(line)).catch(() => this.end('internal error relaying a client message', 'flightlog: internal error relaying a message; the session was ended'));
     }, overflow('agent'));
+    // mask: live — the agent reads what the recording keeps: a message holding a secret is re-encoded masked
+    const live = this.ctx.connection.mask === 'live';
     const fromServer = new LineSplitter((line) => {
       if (line.length === 0) return;
-      mcp.serverMessage(parseJson(line), line);
-      if (!socket.write(Buffer.concat([line, NEWLINE]))) child.stdout.pause();
+      const json = parseJson(line);
+      mcp.serverMessage(json, line);
+      let out = line;
+      if (live && json !== undefined) {
+        const masked = this.ctx.masker.maskValue(json as Json);
+        if (masked.hits.length) out = Buffer.from(JSON.stringify(masked.value));
+      }
+      if (!socket.write(Buffer.concat([out, NEWLINE]))) child.stdout.pause();
     }, overflow('server'));
     socket.on('drain', () => child.stdout.resume());
     child.stdin.on('drain', () => socket.resume());

@@ -44,6 +44,11 @@ export function diffTool(before: ToolDefinition, after: ToolDefinition): ToolCha
   return out;
 }
 
+/** Where a connection's accepted tool definitions are kept: one file per connection, whatever the transport. */
+export function toolBaselinesFile(dataDir: string, connection: string): string {
+  return path.join(dataDir, 'mcp', `${connection}.tools.json`);
+}
+
 interface Baseline {
   fingerprint: string;
   definition: ToolDefinition;

@@ -142,6 +142,7 @@ function upstreamSummary(c: ConnectionInput): string {
   if (c.protocol === 'postgres' || c.protocol === 'ssh') {
     return `${String(u.user ?? '?')}@${String(u.host ?? '?')}:${String(u.port ?? (c.protocol === 'ssh' ? 22 : 5432))}${u.database ? `/${String(u.database)}` : ''}`;
   }
+  if (Array.isArray(u.command)) return u.command.map(String).join(' ');
   return `${String(u.url ?? '')}${c.llm ? ` · ${c.llm}` : ''}`;
 }
 

@@ -9,6 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { listEvents } from '../../gateway/store/queries';
 import { startTestGateway, recordedCommand, type TestGateway } from '../helpers/gateway';
 import { captureCli, execClient, waitForPending } from '../helpers/cli';
 import { tempDir } from '../helpers/tmp';
@@ -25,17 +27,23 @@ function pipeArgs(gw: TestGateway, connection: string): string[] {
   return [CLI, 'mcp', '--connection', connection, '--data-dir', gw.dataDir];
 }
 
-async function connect(command: string, args: string[], env: Record<string, string> = {}): Promise<{ client: Client; stderr: () => string }> {
+async function connect(command: string, args: string[], env: Record<string, string> = {}, features = false): Promise<{ client: Client; stderr: () => string }> {
   const transport = new StdioClientTransport({ command, args, env: { ...getDefaultEnvironment(), ...env }, stderr: 'pipe' });
   let err = '';
   transport.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  const client = new Client({ name: 'flightlog-test', version: '1.0.0' });
+  const client = new Client({ name: 'flightlog-test', version: '1.0.0' }, features ? { capabilities: { sampling: {}, elicitation: {}, roots: { listChanged: true } } } : undefined);
+  if (features) {
+    // the server asks the client: sampling, elicitation, roots
+    client.setRequestHandler(CreateMessageRequestSchema, async (r) => ({ model: 'test-model', role: 'assistant', content: { type: 'text', text: `sampled: ${JSON.stringify(r.params.messages[0]?.content)}` } }));
+    client.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'decline' }));
+    client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: 'file:///srv/app', name: 'app' }] }));
+  }
   await client.connect(transport);
   return { client, stderr: () => err };
 }
 
-function viaGateway(gw: TestGateway, connection: string, token: string): Promise<{ client: Client; stderr: () => string }> {
-  return connect(process.execPath, pipeArgs(gw, connection), { FLIGHTLOG_TOKEN: token, FLIGHTLOG_IDENTITY: 'claude' });
+function viaGateway(gw: TestGateway, connection: string, token: string, identity = 'claude'): Promise<{ client: Client; stderr: () => string }> {
+  return connect(process.execPath, pipeArgs(gw, connection), { FLIGHTLOG_TOKEN: token, FLIGHTLOG_IDENTITY: identity });
 }
 
 test('server-everything answers every interaction through the gateway exactly as direct, and each tool call is an mcp command', async () => {
@@ -68,10 +76,14 @@ test('server-everything answers every interaction through the gateway exactly as
         progress,
       };
     };
-    const a = await script(direct);
-    const b = await script(relayed);
+    const { progress: pa, ...a } = await script(direct);
+    const { progress: pb, ...b } = await script(relayed);
     assert.deepEqual(b, a);
-    assert.ok(a.progress.length >= 1, 'progress notifications arrived');
+    // concurrent calls are paired with their own answers, through the gateway as direct
+    const many = await Promise.all(Array.from({ length: 50 }, (_, i) => relayed.callTool({ name: 'get-sum', arguments: { a: i, b: 1000 } })));
+    many.forEach((r, i) => assert.match(JSON.stringify(r.content), new RegExp(`\\b${i + 1000}\\b`)));
+    // progress is timed by the server: compare that it arrives, not how often under load
+    assert.ok(pa.length >= 1 && pb.length >= 1, `progress notifications arrived (${pa.length} direct, ${pb.length} through the gateway)`);
     const { s, c } = await recordedCommand(gw, (x) => x.text.startsWith('everything.get-sum'));
     assert.equal(c.kind, 'mcp');
     assert.equal(c.text, 'everything.get-sum {"a":2,"b":40}');
@@ -87,6 +99,34 @@ test('server-everything answers every interaction through the gateway exactly as
   }
 });
 
+test('server→client requests (sampling, elicitation, roots) pass through as direct and are recorded in the session', async () => {
+  const gw = await startTestGateway({ connections: [{ name: 'everything', protocol: 'mcp', upstream: { command: [process.execPath, EVERYTHING, 'stdio'] }, identities: ['claude'] }] });
+  const clients: Client[] = [];
+  try {
+    const token = gw.addIdentity('claude');
+    const direct = (await connect(process.execPath, [EVERYTHING, 'stdio'], {}, true)).client;
+    const relayed = (await connect(process.execPath, pipeArgs(gw, 'everything'), { FLIGHTLOG_TOKEN: token, FLIGHTLOG_IDENTITY: 'claude' }, true)).client;
+    clients.push(direct, relayed);
+    const script = async (c: Client) => ({
+      sampling: await c.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'two words', maxTokens: 5 } }),
+      elicitation: await c.callTool({ name: 'trigger-elicitation-request', arguments: {} }),
+      roots: await c.callTool({ name: 'get-roots-list', arguments: {} }),
+    });
+    assert.deepEqual(await script(relayed), await script(direct));
+    const { s } = await recordedCommand(gw, (x) => x.text.startsWith('everything.get-roots-list'));
+    const events = listEvents(gw.gateway.db, s.id, { limit: 1000 }).events;
+    const methods = (dir: string, kind: string) => events.filter((e) => e.direction === dir && e.kind === kind).map((e) => (e.data as { method?: string }).method);
+    for (const m of ['sampling/createMessage', 'elicitation/create']) {
+      assert.ok(methods('upstream→client', 'mcp.request').includes(m), `server request ${m}`);
+      assert.ok(methods('client→upstream', 'mcp.response').includes(m), `client answer to ${m}`);
+    }
+    assert.ok(methods('upstream→client', 'mcp.request').includes('roots/list'));
+  } finally {
+    await Promise.allSettled(clients.map((c) => c.close()));
+    await gw.close();
+  }
+});
+
 test('a secret in a tool result (and the server credential) is masked in the store and the bundle; the server gets its credential from the gateway', async () => {
   const root = tempDir('flightlog-mcp-fs-');
   fs.writeFileSync(path.join(root, '.env'), `GITHUB_TOKEN=${GHP}\nDEBUG=1\n`);
@@ -95,6 +135,7 @@ test('a secret in a tool result (and the server credential) is masked in the sto
     connections: [
       { name: 'files', protocol: 'mcp', upstream: { command: [process.execPath, FILESYSTEM, root] }, identities: ['claude'] },
       { name: 'tools', protocol: 'mcp', upstream: { command: [process.execPath, TEST_SERVER], env: { MCP_TEST_SECRET: { env: 'MCP_SERVER_TOKEN' } } }, identities: ['claude'] },
+      { name: 'files-live', protocol: 'mcp', mask: 'live', upstream: { command: [process.execPath, FILESYSTEM, root] }, identities: ['claude'] },
     ],
   });
   const clients: Client[] = [];
@@ -112,6 +153,19 @@ test('a secret in a tool result (and the server credential) is masked in the sto
     assert.deepEqual(got, await direct.callTool({ name: read, arguments: args }), 'the agent reads the file as direct (mask: record)');
     assert.match(JSON.stringify(got), new RegExp(GHP));
     assert.deepEqual(await tools.callTool({ name: 'whoami', arguments: {} }), { content: [{ type: 'text', text: `token=${SERVER_SECRET}` }] }, 'the server holds its credential');
+    // a large result streams through whole; the recording keeps a head, the size and a digest
+    fs.writeFileSync(path.join(root, 'big.txt'), 'abcdefghij\n'.repeat(300_000));
+    const bigArgs = { path: path.join(root, 'big.txt') };
+    assert.deepEqual(await files.callTool({ name: read, arguments: bigArgs }), await direct.callTool({ name: read, arguments: bigArgs }));
+    const big = await recordedCommand(gw, (x) => x.text.startsWith(`files.${read}`) && x.text.includes('big.txt'));
+    const bigResult = big.c.result as { truncated?: boolean; bytes?: number; sha256?: string; head?: string };
+    assert.equal(bigResult.truncated, true);
+    assert.ok((bigResult.bytes ?? 0) > 3_000_000 && /^[0-9a-f]{64}$/.test(bigResult.sha256 ?? ''));
+    assert.ok((bigResult.head ?? '').length <= 64 * 1024);
+    const live = (await viaGateway(gw, 'files-live', token)).client;
+    clients.push(live);
+    const masked = JSON.stringify(await live.callTool({ name: read, arguments: args }));
+    assert.ok(!masked.includes(GHP) && /GITHUB_TOKEN=\[MASKED:/.test(masked), 'mask: live: the agent reads the masked value');
     const { s } = await recordedCommand(gw, (x) => x.text.startsWith(`files.${read}`));
     await recordedCommand(gw, (x) => x.text.startsWith('tools.whoami'));
     await Promise.all([files.close(), tools.close()]);
@@ -134,7 +188,7 @@ test('a secret in a tool result (and the server credential) is masked in the sto
 
 test('the pipe fails closed with one line: no gateway, unknown connection, bad token, identity not allowed, revoked token', async () => {
   const gw = await startTestGateway({
-    connections: [{ name: 'tools', protocol: 'mcp', upstream: { command: [process.execPath, TEST_SERVER] }, identities: ['claude'] }],
+    connections: [{ name: 'tools', protocol: 'mcp', upstream: { command: [process.execPath, TEST_SERVER] }, identities: ['claude', 'claude2'] }],
   });
   const empty = tempDir('flightlog-mcp-none-');
   try {
@@ -152,6 +206,13 @@ test('the pipe fails closed with one line: no gateway, unknown connection, bad t
     oneLine(await run(pipeArgs(gw, 'tools'), { FLIGHTLOG_TOKEN: 'flt_wrong', FLIGHTLOG_IDENTITY: 'claude' }), /identity "claude" and its token do not match/);
     oneLine(await run(pipeArgs(gw, 'tools'), { FLIGHTLOG_TOKEN: other, FLIGHTLOG_IDENTITY: 'intruder' }), /identity "intruder" may not use connection "tools"/);
     oneLine(await run(pipeArgs(gw, 'tools'), { FLIGHTLOG_IDENTITY: 'claude' }), /no Flightlog token/);
+    // the server dies mid-session: the pipe says so and exits non-zero
+    const crashing = await viaGateway(gw, 'tools', token);
+    const gone = new Promise<void>((resolve) => (crashing.client.onclose = () => resolve()));
+    await assert.rejects(crashing.client.callTool({ name: 'crash', arguments: {} }));
+    await gone;
+    assert.match(crashing.stderr(), /crashing on purpose\n/, "the server's stderr reaches the agent");
+    assert.match(crashing.stderr(), /flightlog: the MCP server of connection "tools" exited \(code 3\)/);
     // a live session ends when its identity is revoked: the pipe exits non-zero and says why
     const { client, stderr } = await viaGateway(gw, 'tools', token);
     const closed = new Promise<void>((resolve) => (client.onclose = () => resolve()));
@@ -162,6 +223,12 @@ test('the pipe fails closed with one line: no gateway, unknown connection, bad t
     oneLine(await run(pipeArgs(gw, 'tools'), { FLIGHTLOG_TOKEN: token, FLIGHTLOG_IDENTITY: 'claude' }), /token of identity "claude" was revoked/);
     await gw.flush();
     assert.ok(gw.findings().filter((f) => f.kind === 'failed-login').length >= 3);
+    // the gateway stops under a live session: the pipe says so
+    const last = await viaGateway(gw, 'tools', gw.addIdentity('claude2'), 'claude2');
+    const ended = new Promise<void>((resolve) => (last.client.onclose = () => resolve()));
+    await gw.close();
+    await ended;
+    assert.match(last.stderr(), /flightlog: the gateway is shutting down/);
   } finally {
     await gw.close();
     fs.rmSync(empty, { recursive: true, force: true });

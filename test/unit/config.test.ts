@@ -50,7 +50,7 @@ test('the DESIGN.md example loads with defaults filled in', () => {
 /** Each bad config names the file, the line, the path inside the document and what was expected. */
 const BAD: Array<[string, string, RegExp]> = [
   ['inline secret', GOOD.replace('password: { env: APP_DB_PASSWORD }', 'password: hunter2'), /:7: connections\[0\]\.upstream\.password: secrets are referenced, never written here/],
-  ['unknown protocol', GOOD.replace('protocol: ssh', 'protocol: telnet'), /:10: connections\[1\]\.protocol: expected one of postgres, ssh, http, kubernetes, got "telnet"/],
+  ['unknown protocol', GOOD.replace('protocol: ssh', 'protocol: telnet'), /:10: connections\[1\]\.protocol: expected one of postgres, ssh, http, kubernetes, mcp, got "telnet"/],
   ['bad listen', GOOD.replace('listen: 127.0.0.1:2222', 'listen: nowhere'), /connections\[1\]\.listen: expected host:port, got "nowhere"/],
   ['port out of range', GOOD.replace('port: 5432', 'port: 99999'), /connections\[0\]\.upstream\.port: expected a port number 0-65535, got 99999/],
   ['missing user', GOOD.replace('user: app, ', ''), /connections\[0\]\.upstream\.user: expected a user name, but it is missing/],

@@ -235,3 +235,21 @@ test('bad input: a line that is not JSON is answered with a parse error; a batch
     t.done();
   }
 });
+
+test('fail-closed: when the store cannot commit, a command is answered with an error and never forwarded', async () => {
+  const t = setup();
+  try {
+    const s = t.rec.openSession({ connection: 'files', protocol: 'mcp', identity: 'claude', runId: null });
+    // the store fails on the next commit
+    const failing = Object.create(s) as typeof s;
+    Object.defineProperty(failing, 'flushed', { value: () => Promise.reject(new Error('disk full')) });
+    const policy = compileGuardrails([]);
+    const mcp = new McpSession({ session: failing, connection: 'files', identity: 'claude', runId: null, policy: (i) => policy.decide(i), maskText: (x) => x, payloadHead: 1024 });
+    const v = await client(mcp, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'write_file', arguments: { path: '/a' } } });
+    assert.equal(v.action, 'answer');
+    assert.match(JSON.stringify(v), /"id":7.*-32004.*recording store failed/);
+    mcp.close('done');
+  } finally {
+    t.done();
+  }
+});
