@@ -45,7 +45,10 @@ before(async () => {
   const port = (server.address() as AddressInfo).port;
   gw = await startTestGateway({
     env: { HAND_KEY: SERVER_KEY },
-    connections: [{ name: 'hand', protocol: 'mcp', upstream: { url: `http://127.0.0.1:${port}/mcp`, bearer: { env: 'HAND_KEY' } }, identities: ['claude'] }],
+    connections: [
+      { name: 'hand', protocol: 'mcp', upstream: { url: `http://127.0.0.1:${port}/mcp`, bearer: { env: 'HAND_KEY' } }, identities: ['claude'] },
+      { name: 'hand-idle', protocol: 'mcp', upstream: { url: `http://127.0.0.1:${port}/mcp` }, identities: ['claude'], options: { idleTimeoutMs: 200 } },
+    ],
   });
   token = gw.addIdentity('claude');
 });
@@ -81,4 +84,23 @@ test('an event reaches the agent while the server is still working; an echoed se
   assert.ok(!text.includes(SERVER_KEY), 'the agent never sees the server credential');
   await gw.flush();
   assert.deepEqual(gw.grepDataDir(SERVER_KEY), []);
+});
+
+test('a session its client abandons (no DELETE, no request, no stream) ends after the idle timeout, sealed', { timeout: 30_000 }, async () => {
+  const a = gw.address('hand-idle');
+  const res = await fetch(`http://${a.host}:${a.port}/mcp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+  });
+  await res.text();
+  for (let i = 0; ; i++) {
+    await gw.flush();
+    const s = gw.sessions().find((x) => x.connection === 'hand-idle');
+    if (s && s.status !== 'live') break;
+    assert.ok(i < 200, 'the idle session never ended');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const id = gw.sessions().find((x) => x.connection === 'hand-idle')!.id;
+  assert.ok(gw.show(id).seal, 'the session is sealed');
 });
