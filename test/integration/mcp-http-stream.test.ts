@@ -16,9 +16,29 @@ let server: http.Server;
 let token: string;
 /** resolves the held second half of the stream */
 let release: () => void = () => undefined;
+/** the legacy SSE stream of the hand server's one legacy session */
+let legacyStream: http.ServerResponse | null = null;
 
 before(async () => {
   server = http.createServer((req, res) => {
+    const port = (server.address() as AddressInfo).port;
+    if (req.method === 'GET' && req.url === '/sse') {
+      // a legacy server naming its POST endpoint by absolute URL
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`event: endpoint\ndata: http://127.0.0.1:${port}/messages?sessionId=L1\n\n`);
+      legacyStream = res;
+      return;
+    }
+    if (req.method === 'POST' && req.url === '/messages?sessionId=L1') {
+      let b = '';
+      req.on('data', (c: Buffer) => (b += c.toString()));
+      req.on('end', () => {
+        const m = JSON.parse(b) as { id: number; method: string };
+        res.writeHead(202).end('Accepted');
+        legacyStream?.write(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { echoed: m.method } })}\n\n`);
+      });
+      return;
+    }
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
@@ -47,6 +67,7 @@ before(async () => {
     env: { HAND_KEY: SERVER_KEY },
     connections: [
       { name: 'hand', protocol: 'mcp', upstream: { url: `http://127.0.0.1:${port}/mcp`, bearer: { env: 'HAND_KEY' } }, identities: ['claude'] },
+      { name: 'hand-legacy', protocol: 'mcp', upstream: { url: `http://127.0.0.1:${port}/sse` }, identities: ['claude'] },
       { name: 'hand-idle', protocol: 'mcp', upstream: { url: `http://127.0.0.1:${port}/mcp` }, identities: ['claude'], options: { idleTimeoutMs: 200 } },
     ],
   });
@@ -103,4 +124,36 @@ test('a session its client abandons (no DELETE, no request, no stream) ends afte
   }
   const id = gw.sessions().find((x) => x.connection === 'hand-idle')!.id;
   assert.ok(gw.show(id).seal, 'the session is sealed');
+});
+
+test('legacy HTTP+SSE: an endpoint the server names by absolute URL is rewritten so the agent posts to the gateway', { timeout: 30_000 }, async () => {
+  const a = gw.address('hand-legacy');
+  const base = `http://${a.host}:${a.port}`;
+  const stream = await fetch(`${base}/sse`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` } });
+  const reader = stream.body!.getReader();
+  const dec = new TextDecoder();
+  let text = '';
+  while (!text.includes('\n\n')) text += dec.decode((await reader.read()).value);
+  assert.match(text, /^event: endpoint\ndata: \/messages\?sessionId=L1\n\n$/);
+  const post = await fetch(`${base}/messages?sessionId=L1`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/list' }),
+  });
+  assert.equal(post.status, 202);
+  await post.text();
+  while (!text.includes('"echoed"')) text += dec.decode((await reader.read()).value);
+  assert.match(text, /"id":5,"result":\{"echoed":"tools\/list"\}/);
+  await reader.cancel();
+  // the stream was the session: it ends with it
+  for (let i = 0; ; i++) {
+    await gw.flush();
+    const s = gw.sessions().find((x) => x.connection === 'hand-legacy');
+    if (s && s.status !== 'live') {
+      assert.equal((gw.show(s.id).meta as { transport?: string }).transport, 'sse');
+      break;
+    }
+    assert.ok(i < 200, 'the legacy session never ended');
+    await new Promise((r) => setTimeout(r, 50));
+  }
 });
