@@ -126,6 +126,11 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
     return u.pathname + u.search;
   };
 
+  /** The agent reaches the MCP endpoint and the legacy endpoints the server named, never the rest of the server's origin with the injected credentials. */
+  const reachable = (path: string, method: string): boolean => path.split('?')[0] === target.url.pathname || (method === 'POST' && entries.has(`legacy:${path}`));
+  const notReachable = (res: http.ServerResponse): void =>
+    sendJson(res, 404, jsonRpcError(null, GATEWAY_ERROR, `Not found: this gateway serves the MCP endpoint of connection ${name} only`));
+
   const upstreamRequest = (req: http.IncomingMessage, method: string, path: string, body: Buffer | null): http.ClientRequest => {
     const headers = forwardHeaders(req.headers, strip);
     headers.host = target.url.host;
@@ -294,6 +299,10 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
     const firstId = valid ? ((messages[0] as { id?: Json }).id ?? null) : null;
     const sid = one(req.headers['mcp-session-id']);
     const path = upstreamPathFor(req.url ?? '/');
+    if (!reachable(path, 'POST')) {
+      notReachable(res);
+      return;
+    }
     const refuseInvalid = async (known: Entry | undefined): Promise<void> => {
       // recorded where the session is known; answered as the server would (400, a JSON-RPC error)
       const v = known ? await known.session.clientMessage(undefined, body) : null;
@@ -385,6 +394,11 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
   };
 
   const handleGet = (req: http.IncomingMessage, res: http.ServerResponse, auth: { identity: string; runId: string | null }, clientAddr: string): void => {
+    const path = upstreamPathFor(req.url ?? '/');
+    if (!reachable(path, 'GET')) {
+      notReachable(res);
+      return;
+    }
     const sid = one(req.headers['mcp-session-id']);
     let entry: Entry | null = null;
     if (sid) {
@@ -396,7 +410,7 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
       touch(entry);
       track(entry, res);
     }
-    const up = upstreamRequest(req, 'GET', upstreamPathFor(req.url ?? '/'), null);
+    const up = upstreamRequest(req, 'GET', path, null);
     if (entry) entry.upstream.add(up);
     up.setTimeout(options.timeoutMs, () => up.destroy(Object.assign(new Error('timeout'), { code: 'UPSTREAM_TIMEOUT' })));
     up.on('error', (err) => failUpstream(res, err));
@@ -433,13 +447,18 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
   };
 
   const handleDelete = (req: http.IncomingMessage, res: http.ServerResponse, auth: { identity: string }): void => {
+    const path = upstreamPathFor(req.url ?? '/');
+    if (!reachable(path, 'DELETE')) {
+      notReachable(res);
+      return;
+    }
     const sid = one(req.headers['mcp-session-id']);
     const entry = sid ? entries.get(`sid:${sid}`) : undefined;
     if (!sid || !entry || entry.identity !== auth.identity) {
       sendJson(res, sid ? 404 : 400, jsonRpcError(null, GATEWAY_ERROR, sid ? 'Session not found' : 'Bad Request: Mcp-Session-Id header is required'));
       return;
     }
-    const up = upstreamRequest(req, 'DELETE', upstreamPathFor(req.url ?? '/'), null);
+    const up = upstreamRequest(req, 'DELETE', path, null);
     up.setTimeout(options.timeoutMs, () => up.destroy(Object.assign(new Error('timeout'), { code: 'UPSTREAM_TIMEOUT' })));
     up.on('error', (err) => {
       failUpstream(res, err);

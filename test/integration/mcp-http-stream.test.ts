@@ -18,9 +18,12 @@ let token: string;
 let release: () => void = () => undefined;
 /** the legacy SSE stream of the hand server's one legacy session */
 let legacyStream: http.ServerResponse | null = null;
+/** every path the hand server was asked for */
+const seenPaths: string[] = [];
 
 before(async () => {
   server = http.createServer((req, res) => {
+    seenPaths.push(req.url ?? '');
     const port = (server.address() as AddressInfo).port;
     if (req.method === 'GET' && req.url === '/sse') {
       // a legacy server naming its POST endpoint by absolute URL
@@ -156,4 +159,15 @@ test('legacy HTTP+SSE: an endpoint the server names by absolute URL is rewritten
     assert.ok(i < 200, 'the legacy session never ended');
     await new Promise((r) => setTimeout(r, 50));
   }
+});
+
+test('the agent reaches the MCP endpoint only, not the rest of the server with the injected credential', async () => {
+  const a = gw.address('hand');
+  const base = `http://${a.host}:${a.port}`;
+  for (const [method, path] of [['GET', '/admin'], ['POST', '/admin/delete'], ['DELETE', '/mcp-other'], ['POST', '/messages?sessionId=L1']]) {
+    const res = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: method === 'POST' ? '{"jsonrpc":"2.0","id":1,"method":"ping"}' : undefined });
+    assert.equal(res.status, 404, `${method} ${path}`);
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /MCP endpoint/);
+  }
+  assert.ok(!seenPaths.some((p) => p.startsWith('/admin') || p === '/mcp-other'));
 });
