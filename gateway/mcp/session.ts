@@ -274,6 +274,12 @@ export class McpSession {
     }
     const params = isObject(m.params) ? m.params : {};
     const { text, input, detail, tool } = this.commandOf(method, params);
+    // a large request (a file written whole) is recorded as a head with its size and digest
+    if (raw.length > this.ctx.payloadHead) {
+      delete detail.arguments;
+      delete detail.params;
+      detail.request = this.head(raw);
+    }
     const decision = this.ctx.policy(input);
     if (decision.action === 'allow') return this.startForwarding(key, method, m.id as Json, text, detail, tool, params);
     if (decision.action === 'hold' && this.ctx.holdForApproval) {
@@ -281,7 +287,7 @@ export class McpSession {
         sessionId: this.ctx.session.id,
         identity: this.ctx.identity,
         runId: this.ctx.runId,
-        commandText: this.ctx.maskText(text),
+        commandText: this.ctx.maskText(this.capped(text)),
         rule: decision.rule ?? 'policy',
         reason: decision.reason ?? null,
         rulesVersion: decision.rulesVersion ?? null,

@@ -4,6 +4,7 @@
  * secrets in results are masked in the store and the bundle, and the pipe fails closed.
  */
 import { test } from 'node:test';
+import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -175,6 +176,8 @@ test('a secret in a tool result (and the server credential) is masked in the sto
     assert.deepEqual(gw.grepDataDir(GHP), [], 'no raw secret in the store or the logs');
     assert.deepEqual(gw.grepDataDir(SERVER_SECRET), [], 'no raw server credential in the store or the logs');
     assert.ok(!fs.readFileSync(bundle).includes(Buffer.from(GHP)), 'no raw secret in the bundle');
+    const verified = await captureCli(['verify', bundle], { env: { ...process.env } });
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
     const cmd = gw.show(s.id).commands.find((x) => x.text.startsWith(`files.${read}`))!;
     assert.match(JSON.stringify(cmd.result), /GITHUB_TOKEN=\[MASKED:/);
     assert.ok(gw.findings().some((f) => f.sessionId === s.id && f.category === 'secret'), 'the sighting is a finding');
@@ -313,5 +316,49 @@ test('tool drift: a description changed mid-session and in a later session raise
     await Promise.allSettled(clients.map((c) => c.close()));
     await gw.close();
     fs.rmSync(work, { recursive: true, force: true });
+  }
+});
+
+// Answers each request with the exact line it received (as a string), in a line of its own making.
+const RAW_ECHO_SERVER = `
+let buf = '';
+process.stdin.on('data', (c) => {
+  buf += c;
+  let i;
+  while ((i = buf.indexOf('\\n')) !== -1) {
+    const line = buf.slice(0, i);
+    buf = buf.slice(i + 1);
+    const m = JSON.parse(line);
+    if (m.id !== undefined) process.stdout.write('{ "jsonrpc" : "2.0", "id" : ' + JSON.stringify(m.id) + ', "result" : {"raw": ' + JSON.stringify(line) + ', "note": "\\\\u00e9t\\\\u00e9"} }\\n');
+  }
+});
+`;
+
+test('JSON-RPC is relayed byte for byte both ways: spacing, key order, escapes and unicode untouched', async () => {
+  const gw = await startTestGateway({ connections: [{ name: 'raw', protocol: 'mcp', upstream: { command: [process.execPath, '-e', RAW_ECHO_SERVER] }, identities: ['claude'] }] });
+  try {
+    const token = gw.addIdentity('claude');
+    const pipe = spawn(process.execPath, pipeArgs(gw, 'raw'), { env: { ...process.env, FLIGHTLOG_TOKEN: token, FLIGHTLOG_IDENTITY: 'claude' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const sent = [
+      '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}',
+      '{ "method" : "tools/list",   "id" : "a\\u0062c", "jsonrpc":"2.0" }',
+      '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"t","arguments":{"s":"\\ud83d\\ude00 ü \\" \\\\ \\/","n":1.50,"e":1e3}}}\r',
+    ];
+    let out = '';
+    pipe.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) => pipe.once('exit', resolve));
+    pipe.stdin.write(sent.map((l) => l + '\n').join(''));
+    const deadline = Date.now() + 20_000;
+    while (out.split('\n').length <= sent.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    pipe.stdin.end();
+    assert.equal(await exited, 0);
+    const lines = out.split('\n').slice(0, sent.length);
+    lines.forEach((line, i) => {
+      assert.match(line, /^\{ "jsonrpc" : "2\.0", "id" : /, 'the server\'s own bytes reach the client');
+      assert.equal((JSON.parse(line) as { result: { raw: string } }).result.raw, sent[i], 'the client\'s own bytes reach the server');
+      assert.ok(line.includes('"note": "\\u00e9t\\u00e9"'), 'escapes are not re-encoded');
+    });
+  } finally {
+    await gw.close();
   }
 });

@@ -253,3 +253,23 @@ test('fail-closed: when the store cannot commit, a command is answered with an e
     t.done();
   }
 });
+
+test('a large tool call is recorded as a head with its size and digest, its text capped', async () => {
+  const t = setup();
+  try {
+    const s = t.session();
+    const content = 'x'.repeat(200 * 1024);
+    assert.deepEqual(await client(s, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'write_file', arguments: { path: '/a', content } } }), { action: 'forward' });
+    server(s, { jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'ok' }] } });
+    s.close('done');
+    await t.rec.flush();
+    const [cmd] = getSession(t.db, s.sessionId).commands;
+    assert.ok(cmd.text.length <= 64 * 1024 + 1);
+    const detail = cmd.detail as { arguments?: unknown; request?: { truncated: boolean; bytes: number; sha256: string } };
+    assert.equal(detail.arguments, undefined);
+    assert.equal(detail.request?.truncated, true);
+    assert.ok((detail.request?.bytes ?? 0) > 200 * 1024);
+  } finally {
+    t.done();
+  }
+});
