@@ -7,6 +7,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
@@ -15,6 +17,7 @@ import { recordedCommand, startTestGateway, type TestGateway } from '../helpers/
 import { captureCli, waitForPending } from '../helpers/cli';
 import { startEverything, startHeaderPipe, type HeaderPipe, type McpServerProcess } from '../helpers/mcp-http-servers';
 import { listEvents } from '../../gateway/store/queries';
+import { tempDir } from '../helpers/tmp';
 
 const UPSTREAM_BEARER = `up-${randomBytes(12).toString('hex')}`;
 // a GitHub token shape the masking engine knows, only ever in the server's environment
@@ -156,6 +159,14 @@ test('a secret in a tool result is masked in the store; the agent still gets the
   assert.deepEqual(gw.grepDataDir(PLANTED), []);
   assert.deepEqual(gw.grepDataDir(UPSTREAM_BEARER), []);
   assert.ok((await recordedText('everything')).includes('[MASKED:'));
+  // and in the session's exported bundle, which verifies
+  const { s } = await recordedCommand(gw, (x) => x.kind === 'mcp' && x.text === 'everything.get-env {}');
+  const bundle = path.join(tempDir('flightlog-mcp-http-bundle-'), 'session.flightlog');
+  const ex = await captureCli(['export', s.id, '-o', bundle, '--data-dir', gw.dataDir], { env: { ...process.env } });
+  assert.equal(ex.code, 0, ex.stderr);
+  assert.ok(!fs.readFileSync(bundle).includes(PLANTED), 'the planted secret is not in the bundle');
+  const verified = await captureCli(['verify', bundle], { env: { ...process.env } });
+  assert.equal(verified.code, 0, verified.stderr + verified.stdout);
 });
 
 test('a bad or missing gateway token is refused with a JSON-RPC error, and nothing reaches the server', async () => {
