@@ -22,11 +22,10 @@ import { authenticateRequest, RUN_HEADER } from '../http/connection';
 import { upstreamError } from '../http/errors';
 import { SecretScrubber } from '../http/scrub';
 import { forwardHeaders, resolveUpstream } from '../http/upstream';
-import * as path from 'node:path';
 import { replaceData, SseFramer, type SseBlock } from './http-sse';
 import { jsonRpcError, JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, GATEWAY_ERROR, readMcpHttpOptions } from './http-errors';
 import { openHttpMcpSession, type HttpMcpSession } from './http-session';
-import { ToolBaselines } from './tool-drift';
+import { ToolBaselines, toolBaselinesFile } from './tool-drift';
 
 /** One MCP session as the proxy tracks it. */
 interface Entry {
@@ -62,8 +61,8 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
   let socketSeq = 0;
   const loopbackListen = isLoopbackHost(ctx.connection.listen.host);
   const name = ctx.connection.name;
-  // accepted tool definitions, shared with the stdio transport's file layout: drift spans sessions
-  const tools = new ToolBaselines(ctx.masker, path.join(ctx.dataDir, 'mcp', `${name}.tools.json`));
+  // the connection's accepted tool definitions: drift spans its sessions
+  const tools = new ToolBaselines(ctx.masker, toolBaselinesFile(ctx.dataDir, name));
 
   const removeEntry = (entry: Entry, reason: string, status: 'closed' | 'error' = 'closed'): void => {
     if (entry.closed) return;
@@ -182,16 +181,15 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
     sendJson(res, e.status, jsonRpcError(id, GATEWAY_ERROR, e.message), { 'x-flightlog-error': e.code });
   };
 
-  /** One server→client message seen on the way back: recorded before it is passed on. */
-  const fromServer = (entry: Entry, text: string): void => {
-    const raw = Buffer.from(text);
+  /** One server→client message seen on the way back: recorded before it is passed on; returns its replacement (live masking) or null. */
+  const fromServer = (entry: Entry, text: string): string | null => {
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
       json = undefined;
     }
-    entry.session.serverMessage(json, raw);
+    return entry.session.serverMessage(json, Buffer.from(text));
   };
 
   /** Streams an event stream to the client event by event, recording each message once. */
@@ -202,6 +200,7 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
     res.writeHead(upRes.statusCode ?? 200, upRes.statusMessage, headers);
     res.flushHeaders();
     let current = entry;
+    let waiting = false;
     const framer = new SseFramer((b: SseBlock) => {
       let raw = b.raw;
       const e = b.event;
@@ -210,19 +209,33 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
         current = onLegacy(endpoint);
         if (endpoint !== e.data) raw = replaceData(raw, endpoint);
       } else if (e && e.event === 'message' && e.data.trim() !== '' && current) {
-        const seen = e.id !== undefined && current.seenIds.has(e.id);
-        if (!seen) {
+        let out: string | null;
+        if (e.id !== undefined && current.seenIds.has(e.id)) {
+          // a replay after Last-Event-ID: recorded when first seen, still masked if live
+          let json: unknown;
+          try {
+            json = JSON.parse(e.data);
+          } catch {
+            json = undefined;
+          }
+          out = current.session.liveMask(json);
+        } else {
           if (e.id !== undefined) {
             current.seenIds.add(e.id);
             if (current.seenIds.size > MAX_SEEN_IDS) current.seenIds.delete(current.seenIds.values().next().value as string);
           }
-          fromServer(current, e.data);
+          out = fromServer(current, e.data);
         }
+        if (out !== null) raw = replaceData(raw, out);
       }
       const send = scrub.scrubText(raw);
-      if (!res.write(send)) {
+      if (!res.write(send) && !waiting) {
+        waiting = true;
         upRes.pause();
-        res.once('drain', () => upRes.resume());
+        res.once('drain', () => {
+          waiting = false;
+          upRes.resume();
+        });
       }
     });
     upRes.on('data', (chunk: Buffer) => {
@@ -273,7 +286,7 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
       const headers = responseHeaders(upRes, scrub);
       const body = Buffer.concat(chunks);
       let text = body.toString('utf8');
-      if (text.trim() !== '') fromServer(entry, text);
+      if (text.trim() !== '') text = fromServer(entry, text) ?? text;
       text = scrub.scrubText(text);
       headers['content-length'] = Buffer.byteLength(text);
       res.writeHead(upRes.statusCode ?? 200, upRes.statusMessage, headers);

@@ -47,6 +47,7 @@ before(async () => {
     env: { MCP_UP_BEARER: UPSTREAM_BEARER },
     connections: [
       { name: 'everything', protocol: 'mcp', upstream: { url: `${pipe.url}/mcp`, bearer: { env: 'MCP_UP_BEARER' } }, identities: ['claude'] },
+      { name: 'everything-live', protocol: 'mcp', mask: 'live', upstream: { url: streamable.url }, identities: ['claude'] },
       { name: 'everything-revocable', protocol: 'mcp', upstream: { url: streamable.url }, identities: ['short-lived'] },
       { name: 'everything-sse', protocol: 'mcp', upstream: { url: `${legacyPipe.url}/sse`, headers: { 'x-server-key': { env: 'MCP_UP_BEARER' } } }, identities: ['claude'] },
     ],
@@ -167,6 +168,18 @@ test('a secret in a tool result is masked in the store; the agent still gets the
   assert.ok(!fs.readFileSync(bundle).includes(PLANTED), 'the planted secret is not in the bundle');
   const verified = await captureCli(['verify', bundle], { env: { ...process.env } });
   assert.equal(verified.code, 0, verified.stderr + verified.stdout);
+});
+
+test('mask: live — the agent reads the tool result masked, as the recording keeps it', async () => {
+  const client = newClient();
+  const transport = new StreamableHTTPClientTransport(gatewayUrl('everything-live', '/mcp'), { requestInit: auth(token) });
+  await client.connect(transport);
+  const result = JSON.stringify(await client.callTool({ name: 'get-env', arguments: {} }));
+  assert.ok(!result.includes(PLANTED), 'the agent never sees the secret');
+  assert.match(result, /PLANTED_TOKEN[^,]*\[MASKED:/);
+  assert.deepEqual((await client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })).content, [{ type: 'text', text: 'The sum of 1 and 2 is 3.' }]);
+  await transport.terminateSession();
+  await client.close();
 });
 
 test('a bad or missing gateway token is refused with a JSON-RPC error, and nothing reaches the server', async () => {
