@@ -285,12 +285,15 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
       const scrub = scrubber();
       const headers = responseHeaders(upRes, scrub);
       const body = Buffer.concat(chunks);
-      let text = body.toString('utf8');
-      if (text.trim() !== '') text = fromServer(entry, text) ?? text;
-      text = scrub.scrubText(text);
-      headers['content-length'] = Buffer.byteLength(text);
+      const text = body.toString('utf8');
+      const replaced = text.trim() !== '' ? fromServer(entry, text) : null;
+      const hits = scrub.hits;
+      const scrubbed = scrub.scrubText(replaced ?? text);
+      // unchanged, the server's bytes go on as they came
+      const out = replaced === null && scrub.hits === hits ? body : Buffer.from(scrubbed);
+      headers['content-length'] = out.length;
       res.writeHead(upRes.statusCode ?? 200, upRes.statusMessage, headers);
-      res.end(text);
+      res.end(out);
     });
     upRes.on('error', () => undefined);
   };
