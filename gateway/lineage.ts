@@ -1,6 +1,6 @@
 import type { CommandCandidate } from './http/lineage';
 import { extractCommandCandidates, matchesCommand, mcpCandidate, toolCallsOf } from './http/lineage';
-import type { CommandFinish, CommandKind, CommandStart } from './core/types';
+import type { CommandFinish, CommandKind, CommandStart, Json } from './core/types';
 import type { SessionInfo } from './store/recorder';
 
 interface Pending {
@@ -13,6 +13,15 @@ interface Pending {
 }
 
 const MAX_PER_RUN = 500;
+const MAX_TRACES = 10_000;
+
+/** The trace id of a `traceparent` (W3C: version-traceid-spanid-flags) in a command's detail. */
+function traceIdOf(detail: Json | undefined): string | null {
+  if (detail === null || typeof detail !== 'object' || Array.isArray(detail)) return null;
+  const tp = detail.traceparent;
+  const m = typeof tp === 'string' ? /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(tp.trim()) : null;
+  return m && !/^0+$/.test(m[1]) ? m[1] : null;
+}
 const MAX_AGE_MS = 6 * 60 * 60 * 1000;
 
 /** Which candidate kinds a downstream command of a given kind can fulfil. */
@@ -53,8 +62,27 @@ export class Lineage {
     this.pending.set(key, fresh);
   };
 
-  /** Recorder hook: a command starts; returns the llm command that caused it, if any. */
-  onCommandStart = (s: SessionInfo, _commandId: number, start: CommandStart): number | null => this.causeOf(s, start.kind, start.text)?.commandId ?? null;
+  /**
+   * Recorder hook: a command starts; returns the command that caused it, if any: the MCP tool call
+   * whose W3C trace it continues (any run, any identity: a trace id is unique), else the llm command
+   * whose tool call asked for it.
+   */
+  onCommandStart = (s: SessionInfo, commandId: number, start: CommandStart): number | null => {
+    const trace = traceIdOf(start.detail);
+    if (trace !== null) {
+      if (start.kind === 'mcp') {
+        this.traces.set(trace, commandId);
+        if (this.traces.size > MAX_TRACES) this.traces.delete(this.traces.keys().next().value as string);
+      } else {
+        const mcp = this.traces.get(trace);
+        if (mcp !== undefined) return mcp;
+      }
+    }
+    return this.causeOf(s, start.kind, start.text)?.commandId ?? null;
+  };
+
+  /** trace id → the MCP tool call that carried it, newest last */
+  private readonly traces = new Map<string, number>();
 
   /** The model call whose tool call asked for this (masked) command text, if any. */
   causeOf(s: Pick<SessionInfo, 'runId' | 'identity'>, kind: CommandKind, text: string): { commandId: number; sessionId: string; text: string } | null {

@@ -104,7 +104,8 @@ export async function runRunCommand(opts: { identity?: string; dataDir?: string;
   const identity = opts.identity ?? io.env.FLIGHTLOG_IDENTITY ?? 'agent';
   const run = await call<RunStartResult>(gw, 'POST', '/api/runs', { identity, argv: opts.argv, pid: process.pid });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-run-'));
-  const env = { ...io.env, ...agentEnvironment(run, identity, dir) };
+  // FLIGHTLOG_HOME: `flightlog mcp`, started by the agent, finds this gateway whatever --data-dir said
+  const env = { ...io.env, FLIGHTLOG_HOME: dataDir, ...agentEnvironment(run, identity, dir) };
   io.stderr.write(`flightlog: run ${run.runId} as ${identity}\n`);
   const child = spawn(opts.argv[0], opts.argv.slice(1), { stdio: 'inherit', env });
   const forward = (sig: NodeJS.Signals) => child.kill(sig);

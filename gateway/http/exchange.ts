@@ -252,6 +252,9 @@ export class Exchange {
       detail.model = this.llm.info.model;
       detail.stream = this.llm.info.stream;
     }
+    // W3C trace context: links this request to the MCP tool call that carried the same trace (lineage)
+    const traceparent = this.req.headers.traceparent;
+    if (typeof traceparent === 'string') detail.traceparent = traceparent;
     try {
       this.command = this.session.startCommand({ kind: this.kind, text: this.text, classification: classify(method), detail });
       return this.command;

@@ -129,6 +129,22 @@ function progressTokenOf(params: unknown): string | null {
   return typeof t === 'string' ? `s:${t}` : typeof t === 'number' ? `n:${t}` : null;
 }
 
+/** JSON delimiters a secret token does not contain: `"` `,` `:` space `\` newline `}` `]`. */
+const DELIMITERS = new Set([0x22, 0x2c, 0x3a, 0x20, 0x5c, 0x0a, 0x7d, 0x5d]);
+/** how far back a head's end looks for a delimiter */
+const CUT_LOOKBACK = 512;
+
+/**
+ * The first `cap` bytes of a message, ended just after the last JSON delimiter near the cap:
+ * a token cut in half would not match its masking rule, and half a secret must not be kept.
+ */
+export function cutHead(raw: Buffer, cap: number): Buffer {
+  if (raw.length <= cap) return raw;
+  for (let i = cap - 1; i >= Math.max(0, cap - CUT_LOOKBACK); i--) if (DELIMITERS.has(raw[i])) return raw.subarray(0, i + 1);
+  // no delimiter near the end (one long run, e.g. base64): keep the head short of that run
+  return raw.subarray(0, Math.max(0, cap - CUT_LOOKBACK));
+}
+
 /** `conn.tool {"arg":…}`: the command text of a tools/call. */
 export function toolCallText(connection: string, tool: string, args: unknown): string {
   return `${connection}.${tool} ${JSON.stringify(args ?? {})}`;
@@ -396,7 +412,7 @@ export class McpSession {
       } else if (raw.length > this.ctx.payloadHead) {
         const r = isObject(m.result) ? m.result : {};
         if (r.isError === true) status = 'error';
-        result = { truncated: true, bytes: raw.length, sha256: createHash('sha256').update(raw).digest('hex'), head: raw.subarray(0, this.ctx.payloadHead).toString('utf8'), isError: r.isError === true, durationMs };
+        result = { ...this.head(raw), isError: r.isError === true, durationMs };
       } else {
         const r = (isObject(m.result) ? m.result : {}) as { [k: string]: Json };
         if (r.isError === true) status = 'error';
@@ -471,7 +487,7 @@ export class McpSession {
 
   private head(raw: Buffer): { [k: string]: Json } {
     if (raw.length <= this.ctx.payloadHead) return { text: raw.toString('utf8') };
-    return { truncated: true, bytes: raw.length, sha256: createHash('sha256').update(raw).digest('hex'), head: raw.subarray(0, this.ctx.payloadHead).toString('utf8') };
+    return { truncated: true, bytes: raw.length, sha256: createHash('sha256').update(raw).digest('hex'), head: cutHead(raw, this.ctx.payloadHead).toString('utf8') };
   }
 
   private capped(text: string): string {

@@ -29,6 +29,8 @@ const HELLO_TIMEOUT_MS = 10_000;
 const MAX_HELLO = 16 * 1024;
 /** the server's stderr kept per session: enough to debug, bounded */
 const MAX_STDERR_RECORDED = 256 * 1024;
+/** a stderr line longer than this is masked and passed on in pieces */
+const STDERR_LINE_MAX = 64 * 1024;
 /** how long a server gets to exit after its stdin closes before it is killed */
 const EXIT_GRACE_MS = 2000;
 /** variables the server inherits from the gateway: what a program needs to run, nothing secret */
@@ -62,8 +64,19 @@ export class LineSplitter {
 
   constructor(
     private readonly onLine: (line: Buffer) => void,
-    private readonly onOverflow: () => void,
+    /** a partial line grew past `max`: it is handed over and forgotten */
+    private readonly onOverflow: (partial: Buffer) => void,
+    private readonly max = MAX_LINE,
   ) {}
+
+  /** Passes on a partial line left at the end of the stream. */
+  flush(): void {
+    if (this.parts.length === 0) return;
+    const line = Buffer.concat(this.parts);
+    this.parts = [];
+    this.size = 0;
+    this.onLine(line);
+  }
 
   push(chunk: Buffer): void {
     let start = 0;
@@ -81,10 +94,11 @@ export class LineSplitter {
     if (start < chunk.length) {
       this.parts.push(chunk.subarray(start));
       this.size += chunk.length - start;
-      if (this.size > MAX_LINE) {
+      if (this.size > this.max) {
+        const partial = Buffer.concat(this.parts);
         this.parts = [];
         this.size = 0;
-        this.onOverflow();
+        this.onOverflow(partial);
       }
     }
   }
@@ -98,7 +112,7 @@ function parseJson(raw: Buffer): unknown {
   }
 }
 
-function serverEnv(upstream: McpStdioUpstream, secrets: Record<string, string>): NodeJS.ProcessEnv {
+function serverEnv(secrets: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const k of INHERITED_ENV) if (process.env[k] !== undefined) env[k] = process.env[k];
   return { ...env, ...mcpEnvSecrets(secrets) };
@@ -233,7 +247,7 @@ class PipeConnection {
 
   private spawnServer(): Promise<ChildProcessWithoutNullStreams> {
     const [cmd, ...args] = this.upstream.command;
-    const child = spawn(cmd, args, { cwd: this.upstream.cwd, env: serverEnv(this.upstream, this.ctx.secrets), stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
+    const child = spawn(cmd, args, { cwd: this.upstream.cwd, env: serverEnv(this.ctx.secrets), stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
     this.childExited = new Promise((resolve) => child.once('close', () => resolve()));
     return new Promise((resolve, reject) => {
       child.once('spawn', () => {
@@ -270,7 +284,14 @@ class PipeConnection {
     child.stdin.on('drain', () => socket.resume());
     child.stdin.on('error', () => undefined);
     child.stdout.on('data', (c: Buffer) => fromServer.push(c));
-    child.stderr.on('data', (c: Buffer) => this.serverStderr(c));
+    // masked a line at a time: a secret split across two reads must not escape its rule
+    const stderrLines = new LineSplitter(
+      (line) => this.serverStderr(Buffer.concat([line, NEWLINE])),
+      (partial) => this.serverStderr(partial),
+      STDERR_LINE_MAX,
+    );
+    child.stderr.on('data', (c: Buffer) => stderrLines.push(c));
+    child.stderr.once('end', () => stderrLines.flush());
     // 'close': the server's last lines are relayed before the session ends
     child.once('close', (code, signal) => void this.end(`the MCP server exited (${signal ?? `code ${code}`})`, `flightlog: the MCP server of connection "${this.ctx.connection.name}" exited (${signal ?? `code ${code}`})`));
     socket.on('data', (c: Buffer) => fromClient.push(c));

@@ -53,10 +53,11 @@ test('a model tool_use under flightlog run links to the MCP tools/call it became
   try {
     gw.addIdentity('claude');
     fs.writeFileSync(agentFile, AGENT({ client: require.resolve('@modelcontextprotocol/sdk/client/index.js'), stdio: require.resolve('@modelcontextprotocol/sdk/client/stdio.js') }));
-    const env: NodeJS.ProcessEnv = { ...process.env, FLIGHTLOG_HOME: gw.dataDir };
+    const env: NodeJS.ProcessEnv = { ...process.env };
     delete env.FLIGHTLOG_TOKEN;
+    delete env.FLIGHTLOG_HOME;
     const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const c = spawn(process.execPath, [BIN, 'run', '--identity', 'claude', '--', process.execPath, agentFile], { env });
+      const c = spawn(process.execPath, [BIN, 'run', '--identity', 'claude', '--data-dir', gw.dataDir, '--', process.execPath, agentFile], { env });
       let stdout = '';
       let stderr = '';
       c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

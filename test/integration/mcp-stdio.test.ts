@@ -15,6 +15,20 @@ import { listEvents } from '../../gateway/store/queries';
 import { startTestGateway, recordedCommand, type TestGateway } from '../helpers/gateway';
 import { captureCli, execClient, waitForPending } from '../helpers/cli';
 import { tempDir } from '../helpers/tmp';
+import { startHttpUpstream } from '../helpers/http-upstreams';
+import { openDb } from '../../gateway/store/db';
+import { addIdentity } from '../../gateway/store/identities';
+import * as net from 'node:net';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 const ROOT = path.resolve(__dirname, '../../..');
 const CLI = path.join(ROOT, 'bin/flightlog.js');
@@ -145,7 +159,8 @@ test('a secret in a tool result (and the server credential) is masked in the sto
     const token = gw.addIdentity('claude');
     const direct = (await connect(process.execPath, [FILESYSTEM, root])).client;
     const files = (await viaGateway(gw, 'files', token)).client;
-    const tools = (await viaGateway(gw, 'tools', token)).client;
+    const toolsPipe = await viaGateway(gw, 'tools', token);
+    const tools = toolsPipe.client;
     clients.push(direct, files, tools);
     const list = await files.listTools();
     const read = list.tools.some((t) => t.name === 'read_text_file') ? 'read_text_file' : 'read_file';
@@ -169,6 +184,11 @@ test('a secret in a tool result (and the server credential) is masked in the sto
     assert.ok(!masked.includes(GHP) && /GITHUB_TOKEN=\[MASKED:/.test(masked), 'mask: live: the agent reads the masked value');
     const { s } = await recordedCommand(gw, (x) => x.text.startsWith(`files.${read}`));
     await recordedCommand(gw, (x) => x.text.startsWith('tools.whoami'));
+    await tools.callTool({ name: 'leak_stderr', arguments: {} });
+    const deadline = Date.now() + 10_000;
+    while (!/for the request/.test(toolsPipe.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.match(toolsPipe.stderr(), /debug: using token \[MASKED:[^\]]+\] for the request/, "the server's stderr reaches the agent masked, even split across writes");
+    assert.ok(!toolsPipe.stderr().includes(SERVER_SECRET.slice(0, 8)));
     await Promise.all([files.close(), tools.close()]);
     await gw.flush();
     const ex = await captureCli(['export', s.id, '-o', bundle, '--data-dir', gw.dataDir], { env: { ...process.env } });
@@ -360,5 +380,40 @@ test('JSON-RPC is relayed byte for byte both ways: spacing, key order, escapes a
     });
   } finally {
     await gw.close();
+  }
+});
+
+test('W3C trace context: the HTTP request an MCP tool call causes (same trace, through the gateway) links to that call', async () => {
+  const upstream = await startHttpUpstream();
+  // the server's own credential for the HTTP connection (another identity, another session),
+  // minted before the gateway starts so its config can reference it
+  const dataDir = tempDir('flightlog-mcp-trace-');
+  const db = openDb(dataDir);
+  const bot = addIdentity(db, 'tools-bot', 'agent');
+  db.close();
+  const port = await freePort();
+  const gw = await startTestGateway({
+    dataDir,
+    connections: [
+      { name: 'api', protocol: 'http', listen: `127.0.0.1:${port}`, upstream: { url: upstream.url }, identities: ['tools-bot'] },
+      { name: 'tools', protocol: 'mcp', upstream: { command: [process.execPath, TEST_SERVER], env: { MCP_TEST_HTTP_URL: { env: 'API_URL' }, MCP_TEST_HTTP_TOKEN: { env: 'BOT_TOKEN' } } }, identities: ['claude'] },
+    ],
+    env: { API_URL: `http://127.0.0.1:${port}`, BOT_TOKEN: bot },
+  });
+  let client: Client | null = null;
+  try {
+    const token = gw.addIdentity('claude');
+    client = (await viaGateway(gw, 'tools', token)).client;
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const r = await client.callTool({ name: 'fetch_small', arguments: {}, _meta: { traceparent } });
+    assert.match(JSON.stringify(r.content), /status 200/);
+    const { c: call } = await recordedCommand(gw, (x) => x.text.startsWith('tools.fetch_small'));
+    const { c: get } = await recordedCommand(gw, (x) => x.kind === 'http' && x.text.includes('/small'));
+    assert.equal(get.causedBy, call.id, 'from the HTTP request back to the MCP call');
+    assert.equal((call.detail as { traceparent?: string }).traceparent, traceparent);
+  } finally {
+    await client?.close();
+    await gw.close();
+    await upstream.close();
   }
 });

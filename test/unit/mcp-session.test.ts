@@ -14,7 +14,7 @@ import { createMasker } from '../../gateway/masking';
 import { getSession, listEvents, listFindings } from '../../gateway/store/queries';
 import { compileGuardrails, type GuardrailRule } from '../../gateway/policy';
 import { ApprovalRegistry } from '../../gateway/approvals';
-import { McpSession, type FinalVerdict, type Verdict } from '../../gateway/mcp/session';
+import { McpSession, cutHead, type FinalVerdict, type Verdict } from '../../gateway/mcp/session';
 import { ToolBaselines } from '../../gateway/mcp/tool-drift';
 import type { Masker } from '../../gateway/core/types';
 import { tempDir } from '../helpers/tmp';
@@ -272,4 +272,16 @@ test('a large tool call is recorded as a head with its size and digest, its text
   } finally {
     t.done();
   }
+});
+
+test('a head is never cut inside a token: half a secret is not kept', () => {
+  const msg = Buffer.from(`{"a":"${'x '.repeat(100)}","token":"${GHP}"}`);
+  const at = msg.indexOf(GHP) + 10; // the cap falls inside the secret
+  const head = cutHead(msg, at).toString();
+  assert.ok(!head.includes(GHP.slice(0, 6)), head.slice(-40));
+  assert.ok(head.endsWith('"'));
+  // a long run with no delimiter keeps nothing of the run's end
+  const blob = Buffer.from('"' + 'A'.repeat(5000));
+  assert.ok(cutHead(blob, 4000).length <= 4000 - 512);
+  assert.equal(cutHead(msg, 10_000), msg);
 });
