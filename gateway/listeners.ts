@@ -3,6 +3,7 @@ import type { Protocol } from './core/types';
 import { startPostgresListener } from './postgres/listener';
 import { startSshListener } from './ssh/listener';
 import { startHttpListener } from './http/listener';
+import { startMcpHttpListener } from './mcp/http-transport';
 import { startMcpListener } from './mcp/listener';
 
 /**
@@ -14,7 +15,8 @@ const LISTENERS: Record<Protocol, StartListener | null> = {
   ssh: startSshListener,
   http: startHttpListener,
   kubernetes: null,
-  mcp: startMcpListener,
+  // an MCP server with a url is reached over HTTP on the connection's listen address; else stdio
+  mcp: (ctx) => ('url' in (ctx.connection.upstream as object) ? startMcpHttpListener(ctx) : startMcpListener(ctx)),
 };
 
 export function listenerFor(protocol: Protocol): StartListener | null {

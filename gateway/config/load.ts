@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Document } from 'yaml';
 import { ConfigError, FlightlogError } from '../core/errors';
 import type { Protocol } from '../core/types';
-import type { ConnectionConfig, FlightlogConfig, McpUpstream, RecordingConfig, SecretRef, Upstream } from './schema';
+import type { ConnectionConfig, FlightlogConfig, McpHttpUpstream, McpUpstream, RecordingConfig, SecretRef, Upstream } from './schema';
 import { checkConnectionGuardrails, checkGuardrails } from './guardrails';
 
 export const DEFAULT_RECORDING: RecordingConfig = { headRows: 100, payloadHead: 64 * 1024 };
@@ -193,7 +193,7 @@ function checkUpstream(c: Checker, protocol: Protocol, v: unknown, p: Array<stri
       };
     }
     case 'mcp':
-      return checkMcpUpstream(c, o, p);
+      return o.command === undefined && o.url !== undefined ? checkMcpHttpUpstream(c, o, p) : checkMcpUpstream(c, o, p);
   }
 }
 
@@ -225,6 +225,37 @@ export function mcpEnvSecrets(secrets: Record<string, string>): Record<string, s
   return out;
 }
 // --- end MCP ---
+
+// --- MCP over HTTP (issue 15) ---
+/** MCP over HTTP: `upstream: { url, headers, bearer }`, served on the connection's listen address. */
+function checkMcpHttpUpstream(c: Checker, o: Record<string, unknown>, p: Array<string | number>): McpHttpUpstream {
+  c.keys(o, p, ['url', 'headers', 'bearer', 'verify', 'ca']);
+  const url = c.string(o.url, [...p, 'url'], "the MCP server's http(s) URL");
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    c.fail([...p, 'url'], `expected an http(s) URL, got "${url}"`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') c.fail([...p, 'url'], `expected an http(s) URL, got "${url}"`);
+  if (parsed.username || parsed.password) c.fail([...p, 'url'], 'credentials do not belong in the URL: use headers or bearer with { env: … }');
+  const headers: Record<string, SecretRef | string> = {};
+  if (o.headers !== undefined) {
+    for (const [k, hv] of Object.entries(c.object(o.headers, [...p, 'headers']))) {
+      if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(k)) c.fail([...p, 'headers', k], `"${k}" is not a valid header name`);
+      if (typeof hv === 'string' && /^(authorization|proxy-authorization|x-api-key|api-key|cookie)$/i.test(k)) c.secret(hv, [...p, 'headers', k]);
+      headers[k] = typeof hv === 'string' ? hv : c.secret(hv, [...p, 'headers', k]);
+    }
+  }
+  return {
+    url,
+    headers,
+    bearer: o.bearer === undefined ? undefined : c.secret(o.bearer, [...p, 'bearer']),
+    verify: o.verify === undefined ? undefined : c.bool(o.verify, [...p, 'verify']),
+    ca: o.ca === undefined ? undefined : c.string(o.ca, [...p, 'ca'], 'a CA file path'),
+  };
+}
+// --- end MCP over HTTP ---
 
 const CONNECTION_KEYS = ['name', 'protocol', 'listen', 'upstream', 'identities', 'mask', 'llm', 'options', 'guardrails', 'retention'];
 

@@ -61,7 +61,20 @@ export interface McpStdioUpstream {
 export type McpUpstream = McpStdioUpstream;
 // --- end MCP ---
 
-export type Upstream = PostgresUpstream | SshUpstream | HttpUpstream | KubernetesUpstream | McpUpstream;
+// --- MCP over HTTP (issue 15) ---
+/** An MCP server reached over HTTP (Streamable HTTP or the legacy HTTP+SSE transport); needs `listen`. */
+export interface McpHttpUpstream {
+  /** the server's MCP endpoint, e.g. https://mcp.example.com/mcp (or …/sse for the legacy transport) */
+  url: string;
+  /** headers injected upstream, each value a secret reference or a plain string */
+  headers?: Record<string, SecretRef | string>;
+  bearer?: SecretRef;
+  verify?: boolean;
+  ca?: string;
+}
+// --- end MCP over HTTP ---
+
+export type Upstream = PostgresUpstream | SshUpstream | HttpUpstream | KubernetesUpstream | McpUpstream | McpHttpUpstream;
 
 export interface ConnectionConfig {
   name: string;
