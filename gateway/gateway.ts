@@ -325,6 +325,11 @@ export class Gateway {
     return this.runtime.config;
   }
 
+  /** The environment `{ env: NAME }` secrets are read from (Settings says which are missing). */
+  get env(): NodeJS.ProcessEnv {
+    return this.runtime.env;
+  }
+
   /**
    * Takes a new config live without a restart: listeners whose connection was removed or changed
    * stop (ending only their own sessions), new and changed ones start, unchanged ones keep running
