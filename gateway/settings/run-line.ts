@@ -57,7 +57,7 @@ export function flightlogCommand(opts: { cwd?: string; env?: NodeJS.ProcessEnv; 
   const bin = opts.bin ?? installedBin();
   const anywhere = `node ${shellWord(bin)}`;
   const root = path.dirname(path.dirname(bin));
-  const link = `run "npm link" once in ${root} (or install a packaged build) to type plain "flightlog"`;
+  const link = `run "npm link" once in ${root}, or install a packaged build`;
   if (onPath(env, bin)) return { prefix: 'flightlog', help: { via: 'path', cwd: null, anywhere: 'flightlog', onPath: 'flightlog is on your PATH' } };
   if (npxWorks(cwd, bin)) return { prefix: 'npx flightlog', help: { via: 'npx', cwd, anywhere, onPath: link } };
   return { prefix: anywhere, help: { via: 'node', cwd: null, anywhere, onPath: link } };

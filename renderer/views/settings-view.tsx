@@ -661,7 +661,7 @@ function RefField({
 }) {
   const missing = errors.find((e) => e.code === 'E_SECRET_MISSING');
   return (
-    <label className="field">
+    <label className="field ref-field">
       <span className="field-label">{label}</span>
       <span className="ref-input">
         {/* another kind of reference is another thing: the old name or path would only mislead */}
@@ -873,11 +873,11 @@ function RunHelp({ snapshot }: { snapshot: SettingsSnapshot }) {
     <p className="muted small run-help" data-testid="run-help" data-via={h.via}>
       {h.via === 'npx' && (
         <>
-          Paste it in a shell in <code>{h.cwd}</code>; from any other directory: <code data-testid="run-anywhere">{h.anywhere} …</code>.{' '}
+          Paste it in a shell in <code>{h.cwd}</code>; from any other directory: <code data-testid="run-anywhere">{h.anywhere} …</code>{' '}
         </>
       )}
       {h.via === 'node' && <>This install is not on your PATH, so the line names it by its path and works from any directory. </>}
-      {h.via !== 'path' && <>To type plain <code>flightlog</code>: {h.onPath.replace(/^run /, '')}.</>}
+      {h.via !== 'path' && <>· To type plain <code>flightlog</code>, {h.onPath}.</>}
     </p>
   );
 }
