@@ -36,8 +36,11 @@ function formatPath(p: ConfigPath): string {
 
 /** The validator's "expected …" said the way a form says it beside a field. */
 function formWords(expected: string): string {
-  const missing = /^expected (.+), but it is missing$/.exec(expected);
+  const missing = /^expected (.+), (but it is missing|got nothing|got "")$/.exec(expected);
   if (missing) return `required: ${missing[1]}`;
+  // "expected a list of …" refuses only a missing or empty list
+  const list = /^expected (a list of .+), got a list$/.exec(expected);
+  if (list) return `required: ${list[1]}`;
   if (/^expected password or privateKey/.test(expected)) return 'required: a password or a private key (how the gateway logs in upstream)';
   return expected;
 }
