@@ -205,7 +205,12 @@ function ConnectionsSection({ snapshot, onChanged, openForm }: { snapshot: Setti
                   <td>{c.identities.join(', ')}</td>
                   <td data-testid="connection-status">
                     {l?.address ? <span className="ok">● listening {l.address}</span> : <span className="bad">● {l?.error ?? 'not started'}</span>}
-                    {snapshot.tests?.[c.name] && <TestLine result={snapshot.tests[c.name]} compact />}
+                    {snapshot.tests?.[c.name] && (
+                      <>
+                        {' '}
+                        <TestLine result={snapshot.tests[c.name]} compact />
+                      </>
+                    )}
                   </td>
                   <td className="row-actions">
                     <button className="btn small" onClick={() => setEditing(c)} disabled={editing !== null}>
