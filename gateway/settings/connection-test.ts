@@ -131,7 +131,7 @@ async function testSsh(name: string, up: SshUpstream, secrets: Record<string, st
     seen ? { fingerprint: fingerprint(seen), type: blobKeyType(seen), state: pinned ? (pinned.equals(seen) ? 'pinned' : 'changed') : 'new' } : undefined;
   const said = (): string => {
     const k = keyInfo();
-    const parts = [software() ? `server ${software()}` : null, k ? `host key ${k.fingerprint} (${k.type}${k.state === 'new' ? ', pinned on first use' : k.state === 'pinned' ? ', matches the pinned key' : ''})` : null];
+    const parts = [software() ? `server ${software()}` : null, k ? `host key ${k.fingerprint}${k.state === 'pinned' ? ' (the pinned one)' : k.state === 'new' ? ' (not pinned yet)' : ''}` : null];
     return parts.filter(Boolean).join(', ');
   };
   return new Promise<Outcome>((resolve) => {

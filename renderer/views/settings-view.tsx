@@ -960,7 +960,8 @@ export function Onboarding({ status }: { status: GatewayStatus }) {
           false,
           'Run your agent',
           <>
-            <code>{value ? runLine(value, identity ?? 'NAME', '<agent>') : 'flightlog run --identity NAME -- <agent>'}</code>{' '}
+            <code>{value ? runLine(value, identity ?? 'NAME', '<agent>') : 'flightlog run --identity NAME -- <agent>'}</code>
+            {value?.runHelp?.via === 'npx' && <span data-testid="onboarding-run-where"> (in {value.runHelp.cwd})</span>}{' '}
             <a href={href('settings', null, { focus: 'run' })} onClick={(e) => (e.preventDefault(), navigate(href('settings', null, { focus: 'run' })))}>
               copy it
             </a>
