@@ -576,6 +576,25 @@ function ConnectionForm({ initial, identities, onCancel, onSaved }: { initial: C
                 </button>
               </div>
               {h.name.trim() && <FieldErrors errors={errorsOf(`upstream.headers.${h.name.trim()}`)} name={`upstream.headers.${h.name.trim()}`} />}
+              {(() => {
+                const missing = fields.find((x) => x.code === 'E_SECRET_MISSING' && x.field === `upstream.headers.${h.name.trim()}`);
+                return missing?.variable ? (
+                  <span className="store-missing">
+                    <SecretBox
+                      multiline={false}
+                      testId={`store-missing-upstream.headers.${h.name.trim()}`}
+                      button={`Store ${missing.variable} and save`}
+                      onStore={async (v) => {
+                        const r = await setupApi.storeSecret(missing.variable ?? '', v);
+                        const next = { ...f, headers: f.headers.map((x, j): HeaderRow => (j === i ? { ...x, kind: 'file', value: r.ref.file } : x)) };
+                        setF(next);
+                        setFields((xs) => xs.filter((x) => x !== missing));
+                        await saveState(next);
+                      }}
+                    />
+                  </span>
+                ) : null;
+              })()}
             </div>
           ))}
           <button type="button" className="btn small" onClick={() => up('headers', [...f.headers, { name: '', kind: 'env', value: '' }])}>

@@ -10,6 +10,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { loadConfig } from '../../gateway/config/load';
@@ -107,6 +109,42 @@ describe('a missing env secret, stored in Settings (Chromium, real PostgreSQL)',
     }
     assert.ok(!gw.logs.join('\n').includes(secret), 'not in the logs');
     assert.deepEqual(pageErrors, []);
+  });
+
+  it('stores a missing header secret of an HTTP connection the same way', async () => {
+    const seen: string[] = [];
+    const upstream = http.createServer((req, res) => {
+      seen.push(String(req.headers['x-api-key'] ?? '-'));
+      res.end('ok');
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    try {
+      const apiKey = 'sk-e2e-header-' + Math.random().toString(36).slice(2);
+      await page.click('[data-testid=add-connection]');
+      await page.selectOption('[data-testid=field-protocol]', 'http');
+      await page.fill('[data-testid=field-name]', 'model');
+      await page.fill('[data-testid=field-listen]', '127.0.0.1:0');
+      await page.fill('[data-testid=field-upstream\\.url]', `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`);
+      await page.fill('[data-testid=header-name]', 'x-api-key');
+      await page.fill('[data-testid=header-value]', 'FLIGHTLOG_E2E_MODEL_KEY');
+      await page.click('[data-testid=save-connection]');
+      await page.locator('[data-testid=error-upstream\\.headers\\.x-api-key]:has-text("FLIGHTLOG_E2E_MODEL_KEY is not set")').waitFor();
+      await page.fill('[data-testid=store-missing-upstream\\.headers\\.x-api-key-value]', apiKey);
+      await page.click('[data-testid=store-missing-upstream\\.headers\\.x-api-key-button]');
+      await page.locator('[data-testid=connection-row][data-connection=model] .ok:has-text("listening")').waitFor();
+      const { port } = gw.address('model');
+      const res = await fetch(`http://127.0.0.1:${port}/v1/ping`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(res.status, 200);
+      assert.equal(seen.at(-1), apiKey, 'the stored value is what the gateway injects upstream');
+      assert.ok(!(await page.content()).includes(apiKey));
+      await gw.gateway.recorder.flush();
+      const own = path.join(gw.dataDir, 'secrets', 'FLIGHTLOG_E2E_MODEL_KEY');
+      for (const f of filesUnder(gw.dataDir)) if (f !== own) assert.ok(!fs.readFileSync(f).includes(Buffer.from(apiKey)), `not in ${path.relative(gw.dataDir, f)}`);
+      assert.ok(!gw.logs.join('\n').includes(apiKey));
+    } finally {
+      upstream.closeAllConnections();
+      await new Promise<void>((r) => upstream.close(() => r()));
+    }
   });
 
   it('clears the box when a secret switches from env to file; the SSH key asks for a path', async () => {
