@@ -122,7 +122,10 @@ async function testSsh(name: string, up: SshUpstream, secrets: Record<string, st
   const pinned = configured ?? new KnownHosts(dataDir).get(name);
   const where = `${up.user}@${up.host}:${up.port}`;
   let seen: Buffer | null = null;
+  let banner = '';
   const client = new Client();
+  // the text a server shows before login (sshd's Banner): first line, as OpenSSH would print it
+  client.on('banner', (text: string) => (banner = text.split(/\r?\n/).find((l) => l.trim())?.trim().slice(0, 120) ?? ''));
   const software = (): string | undefined => {
     const v = (client as unknown as { _remoteVer?: unknown })._remoteVer;
     return typeof v === 'string' && v ? v : undefined;
@@ -131,7 +134,7 @@ async function testSsh(name: string, up: SshUpstream, secrets: Record<string, st
     seen ? { fingerprint: fingerprint(seen), type: blobKeyType(seen), state: pinned ? (pinned.equals(seen) ? 'pinned' : 'changed') : 'new' } : undefined;
   const said = (): string => {
     const k = keyInfo();
-    const parts = [software() ? `server ${software()}` : null, k ? `host key ${k.fingerprint}${k.state === 'pinned' ? ' (the pinned one)' : k.state === 'new' ? ' (not pinned yet)' : ''}` : null];
+    const parts = [software() ? `server ${software()}` : null, banner ? `banner "${banner}"` : null, k ? `host key ${k.fingerprint}${k.state === 'pinned' ? ' (the pinned one)' : k.state === 'new' ? ' (not pinned yet)' : ''}` : null];
     return parts.filter(Boolean).join(', ');
   };
   return new Promise<Outcome>((resolve) => {

@@ -45,8 +45,9 @@ const pgConn = (password: unknown, extra: Record<string, unknown> = {}) => ({
 
 describe('Setup routes (real PostgreSQL and sshd)', { timeout: 180_000 }, () => {
   before(async () => {
-    [pg, sshd] = await Promise.all([startPostgres(), startSshd()]);
     files = tempDir('flightlog-setup-');
+    fs.writeFileSync(path.join(files, 'banner'), 'Authorized use only. Activity is logged.\n');
+    [pg, sshd] = await Promise.all([startPostgres(), startSshd({ extraConfig: `Banner ${path.join(files, 'banner')}` })]);
     fs.writeFileSync(path.join(files, 'pg-good'), pg.app.password);
     fs.writeFileSync(path.join(files, 'pg-bad'), 'wrong-password');
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'stranger', '-f', path.join(files, 'stranger')]);
@@ -83,6 +84,7 @@ describe('Setup routes (real PostgreSQL and sshd)', { timeout: 180_000 }, () => 
     const ok = await post<ConnectionTestResult>('/api/settings/connections/test', { connection: ssh(sshd.userKeyPath) });
     assert.equal(ok.body.ok, true, ok.text);
     assert.match(ok.body.serverVersion ?? '', /^OpenSSH_/);
+    assert.match(ok.body.message, /^logged in to \S+@127\.0\.0\.1:\d+: server OpenSSH_\S+, banner "Authorized use only\. Activity is logged\.", host key SHA256:\S+ \(not pinned yet\)$/);
     assert.deepEqual(ok.body.hostKey, { fingerprint: fp, type: 'ssh-ed25519', state: 'new' });
     assert.equal(fs.existsSync(path.join(gw.dataDir, 'ssh', 'known_hosts.json')), false, 'a test pins nothing');
 
