@@ -55,6 +55,8 @@ export function flightlogCommand(opts: { cwd?: string; env?: NodeJS.ProcessEnv; 
   const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
   const bin = opts.bin ?? installedBin();
+  // a packaged app has no bin/flightlog.js to name: its CLI is whatever the install put on PATH
+  if (!fs.existsSync(bin)) return { prefix: 'flightlog', help: { via: 'path', cwd: null, anywhere: 'flightlog', onPath: 'install the flightlog CLI of this package on your PATH' } };
   const anywhere = `node ${shellWord(bin)}`;
   const root = path.dirname(path.dirname(bin));
   const link = `run "npm link" once in ${root}, or install a packaged build`;

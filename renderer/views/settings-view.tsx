@@ -161,6 +161,19 @@ function ConnectionsSection({ snapshot, onChanged, openForm }: { snapshot: Setti
       setBusy(null);
     }
   };
+  /** Logs in upstream again with the saved connection: the row shows what it found. */
+  const retest = async (name: string) => {
+    setBusy(`test:${name}`);
+    try {
+      await setupApi.testConnection({ name });
+      setError(null);
+      onChanged();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(null);
+    }
+  };
   return (
     <section className="settings-card" id="settings-connection" data-testid="connections-section">
       <h3>
@@ -213,6 +226,9 @@ function ConnectionsSection({ snapshot, onChanged, openForm }: { snapshot: Setti
                     )}
                   </td>
                   <td className="row-actions">
+                    <button className="btn small" onClick={() => void retest(c.name)} disabled={busy !== null} data-testid="retest-connection">
+                      {busy === `test:${c.name}` ? 'Testing…' : 'Test'}
+                    </button>
                     <button className="btn small" onClick={() => setEditing(c)} disabled={editing !== null}>
                       Edit
                     </button>

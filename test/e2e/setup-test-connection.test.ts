@@ -126,6 +126,16 @@ describe('connection form: all errors at once, Test connection (Chromium, real P
     await page.click('[data-testid=save-connection]');
     await status.locator('[data-testid=connection-test][data-ok=true]').waitFor();
     assert.match((await status.textContent()) ?? '', /PostgreSQL 15/);
+
+    // the row's Test logs in again with what the config names now (the password file changed)
+    fs.writeFileSync(path.join(files, 'pg-good'), 'rotated-elsewhere');
+    try {
+      await page.click('[data-testid=connection-row][data-connection=app-db] [data-testid=retest-connection]');
+      await status.locator('[data-testid=connection-test][data-ok=false]').waitFor();
+      assert.match((await status.textContent()) ?? '', /password authentication failed/);
+    } finally {
+      fs.writeFileSync(path.join(files, 'pg-good'), pg.app.password);
+    }
   });
 
   it('Test connection: the real sshd shows its software and host key, or refuses a wrong key', async () => {

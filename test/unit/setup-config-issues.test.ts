@@ -80,8 +80,11 @@ describe('the run line', () => {
     assert.equal(flightlogCommand({ bin, cwd: dir, env: { PATH: other } }).prefix, `node ${bin}`);
   });
 
-  it('quotes a path a shell would split', () => {
+  it('quotes a path a shell would split, and names no path that is not there', () => {
     const spaced = path.join(dir, 'my install', 'bin', 'flightlog.js');
+    fs.mkdirSync(path.dirname(spaced), { recursive: true });
+    fs.writeFileSync(spaced, '');
     assert.equal(flightlogCommand({ bin: spaced, cwd: '/', env: { PATH: '' } }).prefix, `node '${spaced}'`);
+    assert.equal(flightlogCommand({ bin: path.join(dir, 'gone', 'bin', 'flightlog.js'), cwd: '/', env: { PATH: '' } }).prefix, 'flightlog');
   });
 });
