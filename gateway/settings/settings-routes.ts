@@ -180,7 +180,7 @@ export function createSettingsRoutes(host: () => SettingsHost | null): Extra {
           const fields = connectionFieldErrors(gw.config.connections, gw.env ?? process.env, body.connection, replaces, err);
           if (fields === null) throw err;
           const e = err as FlightlogError & { docPath?: string };
-          sendJson(res, 400, { error: { code: e.code, message: e.message, ...(e.docPath !== undefined ? { path: e.docPath } : {}), fields } });
+          sendJson(res, STATUS[e.code] ?? 400, { error: { code: e.code, message: e.message, ...(e.docPath !== undefined ? { path: e.docPath } : {}), fields } });
           return true;
         }
         // a saved connection is also tested: green "listening" alone says nothing of the upstream login

@@ -66,8 +66,12 @@ export function connectionFieldErrors(
   replaces: string | undefined,
   err: unknown,
 ): SettingsFieldError[] | null {
-  if (!(err instanceof ConfigError) && !(err instanceof MissingEnvSecretError)) return null;
   const name = connection && typeof connection === 'object' ? (connection as { name?: unknown }).name : undefined;
+  // its listener could not bind: that is the listen field's problem
+  if (err instanceof FlightlogError && (err.code === 'E_ADDR_IN_USE' || err.code === 'E_LISTEN') && err.message.startsWith(`connection "${String(name)}": `)) {
+    return [{ field: 'listen', message: err.message.slice(`connection "${String(name)}": `.length) }];
+  }
+  if (!(err instanceof ConfigError) && !(err instanceof MissingEnvSecretError)) return null;
   const others = running.filter((c) => c.name !== (replaces ?? name)).map(toConnectionInput);
   const issues = configIssues({ connections: [...others, connection] }, 'form');
   const fields: SettingsFieldError[] = [];

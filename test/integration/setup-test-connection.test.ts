@@ -124,6 +124,11 @@ describe('Setup routes (real PostgreSQL and sshd)', { timeout: 180_000 }, () => 
     );
     assert.match(res.body.error.fields.find((f) => f.field === 'upstream.password')?.message ?? '', /secrets are referenced, never written here/);
     assert.ok(!res.text.includes('inline-secret'));
+
+    // a port another program holds is the listen field's problem too
+    const taken = await post<SettingsFieldsError>('/api/settings/connections', { connection: pgConn({ file: path.join(files, 'pg-good') }, { name: 'taken', listen: `127.0.0.1:${pg.port}` }) });
+    assert.equal(taken.status, 409);
+    assert.deepEqual(taken.body.error.fields, [{ field: 'listen', message: `127.0.0.1:${pg.port} is already in use` }]);
   });
 
   it('tests a connection on save and reports it in the snapshot', async () => {
