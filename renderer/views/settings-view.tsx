@@ -421,6 +421,14 @@ function ConnectionForm({ initial, identities, onCancel, onSaved }: { initial: C
     }
   };
   const saveState = async (state: FormState) => {
+    // a value typed for storing is not kept until Store: saving without it would drop it silently
+    const shownRefs = { postgres: ['password'], ssh: ['password', 'privateKey'], kubernetes: ['token'], http: [] } as const;
+    const unstored = (shownRefs[state.protocol] as readonly ('password' | 'privateKey' | 'token')[]).filter((k) => state[k].kind === 'store');
+    if (unstored.length) {
+      setFields(unstored.map((k) => ({ field: `upstream.${k}`, message: 'press Store first: Flightlog keeps the value only then' })));
+      setError(null);
+      return;
+    }
     setSaving(true);
     try {
       onSaved(await setupApi.saveConnection(toInput(state, initial), initial?.name));

@@ -161,6 +161,22 @@ describe('a missing env secret, stored in Settings (Chromium, real PostgreSQL)',
     await page.selectOption('[data-testid=ref-kind-upstream\\.privateKey]', 'env');
     assert.doesNotMatch((await page.getAttribute('[data-testid=field-upstream\\.privateKey]', 'placeholder')) ?? '', /APP_DB_PASSWORD/);
     await shot('ssh-form');
+
+    // "store a value…": Save first is refused (the value would be dropped), Store keeps it and names its file
+    const value = 'deploy-pw-' + Math.random().toString(36).slice(2);
+    await page.fill('[data-testid=field-name]', 'web-1');
+    await page.selectOption('[data-testid=ref-kind-upstream\\.password]', 'store');
+    await page.fill('[data-testid=store-upstream\\.password-value]', value);
+    await page.click('[data-testid=save-connection]');
+    assert.match((await page.textContent('[data-testid=error-upstream\\.password]')) ?? '', /press Store first/);
+    await page.click('[data-testid=store-upstream\\.password-button]');
+    const file = path.join(gw.dataDir, 'secrets', 'web-1-password');
+    await page.waitForSelector('[data-testid=field-upstream\\.password]');
+    assert.equal(await page.inputValue('[data-testid=ref-kind-upstream\\.password]'), 'file');
+    assert.equal(await page.inputValue('[data-testid=field-upstream\\.password]'), file);
+    assert.equal(fs.readFileSync(file, 'utf8'), value);
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    assert.ok(!(await page.content()).includes(value));
     assert.deepEqual(pageErrors, []);
   });
 });
