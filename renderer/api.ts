@@ -22,13 +22,9 @@ import type {
   SettingsSnapshot,
   GuardrailsSettings,
   SaveGuardrailsRequest,
-  ConnectionTestResult,
-  SettingsFieldError,
-  StoreSecretRequest,
-  StoreSecretResult,
-  TestConnectionRequest,
 } from '../gateway/control-api/types';
 import type { FramesResult, ReplayIndex, SeekResult } from '../gateway/replay/replay-types';
+import type { ConnectionTestResult, SettingsFieldError, StoreSecretRequest, StoreSecretResult, TestConnectionRequest } from '../gateway/control-api/types';
 
 const TOKEN_KEY = 'flightlog-token';
 const LIVE_PROTOCOL: LiveProtocol = 'flightlog.v1';
