@@ -16,13 +16,14 @@ import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
 import { startSshd, type Sshd } from '../helpers/sshd';
 import { Readable } from 'node:stream';
 import { runCli } from '../../gateway/cli/main';
-import { captureCli } from '../helpers/cli';
+import { captureCli, execClient } from '../helpers/cli';
 import { tempDir } from '../helpers/tmp';
 
 let gw: TestGateway;
 let pg: PostgresServer;
 let sshd: Sshd;
 let files: string;
+let token = '';
 
 const post = async <T>(route: string, body: unknown): Promise<{ status: number; body: T; text: string }> => {
   const res = await fetch(gw.gateway.control.url + route, {
@@ -52,7 +53,7 @@ describe('Setup routes (real PostgreSQL and sshd)', { timeout: 180_000 }, () => 
     fs.writeFileSync(path.join(files, 'pg-bad'), 'wrong-password');
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'stranger', '-f', path.join(files, 'stranger')]);
     gw = await startTestGateway();
-    gw.addIdentity('claude');
+    token = gw.addIdentity('claude');
   });
   after(async () => {
     await gw?.close();
@@ -139,6 +140,23 @@ describe('Setup routes (real PostgreSQL and sshd)', { timeout: 180_000 }, () => 
     assert.match(res.body.tests?.['app-db']?.message ?? '', /password authentication failed/);
     const byName = await post<ConnectionTestResult>('/api/settings/connections/test', { name: 'app-db' });
     assert.equal(byName.body.ok, false);
+  });
+
+  it('restarts a listener whose stored secret was replaced, on the next save', async () => {
+    const psql = () => execClient('psql', ['-X', '-A', '-t', '-c', 'select 1', `host=127.0.0.1 port=${gw.address('rotating').port} user=claude password=${token} dbname=app sslmode=disable`]);
+    const first = await post<StoreSecretResult>('/api/settings/secrets', { name: 'ROTATING_PW', value: 'an-old-password' });
+    const conn = pgConn({ file: first.body.ref.file }, { name: 'rotating' });
+    assert.equal((await post<SettingsSnapshot>('/api/settings/connections', { connection: conn })).status, 200);
+    const refused = await psql();
+    assert.notEqual(refused.code, 0, 'the old value is refused upstream');
+    assert.match(refused.stderr, /password authentication failed/);
+
+    await post<StoreSecretResult>('/api/settings/secrets', { name: 'ROTATING_PW', value: pg.app.password });
+    const saved = await post<SettingsSnapshot>('/api/settings/connections', { connection: conn, replaces: 'rotating' });
+    assert.equal(saved.body.tests?.rotating?.ok, true, saved.text);
+    const ok = await psql();
+    assert.equal(ok.code, 0, `the listener now logs in with the new value: ${ok.stderr}`);
+    assert.equal(ok.stdout.trim(), '1');
   });
 
   it('stores a secret in a 0600 file (route and CLI), never echoing it, and masks it by value', async () => {
