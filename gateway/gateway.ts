@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
 import type { Db } from './store/db';
 import { openDb } from './store/db';
 import { ensureFingerprintKey, ensureGatewayKey, type GatewayKey } from './store/chain';
@@ -40,6 +41,12 @@ interface ListenerState {
   connection: ConnectionConfig;
   listener: Listener | null;
   error: string | null;
+  /** SHA-256 of the secret values it started with: a secret file rewritten since (Settings → Store) restarts it on the next reload */
+  secrets?: string;
+}
+
+function secretsDigest(values: Record<string, string>): string {
+  return createHash('sha256').update(JSON.stringify(Object.entries(values).sort())).digest('hex');
 }
 
 /** The injected upstream credentials, masked by value wherever they show up (kind `upstream-<name>`). */
@@ -182,7 +189,7 @@ export class Gateway {
           throw listenError(connection, err);
         }
         cleanup.push(() => listener.close());
-        listeners.set(connection.name, { connection, listener, error: null });
+        listeners.set(connection.name, { connection, listener, error: null, secrets: secretsDigest(secrets.get(connection.name) ?? {}) });
       }
 
       let gateway: Gateway | null = null;
@@ -325,6 +332,11 @@ export class Gateway {
     return this.runtime.config;
   }
 
+  /** The environment `{ env: NAME }` secrets are read from (Settings says which are missing). */
+  get env(): NodeJS.ProcessEnv {
+    return this.runtime.env;
+  }
+
   /**
    * Takes a new config live without a restart: listeners whose connection was removed or changed
    * stop (ending only their own sessions), new and changed ones start, unchanged ones keep running
@@ -345,7 +357,16 @@ export class Gateway {
     this.runtime.guardrails.reload(config);
     const next = new Map(config.connections.map((c) => [c.name, c]));
     const same = (a: ConnectionConfig, b: ConnectionConfig) => JSON.stringify(a) === JSON.stringify(b);
-    const retiring = [...this.listeners.values()].filter((s) => !next.has(s.connection.name) || !same(s.connection, next.get(s.connection.name)!));
+    // the same config reading a rewritten secret file is a change too; an unreadable one is left to the next start
+    const rotated = (s: ListenerState, c: ConnectionConfig) => {
+      if (s.secrets === undefined) return false;
+      try {
+        return secretsDigest(resolveSecrets(c, env, config.file)) !== s.secrets;
+      } catch {
+        return false;
+      }
+    };
+    const retiring = [...this.listeners.values()].filter((s) => !next.has(s.connection.name) || !same(s.connection, next.get(s.connection.name)!) || rotated(s, next.get(s.connection.name)!));
     const unchanged = [...this.listeners.values()].filter((s) => !retiring.includes(s)).map((s) => s.connection.name);
     const toStart = config.connections.filter((c) => !unchanged.includes(c.name));
     const secrets = new Map(toStart.map((c) => [c.name, resolveSecrets(c, env, config.file)]));
@@ -356,7 +377,7 @@ export class Gateway {
       if (!start) return { connection: c, listener: null, error: `no ${c.protocol} listener in this build` };
       try {
         const listener = await start(Gateway.context(c, cfg, this.dataDir, values, this.masker, log, this.db, this.recorder, this.runtime.guardrails.policy, this.runtime.approvals, this.runtime.lineage));
-        return { connection: c, listener, error: null };
+        return { connection: c, listener, error: null, secrets: secretsDigest(values) };
       } catch (err) {
         throw listenError(c, err);
       }

@@ -24,6 +24,7 @@ import type {
   SaveGuardrailsRequest,
 } from '../gateway/control-api/types';
 import type { FramesResult, ReplayIndex, SeekResult } from '../gateway/replay/replay-types';
+import type { ConnectionTestResult, SettingsFieldError, StoreSecretRequest, StoreSecretResult, TestConnectionRequest } from '../gateway/control-api/types';
 
 const TOKEN_KEY = 'flightlog-token';
 const LIVE_PROTOCOL: LiveProtocol = 'flightlog.v1';
@@ -174,7 +175,8 @@ class LiveFeed {
       this.ws = null;
       this.setState('offline');
       setTimeout(() => this.start(), this.delay);
-      this.delay = Math.min(this.delay * 2, 10_000);
+      // a restarted gateway comes back on the same port (kept per data dir): find it within seconds
+      this.delay = Math.min(this.delay * 2, 3_000);
     };
   }
 
@@ -200,3 +202,42 @@ export const live = new LiveFeed();
 export function trustBundleKey(req: import('../gateway/control-api/types').TrustBundleKeyRequest): Promise<import('../gateway/control-api/types').TrustBundleKeyResult> {
   return send('POST', '/api/bundles/trust', req);
 }
+
+/* ───── Setup (issue 18): every field error at once, Test connection, secrets stored by Flightlog ───── */
+
+/** A refused connection form: every field the gateway refused, each to show beside its field. */
+export class FormError extends FieldError {
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    path: string | null,
+    readonly fields: SettingsFieldError[],
+  ) {
+    super(status, code, message, path);
+    this.name = 'FormError';
+  }
+}
+
+async function sendForm<T>(path: string, body: unknown): Promise<T> {
+  const res = await fetch(path, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token() ?? ''}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    cache: 'no-store',
+    credentials: 'omit',
+  });
+  const json = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string; path?: string; fields?: SettingsFieldError[] } } | null;
+  if (!res.ok) {
+    const e = json?.error;
+    throw new FormError(res.status, e?.code ?? 'E_HTTP', e?.message ?? `${res.status} ${res.statusText}`, e?.path ?? null, Array.isArray(e?.fields) ? e.fields : []);
+  }
+  return json as T;
+}
+
+export const setupApi = {
+  saveConnection: (connection: ConnectionInput, replaces?: string) => sendForm<SettingsSnapshot>('/api/settings/connections', { connection, replaces }),
+  testConnection: (input: TestConnectionRequest) => sendForm<ConnectionTestResult>('/api/settings/connections/test', input),
+  /** the value goes to the gateway once and is never sent back */
+  storeSecret: (name: string, value: string) => sendForm<StoreSecretResult>('/api/settings/secrets', { name, value } satisfies StoreSecretRequest),
+};

@@ -25,8 +25,12 @@ export function App() {
 
   useEffect(() => {
     live.start();
-    const unsub = live.onState(setLiveState);
     const load = () => api.status().then(setStatus, () => setStatus(null));
+    // back from offline (a restarted gateway on the same port): fresh status at once, no reload
+    const unsub = live.onState((s) => {
+      setLiveState(s);
+      if (s === 'live') load();
+    });
     load();
     const t = setInterval(load, 10_000);
     window.addEventListener('flightlog-settings-changed', load);

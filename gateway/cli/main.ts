@@ -41,7 +41,7 @@ const USAGE = `usage: flightlog <command> [options]
   gc [--dry-run] [--json] [--config FILE]    remove sessions past their connection's retention (signed tombstones kept)
   trust add KEYFILE [--name NAME] | list     gateway keys whose bundles you trust
   open FILE…                                 open bundles read-only in the web UI (prints the URL)
-  secret add NAME                            register a secret to mask by value (value on stdin)
+  secret add NAME [--store]                  register a secret to mask by value (value on stdin); --store also keeps it for the gateway (prints its { file: … })
   secret list [--json]                       registered secrets (names only)
   mask [FILE]                                mask a file or stdin to stdout; findings summary on stderr
   policy test [--config FILE] [--since 7d]   what each guardrail would have denied or held in recorded history
@@ -262,13 +262,22 @@ async function secretCommand(argv: string[], io: Io): Promise<number> {
   const { registerSecret, listRegisteredSecrets } = await import('../masking-setup');
   switch (sub) {
     case 'add': {
-      const usage = 'flightlog secret add NAME  (the value on stdin)';
-      const { flags, positionals } = parse(rest, {}, 1, usage);
+      const usage = 'flightlog secret add NAME [--store]  (the value on stdin)';
+      const { flags, positionals } = parse(rest, { store: { type: 'boolean' } }, 1, usage);
       if (!positionals[0]) throw new UsageError(`secret add needs a NAME (usage: ${usage})`);
       if ((io.stdin as NodeJS.ReadStream).isTTY) io.stderr.write('value (then Ctrl-D): ');
       const value = (await readStdin(io.stdin)).replace(/\r?\n$/, '');
       if (value === '') throw new FlightlogError('E_SECRET_VALUE', 'no value on stdin (usage: printf %s "$VALUE" | flightlog secret add NAME)');
       const dataDir = resolveDataDir(flags['data-dir'] as string | undefined, io.env);
+      if (flags.store) {
+        // also kept for the gateway to log in with: <dataDir>/secrets/NAME (0600), referenced as { file: … }
+        const { storeSecret } = await import('../settings/secret-store');
+        const stored = withDb(flags, io, (db) => storeSecret({ dataDir, db, name: positionals[0], value, fingerprintKey: ensureFingerprintKey(dataDir) }));
+        await notifyGateway(dataDir, '/api/secrets/reload');
+        io.stdout.write(`{ file: ${stored.file} }\n`);
+        io.stderr.write(`stored secret ${stored.name} in ${stored.file} (0600); reference it in flightlog.yaml as the line above${stored.forms ? '; masked by value from now on' : ''}\n`);
+        return 0;
+      }
       const forms = withDb(flags, io, (db) => registerSecret(db, positionals[0], value, ensureFingerprintKey(dataDir)));
       const reloaded = await notifyGateway(dataDir, '/api/secrets/reload');
       io.stderr.write(`registered secret ${positionals[0]} (${forms} encoded forms, stored as digests only)${reloaded ? '; the running gateway masks it from now on' : ''}\n`);

@@ -11,7 +11,7 @@ import { resolveDataDir } from '../core/paths';
 import { Gateway } from '../gateway';
 import { createUiRoutes, defaultRendererDir, type UiRoutes } from '../control-api/static';
 import { findConfig, type Io } from './main';
-import { printListeners, serveUntilSignal } from './serve';
+import { printListeners, serveUntilSignal, startWithStablePort } from './serve';
 
 export interface UiCommandOptions {
   configFile?: string;
@@ -31,15 +31,22 @@ export async function runUiCommand(opts: UiCommandOptions, io: Io): Promise<numb
   const config = findConfig(opts.configFile, dataDir);
   const rendererDir = defaultRendererDir(io.env);
   let routes: UiRoutes | null = null;
-  const gateway = await Gateway.start({
+  // the same URL on every start of this data dir, so an open tab reconnects by itself
+  const gateway = await startWithStablePort(
+    (c) =>
+      Gateway.start({
+        config: c,
+        dataDir,
+        env: io.env,
+        controlExtra: (db) => {
+          routes?.close();
+          routes = createUiRoutes({ db, rendererDir });
+          return routes.extra;
+        },
+      }),
     config,
     dataDir,
-    env: io.env,
-    controlExtra: (db) => {
-      routes = createUiRoutes({ db, rendererDir });
-      return routes.extra;
-    },
-  });
+  );
   const out = io.stdout;
   out.write(`flightlog ui ${VERSION}\n`);
   out.write(`data dir   ${dataDir}\n`);

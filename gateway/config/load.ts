@@ -12,17 +12,50 @@ const PROTOCOLS: Protocol[] = ['postgres', 'ssh', 'http', 'kubernetes', 'mcp'];
 
 export type ConfigPath = Array<string | number>;
 
+/** One refused value, as the collecting validator reports it (a form places it beside its field). */
+export interface ConfigIssue {
+  path: ConfigPath;
+  /** `connections[0].upstream.host` */
+  docPath: string;
+  /** what was expected, without the file and path: `expected a host name, but it is missing` */
+  expected: string;
+}
+
+/** Thrown inside a collecting check to skip the rest of one field; never escapes `guard`. */
+class SkipField extends Error {}
+
 /** Validation walks plain JS values and reports `file:line: path: expected …`. */
 export class Checker {
   constructor(
     readonly file: string,
     private readonly doc: Document | null,
     private readonly lines: LineCounter | null,
+    /** when set, every refused field is noted here and checking goes on (see guard) */
+    private readonly issues: ConfigIssue[] | null = null,
   ) {}
 
   fail(p: Array<string | number>, expected: string): never {
     // Keys and values come from the file: a newline in one must not break the one-line error.
+    if (this.issues) {
+      this.issues.push({ path: [...p], docPath: oneLine(formatPath(p)), expected: oneLine(expected) });
+      throw new SkipField();
+    }
     throw new ConfigError(this.file, oneLine(formatPath(p)), oneLine(expected), this.lineOf(p));
+  }
+
+  /**
+   * Checks one field. Normally the first failure throws as before; when collecting, the failure
+   * is noted and `undefined` stands in for the field so the other fields are still checked.
+   * The result is then only good for reporting: a caller never uses a config that had issues.
+   */
+  guard<T>(fn: () => T): T {
+    if (!this.issues) return fn();
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof SkipField) return undefined as T;
+      throw err;
+    }
   }
 
   private lineOf(p: Array<string | number>): number | undefined {
@@ -113,79 +146,90 @@ function checkUpstream(c: Checker, protocol: Protocol, v: unknown, p: Array<stri
   const o = c.object(v, p);
   switch (protocol) {
     case 'postgres': {
-      c.keys(o, p, ['host', 'port', 'user', 'database', 'databases', 'password', 'tls', 'ca']);
-      const database = o.database === undefined ? undefined : c.string(o.database, [...p, 'database']);
+      c.guard(() => c.keys(o, p, ['host', 'port', 'user', 'database', 'databases', 'password', 'tls', 'ca']));
+      const database = o.database === undefined ? undefined : c.guard(() => c.string(o.database, [...p, 'database']));
       let databases: string[] | undefined;
       if (o.databases !== undefined) {
-        if (!Array.isArray(o.databases) || o.databases.length === 0) c.fail([...p, 'databases'], `expected a list of database names a client may ask for${describe(o.databases)}`);
-        databases = (o.databases as unknown[]).map((x, j) => c.string(x, [...p, 'databases', j], 'a database name'));
-        if (database !== undefined && !databases.includes(database)) c.fail([...p, 'database'], `expected one of databases (${databases.join(', ')}), got "${database}"`);
+        databases = c.guard(() => {
+          if (!Array.isArray(o.databases) || o.databases.length === 0) c.fail([...p, 'databases'], `expected a list of database names a client may ask for${describe(o.databases)}`);
+          return (o.databases as unknown[]).map((x, j) => c.string(x, [...p, 'databases', j], 'a database name'));
+        });
+        if (databases && database !== undefined && !databases.includes(database)) c.guard(() => c.fail([...p, 'database'], `expected one of databases (${databases!.join(', ')}), got "${database}"`));
       }
       return {
-        host: c.string(o.host, [...p, 'host'], 'a host name'),
-        port: o.port === undefined ? 5432 : c.port(o.port, [...p, 'port']),
-        user: c.string(o.user, [...p, 'user'], 'a user name'),
+        host: c.guard(() => c.string(o.host, [...p, 'host'], 'a host name')),
+        port: o.port === undefined ? 5432 : c.guard(() => c.port(o.port, [...p, 'port'])),
+        user: c.guard(() => c.string(o.user, [...p, 'user'], 'a user name')),
         database,
         databases,
-        password: o.password === undefined ? undefined : c.secret(o.password, [...p, 'password']),
-        tls: o.tls === undefined ? undefined : c.oneOf(o.tls, [...p, 'tls'], ['disable', 'prefer', 'require', 'verify-full'] as const),
-        ca: o.ca === undefined ? undefined : c.string(o.ca, [...p, 'ca'], 'a CA file path'),
+        password: o.password === undefined ? undefined : c.guard(() => c.secret(o.password, [...p, 'password'])),
+        tls: o.tls === undefined ? undefined : c.guard(() => c.oneOf(o.tls, [...p, 'tls'], ['disable', 'prefer', 'require', 'verify-full'] as const)),
+        ca: o.ca === undefined ? undefined : c.guard(() => c.string(o.ca, [...p, 'ca'], 'a CA file path')),
       };
     }
     case 'ssh': {
-      c.keys(o, p, ['host', 'port', 'user', 'password', 'privateKey', 'hostKey']);
-      if (o.password === undefined && o.privateKey === undefined) c.fail(p, 'expected password or privateKey (how the gateway logs in upstream)');
+      c.guard(() => c.keys(o, p, ['host', 'port', 'user', 'password', 'privateKey', 'hostKey']));
+      if (o.password === undefined && o.privateKey === undefined) c.guard(() => c.fail(p, 'expected password or privateKey (how the gateway logs in upstream)'));
       return {
-        host: c.string(o.host, [...p, 'host'], 'a host name'),
-        port: o.port === undefined ? 22 : c.port(o.port, [...p, 'port']),
-        user: c.string(o.user, [...p, 'user'], 'a user name'),
-        password: o.password === undefined ? undefined : c.secret(o.password, [...p, 'password']),
-        privateKey: o.privateKey === undefined ? undefined : c.secret(o.privateKey, [...p, 'privateKey']),
-        hostKey: o.hostKey === undefined ? undefined : c.string(o.hostKey, [...p, 'hostKey'], 'an OpenSSH host key ("ssh-ed25519 AAAA…")'),
+        host: c.guard(() => c.string(o.host, [...p, 'host'], 'a host name')),
+        port: o.port === undefined ? 22 : c.guard(() => c.port(o.port, [...p, 'port'])),
+        user: c.guard(() => c.string(o.user, [...p, 'user'], 'a user name')),
+        password: o.password === undefined ? undefined : c.guard(() => c.secret(o.password, [...p, 'password'])),
+        privateKey: o.privateKey === undefined ? undefined : c.guard(() => c.secret(o.privateKey, [...p, 'privateKey'])),
+        hostKey: o.hostKey === undefined ? undefined : c.guard(() => c.string(o.hostKey, [...p, 'hostKey'], 'an OpenSSH host key ("ssh-ed25519 AAAA…")')),
       };
     }
     case 'http':
     case 'kubernetes': {
       const allowed = protocol === 'http' ? ['url', 'headers', 'bearer', 'basic', 'query', 'verify', 'ca'] : ['url', 'token', 'ca', 'verify'];
-      c.keys(o, p, allowed);
-      const url = c.string(o.url, [...p, 'url'], 'an http(s) URL');
-      let parsed: URL;
-      try {
-        parsed = new URL(url);
-      } catch {
-        c.fail([...p, 'url'], `expected an http(s) URL, got "${url}"`);
-      }
-      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') c.fail([...p, 'url'], `expected an http(s) URL, got "${url}"`);
-      if (parsed.username || parsed.password) c.fail([...p, 'url'], 'credentials do not belong in the URL: use headers, basic or bearer with { env: … }');
-      const verify = o.verify === undefined ? undefined : c.bool(o.verify, [...p, 'verify']);
-      const ca = o.ca === undefined ? undefined : c.string(o.ca, [...p, 'ca'], 'a CA file path');
+      c.guard(() => c.keys(o, p, allowed));
+      const url = c.guard(() => {
+        const u = c.string(o.url, [...p, 'url'], 'an http(s) URL');
+        let parsed: URL;
+        try {
+          parsed = new URL(u);
+        } catch {
+          c.fail([...p, 'url'], `expected an http(s) URL, got "${u}"`);
+        }
+        if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') c.fail([...p, 'url'], `expected an http(s) URL, got "${u}"`);
+        if (parsed.username || parsed.password) c.fail([...p, 'url'], 'credentials do not belong in the URL: use headers, basic or bearer with { env: … }');
+        return u;
+      });
+      const verify = o.verify === undefined ? undefined : c.guard(() => c.bool(o.verify, [...p, 'verify']));
+      const ca = o.ca === undefined ? undefined : c.guard(() => c.string(o.ca, [...p, 'ca'], 'a CA file path'));
       if (protocol === 'kubernetes') {
-        return { url, token: o.token === undefined ? undefined : c.secret(o.token, [...p, 'token']), ca, verify };
+        return { url, token: o.token === undefined ? undefined : c.guard(() => c.secret(o.token, [...p, 'token'])), ca, verify };
       }
       const headers: Record<string, SecretRef | string> = {};
       if (o.headers !== undefined) {
-        const h = c.object(o.headers, [...p, 'headers']);
+        const h = c.guard(() => c.object(o.headers, [...p, 'headers'])) ?? {};
         for (const [k, hv] of Object.entries(h)) {
-          if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(k)) c.fail([...p, 'headers', k], `"${k}" is not a valid header name`);
-          // A credential-bearing header must come from a secret reference.
-          if (typeof hv === 'string' && /^(authorization|proxy-authorization|x-api-key|api-key|cookie)$/i.test(k)) c.secret(hv, [...p, 'headers', k]);
-          headers[k] = typeof hv === 'string' ? hv : c.secret(hv, [...p, 'headers', k]);
+          c.guard(() => {
+            if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(k)) c.fail([...p, 'headers', k], `"${k}" is not a valid header name`);
+            // A credential-bearing header must come from a secret reference.
+            if (typeof hv === 'string' && /^(authorization|proxy-authorization|x-api-key|api-key|cookie)$/i.test(k)) c.secret(hv, [...p, 'headers', k]);
+            headers[k] = typeof hv === 'string' ? hv : c.secret(hv, [...p, 'headers', k]);
+          });
         }
       }
       let basic: { user: string; password: SecretRef } | undefined;
       if (o.basic !== undefined) {
-        const b = c.object(o.basic, [...p, 'basic']);
-        c.keys(b, [...p, 'basic'], ['user', 'password']);
-        basic = { user: c.string(b.user, [...p, 'basic', 'user']), password: c.secret(b.password, [...p, 'basic', 'password']) };
+        basic = c.guard(() => {
+          const b = c.object(o.basic, [...p, 'basic']);
+          c.keys(b, [...p, 'basic'], ['user', 'password']);
+          return { user: c.string(b.user, [...p, 'basic', 'user']), password: c.secret(b.password, [...p, 'basic', 'password']) };
+        });
       }
       const query: Record<string, SecretRef> = {};
       if (o.query !== undefined) {
-        for (const [k, qv] of Object.entries(c.object(o.query, [...p, 'query']))) query[k] = c.secret(qv, [...p, 'query', k]);
+        c.guard(() => {
+          for (const [k, qv] of Object.entries(c.object(o.query, [...p, 'query']))) query[k] = c.secret(qv, [...p, 'query', k]);
+        });
       }
       return {
         url,
         headers,
-        bearer: o.bearer === undefined ? undefined : c.secret(o.bearer, [...p, 'bearer']),
+        bearer: o.bearer === undefined ? undefined : c.guard(() => c.secret(o.bearer, [...p, 'bearer'])),
         basic,
         query,
         verify,
@@ -276,47 +320,58 @@ function parseRetention(c: Checker, v: unknown, p: Array<string | number>): stri
 function checkConnection(c: Checker, v: unknown, i: number, seen: Map<string, string>): ConnectionConfig {
   const p: Array<string | number> = ['connections', i];
   const o = c.object(v, p);
-  c.keys(o, p, CONNECTION_KEYS);
-  const name = c.string(o.name, [...p, 'name'], 'a connection name');
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) c.fail([...p, 'name'], `expected letters, digits, '.', '_' or '-', got "${name}"`);
-  if (seen.has(`name:${name}`)) c.fail([...p, 'name'], `duplicate connection name "${name}"`);
-  seen.set(`name:${name}`, name);
-  const protocol = c.oneOf(o.protocol, [...p, 'protocol'], PROTOCOLS);
+  c.guard(() => c.keys(o, p, CONNECTION_KEYS));
+  const name = c.guard(() => {
+    const n = c.string(o.name, [...p, 'name'], 'a connection name');
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(n)) c.fail([...p, 'name'], `expected letters, digits, '.', '_' or '-', got "${n}"`);
+    if (seen.has(`name:${n}`)) c.fail([...p, 'name'], `duplicate connection name "${n}"`);
+    seen.set(`name:${n}`, n);
+    return n;
+  });
+  const protocol = c.guard(() => c.oneOf(o.protocol, [...p, 'protocol'], PROTOCOLS));
   // an MCP stdio server is reached through `flightlog mcp`: its pipes connect to a free loopback port
   const mcpStdio = protocol === 'mcp' && o.upstream !== null && typeof o.upstream === 'object' && 'command' in o.upstream;
-  const listen = mcpStdio && o.listen === undefined ? { host: '127.0.0.1', port: 0 } : parseListen(c, o.listen, [...p, 'listen']);
-  if (mcpStdio && !/^(127\.\d+\.\d+\.\d+|localhost|::1)$/.test(listen.host)) c.fail([...p, 'listen'], 'an MCP stdio connection listens on loopback only (leave listen out)');
-  if (listen.port !== 0) {
-    const key = `listen:${listen.host}:${listen.port}`;
-    if (seen.has(key)) c.fail([...p, 'listen'], `${listen.host}:${listen.port} is already used by connection "${seen.get(key)}"`);
-    seen.set(key, name);
-  }
-  const upstream = checkUpstream(c, protocol, o.upstream, [...p, 'upstream']);
-  if (!Array.isArray(o.identities) || o.identities.length === 0) c.fail([...p, 'identities'], `expected a list of identity names that may use this connection${describe(o.identities)}`);
-  const identities = (o.identities as unknown[]).map((x, j) => c.string(x, [...p, 'identities', j], 'an identity name'));
-  const mask = o.mask === undefined ? 'record' : c.oneOf(o.mask, [...p, 'mask'], ['record', 'live'] as const);
+  const listen = c.guard(() => {
+    const l = mcpStdio && o.listen === undefined ? { host: '127.0.0.1', port: 0 } : parseListen(c, o.listen, [...p, 'listen']);
+    if (mcpStdio && !/^(127\.\d+\.\d+\.\d+|localhost|::1)$/.test(l.host)) c.fail([...p, 'listen'], 'an MCP stdio connection listens on loopback only (leave listen out)');
+    if (l.port !== 0) {
+      const key = `listen:${l.host}:${l.port}`;
+      if (seen.has(key)) c.fail([...p, 'listen'], `${l.host}:${l.port} is already used by connection "${seen.get(key)}"`);
+      seen.set(key, name);
+    }
+    return l;
+  });
+  // an unknown protocol leaves nothing to check the upstream against
+  const upstream = protocol === undefined ? (undefined as unknown as Upstream) : c.guard(() => checkUpstream(c, protocol, o.upstream, [...p, 'upstream']));
+  const identities = c.guard(() => {
+    if (!Array.isArray(o.identities) || o.identities.length === 0) c.fail([...p, 'identities'], `expected a list of identity names that may use this connection${describe(o.identities)}`);
+    return (o.identities as unknown[]).map((x, j) => c.string(x, [...p, 'identities', j], 'an identity name'));
+  });
+  const mask = o.mask === undefined ? 'record' : c.guard(() => c.oneOf(o.mask, [...p, 'mask'], ['record', 'live'] as const));
   let llm: ConnectionConfig['llm'];
   if (o.llm !== undefined) {
-    if (protocol !== 'http') c.fail([...p, 'llm'], 'llm is only valid on protocol: http connections');
-    llm = c.oneOf(o.llm, [...p, 'llm'], ['anthropic', 'openai'] as const);
+    llm = c.guard(() => {
+      if (protocol !== 'http') c.fail([...p, 'llm'], 'llm is only valid on protocol: http connections');
+      return c.oneOf(o.llm, [...p, 'llm'], ['anthropic', 'openai'] as const);
+    });
   }
-  const options = o.options === undefined ? {} : c.object(o.options, [...p, 'options']);
+  const options = o.options === undefined ? {} : c.guard(() => c.object(o.options, [...p, 'options']));
   const conn: ConnectionConfig = { name, protocol, listen, upstream, identities, mask, llm, options };
-  if (o.guardrails !== undefined) conn.guardrails = checkConnectionGuardrails(c, o.guardrails, [...p, 'guardrails']);
-  if (o.retention !== undefined) conn.retention = parseRetention(c, o.retention, [...p, 'retention']);
+  if (o.guardrails !== undefined) conn.guardrails = c.guard(() => checkConnectionGuardrails(c, o.guardrails, [...p, 'guardrails']));
+  if (o.retention !== undefined) conn.retention = c.guard(() => parseRetention(c, o.retention, [...p, 'retention']));
   return conn;
 }
 
 /** Validates a parsed document; `file` names it in errors. */
-export function validateConfig(raw: unknown, file: string, doc: Document | null = null, lines: LineCounter | null = null): FlightlogConfig {
-  const c = new Checker(file, doc, lines);
+export function validateConfig(raw: unknown, file: string, doc: Document | null = null, lines: LineCounter | null = null, issues: ConfigIssue[] | null = null): FlightlogConfig {
+  const c = new Checker(file, doc, lines, issues);
   const root = raw === null || raw === undefined ? {} : c.object(raw, [], 'a mapping with connections:');
-  c.keys(root, [], ['connections', 'recording', 'controlApi', 'guardrails', 'retention']);
+  c.guard(() => c.keys(root, [], ['connections', 'recording', 'controlApi', 'guardrails', 'retention']));
   const connections: ConnectionConfig[] = [];
   if (root.connections !== undefined && root.connections !== null) {
     if (!Array.isArray(root.connections)) c.fail(['connections'], `expected a list of connections${describe(root.connections)}`);
     const seen = new Map<string, string>();
-    (root.connections as unknown[]).forEach((v, i) => connections.push(checkConnection(c, v, i, seen)));
+    (root.connections as unknown[]).forEach((v, i) => connections.push(c.guard(() => checkConnection(c, v, i, seen))));
   }
   const recording = { ...DEFAULT_RECORDING };
   if (root.recording !== undefined) {
@@ -339,6 +394,23 @@ export function validateConfig(raw: unknown, file: string, doc: Document | null 
   const config: FlightlogConfig = { file, connections, recording, controlApi, guardrails: checkGuardrails(c, root.guardrails) };
   if (root.retention !== undefined) config.retention = parseRetention(c, root.retention, ['retention']);
   return config;
+}
+
+/**
+ * Every refused value of a config at once, each with its path (empty when it is valid), where
+ * validateConfig stops at the first: what a form needs to mark all its fields in one go.
+ */
+export function configIssues(raw: unknown, file: string): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  try {
+    validateConfig(raw, file, null, null, issues);
+  } catch (err) {
+    // a refusal outside any field (the document itself) ends the walk; it is noted already
+    if (err instanceof SkipField) return issues;
+    if (!(err instanceof ConfigError)) throw err;
+    issues.push({ path: [], docPath: err.docPath, expected: err.expected });
+  }
+  return issues;
 }
 
 /** Reads, parses and validates flightlog.yaml. */
@@ -370,6 +442,25 @@ export function loadConfig(file: string): FlightlogConfig {
   return validateConfig(raw, file, doc, lines);
 }
 
+/**
+ * An `{ env: NAME }` secret the gateway's environment lacks: most often the gateway was started
+ * before NAME was exported. The message says both ways forward; `field` lets a form place it.
+ */
+export class MissingEnvSecretError extends FlightlogError {
+  constructor(
+    readonly connection: string,
+    /** `upstream.password`, `upstream.headers.x-api-key`… */
+    readonly field: string,
+    readonly variable: string,
+  ) {
+    super(
+      'E_SECRET',
+      `connection "${connection}": ${field} reads environment variable ${variable}, which is not set: export it and start the gateway again, or store the value in Flightlog (Settings, or printf %s "$VALUE" | flightlog secret add ${variable} --store) and reference the file it names`,
+    );
+    this.name = 'MissingEnvSecretError';
+  }
+}
+
 /** Reads every secret a connection references, from the environment or a file. Never logs values. */
 export function resolveSecrets(conn: ConnectionConfig, env: NodeJS.ProcessEnv, configFile: string | null): Record<string, string> {
   const out: Record<string, string> = {};
@@ -377,9 +468,7 @@ export function resolveSecrets(conn: ConnectionConfig, env: NodeJS.ProcessEnv, c
   const read = (ref: SecretRef, where: string): string => {
     if ('env' in ref) {
       const v = env[ref.env];
-      if (v === undefined || v === '') {
-        throw new FlightlogError('E_SECRET', `connection "${conn.name}": ${where} reads environment variable ${ref.env}, which is not set`);
-      }
+      if (v === undefined || v === '') throw new MissingEnvSecretError(conn.name, where, ref.env);
       return v;
     }
     const file = ref.file.startsWith('~/') ? path.join(os.homedir(), ref.file.slice(2)) : path.resolve(base, ref.file);

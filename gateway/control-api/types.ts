@@ -351,3 +351,71 @@ export interface TrustBundleKeyResult {
   trusted: { name: string; fingerprint: string };
   bundles: BundleStatus[];
 }
+
+/* ───── Setup (issue 18): Test connection, secrets stored by Flightlog, every field error at once, a pasteable run line ───── */
+
+/** `POST /api/settings/connections/test` ({connection} as the form has it, or {name} of a saved one): the gateway logs in upstream once. */
+export interface ConnectionTestResult {
+  connection: string;
+  protocol: Protocol;
+  ok: boolean;
+  /** what the upstream said, one line, masked: `logged in to PostgreSQL 15.8 at …` or its exact error */
+  message: string;
+  /** `PostgreSQL 15.8`, `OpenSSH_9.2p1 Debian-2` */
+  serverVersion?: string;
+  /** SSH: the key the server presented; `new` is pinned on the listener's first login, `changed` is refused */
+  hostKey?: { fingerprint: string; type: string; state: 'pinned' | 'new' | 'changed' };
+  testedAt: string;
+  ms: number;
+}
+
+export interface TestConnectionRequest {
+  connection?: ConnectionInput;
+  name?: string;
+}
+
+/** `POST /api/settings/secrets`: Flightlog keeps the value in `<dataDir>/secrets/NAME` (0600); never echoed back. */
+export interface StoreSecretRequest {
+  name: string;
+  value: string;
+}
+
+export interface StoreSecretResult {
+  name: string;
+  /** what flightlog.yaml references: `{ file: <dataDir>/secrets/NAME }` */
+  ref: { file: string };
+  /** also masked by value wherever it shows up (values of 8 characters or more) */
+  registered: boolean;
+}
+
+/** One refused form field: `field` is its path inside the connection (`upstream.host`), `message` says it in the form's words. */
+export interface SettingsFieldError {
+  field: string;
+  message: string;
+  /** `E_SECRET_MISSING`: an `{ env: NAME }` the gateway's environment lacks (NAME in `variable`) */
+  code?: string;
+  variable?: string;
+}
+
+/** A refused connection save or test: the validator's one line as before, plus every field it refused. */
+export interface SettingsFieldsError {
+  error: { code: string; message: string; path?: string; fields: SettingsFieldError[] };
+}
+
+/** How the copyable `flightlog run` line finds Flightlog from a shell. */
+export interface RunLineHelp {
+  /** `path`: `flightlog` is on PATH; `npx`: run from the project directory `cwd`; `node`: the absolute path of this install */
+  via: 'path' | 'npx' | 'node';
+  /** the directory the `npx` line works from */
+  cwd: string | null;
+  /** the same line for any directory (node and the absolute path of bin/flightlog.js) */
+  anywhere: string;
+  /** how to type plain `flightlog`: `npm link` in this install, or a packaged install */
+  onPath: string;
+}
+
+export interface SettingsSnapshot {
+  runHelp?: RunLineHelp;
+  /** the last Test connection of each connection (also run on every save) */
+  tests?: Record<string, ConnectionTestResult>;
+}

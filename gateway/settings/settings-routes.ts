@@ -6,10 +6,8 @@
  * Origin, when present, must be the page's own.
  */
 import type * as http from 'node:http';
-import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { ConfigError, FlightlogError } from '../core/errors';
-import { resolveDataDir } from '../core/paths';
 import type { Db } from '../store/db';
 import type { Masker } from '../core/types';
 import type { FlightlogConfig } from '../config/schema';
@@ -17,6 +15,7 @@ import { addIdentity, listIdentities, revokeIdentity } from '../store/identities
 import { readJson, sendJson } from '../control-api/server';
 import type { ControlApiOptions } from '../control-api/server';
 import type { CreateIdentityResult, GatewayStatus, GuardrailsSettings, SettingsApiError, SettingsSnapshot } from '../control-api/types';
+import { connectionFieldErrors, createSetupRoutes, runLine, type SetupState } from './setup-routes';
 import { rulesVersion } from '../policy/rules';
 import { applyConfigEdit, parseConfigText, removeConnection, settingsFile, toConnectionInput, upsertConnection } from './config-file';
 import { checkGuardrailsText, guardrailsText, spliceGuardrails } from './guardrails-text';
@@ -31,6 +30,8 @@ export interface SettingsHost {
   readonly config: FlightlogConfig;
   reload(config: FlightlogConfig): Promise<unknown>;
   status(): GatewayStatus;
+  /** the environment `{ env: NAME }` secrets are read from (else this process's) */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 const LOOPBACK_HOST = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?$/i;
@@ -66,23 +67,18 @@ function crossOrigin(req: http.IncomingMessage): string | null {
   return null;
 }
 
-/** `flightlog run`, naming the data dir when an agent's shell would not find this gateway by default. */
-function runCommand(dataDir: string): string {
-  const env = { ...process.env };
-  delete env.FLIGHTLOG_HOME;
-  if (path.resolve(dataDir) === resolveDataDir(undefined, env)) return 'flightlog run';
-  return `flightlog run --data-dir ${/^[A-Za-z0-9_./:@-]+$/.test(dataDir) ? dataDir : `'${dataDir.replace(/'/g, `'\\''`)}'`}`;
-}
-
-export function settingsSnapshot(gw: SettingsHost): SettingsSnapshot {
+export function settingsSnapshot(gw: SettingsHost, setup?: SetupState): SettingsSnapshot {
   const file = settingsFile(gw.config, gw.dataDir);
+  const run = runLine(gw.dataDir);
   return {
     configFile: file,
     configExists: fs.existsSync(file),
     connections: gw.config.connections.map(toConnectionInput),
     identities: listIdentities(gw.db),
     listeners: gw.status().listeners,
-    runCommand: runCommand(gw.dataDir),
+    runCommand: run.command,
+    runHelp: run.help,
+    tests: setup ? setup.testsFor(gw.config.connections.map((c) => c.name)) : {},
   };
 }
 
@@ -116,6 +112,7 @@ export function createSettingsRoutes(host: () => SettingsHost | null): Extra {
     writes = run.catch(() => undefined);
     return run;
   };
+  const setup = createSetupRoutes();
 
   const route = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL, gw: SettingsHost): Promise<boolean> => {
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
@@ -125,15 +122,16 @@ export function createSettingsRoutes(host: () => SettingsHost | null): Extra {
     }
     const edit = async (fn: Parameters<typeof applyConfigEdit>[0]['edit']) => {
       await serialized(() => applyConfigEdit({ file: settingsFile(gw.config, gw.dataDir), running: gw.config, edit: fn, reload: (c) => gw.reload(c) }));
-      sendJson(res, 200, settingsSnapshot(gw));
+      sendJson(res, 200, settingsSnapshot(gw, setup));
       return true;
     };
 
     if (parts[1] === 'settings') {
       if (parts.length === 2 && method === 'GET') {
-        sendJson(res, 200, settingsSnapshot(gw));
+        sendJson(res, 200, settingsSnapshot(gw, setup));
         return true;
       }
+      if (await setup.route(req, res, parts, method, gw)) return true;
       if (parts[2] === 'guardrails' && parts.length === 3 && method === 'GET') {
         sendJson(res, 200, guardrailsSettings(gw));
         return true;
@@ -175,11 +173,25 @@ export function createSettingsRoutes(host: () => SettingsHost | null): Extra {
         const replaces = body.replaces === undefined || body.replaces === null || body.replaces === '' ? undefined : body.replaces;
         if (replaces !== undefined && typeof replaces !== 'string') throw new FlightlogError('E_PARAM', 'replaces must be a connection name');
         if (body.connection === undefined) throw new FlightlogError('E_PARAM', 'the body needs a connection: { name, protocol, listen, upstream, identities }');
-        return edit((doc) => upsertConnection(doc, body.connection, replaces));
+        try {
+          await serialized(() => applyConfigEdit({ file: settingsFile(gw.config, gw.dataDir), running: gw.config, edit: (doc) => upsertConnection(doc, body.connection, replaces), reload: (c) => gw.reload(c) }));
+        } catch (err) {
+          // every field the form got wrong, placed beside its field, with the validator's line as before
+          const fields = connectionFieldErrors(gw.config.connections, gw.env ?? process.env, body.connection, replaces, err);
+          if (fields === null) throw err;
+          const e = err as FlightlogError & { docPath?: string };
+          sendJson(res, STATUS[e.code] ?? 400, { error: { code: e.code, message: e.message, ...(e.docPath !== undefined ? { path: e.docPath } : {}), fields } });
+          return true;
+        }
+        // a saved connection is also tested: green "listening" alone says nothing of the upstream login
+        await setup.afterSave(gw, (body.connection as { name?: unknown }).name);
+        sendJson(res, 200, settingsSnapshot(gw, setup));
+        return true;
       }
       if (parts[2] === 'connections' && parts.length === 4 && method === 'DELETE') {
         const name = parts[3];
         if (!gw.config.connections.some((c) => c.name === name)) throw new FlightlogError('E_NOT_FOUND', `no connection "${name}"`);
+        setup.forget(name);
         return edit((doc) => removeConnection(doc, name));
       }
       return sendError(res, 405, 'E_METHOD', `${method} is not allowed on ${url.pathname}`);

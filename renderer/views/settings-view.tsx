@@ -4,10 +4,10 @@
  * that routes an agent. Also the first-start onboarding shown while no connection exists.
  */
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
-import type { ConnectionInput, CreateIdentityResult, GatewayStatus, GuardrailsSettings, SettingsSnapshot } from '../../gateway/control-api/types';
+import type { ConnectionInput, ConnectionTestResult, CreateIdentityResult, GatewayStatus, GuardrailsSettings, SettingsFieldError, SettingsSnapshot } from '../../gateway/control-api/types';
 import type { SecretRef } from '../../gateway/config/schema';
 import type { Protocol } from '../../gateway/core/types';
-import { announceSettingsChanged, FieldError, settingsApi } from '../api';
+import { announceSettingsChanged, FieldError, FormError, settingsApi, setupApi } from '../api';
 import { Empty, ErrorLine, KindTag, useLoad } from '../components/common';
 import { CodeEditor } from '../components/monaco';
 import { fmtTime } from '../format';
@@ -162,6 +162,19 @@ function ConnectionsSection({ snapshot, onChanged, openForm }: { snapshot: Setti
       setBusy(null);
     }
   };
+  /** Logs in upstream again with the saved connection: the row shows what it found. */
+  const retest = async (name: string) => {
+    setBusy(`test:${name}`);
+    try {
+      await setupApi.testConnection({ name });
+      setError(null);
+      onChanged();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(null);
+    }
+  };
   return (
     <section className="settings-card" id="settings-connection" data-testid="connections-section">
       <h3>
@@ -206,8 +219,17 @@ function ConnectionsSection({ snapshot, onChanged, openForm }: { snapshot: Setti
                   <td>{c.identities.join(', ')}</td>
                   <td data-testid="connection-status">
                     {l?.address ? <span className="ok">● listening {l.address}</span> : <span className="bad">● {l?.error ?? 'not started'}</span>}
+                    {snapshot.tests?.[c.name] && (
+                      <>
+                        {' '}
+                        <TestLine result={snapshot.tests[c.name]} compact />
+                      </>
+                    )}
                   </td>
                   <td className="row-actions">
+                    <button className="btn small" onClick={() => void retest(c.name)} disabled={busy !== null} data-testid="retest-connection">
+                      {busy === `test:${c.name}` ? 'Testing…' : 'Test'}
+                    </button>
                     <button className="btn small" onClick={() => setEditing(c)} disabled={editing !== null}>
                       Edit
                     </button>
@@ -237,23 +259,25 @@ function ConnectionsSection({ snapshot, onChanged, openForm }: { snapshot: Setti
   );
 }
 
-type RefKind = 'env' | 'file';
+/** `store`: the form takes the value once and Flightlog keeps it in a 0600 file (then it is a `file`). */
+type RefKind = 'env' | 'file' | 'store';
 interface RefState {
   kind: RefKind;
   value: string;
 }
 interface HeaderRow {
   name: string;
-  kind: RefKind | 'text';
+  kind: 'env' | 'file' | 'text';
   value: string;
 }
 
-const refOf = (v: unknown): RefState => {
+const refOf = (v: unknown, empty: RefKind = 'env'): RefState => {
   if (v && typeof v === 'object' && 'file' in v) return { kind: 'file', value: String((v as { file: string }).file) };
   if (v && typeof v === 'object' && 'env' in v) return { kind: 'env', value: String((v as { env: string }).env) };
-  return { kind: 'env', value: '' };
+  return { kind: empty, value: '' };
 };
-const refValue = (r: RefState): SecretRef | undefined => (r.value.trim() === '' ? undefined : r.kind === 'env' ? { env: r.value.trim() } : { file: r.value.trim() });
+const refValue = (r: RefState): SecretRef | undefined =>
+  r.value.trim() === '' || r.kind === 'store' ? undefined : r.kind === 'env' ? { env: r.value.trim() } : { file: r.value.trim() };
 /** A port as typed: digits become a number, anything else goes to the validator as typed so its message names it. */
 const portValue = (s: string): number | string | undefined => (s.trim() === '' ? undefined : /^\d+$/.test(s.trim()) ? Number(s.trim()) : s);
 
@@ -280,7 +304,7 @@ interface FormState {
 function initialState(c: ConnectionInput | null, identities: string[]): FormState {
   const u = (c?.upstream ?? {}) as unknown as Record<string, unknown>;
   const headers = Object.entries((u.headers as Record<string, unknown> | undefined) ?? {}).map(([name, v]): HeaderRow =>
-    typeof v === 'string' ? { name, kind: 'text', value: v } : { name, ...refOf(v) },
+    typeof v === 'string' ? { name, kind: 'text', value: v } : { name, ...(refOf(v) as { kind: 'env' | 'file'; value: string }) },
   );
   return {
     protocol: c?.protocol ?? 'http',
@@ -294,7 +318,8 @@ function initialState(c: ConnectionInput | null, identities: string[]): FormStat
     database: String(u.database ?? ''),
     tls: String(u.tls ?? ''),
     password: refOf(u.password),
-    privateKey: refOf(u.privateKey),
+    // a key is a file on disk far more often than a variable
+    privateKey: refOf(u.privateKey, 'file'),
     hostKey: String(u.hostKey ?? ''),
     url: String(u.url ?? ''),
     llm: c?.llm ?? '',
@@ -358,36 +383,110 @@ function toInput(f: FormState, initial: ConnectionInput | null): ConnectionInput
   return out;
 }
 
+/** Where each form field's errors go: a refused path inside the connection (`upstream.url`, `identities[0]`) belongs to the field whose key it starts with. */
+const belongsTo = (path: string, field: string) => path === field || path.startsWith(`${field}.`) || path.startsWith(`${field}[`);
+
+const FIELD_LABELS: Record<string, string> = { 'upstream.privateKey': 'private key', 'upstream.hostKey': 'host key' };
+const labelOf = (field: string) => FIELD_LABELS[field] ?? field.replace(/^upstream\./, '');
+
+const SECRET_PLACEHOLDERS: Record<string, { env: string; file: string }> = {
+  'postgres.password': { env: 'APP_DB_PASSWORD', file: '~/.config/app-db-password' },
+  'ssh.password': { env: 'DEPLOY_PASSWORD', file: '~/.config/deploy-password' },
+  'ssh.privateKey': { env: 'DEPLOY_SSH_KEY', file: '~/.ssh/id_ed25519' },
+  'kubernetes.token': { env: 'K8S_TOKEN', file: '~/.kube/prod-token' },
+};
+
 function ConnectionForm({ initial, identities, onCancel, onSaved }: { initial: ConnectionInput | null; identities: string[]; onCancel: () => void; onSaved: (s: SettingsSnapshot) => void }) {
   const [f, setF] = useState<FormState>(() => initialState(initial, identities));
-  const [error, setError] = useState<FieldError | Error | null>(null);
+  const [error, setError] = useState<Error | null>(null);
+  const [fields, setFields] = useState<SettingsFieldError[]>([]);
   const [saving, setSaving] = useState(false);
+  const [testing, setTesting] = useState(false);
+  const [tested, setTested] = useState<ConnectionTestResult | null>(null);
   const up = <K extends keyof FormState>(k: K, v: FormState[K]) => setF((s) => ({ ...s, [k]: v }));
-  // the validator's path without the list index: "upstream.url", "listen"…
-  const bad = error instanceof FieldError && error.path ? error.path.replace(/^connections\[\d+\]\.?/, '') : '';
-  const invalid = (field: string) => (bad === field || bad.startsWith(`${field}.`) || bad.startsWith(`${field}[`) ? 'invalid' : '');
+  const shown = new Set<string>();
+  const errorsOf = (field: string) => {
+    const mine = fields.filter((x) => belongsTo(x.field, field));
+    for (const x of mine) shown.add(x.field);
+    return mine;
+  };
+  const invalid = (field: string) => (fields.some((x) => belongsTo(x.field, field)) ? 'invalid' : '');
 
-  const save = async (e: FormEvent) => {
-    e.preventDefault();
+  const refuse = (err: unknown) => {
+    if (err instanceof FormError && err.fields.length) {
+      setFields(err.fields);
+      setError(null);
+    } else {
+      setFields([]);
+      setError(err instanceof Error ? err : new Error(String(err)));
+    }
+  };
+  const saveState = async (state: FormState) => {
+    // a value typed for storing is not kept until Store: saving without it would drop it silently
+    const shownRefs = { postgres: ['password'], ssh: ['password', 'privateKey'], kubernetes: ['token'], http: [], mcp: [] } as const;
+    const unstored = (shownRefs[state.protocol] as readonly ('password' | 'privateKey' | 'token')[]).filter((k) => state[k].kind === 'store');
+    if (unstored.length) {
+      setFields(unstored.map((k) => ({ field: `upstream.${k}`, message: 'press Store first: Flightlog keeps the value only then' })));
+      setError(null);
+      return;
+    }
     setSaving(true);
     try {
-      onSaved(await settingsApi.saveConnection(toInput(f, initial), initial?.name));
+      onSaved(await setupApi.saveConnection(toInput(state, initial), initial?.name));
     } catch (err) {
-      setError(err instanceof Error ? err : new Error(String(err)));
+      refuse(err);
     } finally {
       setSaving(false);
     }
   };
+  const save = (e: FormEvent) => {
+    e.preventDefault();
+    void saveState(f);
+  };
+  const test = async () => {
+    setTesting(true);
+    setTested(null);
+    try {
+      setTested(await setupApi.testConnection({ connection: toInput(f, initial) }));
+      setFields([]);
+      setError(null);
+    } catch (err) {
+      refuse(err);
+    } finally {
+      setTesting(false);
+    }
+  };
+  /** Flightlog keeps the value (0600 file under the data dir); the field then names that file. */
+  const store = async (key: 'password' | 'privateKey' | 'token', name: string, value: string, thenSave: boolean) => {
+    const r = await setupApi.storeSecret(name, value);
+    const next = { ...f, [key]: { kind: 'file', value: r.ref.file } satisfies RefState };
+    setF(next);
+    setFields((xs) => xs.filter((x) => !belongsTo(x.field, `upstream.${key}`)));
+    if (thenSave) await saveState(next);
+  };
+  const secretName = (label: string) => `${(f.name.trim() || f.protocol).replace(/[^A-Za-z0-9._-]+/g, '-')}-${label}`.replace(/^[^A-Za-z0-9]+/, '');
+  const ref = (key: 'password' | 'privateKey' | 'token', label: string) => (
+    <RefField
+      label={label}
+      value={f[key]}
+      onChange={(v) => up(key, v)}
+      name={`upstream.${key}`}
+      errors={errorsOf(`upstream.${key}`)}
+      placeholders={SECRET_PLACEHOLDERS[`${f.protocol}.${key}`] ?? { env: 'SECRET_NAME', file: '~/.config/secret' }}
+      multiline={key === 'privateKey'}
+      onStore={(name, value, thenSave) => store(key, name ?? secretName(key), value, thenSave)}
+    />
+  );
   const field = (label: string, k: keyof FormState, name: string, props: { placeholder?: string; hint?: ReactNode } = {}) => (
     <label className="field">
       <span className="field-label">{label}</span>
       <input className={invalid(name)} value={f[k] as string} placeholder={props.placeholder} onChange={(e) => up(k, e.target.value as never)} data-testid={`field-${name}`} spellCheck={false} />
+      <FieldErrors errors={errorsOf(name)} name={name} />
       {props.hint && <span className="field-hint">{props.hint}</span>}
     </label>
   );
-  return (
-    <form className="conn-form" onSubmit={(e) => void save(e)} data-testid="connection-form">
-      <div className="form-title">{initial ? `Edit ${initial.name}` : 'New connection'}</div>
+  const body = (
+    <>
       <div className="form-grid">
         <label className="field">
           <span className="field-label">protocol</span>
@@ -396,6 +495,7 @@ function ConnectionForm({ initial, identities, onCancel, onSaved }: { initial: C
             onChange={(e) => {
               const p = e.target.value as Protocol;
               setF((s) => ({ ...s, protocol: p, listen: !initial && Object.values(DEFAULT_LISTEN).includes(s.listen) ? DEFAULT_LISTEN[p] : s.listen }));
+              setTested(null);
             }}
             data-testid="field-protocol"
             disabled={initial !== null}
@@ -416,6 +516,7 @@ function ConnectionForm({ initial, identities, onCancel, onSaved }: { initial: C
             <option value="record">record (mask the recording)</option>
             <option value="live">live (agent sees masked too)</option>
           </select>
+          <FieldErrors errors={errorsOf('mask')} name="mask" />
         </label>
       </div>
       <div className="form-sub">upstream · how the gateway reaches it and logs in</div>
@@ -429,8 +530,8 @@ function ConnectionForm({ initial, identities, onCancel, onSaved }: { initial: C
         )}
         {f.protocol === 'postgres' && (
           <>
-            {field('database', 'database', 'upstream.database', { placeholder: 'app' })}
-            <RefField label="password" value={f.password} onChange={(v) => up('password', v)} name="upstream.password" invalid={invalid('upstream.password')} />
+            {field('database', 'database', 'upstream.database', { placeholder: 'app (default: the user name)' })}
+            {ref('password', 'password')}
             <label className="field">
               <span className="field-label">tls</span>
               <select value={f.tls} onChange={(e) => up('tls', e.target.value)} data-testid="field-upstream.tls">
@@ -440,18 +541,19 @@ function ConnectionForm({ initial, identities, onCancel, onSaved }: { initial: C
                 <option value="require">require</option>
                 <option value="verify-full">verify-full</option>
               </select>
+              <FieldErrors errors={errorsOf('upstream.tls')} name="upstream.tls" />
             </label>
           </>
         )}
         {f.protocol === 'ssh' && (
           <>
-            <RefField label="password" value={f.password} onChange={(v) => up('password', v)} name="upstream.password" invalid={invalid('upstream.password')} />
-            <RefField label="privateKey" value={f.privateKey} onChange={(v) => up('privateKey', v)} name="upstream.privateKey" invalid={invalid('upstream.privateKey')} />
+            {ref('password', 'password')}
+            {ref('privateKey', 'privateKey')}
             {field('hostKey', 'hostKey', 'upstream.hostKey', { placeholder: 'ssh-ed25519 AAAA… (learned on first use when empty)' })}
           </>
         )}
         {(f.protocol === 'http' || f.protocol === 'kubernetes') && field('url', 'url', 'upstream.url', { placeholder: f.protocol === 'http' ? 'https://api.anthropic.com' : 'https://k8s.internal:6443' })}
-        {f.protocol === 'kubernetes' && <RefField label="token" value={f.token} onChange={(v) => up('token', v)} name="upstream.token" invalid={invalid('upstream.token')} />}
+        {f.protocol === 'kubernetes' && ref('token', 'token')}
         {f.protocol === 'http' && (
           <label className="field">
             <span className="field-label">llm</span>
@@ -460,6 +562,7 @@ function ConnectionForm({ initial, identities, onCancel, onSaved }: { initial: C
               <option value="anthropic">anthropic (model calls as conversations)</option>
               <option value="openai">openai</option>
             </select>
+            <FieldErrors errors={errorsOf('llm')} name="llm" />
           </label>
         )}
       </div>
@@ -467,30 +570,56 @@ function ConnectionForm({ initial, identities, onCancel, onSaved }: { initial: C
         <div className="headers">
           <div className="field-label">headers injected upstream</div>
           {f.headers.map((h, i) => (
-            <div className="header-row" key={i}>
-              <input
-                className={invalid(`upstream.headers.${h.name}`)}
-                value={h.name}
-                placeholder="x-api-key"
-                onChange={(e) => up('headers', f.headers.map((x, j) => (j === i ? { ...x, name: e.target.value } : x)))}
-                data-testid="header-name"
-              />
-              <select value={h.kind} onChange={(e) => up('headers', f.headers.map((x, j) => (j === i ? { ...x, kind: e.target.value as HeaderRow['kind'] } : x)))} data-testid="header-kind">
-                <option value="env">env var</option>
-                <option value="file">file</option>
-                <option value="text">plain text (not a secret)</option>
-              </select>
-              <input
-                className={invalid(`upstream.headers.${h.name}`)}
-                value={h.value}
-                placeholder={h.kind === 'env' ? 'ANTHROPIC_API_KEY' : h.kind === 'file' ? '~/.config/anthropic-key' : '2023-06-01'}
-                onChange={(e) => up('headers', f.headers.map((x, j) => (j === i ? { ...x, value: e.target.value } : x)))}
-                data-testid="header-value"
-                spellCheck={false}
-              />
-              <button type="button" className="btn small" onClick={() => up('headers', f.headers.filter((_, j) => j !== i))} title="remove header">
-                ✕
-              </button>
+            <div key={i}>
+              <div className="header-row">
+                <input
+                  className={invalid(`upstream.headers.${h.name}`)}
+                  value={h.name}
+                  placeholder="x-api-key"
+                  onChange={(e) => up('headers', f.headers.map((x, j) => (j === i ? { ...x, name: e.target.value } : x)))}
+                  data-testid="header-name"
+                />
+                <select
+                  value={h.kind}
+                  onChange={(e) => up('headers', f.headers.map((x, j) => (j === i ? { ...x, kind: e.target.value as HeaderRow['kind'], value: x.kind === e.target.value ? x.value : '' } : x)))}
+                  data-testid="header-kind"
+                >
+                  <option value="env">env var</option>
+                  <option value="file">file</option>
+                  <option value="text">plain text (not a secret)</option>
+                </select>
+                <input
+                  className={invalid(`upstream.headers.${h.name}`)}
+                  value={h.value}
+                  placeholder={h.kind === 'env' ? 'ANTHROPIC_API_KEY' : h.kind === 'file' ? '~/.config/anthropic-key' : '2023-06-01'}
+                  onChange={(e) => up('headers', f.headers.map((x, j) => (j === i ? { ...x, value: e.target.value } : x)))}
+                  data-testid="header-value"
+                  spellCheck={false}
+                />
+                <button type="button" className="btn small" onClick={() => up('headers', f.headers.filter((_, j) => j !== i))} title="remove header">
+                  ✕
+                </button>
+              </div>
+              {h.name.trim() && <FieldErrors errors={errorsOf(`upstream.headers.${h.name.trim()}`)} name={`upstream.headers.${h.name.trim()}`} />}
+              {(() => {
+                const missing = fields.find((x) => x.code === 'E_SECRET_MISSING' && x.field === `upstream.headers.${h.name.trim()}`);
+                return missing?.variable ? (
+                  <span className="store-missing">
+                    <SecretBox
+                      multiline={false}
+                      testId={`store-missing-upstream.headers.${h.name.trim()}`}
+                      button={`Store ${missing.variable} and save`}
+                      onStore={async (v) => {
+                        const r = await setupApi.storeSecret(missing.variable ?? '', v);
+                        const next = { ...f, headers: f.headers.map((x, j): HeaderRow => (j === i ? { ...x, kind: 'file', value: r.ref.file } : x)) };
+                        setF(next);
+                        setFields((xs) => xs.filter((x) => x !== missing));
+                        await saveState(next);
+                      }}
+                    />
+                  </span>
+                ) : null;
+              })()}
             </div>
           ))}
           <button type="button" className="btn small" onClick={() => up('headers', [...f.headers, { name: '', kind: 'env', value: '' }])}>
@@ -498,15 +627,34 @@ function ConnectionForm({ initial, identities, onCancel, onSaved }: { initial: C
           </button>
         </div>
       )}
-      <p className="muted small">Secrets are never typed here: name the environment variable the gateway reads, or a file holding the value.</p>
-      {error && (
+    </>
+  );
+  // refusals with no field of their own in this form (another key of the connection): listed under it
+  const rest = fields.filter((x) => !shown.has(x.field));
+  return (
+    <form className="conn-form" onSubmit={save} data-testid="connection-form" noValidate>
+      <div className="form-title">{initial ? `Edit ${initial.name}` : 'New connection'}</div>
+      {body}
+      <p className="muted small">
+        Secrets are never written into flightlog.yaml: name the environment variable the gateway reads, a file holding the value, or <b>store a value</b> and Flightlog keeps it in a file only you can read (0600, under the data dir; no OS keychain is used).
+      </p>
+      {(fields.length > 0 || error) && (
         <div className="error-line" data-testid="form-error">
-          {error.message}
+          {fields.length > 0 ? `${fields.length === 1 ? 'One field needs' : `${fields.length} fields need`} a fix before this can be saved${rest.length ? ':' : ' (marked above).'}` : error?.message}
+          {rest.map((x) => (
+            <div key={x.field} data-testid={`error-${x.field}`}>
+              {labelOf(x.field)}: {x.message}
+            </div>
+          ))}
         </div>
       )}
+      {tested && <TestLine result={tested} />}
       <div className="form-actions">
         <button className="btn primary" type="submit" disabled={saving} data-testid="save-connection">
-          {saving ? 'Saving…' : initial ? 'Save and restart listener' : 'Add and start listening'}
+          {saving ? 'Saving and testing…' : initial ? 'Save and restart listener' : 'Add and start listening'}
+        </button>
+        <button className="btn" type="button" onClick={() => void test()} disabled={testing || saving} data-testid="test-connection">
+          {testing ? 'Testing…' : 'Test connection'}
         </button>
         <button className="btn" type="button" onClick={onCancel}>
           Cancel
@@ -516,18 +664,114 @@ function ConnectionForm({ initial, identities, onCancel, onSaved }: { initial: C
   );
 }
 
-function RefField({ label, value, onChange, name, invalid }: { label: string; value: RefState; onChange: (v: RefState) => void; name: string; invalid: string }) {
+function FieldErrors({ errors, name }: { errors: SettingsFieldError[]; name: string }) {
+  if (!errors.length) return null;
   return (
-    <label className="field">
+    <span className="field-error" data-testid={`error-${name}`}>
+      {errors.map((e) => e.message).join(' · ')}
+    </span>
+  );
+}
+
+/** What the last Test connection found: the upstream's own words. */
+export function TestLine({ result, compact = false }: { result: ConnectionTestResult; compact?: boolean }) {
+  return (
+    <div className={`test-line ${result.ok ? 'ok' : 'bad'} ${compact ? 'compact' : ''}`} data-testid={compact ? 'connection-test' : 'test-result'} data-ok={String(result.ok)} title={result.message}>
+      {result.ok ? '✓ ' : '✗ '}
+      {compact ? (result.ok ? (result.serverVersion ?? 'upstream login ok') : result.message) : result.message}
+      {!compact && result.hostKey && (
+        <div className="muted small" data-testid="test-host-key">
+          host key {result.hostKey.fingerprint} ({result.hostKey.type}) ·{' '}
+          {result.hostKey.state === 'new' ? 'not pinned yet: the first login pins it' : result.hostKey.state === 'pinned' ? 'matches the pinned key' : 'CHANGED since it was pinned'}
+        </div>
+      )}
+    </div>
+  );
+}
+
+function RefField({
+  label,
+  value,
+  onChange,
+  name,
+  errors,
+  placeholders,
+  multiline,
+  onStore,
+}: {
+  label: string;
+  value: RefState;
+  onChange: (v: RefState) => void;
+  name: string;
+  errors: SettingsFieldError[];
+  placeholders: { env: string; file: string };
+  multiline: boolean;
+  onStore: (name: string | null, value: string, thenSave: boolean) => Promise<void>;
+}) {
+  const missing = errors.find((e) => e.code === 'E_SECRET_MISSING');
+  return (
+    <label className="field ref-field">
       <span className="field-label">{label}</span>
       <span className="ref-input">
-        <select value={value.kind} onChange={(e) => onChange({ ...value, kind: e.target.value as RefKind })} data-testid={`ref-kind-${name}`}>
+        {/* another kind of reference is another thing: the old name or path would only mislead */}
+        <select value={value.kind} onChange={(e) => onChange({ kind: e.target.value as RefKind, value: '' })} data-testid={`ref-kind-${name}`}>
           <option value="env">env var</option>
           <option value="file">file</option>
+          <option value="store">store a value…</option>
         </select>
-        <input className={invalid} value={value.value} placeholder={value.kind === 'env' ? 'APP_DB_PASSWORD' : '~/.ssh/deploy_ed25519'} onChange={(e) => onChange({ ...value, value: e.target.value })} data-testid={`field-${name}`} spellCheck={false} />
+        {value.kind === 'store' ? (
+          <SecretBox multiline={multiline} testId={`store-${name}`} button="Store" onStore={(v) => onStore(null, v, false)} />
+        ) : (
+          <input
+            className={errors.length ? 'invalid' : ''}
+            value={value.value}
+            placeholder={value.kind === 'env' ? placeholders.env : placeholders.file}
+            onChange={(e) => onChange({ ...value, value: e.target.value })}
+            data-testid={`field-${name}`}
+            spellCheck={false}
+          />
+        )}
       </span>
+      <FieldErrors errors={errors} name={name} />
+      {missing?.variable && (
+        <span className="store-missing">
+          <SecretBox multiline={multiline} testId={`store-missing-${name}`} button={`Store ${missing.variable} and save`} onStore={(v) => onStore(missing.variable ?? null, v, true)} />
+        </span>
+      )}
     </label>
+  );
+}
+
+/** Takes a secret value once: never shown, cleared as soon as the gateway has it. */
+function SecretBox({ multiline, testId, button, onStore }: { multiline: boolean; testId: string; button: string; onStore: (value: string) => Promise<void> }) {
+  const [v, setV] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const go = async () => {
+    setBusy(true);
+    try {
+      const value = v;
+      setV('');
+      await onStore(value);
+      setError(null);
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <span className="secret-box">
+      {multiline ? (
+        <textarea className="secret-text" value={v} onChange={(e) => setV(e.target.value)} placeholder="paste the value; Flightlog keeps it, never shows it" data-testid={`${testId}-value`} spellCheck={false} autoComplete="off" />
+      ) : (
+        <input type="password" value={v} onChange={(e) => setV(e.target.value)} placeholder="the value (kept by Flightlog, never shown)" data-testid={`${testId}-value`} autoComplete="new-password" />
+      )}
+      <button type="button" className="btn small" disabled={busy || v === ''} onClick={() => void go()} data-testid={`${testId}-button`}>
+        {busy ? 'Storing…' : button}
+      </button>
+      {error && <span className="field-error">{error}</span>}
+    </span>
   );
 }
 
@@ -658,6 +902,7 @@ function RunSection({ snapshot }: { snapshot: SettingsSnapshot }) {
         <input value={agent} onChange={(e) => setAgent(e.target.value)} placeholder="the agent's command" data-testid="run-agent" spellCheck={false} />
       </div>
       <CopyLine text={runLine(snapshot, identity, agent)} testId="run-command" />
+      <RunHelp snapshot={snapshot} />
       <p className="muted small">
         {reachable.length
           ? `It reaches ${reachable.map((l) => l.connection).join(', ')} through the gateway (PGHOST, an ssh config, the model API base URLs…), all grouped under one run.`
@@ -666,6 +911,23 @@ function RunSection({ snapshot }: { snapshot: SettingsSnapshot }) {
             : 'Create an identity first.'}
       </p>
     </section>
+  );
+}
+
+/** Where the line works as pasted, the same line for any directory, and how to type plain `flightlog`. */
+function RunHelp({ snapshot }: { snapshot: SettingsSnapshot }) {
+  const h = snapshot.runHelp;
+  if (!h) return null;
+  return (
+    <p className="muted small run-help" data-testid="run-help" data-via={h.via}>
+      {h.via === 'npx' && (
+        <>
+          Paste it in a shell in <code>{h.cwd}</code>; from any other directory: <code data-testid="run-anywhere">{h.anywhere} …</code>{' '}
+        </>
+      )}
+      {h.via === 'node' && <>This install is not on your PATH, so the line names it by its path and works from any directory. </>}
+      {h.via !== 'path' && <>· To type plain <code>flightlog</code>, {h.onPath}.</>}
+    </p>
   );
 }
 
@@ -742,7 +1004,8 @@ export function Onboarding({ status }: { status: GatewayStatus }) {
           false,
           'Run your agent',
           <>
-            <code>{value ? runLine(value, identity ?? 'NAME', '<agent>') : 'flightlog run --identity NAME -- <agent>'}</code>{' '}
+            <code>{value ? runLine(value, identity ?? 'NAME', '<agent>') : 'flightlog run --identity NAME -- <agent>'}</code>
+            {value?.runHelp?.via === 'npx' && <span data-testid="onboarding-run-where"> (in {value.runHelp.cwd})</span>}{' '}
             <a href={href('settings', null, { focus: 'run' })} onClick={(e) => (e.preventDefault(), navigate(href('settings', null, { focus: 'run' })))}>
               copy it
             </a>

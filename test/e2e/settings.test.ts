@@ -94,8 +94,10 @@ describe('settings and onboarding (Chromium)', { timeout: 180_000 }, () => {
     await page.fill('[data-testid=field-upstream\\.url]', 'ftp://example.com');
     await page.click('[data-testid=save-connection]');
     await page.waitForSelector('[data-testid=form-error]');
-    const msg = (await page.textContent('[data-testid=form-error]')) ?? '';
-    assert.match(msg, /flightlog\.yaml:\d+: connections\[0\]\.upstream\.url: expected an http\(s\) URL, got "ftp:\/\/example\.com"/);
+    // beside its field, in the form's words: no YAML path for a file that does not exist yet
+    const msg = (await page.textContent('[data-testid=error-upstream\\.url]')) ?? '';
+    assert.equal(msg, 'expected an http(s) URL, got "ftp://example.com"');
+    assert.doesNotMatch((await page.textContent('[data-testid=form-error]')) ?? '', /connections\[0\]/);
     assert.match((await page.getAttribute('[data-testid=field-upstream\\.url]', 'class')) ?? '', /invalid/);
     await shot('form-error');
     assert.equal(fs.existsSync(path.join(gw.dataDir, 'flightlog.yaml')), false, 'nothing written for a refused form');
