@@ -22,6 +22,7 @@ export const S = {
   closeSession: 8,
   insertFailed: 9,
   patchSessionMeta: 10,
+  indexSearch: 11,
 } as const;
 
 export const SQL: readonly string[] = [
@@ -40,6 +41,8 @@ export const SQL: readonly string[] = [
   'UPDATE sessions SET ended_at = ?, status = ?, end_reason = ?, seal = ?, seal_key = ? WHERE id = ?',
   'INSERT INTO failed_attempts (connection, protocol, identity, client_addr, reason, at) VALUES (?, ?, ?, ?, ?, ?)',
   "UPDATE sessions SET meta = json_patch(coalesce(meta, '{}'), ?) WHERE id = ?",
+  // the search index of commands [from, to) of live sessions, in one FTS5 segment (see migration 6)
+  'INSERT INTO commands_fts(rowid, text) SELECT id, text FROM commands WHERE id >= ? AND id < ? AND NOT EXISTS (SELECT 1 FROM commands_fts_docsize d WHERE d.id = commands.id)',
 ];
 
 /**

@@ -28,8 +28,13 @@ export interface RecoveryResult {
 export function closeCrashedSessions(db: Db, key: { privateKey: KeyObject; fingerprint: string }): RecoveryResult {
   const result: RecoveryResult = { closed: [], unsealed: [] };
   const live = db.prepare("SELECT * FROM sessions WHERE status = 'live' ORDER BY started_us").all() as SessionRow[];
+  // search rows of a live session are built in batches: the crash may have come before the last one
+  const index = db.prepare(
+    'INSERT INTO commands_fts(rowid, text) SELECT id, text FROM commands WHERE session_id = ? AND NOT EXISTS (SELECT 1 FROM commands_fts_docsize d WHERE d.id = commands.id)',
+  );
   for (const s of live) {
     db.transaction(() => {
+      index.run(s.id);
       if (closeOne(db, s, key)) result.closed.push(s.id);
       else result.unsealed.push(s.id);
     }).immediate();
