@@ -163,6 +163,8 @@ function checkSessionNow(db: Db, id: string, key: VerifyingKey): SessionIntegrit
   }
   for (const [cid, want] of targets) {
     const have = indexed.get(cid) ?? new Set<string>();
+    // a live session's newest commands get their blame rows with the recorder's next pass
+    if (have.size === 0 && row.status === 'live') continue;
     if (have.size !== want.size || [...want].some((t) => !have.has(t))) {
       return bad('commands', cid, `its blame index (command_targets) lists ${JSON.stringify([...have])}, its chained targets are ${JSON.stringify([...want])}`);
     }

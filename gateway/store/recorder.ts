@@ -36,7 +36,7 @@ const WRITER_IDLE_MS = 2000;
 const WORKER_FILE = path.join(__dirname, 'recorder-worker.js');
 /** the largest batch (flat ops length) an acknowledgement commits on the caller's thread */
 const INLINE_ACK_MAX_OPS = 64;
-/** how long a live command may wait for its search row: one FTS5 segment per pass, not per commit */
+/** how long a live command may wait for its search and blame rows: written once per pass, not per commit */
 const SEARCH_INDEX_MS = 250;
 
 interface Waiter {
@@ -112,6 +112,8 @@ export class Recorder {
   /** commands from this id on are not in the search index yet */
   private searchFrom: number;
   private searchTimer: NodeJS.Timeout | null = null;
+  /** blame rows (command id, target) of commands not yet indexed: written with the next search pass */
+  private pendingTargets: Array<number | string> = [];
 
   constructor(
     readonly db: Db,
@@ -232,13 +234,24 @@ export class Recorder {
     this.open.delete(id);
   }
 
-  /** Queues the search rows of the commands started since the last pass, in one statement. */
+  /**
+   * Queues the search and blame rows of the commands started since the last pass: their pages
+   * are then written once a pass instead of in every per-command commit.
+   */
   private indexSearch(): void {
     if (this.searchTimer) clearTimeout(this.searchTimer);
     this.searchTimer = null;
     if (this.nextCommandId <= this.searchFrom || this.storeError) return;
     this.queue.push(S.indexSearch, [this.searchFrom, this.nextCommandId]);
     this.searchFrom = this.nextCommandId;
+    const t = this.pendingTargets;
+    for (let i = 0; i < t.length; i += 2) this.queue.push(S.insertTarget, [t[i], t[i + 1]]);
+    this.pendingTargets = [];
+  }
+
+  /** @internal a blame row, written with the next search pass */
+  addTarget(commandId: number, target: string): void {
+    this.pendingTargets.push(commandId, target);
   }
 
   /** @internal queues one row write: a statement (S.*) and its parameters */
@@ -593,8 +606,8 @@ class LiveSession implements SessionRecorder {
       null,
     ];
     this.rec.pushCommand(id, row);
-    if (targets.length === 1) this.rec.push(S.insertTarget, [id, targets[0].toLowerCase()]);
-    else if (targets.length > 1) for (const t of new Set(targets)) this.rec.push(S.insertTarget, [id, t.toLowerCase()]);
+    if (targets.length === 1) this.rec.addTarget(id, targets[0].toLowerCase());
+    else if (targets.length > 1) for (const t of new Set(targets)) this.rec.addTarget(id, t.toLowerCase());
     this.rec.dirty.add(this);
     this.rec.notify({ type: 'command', sessionId: this.id, commandId: id });
     this.commands.set(id, { start: masked, row });

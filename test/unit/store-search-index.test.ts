@@ -1,5 +1,5 @@
 /**
- * A live session's commands get their search rows in batches (one FTS5 segment per pass rather
+ * A live session's commands get their search and blame rows in batches (one FTS5 segment per pass rather
  * than per commit): `flightlog search` finds a command within a second without anyone flushing,
  * `flightlog verify` does not call the short wait a fault, and a crash before the pass loses no
  * search row: recovery builds the missing ones.
@@ -14,13 +14,15 @@ import { cleanupStores, newStore } from '../helpers/bundle-fixtures';
 
 after(() => cleanupStores());
 
-test('a running command is searchable within a second, without a flush', async () => {
+test('a running command is searchable and blamed within a second, without a flush', async () => {
   const store = newStore();
   const s = store.rec.openSession({ connection: 'app-db', protocol: 'postgres', identity: 'claude' });
-  s.startCommand({ kind: 'sql', text: 'SELECT zebrafinch FROM birds' });
+  const c = s.startCommand({ kind: 'sql', text: 'SELECT zebrafinch FROM birds', targets: ['Birds'] });
   await s.flushed();
+  assert.equal(checkStore(store.db, store.key).ok, true, 'a blame row on its way is no fault');
   const t0 = Date.now();
-  while (search(store.db, 'zebrafinch').length === 0) {
+  const blamed = store.db.prepare('SELECT target FROM command_targets WHERE command_id = ?');
+  while (search(store.db, 'zebrafinch').length === 0 || blamed.get(c.id) === undefined) {
     assert.ok(Date.now() - t0 < 1000, 'searchable within a second');
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -35,13 +37,14 @@ test('verify accepts a live command not yet indexed; recovery indexes it; retent
   // what the recorder had committed when the process died: a live session, a command, no search row yet
   store.db.prepare("INSERT INTO sessions (id, connection, protocol, started_at, started_us, status) VALUES ('ses_crash1', 'app-db', 'postgres', ?, 1, 'live')").run(now);
   store.db
-    .prepare("INSERT INTO commands (id, session_id, idx, kind, text, status, started_at, started_us) VALUES (900, 'ses_crash1', 1, 'sql', 'SELECT kingfisher FROM birds', 'running', ?, 2)")
+    .prepare("INSERT INTO commands (id, session_id, idx, kind, text, targets, status, started_at, started_us) VALUES (900, 'ses_crash1', 1, 'sql', 'SELECT kingfisher FROM Birds', '[\"Birds\"]', 'running', ?, 2)")
     .run(now);
   assert.equal(search(store.db, 'kingfisher').length, 0);
   const live = checkStore(store.db, store.key);
   assert.equal(live.problem, null, live.message);
 
   closeCrashedSessions(store.db, store.key);
+  assert.deepEqual(store.db.prepare('SELECT command_id, target FROM command_targets').all(), [{ command_id: 900, target: 'birds' }]);
   assert.deepEqual(
     search(store.db, 'kingfisher').map((h) => h.commandId),
     [900],
