@@ -6,7 +6,8 @@
  * throughput ratios (pgbench -S -c 1 and -c 8), 1-client latency p50/p99 and, with
  * BENCH_BIG=1, the gateway's RSS while a 1M-row SELECT streams through it.
  *
- * BENCH_TXNS (default 20000) transactions per CPU workload, BENCH_RUNS (default 3) runs;
+ * BENCH_TXNS (default 20000) transactions per CPU workload, BENCH_TPUT_TXNS (default 8000) per
+ * throughput run, BENCH_RUNS (default 3) runs;
  * BENCH_PROFILE=1 adds a per-thread breakdown of the gateway (/proc/PID/task/*).
  */
 import { execFile } from 'node:child_process';
@@ -20,6 +21,8 @@ import { loadAverage, pct, processCpuUs, range, startMeasured, threadCpuUs, thre
 const run = promisify(execFile);
 const TXNS = Number(process.env.BENCH_TXNS ?? 20000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+/** transactions of each throughput / latency run (pgbench -c 1 and -c 8) */
+const TPUT_TXNS = Number(process.env.BENCH_TPUT_TXNS ?? 8000);
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const BIG = process.env.BENCH_BIG === '1';
 const GATEWAY_NODE_ARGS = process.env.BENCH_GATEWAY_NODE_ARGS ? process.env.BENCH_GATEWAY_NODE_ARGS.split(' ') : [];
@@ -132,7 +135,7 @@ async function main(): Promise<void> {
         if (b.threads) threadRows.push(`run ${r} ${w.name}: ` + [...b.threads].filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', '));
       }
       for (const c of [1, 8]) {
-        const args = ['-S', '-c', String(c), '-j', c === 1 ? '1' : '2', '-t', perClient(c)];
+        const args = ['-S', '-c', String(c), '-j', c === 1 ? '1' : '2', '-t', String(Math.ceil(TPUT_TXNS / c))];
         const x = await pgbench(host, rel, args, c === 1 ? logDir : null);
         const y = await pgbench(host, gwt, args, c === 1 ? logDir : null);
         const e = (tput[`-c ${c}`] ??= { relay: [], gateway: [], ratio: [] });
