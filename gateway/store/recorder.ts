@@ -235,10 +235,10 @@ export class Recorder {
   }
 
   /**
-   * Queues the search and blame rows of the commands started since the last pass: their pages
-   * are then written once a pass instead of in every per-command commit.
+   * @internal Queues the search and blame rows of the commands started since the last pass: their
+   * pages are then written once a pass instead of in every per-command commit.
    */
-  private indexSearch(): void {
+  indexSearch(): void {
     if (this.searchTimer) clearTimeout(this.searchTimer);
     this.searchTimer = null;
     if (this.nextCommandId <= this.searchFrom || this.storeError) return;
@@ -251,7 +251,7 @@ export class Recorder {
 
   /** @internal a blame row, written with the next search pass */
   addTarget(commandId: number, target: string): void {
-    this.pendingTargets.push(commandId, target);
+    if (!this.storeError) this.pendingTargets.push(commandId, target);
   }
 
   /** @internal queues one row write: a statement (S.*) and its parameters */
@@ -442,6 +442,7 @@ export class Recorder {
     this.waiters = [];
     this.queue = [];
     this.notices = [];
+    this.pendingTargets = [];
     this.unsentCommands.clear();
     for (const w of waiters) w.reject(err);
   }
@@ -764,6 +765,8 @@ class LiveSession implements SessionRecorder {
     const maskedReason = masked ? masked.text : null;
     this.appendFact('close', null, `{"status":${JSON.stringify(status)},"reason":${JSON.stringify(maskedReason)}${this.takeFindings()}}`);
     this.closed = true;
+    // a closed session's rows are all indexed (verify holds it to that): in the closing commit
+    this.rec.indexSearch();
     const lastHash = this.prevHash;
     const seal = signSeal(this.rec.opts.signingKey, sealMessage(this.id, this.seq, lastHash));
     const endedAt = new Date().toISOString();

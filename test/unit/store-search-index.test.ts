@@ -69,3 +69,15 @@ test('a closed session whose command is missing from the search index is a fault
   assert.equal(bad.ok, false);
   assert.match(bad.message, /search index/);
 });
+
+test("a session's closing commit carries its commands' search and blame rows", async () => {
+  const store = newStore();
+  const s = store.rec.openSession({ connection: 'app-db', protocol: 'postgres', identity: 'claude' });
+  const c = s.startCommand({ kind: 'sql', text: 'SELECT puffin FROM Birds', targets: ['Birds'] });
+  c.finish({ status: 'ok' });
+  s.close();
+  await s.flushed();
+  assert.equal(search(store.db, 'puffin').length, 1);
+  assert.deepEqual(store.db.prepare('SELECT target FROM command_targets WHERE command_id = ?').all(c.id), [{ target: 'birds' }]);
+  assert.equal(checkStore(store.db, store.key).ok, true);
+});
