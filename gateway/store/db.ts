@@ -203,12 +203,13 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
   {
     version: 6,
     sql: `
-      -- The search index of a live session's commands is built in batches (indexSearch), not by a
-      -- trigger per insert: FTS5 writes a segment per transaction, a third of each per-command
-      -- commit. Commands of closed sessions (bundles, imports) are still indexed as inserted.
+      -- The search index of a session the recorder is writing is built in batches (indexSearch),
+      -- not by a trigger per insert: FTS5 writes a segment per transaction, a third of each
+      -- per-command commit. Commands of other sessions (closed ones, bundles opened, even of a
+      -- session exported while live) are still indexed as inserted.
       DROP TRIGGER commands_ai;
       CREATE TRIGGER commands_ai AFTER INSERT ON commands
-        WHEN NOT EXISTS (SELECT 1 FROM sessions WHERE id = new.session_id AND status = 'live') BEGIN
+        WHEN NOT EXISTS (SELECT 1 FROM sessions WHERE id = new.session_id AND status = 'live' AND json_extract(meta, '$.bundle') IS NULL) BEGIN
         INSERT INTO commands_fts(rowid, text) VALUES (new.id, new.text);
       END;
       -- only a row already in the index has old terms to remove

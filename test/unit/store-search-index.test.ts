@@ -10,6 +10,7 @@ import { closeCrashedSessions } from '../../gateway/store/recovery';
 import { checkStore } from '../../gateway/store/integrity';
 import { search } from '../../gateway/store/queries';
 import { collectGarbage } from '../../gateway/store/retention';
+import { openMemoryDb } from '../../gateway/bundle/open';
 import { cleanupStores, newStore } from '../helpers/bundle-fixtures';
 
 after(() => cleanupStores());
@@ -80,4 +81,16 @@ test("a session's closing commit carries its commands' search and blame rows", a
   assert.equal(search(store.db, 'puffin').length, 1);
   assert.deepEqual(store.db.prepare('SELECT target FROM command_targets WHERE command_id = ?').all(c.id), [{ target: 'birds' }]);
   assert.equal(checkStore(store.db, store.key).ok, true);
+});
+
+test('a bundle of a session exported while live is searchable once opened', () => {
+  const db = openMemoryDb();
+  try {
+    const now = new Date().toISOString();
+    db.prepare("INSERT INTO sessions (id, connection, protocol, meta, started_at, started_us, status) VALUES ('ses_b1', 'app-db', 'postgres', ?, ?, 1, 'live')").run(JSON.stringify({ bundle: { file: 'x.flightlog' } }), now);
+    db.prepare("INSERT INTO commands (id, session_id, idx, kind, text, status, started_at, started_us) VALUES (1, 'ses_b1', 1, 'sql', 'SELECT avocet FROM birds', 'running', ?, 2)").run(now);
+    assert.equal(search(db, 'avocet').length, 1);
+  } finally {
+    db.close();
+  }
 });
