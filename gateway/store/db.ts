@@ -200,6 +200,30 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
       );
     `,
   },
+  {
+    version: 6,
+    sql: `
+      -- The search index of a session the recorder is writing is built in batches (indexSearch),
+      -- not by a trigger per insert: FTS5 writes a segment per transaction, a third of each
+      -- per-command commit. Commands of other sessions (closed ones, bundles opened, even of a
+      -- session exported while live) are still indexed as inserted.
+      DROP TRIGGER commands_ai;
+      CREATE TRIGGER commands_ai AFTER INSERT ON commands
+        WHEN NOT EXISTS (SELECT 1 FROM sessions WHERE id = new.session_id AND status = 'live' AND json_extract(meta, '$.bundle') IS NULL) BEGIN
+        INSERT INTO commands_fts(rowid, text) VALUES (new.id, new.text);
+      END;
+      -- only a row already in the index has old terms to remove
+      DROP TRIGGER commands_au;
+      CREATE TRIGGER commands_au AFTER UPDATE OF text ON commands
+        WHEN EXISTS (SELECT 1 FROM commands_fts_docsize WHERE id = old.id) BEGIN
+        INSERT INTO commands_fts(commands_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO commands_fts(rowid, text) VALUES (new.id, new.text);
+      END;
+      -- lineage looks up commands by the cause they name: one without a cause need not touch the index
+      DROP INDEX commands_caused_by;
+      CREATE INDEX commands_caused_by ON commands(caused_by) WHERE caused_by IS NOT NULL;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -36,6 +36,8 @@ const WRITER_IDLE_MS = 2000;
 const WORKER_FILE = path.join(__dirname, 'recorder-worker.js');
 /** the largest batch (flat ops length) an acknowledgement commits on the caller's thread */
 const INLINE_ACK_MAX_OPS = 64;
+/** how long a live command may wait for its search and blame rows: written once per pass, not per commit */
+const SEARCH_INDEX_MS = 250;
 
 interface Waiter {
   resolve: () => void;
@@ -107,6 +109,11 @@ export class Recorder {
   /** set once a commit failed: every session is failed from then on (fail-closed) */
   storeError: Error | null = null;
   private failedAt: string | null = null;
+  /** commands from this id on are not in the search index yet */
+  private searchFrom: number;
+  private searchTimer: NodeJS.Timeout | null = null;
+  /** blame rows (command id, target) of commands not yet indexed: written with the next search pass */
+  private pendingTargets: Array<number | string> = [];
 
   constructor(
     readonly db: Db,
@@ -114,6 +121,7 @@ export class Recorder {
   ) {
     const max = db.prepare('SELECT COALESCE(MAX(id), 0) AS m FROM commands').get() as { m: number };
     this.nextCommandId = max.m + 1;
+    this.searchFrom = this.nextCommandId;
     this.nextFindingId = (db.prepare('SELECT COALESCE(MAX(id), 0) AS m FROM findings').get() as { m: number }).m + 1;
     this.useWorker = opts.writerThread !== false && !db.memory && db.name !== '' && fs.existsSync(WORKER_FILE);
     // prepared up front on the main connection too: a schema that cannot take the rows fails here
@@ -159,8 +167,14 @@ export class Recorder {
     await this.flush();
   }
 
-  /** Commits everything queued now; resolves when it is on disk. */
+  /** Commits everything queued now, search rows included; resolves when it is on disk. */
   flush(): Promise<void> {
+    this.indexSearch();
+    return this.ack();
+  }
+
+  /** Commits everything queued now; resolves when it is on disk (a command's acknowledgement). */
+  ack(): Promise<void> {
     if (this.storeError) return Promise.reject(this.storeError);
     if (this.queue.length === 0) {
       if (!this.inFlight) return Promise.resolve();
@@ -218,6 +232,26 @@ export class Recorder {
   /** @internal */
   forget(id: string): void {
     this.open.delete(id);
+  }
+
+  /**
+   * @internal Queues the search and blame rows of the commands started since the last pass: their
+   * pages are then written once a pass instead of in every per-command commit.
+   */
+  indexSearch(): void {
+    if (this.searchTimer) clearTimeout(this.searchTimer);
+    this.searchTimer = null;
+    if (this.nextCommandId <= this.searchFrom || this.storeError) return;
+    this.queue.push(S.indexSearch, [this.searchFrom, this.nextCommandId]);
+    this.searchFrom = this.nextCommandId;
+    const t = this.pendingTargets;
+    for (let i = 0; i < t.length; i += 2) this.queue.push(S.insertTarget, [t[i], t[i + 1]]);
+    this.pendingTargets = [];
+  }
+
+  /** @internal a blame row, written with the next search pass */
+  addTarget(commandId: number, target: string): void {
+    if (!this.storeError) this.pendingTargets.push(commandId, target);
   }
 
   /** @internal queues one row write: a statement (S.*) and its parameters */
@@ -289,6 +323,14 @@ export class Recorder {
     if (this.queue.length === 0 && this.waiters.length === 0) return;
     for (const s of this.dirty) s.writeCounts();
     this.dirty.clear();
+    if (this.nextCommandId > this.searchFrom && !this.searchTimer) {
+      this.searchTimer = setTimeout(() => {
+        this.searchTimer = null;
+        this.indexSearch();
+        if (this.queue.length) this.schedule();
+      }, SEARCH_INDEX_MS);
+      this.searchTimer.unref();
+    }
     this.unsentCommands.clear();
     const batch: Batch = { id: ++this.batchSeq, ops: this.queue, waiters: this.waiters, notices: this.notices };
     this.queue = [];
@@ -400,6 +442,7 @@ export class Recorder {
     this.waiters = [];
     this.queue = [];
     this.notices = [];
+    this.pendingTargets = [];
     this.unsentCommands.clear();
     for (const w of waiters) w.reject(err);
   }
@@ -564,8 +607,8 @@ class LiveSession implements SessionRecorder {
       null,
     ];
     this.rec.pushCommand(id, row);
-    if (targets.length === 1) this.rec.push(S.insertTarget, [id, targets[0].toLowerCase()]);
-    else if (targets.length > 1) for (const t of new Set(targets)) this.rec.push(S.insertTarget, [id, t.toLowerCase()]);
+    if (targets.length === 1) this.rec.addTarget(id, targets[0].toLowerCase());
+    else if (targets.length > 1) for (const t of new Set(targets)) this.rec.addTarget(id, t.toLowerCase());
     this.rec.dirty.add(this);
     this.rec.notify({ type: 'command', sessionId: this.id, commandId: id });
     this.commands.set(id, { start: masked, row });
@@ -686,7 +729,7 @@ class LiveSession implements SessionRecorder {
   }
 
   flushed(): Promise<void> {
-    return this.rec.flush();
+    return this.rec.ack();
   }
 
   onTerminate(handler: (reason: string, message: string) => void): void {
@@ -724,6 +767,8 @@ class LiveSession implements SessionRecorder {
     const maskedReason = masked ? masked.text : null;
     this.appendFact('close', null, `{"status":${JSON.stringify(status)},"reason":${JSON.stringify(maskedReason)}${this.takeFindings()}}`);
     this.closed = true;
+    // a closed session's rows are all indexed (verify holds it to that): in the closing commit
+    this.rec.indexSearch();
     const lastHash = this.prevHash;
     const seal = signSeal(this.rec.opts.signingKey, sealMessage(this.id, this.seq, lastHash));
     const endedAt = new Date().toISOString();

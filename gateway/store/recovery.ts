@@ -28,8 +28,19 @@ export interface RecoveryResult {
 export function closeCrashedSessions(db: Db, key: { privateKey: KeyObject; fingerprint: string }): RecoveryResult {
   const result: RecoveryResult = { closed: [], unsealed: [] };
   const live = db.prepare("SELECT * FROM sessions WHERE status = 'live' ORDER BY started_us").all() as SessionRow[];
+  // search rows of a live session are built in batches: the crash may have come before the last one
+  const index = db.prepare(
+    'INSERT INTO commands_fts(rowid, text) SELECT id, text FROM commands WHERE session_id = ? AND NOT EXISTS (SELECT 1 FROM commands_fts_docsize d WHERE d.id = commands.id)',
+  );
+  // likewise its blame rows, as the recorder writes them: each distinct target, lower-cased
+  const unblamed = db.prepare("SELECT id, targets FROM commands WHERE session_id = ? AND targets != '[]' AND NOT EXISTS (SELECT 1 FROM command_targets t WHERE t.command_id = commands.id)");
+  const blame = db.prepare('INSERT INTO command_targets (command_id, target) VALUES (?, ?)');
   for (const s of live) {
     db.transaction(() => {
+      index.run(s.id);
+      for (const c of unblamed.all(s.id) as Array<{ id: number; targets: string }>) {
+        for (const t of new Set(targetsOf(c.targets))) blame.run(c.id, t.toLowerCase());
+      }
       if (closeOne(db, s, key)) result.closed.push(s.id);
       else result.unsealed.push(s.id);
     }).immediate();
@@ -97,4 +108,13 @@ function closeOne(db: Db, s: SessionRow, key: { privateKey: KeyObject; fingerpri
     s.id,
   );
   return true;
+}
+
+function targetsOf(json: string): string[] {
+  try {
+    const v = JSON.parse(json) as unknown;
+    return Array.isArray(v) ? v.filter((t): t is string => typeof t === 'string') : [];
+  } catch {
+    return [];
+  }
 }

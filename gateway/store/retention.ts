@@ -58,7 +58,10 @@ export function collectGarbage(db: Db, opts: GcOptions): GcResult {
   const result: GcResult = { dryRun: opts.dryRun === true, removed: [], events: 0 };
   const connections = db.prepare("SELECT DISTINCT connection FROM sessions WHERE status != 'live' AND ended_at IS NOT NULL").all() as { connection: string }[];
   const stmts = {
-    fts: db.prepare("INSERT INTO commands_fts(commands_fts, rowid, text) SELECT 'delete', id, text FROM commands WHERE session_id = ?"),
+    // only rows in the index: deleting one it never held would corrupt it (search rows are built in batches)
+    fts: db.prepare(
+      "INSERT INTO commands_fts(commands_fts, rowid, text) SELECT 'delete', id, text FROM commands WHERE session_id = ? AND EXISTS (SELECT 1 FROM commands_fts_docsize d WHERE d.id = commands.id)",
+    ),
     targets: db.prepare('DELETE FROM command_targets WHERE command_id IN (SELECT id FROM commands WHERE session_id = ?)'),
     commands: db.prepare('DELETE FROM commands WHERE session_id = ?'),
     findings: db.prepare('DELETE FROM findings WHERE session_id = ?'),

@@ -23,7 +23,7 @@ import type { RunStartResult, SessionSummary } from '../../gateway/control-api/t
 
 const exec = promisify(execFile);
 const CLI = path.resolve(__dirname, '../../../bin/flightlog.js');
-const ALL = ['rv-pg', 'rv-psql', 'rv-ssh', 'rv-http', 'rv-run'];
+const ALL = ['rv-pg', 'rv-psql', 'rv-ssh', 'rv-http', 'rv-run', 'rv-http-next', 'rv-http-quiet'];
 
 /** Resolves with what `fn` waited for, or rejects after `ms`. */
 function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
@@ -226,6 +226,34 @@ describe('revocation ends live sessions', { timeout: 120_000 }, () => {
     const list = await sessionsOf('rv-http', 'api');
     assert.equal(list.length, 2);
     for (const s of list) assertEnded(s, 'revoked');
+  });
+
+  it('http: the very next request after a revoke by another process is refused, told or not', async () => {
+    const h = gw.address('api');
+    const get = (token: string) =>
+      new Promise<number>((resolve, reject) => {
+        // a new connection each time: nothing the gateway learnt on an earlier one may let it through
+        const req = http.get({ host: h.host, port: h.port, path: '/once', agent: false, headers: { authorization: `Bearer ${token}` } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+      });
+    // the CLI, which also tells the running gateway
+    const told = gw.addIdentity('rv-http-next');
+    assert.equal(await get(told), 200);
+    await cliRevoke('rv-http-next');
+    assert.equal(await get(told), 401);
+    // another process writing the revoke straight into the store, the gateway not told
+    const silent = gw.addIdentity('rv-http-quiet');
+    assert.equal(await get(silent), 200);
+    const store = path.resolve(__dirname, '../../gateway/store');
+    execFileSync(process.execPath, [
+      '-e',
+      `const { openDb } = require(${JSON.stringify(path.join(store, 'db.js'))}); const { revokeIdentity } = require(${JSON.stringify(path.join(store, 'identities.js'))}); const db = openDb(process.argv[1]); revokeIdentity(db, 'rv-http-quiet'); db.close();`,
+      gw.dataDir,
+    ]);
+    assert.equal(await get(silent), 401);
   });
 
   it('a run ending ends its sessions at once ("run ended"), and the identity keeps working', async () => {
