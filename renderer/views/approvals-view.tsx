@@ -105,11 +105,13 @@ export function ApprovalsView({ pending }: { pending: PendingState }) {
     setTimeout(() => setDecided((list) => list.filter((x) => x !== d)), 8000);
   }, []);
   const known = useRef(new Map<string, PendingApproval>());
+  // decided in this window: its own line (with its scope) wins over the live feed's shorter echo
+  const decidedHere = useRef(new Set<string>());
   for (const a of pending.approvals ?? []) known.current.set(a.id, a);
   // decisions made elsewhere (CLI, another window) still get their "decided by" line
   useLive((msgs) => {
     for (const m of msgs) {
-      if (m.type !== 'approval' || m.state === 'pending') continue;
+      if (m.type !== 'approval' || m.state === 'pending' || decidedHere.current.has(m.id)) continue;
       const a = known.current.get(m.id);
       note({ id: m.id, line: `${m.state === 'approved' ? 'Approved' : 'Denied'} by ${m.by ?? 'someone'}${a ? `: ${a.rule} (${a.identity} on ${a.connection})` : ''}` });
     }
@@ -136,6 +138,7 @@ export function ApprovalsView({ pending }: { pending: PendingState }) {
           approval={a}
           now={now}
           onDecided={(line, failed) => {
+            if (!failed) decidedHere.current.add(a.id);
             setGone((s) => new Set(s).add(a.id));
             note({ id: a.id, line, failed });
             pending.reload();

@@ -241,8 +241,9 @@ describe('approvals in the web UI (Chromium)', { timeout: 180_000 }, () => {
       assert.match((await page.getAttribute('[data-testid=approval-cause-link]', 'href')) ?? '', /^#\/session\/.+\?cmd=\d+$/);
       await page.screenshot({ path: path.join(shots, 'approvals-run.png') });
       await page.click('[data-testid=approve-run]');
-      assert.equal((await first).code, 0);
+      // the decided line shows for a few seconds: read it before waiting on psql, which may be slow under load
       await page.waitForSelector(`[data-testid=approval-decided]:has-text("for the rest of run ${run.runId}")`);
+      assert.equal((await first).code, 0);
       pg.psql('INSERT INTO t VALUES (10);', 'app');
       const second = await inRun('DELETE FROM t');
       assert.equal(second.code, 0, second.stderr);
