@@ -238,6 +238,7 @@ export class Gateway {
       connection,
       recording: config.recording,
       dataDir,
+      configFile: config.file,
       secrets,
       masker,
       policy,

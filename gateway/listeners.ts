@@ -3,6 +3,7 @@ import type { Protocol } from './core/types';
 import { startPostgresListener } from './postgres/listener';
 import { startSshListener } from './ssh/listener';
 import { startHttpListener } from './http/listener';
+import { startKubernetesListener } from './kubernetes/listener';
 
 /**
  * The protocol listeners this build has. A protocol mapped to null is valid in the config
@@ -12,7 +13,7 @@ const LISTENERS: Record<Protocol, StartListener | null> = {
   postgres: startPostgresListener,
   ssh: startSshListener,
   http: startHttpListener,
-  kubernetes: null,
+  kubernetes: startKubernetesListener,
 };
 
 export function listenerFor(protocol: Protocol): StartListener | null {

@@ -73,6 +73,8 @@ export interface PolicyInput {
   tools?: string[];
   /** for SFTP requests: the operation and the absolute, normalized path; `target` is a rename's new path */
   sftp?: { op: string; path: string; target?: string };
+  /** for Kubernetes API requests: the verb as kubectl says it (see policyVerb), plural resource, group, namespace, name */
+  kubernetes?: { verb: string; resource: string; group: string; namespace: string; name: string };
 }
 
 export type Policy = (input: PolicyInput) => PolicyDecision;

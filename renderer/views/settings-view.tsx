@@ -142,7 +142,7 @@ function upstreamSummary(c: ConnectionInput): string {
   if (c.protocol === 'postgres' || c.protocol === 'ssh') {
     return `${String(u.user ?? '?')}@${String(u.host ?? '?')}:${String(u.port ?? (c.protocol === 'ssh' ? 22 : 5432))}${u.database ? `/${String(u.database)}` : ''}`;
   }
-  return `${String(u.url ?? '')}${c.llm ? ` · ${c.llm}` : ''}`;
+  return `${String(u.url ?? u.server ?? u.kubeconfig ?? '')}${c.llm ? ` · ${c.llm}` : ''}`;
 }
 
 function ConnectionsSection({ snapshot, onChanged, openForm }: { snapshot: SettingsSnapshot; onChanged: (s?: SettingsSnapshot) => void; openForm: boolean }) {
@@ -295,7 +295,7 @@ function initialState(c: ConnectionInput | null, identities: string[]): FormStat
     password: refOf(u.password),
     privateKey: refOf(u.privateKey),
     hostKey: String(u.hostKey ?? ''),
-    url: String(u.url ?? ''),
+    url: String(u.url ?? u.server ?? ''),
     llm: c?.llm ?? '',
     headers: headers.length ? headers : [{ name: '', kind: 'env', value: '' }],
     token: refOf(u.token),
@@ -337,7 +337,8 @@ function toInput(f: FormState, initial: ConnectionInput | null): ConnectionInput
       break;
     }
     case 'kubernetes':
-      set('url', f.url.trim());
+      set('url', undefined);
+      set('server', f.url.trim());
       set('token', refValue(f.token));
       break;
   }
@@ -449,7 +450,7 @@ function ConnectionForm({ initial, identities, onCancel, onSaved }: { initial: C
             {field('hostKey', 'hostKey', 'upstream.hostKey', { placeholder: 'ssh-ed25519 AAAA… (learned on first use when empty)' })}
           </>
         )}
-        {(f.protocol === 'http' || f.protocol === 'kubernetes') && field('url', 'url', 'upstream.url', { placeholder: f.protocol === 'http' ? 'https://api.anthropic.com' : 'https://k8s.internal:6443' })}
+        {(f.protocol === 'http' || f.protocol === 'kubernetes') && field(f.protocol === 'kubernetes' ? 'server' : 'url', 'url', f.protocol === 'kubernetes' ? 'upstream.server' : 'upstream.url', { placeholder: f.protocol === 'http' ? 'https://api.anthropic.com' : 'https://k8s.internal:6443' })}
         {f.protocol === 'kubernetes' && <RefField label="token" value={f.token} onChange={(v) => up('token', v)} name="upstream.token" invalid={invalid('upstream.token')} />}
         {f.protocol === 'http' && (
           <label className="field">
