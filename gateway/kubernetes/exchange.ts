@@ -35,13 +35,23 @@ const STRIP = new Set(['authorization', 'proxy-authorization', 'x-api-key', RUN_
 const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'x-api-key']);
 const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade', 'te', 'trailer']);
 
+/**
+ * The body of an error the gateway answers itself. A Status object, which kubectl prints as
+ * `Error from server (Forbidden): …`; but for 5xx, plain text: client-go shows a 5xx's Status only
+ * on some paths (discovery prints "unknown"), and plain text on all of them.
+ */
+export function errorBody(code: number, reason: string, message: string): { body: string; contentType: string } {
+  if (code >= 500) return { body: message, contentType: 'text/plain; charset=utf-8' };
+  return { body: statusBody(code, reason, message), contentType: 'application/json' };
+}
+
 export function sendStatus(res: http.ServerResponse, code: number, reason: string, message: string): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const body = statusBody(code, reason, message);
-  const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+  const { body, contentType } = errorBody(code, reason, message);
+  const headers: http.OutgoingHttpHeaders = { 'content-type': contentType, 'content-length': Buffer.byteLength(body) };
   if (code === 401) headers['www-authenticate'] = 'Bearer realm="flightlog"';
   res.writeHead(code, headers);
   res.end(body);
@@ -80,6 +90,11 @@ export function upstreamStatus(shared: KubeShared, err: unknown): { code: number
   const e = upstreamError(err, shared.target.label, shared.options.timeoutMs);
   const hint = e.code === 'upstream_tls_error' ? ': the API server certificate does not match the connection\'s CA (upstream.ca); nothing was forwarded' : '';
   return { code: e.status === 504 ? 504 : 502, reason: e.status === 504 ? 'Timeout' : 'ServiceUnavailable', message: `flightlog: ${e.message}${hint}` };
+}
+
+/** `flightlog: Unauthorized: the gateway token was revoked`: kubectl prints it in `You must be logged in to the server (…)` */
+export function authMessage(status: number, message: string): string {
+  return `flightlog: ${status === 401 ? 'Unauthorized' : 'Forbidden'}: ${message}`;
 }
 
 function header(v: string | string[] | number | undefined): string {
@@ -174,7 +189,7 @@ export class KubeExchange {
     if (!auth.ok) {
       this.req.resume();
       const e = auth.error!;
-      sendStatus(this.res, e.status, e.status === 401 ? 'Unauthorized' : 'Forbidden', `flightlog: ${e.message}`);
+      sendStatus(this.res, e.status, e.status === 401 ? 'Unauthorized' : 'Forbidden', authMessage(e.status, e.message));
       return;
     }
     this.identity = auth.identity;

@@ -15,15 +15,14 @@ import { WsFrameReader, type WsMessage } from '../http/ws-frames';
 import { TextCoalescer } from '../ssh/text-coalescer';
 import { blockedMessage, decisionDetail } from '../policy/decision';
 import { deniedMessage, recordApprovalOutcome } from '../approvals';
-import { decide, requestOptions, upstreamHeaders, upstreamStatus, type KubeShared } from './exchange';
-import { statusBody } from './objects';
+import { authMessage, decide, errorBody, requestOptions, upstreamHeaders, upstreamStatus, type KubeShared } from './exchange';
 import { kubeDetail, kubectlText, kubeTargets, parseKubeRequest } from './request-info';
 import { SpdyTap } from './spdy-tap';
 
 function rawStatus(socket: Socket, code: number, reason: string, message: string): void {
-  const body = statusBody(code, reason, message);
+  const { body, contentType } = errorBody(code, reason, message);
   const text = http.STATUS_CODES[code] ?? 'Error';
-  if (socket.writable) socket.end(`HTTP/1.1 ${code} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  if (socket.writable) socket.end(`HTTP/1.1 ${code} ${text}\r\nContent-Type: ${contentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   else socket.destroy();
 }
 
@@ -178,7 +177,7 @@ export function handleKubeUpgrade(shared: KubeShared, conn: ClientConnection, re
   const auth = authenticateRequest(ctx, req.headers, undefined, conn.clientAddr);
   if (!auth.ok) {
     const e = auth.error!;
-    return rawStatus(socket, e.status, e.status === 401 ? 'Unauthorized' : 'Forbidden', `flightlog: ${e.message}`);
+    return rawStatus(socket, e.status, e.status === 401 ? 'Unauthorized' : 'Forbidden', authMessage(e.status, e.message));
   }
   const runId = auth.runId ?? conn.runId ?? null;
   let session: SessionRecorder;
