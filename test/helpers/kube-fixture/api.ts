@@ -16,6 +16,7 @@ import { recordUpdate, serverSideApply } from './managed-fields';
 import { defaultObject, newMeta, runningPodStatus, timestamp, validate } from './defaults';
 import { fieldMatcher, labelMatcher, selectorString, type Matcher } from './selectors';
 import { partialMetadata, tableOf } from './table';
+import { decodeKubeProtobuf } from './protobuf';
 
 export interface Route {
   def: ResourceDef;
@@ -333,7 +334,7 @@ function asScale(body: unknown): KubeObject {
 export function parseBody(raw: Buffer, contentType: string): unknown {
   if (!raw.length) return undefined;
   const type = contentType.split(';')[0].trim();
-  if (type === 'application/vnd.kubernetes.protobuf') fail(415, 'the fixture speaks JSON and YAML only: application/vnd.kubernetes.protobuf is not supported');
+  if (type === 'application/vnd.kubernetes.protobuf') return decodeKubeProtobuf(raw);
   try {
     return type === 'application/yaml' ? parseYaml(raw.toString('utf8')) : JSON.parse(raw.toString('utf8'));
   } catch (e) {

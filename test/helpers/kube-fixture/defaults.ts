@@ -84,7 +84,9 @@ export function defaultObject(r: ResourceDef, obj: KubeObject): void {
       spec.revisionHistoryLimit ??= 10;
       if (r.kind === 'Deployment') {
         spec.progressDeadlineSeconds ??= 600;
-        spec.strategy ??= { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: '25%', maxSurge: '25%' } };
+        const strategy = isObject(spec.strategy) ? spec.strategy : (spec.strategy = {});
+        strategy.type ??= 'RollingUpdate';
+        if (strategy.type === 'RollingUpdate') strategy.rollingUpdate = { maxUnavailable: '25%', maxSurge: '25%', ...(isObject(strategy.rollingUpdate) ? strategy.rollingUpdate : {}) };
       }
       const tpl = isObject(spec.template) ? spec.template : (spec.template = {});
       tpl.metadata ??= {};

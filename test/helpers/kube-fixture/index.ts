@@ -32,7 +32,8 @@ import { findResource, resourceKey, type KubeObject, type ResourceDef } from './
 import { fail, failure, StatusError } from './status';
 import { makeFixtureCerts } from './tls';
 import { serveWatch } from './watch';
-import { handleUpgrade, type StreamOptions } from './streams';
+import { closeStreams, handleUpgrade, type StreamOptions } from './streams';
+import { killAll } from './container-process';
 
 export interface KubeFixture {
   url: string;
@@ -64,8 +65,7 @@ export interface KubeFixtureOptions {
 const POD = findResource('', 'v1', 'pods') as ResourceDef;
 const NAMESPACE = findResource('', 'v1', 'namespaces') as ResourceDef;
 
-/** The local TCP port `kubectl port-forward` reaches for a pod's port: annotation `fixture.flightlog.dev/port-<port>` or 127.0.0.1:<port>. */
-export const PORT_ANNOTATION = 'fixture.flightlog.dev/port-';
+export { PORT_ANNOTATION } from './streams';
 
 export async function startKubeFixture(opts: KubeFixtureOptions): Promise<KubeFixture> {
   fs.mkdirSync(opts.dir, { recursive: true });
@@ -281,6 +281,8 @@ export async function startKubeFixture(opts: KubeFixtureOptions): Promise<KubeFi
     },
     async close(): Promise<void> {
       controller.close();
+      closeStreams();
+      killAll();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },
