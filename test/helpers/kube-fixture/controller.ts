@@ -1,0 +1,121 @@
+/**
+ * A tiny stand-in for the deployment and replicaset controllers: shortly after a Deployment
+ * changes, it makes the ReplicaSet of the current pod template (named by `pod-template-hash`),
+ * scales older ones to zero, creates or deletes pods to match, and reports status the way
+ * `kubectl rollout status` reads it (observedGeneration, replicas, updated/ready/available,
+ * Available and Progressing conditions, the `deployment.kubernetes.io/revision` annotation).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { KubeApi } from './api';
+import { findResource, resourceKey, type KubeObject, type ResourceDef } from './resources';
+import { clone, type JsonObject } from './patch';
+import { selectorFromSpec } from './selectors';
+import { timestamp } from './defaults';
+
+const DEPLOY = findResource('apps', 'v1', 'deployments') as ResourceDef;
+const RS = findResource('apps', 'v1', 'replicasets') as ResourceDef;
+const POD = findResource('', 'v1', 'pods') as ResourceDef;
+const CONTROLLER = 'kube-controller-manager';
+const q = () => new URLSearchParams({ fieldManager: CONTROLLER });
+
+function ownerRef(o: KubeObject): JsonObject {
+  return { apiVersion: o.apiVersion, kind: o.kind, name: o.metadata.name ?? '', uid: o.metadata.uid ?? '', controller: true, blockOwnerDeletion: true };
+}
+
+const ownedBy = (o: KubeObject, owner: KubeObject) => ((o.metadata.ownerReferences as Array<{ uid: string }> | undefined) ?? []).some((r) => r.uid === owner.metadata.uid);
+
+export class DeploymentController {
+  private pending = new Map<string, NodeJS.Timeout>();
+
+  constructor(private readonly api: KubeApi) {}
+
+  changed(def: ResourceDef, obj: KubeObject): void {
+    if (def !== DEPLOY) return;
+    const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
+    if (this.pending.has(key)) return;
+    // Asynchronous like the real controller, so a watcher sees the spec change, then the status.
+    this.pending.set(key, setTimeout(() => {
+      this.pending.delete(key);
+      this.reconcile(obj.metadata.namespace ?? '', obj.metadata.name ?? '');
+    }, 20));
+  }
+
+  close(): void {
+    for (const t of this.pending.values()) clearTimeout(t);
+    this.pending.clear();
+  }
+
+  private reconcile(namespace: string, name: string): void {
+    const d = this.api.get(DEPLOY, namespace, name);
+    if (!d) return;
+    const spec = (d as unknown as { spec: JsonObject }).spec;
+    const replicas = Number(spec.replicas ?? 1);
+    const template = clone(spec.template as JsonObject);
+    const hash = createHash('sha256').update(JSON.stringify(template)).digest('hex').slice(0, 10).replace(/[0-9]/g, (c) => 'bcdfghjklm'[Number(c)]);
+    const rsName = `${name}-${hash}`;
+    const owned = this.api.store.list(resourceKey(RS), namespace).filter((r) => ownedBy(r, d));
+    let revision = Math.max(0, ...owned.map((r) => Number(r.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0)));
+    let current = owned.find((r) => r.metadata.name === rsName);
+    const labels = { ...(((template.metadata as JsonObject)?.labels as Record<string, string>) ?? {}), 'pod-template-hash': hash };
+    if (!current) {
+      revision++;
+      const rs = {
+        apiVersion: 'apps/v1', kind: 'ReplicaSet',
+        metadata: { name: rsName, namespace, labels, annotations: { 'deployment.kubernetes.io/revision': String(revision) }, ownerReferences: [ownerRef(d)] },
+        spec: {
+          replicas,
+          selector: { matchLabels: { ...((spec.selector as { matchLabels?: Record<string, string> })?.matchLabels ?? {}), 'pod-template-hash': hash } },
+          template: { ...template, metadata: { ...((template.metadata as JsonObject) ?? {}), labels } },
+        },
+      } as unknown as KubeObject;
+      current = this.api.create(RS, namespace, rs, q(), CONTROLLER);
+    } else {
+      revision = Number(current.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? revision);
+    }
+    for (const r of owned) this.scaleRs(r, r.metadata.name === rsName ? replicas : 0);
+    current = this.api.get(RS, namespace, rsName) as KubeObject;
+    this.scaleRs(current, replicas);
+    const now = timestamp();
+    const next = clone(d);
+    next.metadata.annotations = { ...(next.metadata.annotations ?? {}), 'deployment.kubernetes.io/revision': String(revision) };
+    this.api.commit(DEPLOY, d, next, q(), CONTROLLER);
+    const fresh = this.api.get(DEPLOY, namespace, name) as KubeObject;
+    const status = {
+      observedGeneration: fresh.metadata.generation,
+      replicas, updatedReplicas: replicas, readyReplicas: replicas, availableReplicas: replicas,
+      conditions: [
+        { type: 'Available', status: 'True', lastUpdateTime: now, lastTransitionTime: now, reason: 'MinimumReplicasAvailable', message: 'Deployment has minimum availability.' },
+        { type: 'Progressing', status: 'True', lastUpdateTime: now, lastTransitionTime: now, reason: 'NewReplicaSetAvailable', message: `ReplicaSet "${rsName}" has successfully progressed.` },
+      ],
+    };
+    if (replicas === 0) (status as JsonObject).readyReplicas = 0;
+    const withStatus = { ...clone(fresh), status } as KubeObject;
+    this.api.commit(DEPLOY, fresh, withStatus, q(), CONTROLLER, 'status');
+  }
+
+  /** Sets a ReplicaSet's replicas, creates or deletes its pods to match, and reports its status. */
+  private scaleRs(rs: KubeObject, replicas: number): void {
+    const namespace = rs.metadata.namespace ?? '';
+    let cur = rs;
+    if ((rs as unknown as { spec: JsonObject }).spec.replicas !== replicas) {
+      const next = clone(rs);
+      (next as unknown as { spec: JsonObject }).spec.replicas = replicas;
+      cur = this.api.commit(RS, rs, next, q(), CONTROLLER);
+    }
+    const match = selectorFromSpec((cur as unknown as { spec: JsonObject }).spec.selector);
+    const pods = this.api.store.list(resourceKey(POD), namespace).filter((p) => ownedBy(p, cur) && match(p));
+    for (const p of pods.slice(replicas)) this.api.removeCascading(POD, p, 'Background');
+    const tpl = (cur as unknown as { spec: { template: JsonObject } }).spec.template;
+    for (let i = pods.length; i < replicas; i++) {
+      const pod = {
+        apiVersion: 'v1', kind: 'Pod',
+        metadata: { ...clone((tpl.metadata as JsonObject) ?? {}), name: `${cur.metadata.name}-${randomBytes(4).toString('hex').slice(0, 5)}`, namespace, ownerReferences: [ownerRef(cur)] },
+        spec: clone(tpl.spec as JsonObject),
+      } as unknown as KubeObject;
+      this.api.create(POD, namespace, pod, q(), CONTROLLER);
+    }
+    const status = { replicas, fullyLabeledReplicas: replicas, readyReplicas: replicas, availableReplicas: replicas, observedGeneration: cur.metadata.generation };
+    const fresh = this.api.get(RS, namespace, cur.metadata.name ?? '') as KubeObject;
+    this.api.commit(RS, fresh, { ...clone(fresh), status } as KubeObject, q(), CONTROLLER, 'status');
+  }
+}

@@ -1,0 +1,305 @@
+/**
+ * exec, attach and port-forward, over both transports kubectl speaks:
+ * - WebSocket (the `ws` package) with the channel protocols `v5.channel.k8s.io` and
+ *   `v4.channel.k8s.io`: each binary message is one channel byte (0 stdin, 1 stdout, 2 stderr,
+ *   3 error, 4 resize; v5 adds 255 = close a channel, which is how stdin reaches EOF) then data;
+ *   port-forward over WebSocket is SPDY tunnelled in binary messages (`SPDY/3.1+portforward.k8s.io`),
+ *   as kubectl 1.31+ does;
+ * - SPDY/3.1 (the `spdy-transport` package): an HTTP 101 upgrade, then one SPDY stream per
+ *   `streamType` header (error, stdin, stdout, stderr, resize; or error and data per forwarded
+ *   connection with `port` and `requestID`). spdy-transport insists on HTTP pseudo-headers in
+ *   SYN_STREAM that Kubernetes' SPDY streams never carry, so the parser's header hook fills
+ *   them in; everything else is the library's framing, flow control and compression.
+ * attach starts the container's shell (`sh`) for the session: the fixture has no long-lived
+ * container process to join.
+ */
+import type * as http from 'node:http';
+import * as net from 'node:net';
+import { Duplex } from 'node:stream';
+import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws';
+import type { KubeObject } from './resources';
+import { checkContainer } from './logs';
+import { containerDir, startProcess, type ContainerProcess } from './container-process';
+import { fail } from './status';
+
+// spdy-transport ships no types: the small part used here.
+interface SpdyStream extends Duplex {
+  headers: Record<string, string>;
+  respond(status: number, headers: Record<string, string>): void;
+}
+interface SpdyConnection {
+  on(ev: 'stream', cb: (s: SpdyStream) => void): void;
+  on(ev: 'error' | 'close', cb: (e?: Error) => void): void;
+  start(version: number): void;
+  end(cb?: () => void): void;
+  destroyStreams(err?: Error): void;
+  _spdyState: { parser: { parseKVs(buf: unknown, cb: (err: Error | null, headers?: Record<string, string>) => void): void } };
+}
+const spdy = require('spdy-transport') as { connection: { create(socket: Duplex, opts: Record<string, unknown>): SpdyConnection } };
+
+export interface StreamOptions {
+  workDir: string;
+}
+
+export type StreamKind = 'exec' | 'attach' | 'portforward';
+
+/** The local TCP port a pod's port forwards to: annotation `fixture.flightlog.dev/port-<port>: "<local port>"`. */
+export const PORT_ANNOTATION = 'fixture.flightlog.dev/port-';
+
+const CHANNEL_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io'];
+const SPDY_EXEC_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io', 'v3.channel.k8s.io', 'v2.channel.k8s.io', 'channel.k8s.io'];
+const PORTFORWARD_TUNNEL = 'SPDY/3.1+portforward.k8s.io';
+
+const open = new Set<{ close(): void }>();
+
+/** Ends every exec, attach and port-forward session (the fixture is closing). */
+export function closeStreams(): void {
+  for (const s of [...open]) s.close();
+  open.clear();
+}
+
+function track(close: () => void): () => void {
+  const entry = { close };
+  open.add(entry);
+  return () => open.delete(entry);
+}
+
+interface ExecRequest {
+  argv: string[];
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  tty: boolean;
+  container: string;
+}
+
+function execRequest(kind: StreamKind, pod: KubeObject, q: URLSearchParams): ExecRequest {
+  const container = checkContainer(pod, q.get('container'));
+  const argv = kind === 'attach' ? ['sh'] : q.getAll('command');
+  if (!argv.length) fail(400, 'you must specify at least 1 command');
+  const tty = q.get('tty') === 'true' || q.get('tty') === '1';
+  const flag = (n: string) => q.get(n) === 'true' || q.get(n) === '1';
+  const r = { argv, stdin: flag('stdin'), stdout: flag('stdout'), stderr: flag('stderr') && !tty, tty, container };
+  if (!r.stdin && !r.stdout && !r.stderr) fail(400, 'you must specify at least 1 of stdin, stdout, stderr');
+  return r;
+}
+
+export function handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, kind: StreamKind, pod: KubeObject, q: URLSearchParams, opts: StreamOptions): void {
+  const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
+  const exec = kind === 'portforward' ? undefined : execRequest(kind, pod, q);
+  const dir = exec ? containerDir(opts.workDir, pod.metadata.namespace ?? '', pod.metadata.name ?? '', exec.container) : '';
+  if (upgrade === 'websocket') {
+    const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
+    const wanted = kind === 'portforward' ? [PORTFORWARD_TUNNEL] : CHANNEL_PROTOCOLS;
+    const proto = wanted.find((p) => offered.includes(p));
+    if (!proto) fail(400, `unable to upgrade: no supported WebSocket subprotocol among [${offered.join(', ')}]; supported: [${wanted.join(', ')}]`);
+    const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, handleProtocols: () => proto });
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      if (exec) webSocketExec(ws, proto, exec, dir, pod);
+      else spdyPortForward(createWebSocketStream(ws), pod, () => ws.terminate());
+    });
+    return;
+  }
+  if (upgrade.startsWith('spdy/3.1')) {
+    const offered = String(req.headers['x-stream-protocol-version'] ?? '').split(',').map((s) => s.trim());
+    const wanted = kind === 'portforward' ? ['portforward.k8s.io'] : SPDY_EXEC_PROTOCOLS;
+    const proto = wanted.find((p) => offered.includes(p));
+    if (!proto) fail(403, `unable to upgrade: unable to negotiate protocol: client supports [${offered.join(' ')}], server supports [${wanted.join(' ')}]`);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: ${proto}\r\n\r\n`);
+    if (head.length) socket.unshift(head);
+    if (exec) spdyExec(socket, proto, exec, dir, pod);
+    else spdyPortForward(socket, pod, () => socket.destroy());
+    return;
+  }
+  fail(400, `unable to upgrade: unsupported upgrade ${upgrade || '(none)'}`);
+}
+
+// ---- WebSocket channel protocol ---------------------------------------------------------------
+
+function webSocketExec(ws: WebSocket, proto: string, r: ExecRequest, dir: string, pod: KubeObject): void {
+  const v5 = proto.startsWith('v5.');
+  const proc = startProcess({ argv: r.argv, tty: r.tty, cwd: dir, pod: pod.metadata.name ?? '' });
+  const untrack = track(() => {
+    proc.kill();
+    ws.terminate();
+  });
+  const send = (channel: number, data: Buffer) => {
+    if (ws.readyState === ws.OPEN) ws.send(Buffer.concat([Buffer.from([channel]), data]));
+  };
+  ws.on('message', (msg: Buffer, isBinary: boolean) => {
+    const data = isBinary ? msg : Buffer.from(msg);
+    if (!data.length) return;
+    const channel = data[0];
+    const body = data.subarray(1);
+    if (channel === 0 && r.stdin) proc.stdin.write(body);
+    else if (channel === 4) resize(proc, body);
+    else if (channel === 255 && v5 && body[0] === 0) proc.stdin.end();
+  });
+  ws.on('close', () => {
+    proc.kill();
+    untrack();
+  });
+  ws.on('error', () => proc.kill());
+  if (!r.stdin) proc.stdin.end();
+  const out = pump(proc.stdout, (b) => send(1, b));
+  const err = pump(proc.stderr, (b) => send(r.stderr ? 2 : 1, b));
+  void Promise.all([proc.done, out, err]).then(([status]) => {
+    send(3, Buffer.from(JSON.stringify(status)));
+    ws.close(1000);
+    untrack();
+  });
+}
+
+function pump(from: NodeJS.ReadableStream, to: (b: Buffer) => void): Promise<void> {
+  return new Promise((resolve) => {
+    from.on('data', (b: Buffer) => to(b));
+    from.once('end', () => resolve());
+    from.once('error', () => resolve());
+  });
+}
+
+/** A resize message: one or more `{"Width":…,"Height":…}` JSON objects. */
+function resize(proc: ContainerProcess, body: Buffer): void {
+  for (const m of body.toString('utf8').match(/\{[^}]*\}/g) ?? []) {
+    try {
+      const s = JSON.parse(m) as { Width?: number; Height?: number };
+      if (s.Width && s.Height) proc.resize(s.Width, s.Height);
+    } catch {
+      // a malformed resize is ignored, as the kubelet does
+    }
+  }
+}
+
+// ---- SPDY/3.1 ----------------------------------------------------------------------------------
+
+function spdyServer(socket: Duplex): SpdyConnection {
+  const conn = spdy.connection.create(socket, { protocol: 'spdy', isServer: true, windowSize: 1 << 20 });
+  const parser = conn._spdyState.parser;
+  const parseKVs = parser.parseKVs.bind(parser);
+  parser.parseKVs = (buf, cb) => parseKVs(buf, (err, headers) => {
+    if (headers) {
+      headers[':method'] ??= 'POST';
+      headers[':path'] ??= '/';
+    }
+    cb(err, headers);
+  });
+  conn.on('error', () => socket.destroy());
+  socket.on('error', () => undefined);
+  return conn;
+}
+
+function spdyExec(socket: Duplex, proto: string, r: ExecRequest, dir: string, pod: KubeObject): void {
+  const conn = spdyServer(socket);
+  const streams = new Map<string, SpdyStream>();
+  const expected = ['error', ...(r.stdin ? ['stdin'] : []), ...(r.stdout ? ['stdout'] : []), ...(r.stderr ? ['stderr'] : []), ...(r.tty ? ['resize'] : [])];
+  let proc: ContainerProcess | undefined;
+  const untrack = track(() => {
+    proc?.kill();
+    socket.destroy();
+  });
+  socket.on('close', () => {
+    proc?.kill();
+    untrack();
+  });
+  // The kubelet gives the client a while to open its streams; so does the fixture.
+  const timer = setTimeout(() => socket.destroy(), 30_000);
+  conn.on('stream', (stream) => {
+    stream.respond(200, {});
+    stream.on('error', () => undefined);
+    const type = stream.headers.streamtype ?? stream.headers.streamType;
+    streams.set(type, stream);
+    if (type !== 'stdin' && type !== 'resize') stream.resume();
+    if (!proc && expected.every((t) => streams.has(t))) {
+      clearTimeout(timer);
+      proc = run(r, dir, pod, streams, proto, () => {
+        untrack();
+        // The client closes the connection once it has read the error stream; a slow one is cut off later.
+        setTimeout(() => socket.destroy(), 5000).unref();
+      });
+    }
+  });
+}
+
+function run(r: ExecRequest, dir: string, pod: KubeObject, streams: Map<string, SpdyStream>, proto: string, finished: () => void): ContainerProcess {
+  const proc = startProcess({ argv: r.argv, tty: r.tty, cwd: dir, pod: pod.metadata.name ?? '' });
+  const stdin = streams.get('stdin');
+  if (stdin) {
+    stdin.pipe(proc.stdin);
+  } else proc.stdin.end();
+  const rz = streams.get('resize');
+  rz?.on('data', (b: Buffer) => resize(proc, b));
+  const stdout = streams.get('stdout');
+  const stderr = streams.get('stderr') ?? stdout;
+  const out = pump(proc.stdout, (b) => stdout?.write(b));
+  const err = pump(proc.stderr, (b) => stderr?.write(b));
+  void Promise.all([proc.done, out, err]).then(([status]) => {
+    stdout?.end();
+    streams.get('stderr')?.end();
+    const errStream = streams.get('error');
+    // v4 and v5 carry a JSON Status; the older versions a plain message (none on success).
+    const body = proto === 'v4.channel.k8s.io' || proto === 'v5.channel.k8s.io' ? JSON.stringify(status) : status.status === 'Success' ? '' : status.message ?? '';
+    errStream?.end(body);
+    finished();
+  });
+  return proc;
+}
+
+// ---- port-forward ------------------------------------------------------------------------------
+
+function spdyPortForward(socket: Duplex, pod: KubeObject, destroy: () => void): void {
+  const conn = spdyServer(socket);
+  const pairs = new Map<string, { error?: SpdyStream; data?: SpdyStream }>();
+  const conns = new Set<net.Socket>();
+  const untrack = track(() => {
+    for (const c of conns) c.destroy();
+    destroy();
+  });
+  socket.on('close', () => {
+    for (const c of conns) c.destroy();
+    untrack();
+  });
+  conn.on('stream', (stream) => {
+    stream.respond(200, {});
+    stream.on('error', () => undefined);
+    const type = stream.headers.streamtype;
+    const id = stream.headers.requestid ?? '';
+    const port = Number(stream.headers.port);
+    const pair = pairs.get(id) ?? {};
+    pairs.set(id, pair);
+    if (type === 'error') {
+      pair.error = stream;
+      stream.resume();
+      return;
+    }
+    if (type !== 'data') {
+      stream.destroy();
+      return;
+    }
+    pair.data = stream;
+    const target = Number(pod.metadata.annotations?.[`${PORT_ANNOTATION}${port}`]);
+    const sayError = (msg: string) => {
+      // The error stream may open after the data stream; wait a moment for it.
+      const write = () => (pair.error ? pair.error.end(msg) : undefined);
+      if (pair.error) write();
+      else setTimeout(write, 100);
+      stream.end();
+      pairs.delete(id);
+    };
+    if (!Number.isInteger(target) || target <= 0) {
+      sayError(`error forwarding port ${port} to pod ${pod.metadata.name}: the fixture has no target for port ${port} (annotate the pod ${PORT_ANNOTATION}${port}: "<local port>")`);
+      return;
+    }
+    const tcp = net.connect(target, '127.0.0.1');
+    conns.add(tcp);
+    tcp.on('error', (e) => sayError(`error forwarding port ${port} to pod ${pod.metadata.name}, uid ${pod.metadata.uid}: failed to connect to localhost:${port} inside namespace: ${e.message}`));
+    tcp.on('close', () => {
+      conns.delete(tcp);
+      stream.end();
+      pair.error?.end();
+      pairs.delete(id);
+    });
+    stream.pipe(tcp);
+    tcp.pipe(stream);
+  });
+}
+
