@@ -7,6 +7,7 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
+import type { Socket } from 'node:net';
 import * as zlib from 'node:zlib';
 import { performance } from 'node:perf_hooks';
 import type { ListenerContext } from '../core/listener';
@@ -28,6 +29,11 @@ export interface KubeShared {
   ctx: ListenerContext;
   options: KubeListenerOptions;
   target: KubeTarget;
+  /**
+   * An exec/attach/port-forward on this socket: its session is closed only once the stream's
+   * recording is finished (the socket's close comes first). Returns the function that says so.
+   */
+  streamOn(socket: Socket): () => void;
 }
 
 /** Request headers never forwarded: the gateway credential and what hop-by-hop or the gateway sets itself. */

@@ -45,7 +45,19 @@ export const startKubernetesListener: StartListener = async (ctx: ListenerContex
   if (!cert) throw new KubeConfigError(`connection "${ctx.connection.name}": the gateway could not make its TLS certificate (is openssl installed?)`);
   const connections = new Map<Socket, ClientConnection>();
   const meta: Record<string, Json> = { upstream: target.label };
-  const shared: KubeShared = { ctx, options, target };
+  /** streams whose recording must finish before their socket's session closes */
+  const streams = new Map<Socket, Promise<void>>();
+  const shared: KubeShared = {
+    ctx,
+    options,
+    target,
+    streamOn(socket) {
+      let done!: () => void;
+      const finished = new Promise<void>((resolve) => (done = resolve));
+      streams.set(socket, finished);
+      return done;
+    },
+  };
 
   const connectionOf = (socket: Socket): ClientConnection => {
     let c = connections.get(socket);
@@ -55,7 +67,11 @@ export const startKubernetesListener: StartListener = async (ctx: ListenerContex
       socket.once('close', () => {
         c!.closed = true;
         connections.delete(socket);
-        c!.closeSession();
+        const stream = streams.get(socket);
+        if (!stream) return c!.closeSession();
+        streams.delete(socket);
+        // the stream records its end (exit status, byte counts) as the sockets close; a stuck one gives up after 5 s
+        void Promise.race([stream, new Promise((r) => setTimeout(r, 5000).unref())]).then(() => c!.closeSession());
       });
     }
     return c;

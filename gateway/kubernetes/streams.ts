@@ -189,6 +189,8 @@ export function handleKubeUpgrade(shared: KubeShared, conn: ClientConnection, re
   if (session.failed) return rawStatus(socket, 503, 'ServiceUnavailable', 'flightlog: recording failed, command not forwarded');
   const info = parseKubeRequest(req.method ?? 'GET', req.url ?? '/');
   const text = kubectlText(info);
+  const streamDone = shared.streamOn(socket);
+  socket.once('close', () => setImmediate(streamDone));
   let command: CommandHandle;
   const start = (): boolean => {
     try {
@@ -373,6 +375,11 @@ function connectUpstream(shared: KubeShared, req: http.IncomingMessage, socket: 
       from.on('end', () => {
         closedBy ||= name;
         to.end();
+        // kubectl half-closes when it is done; an API server may keep its side open: give it a moment to finish, then cut both
+        if (name === 'client') setTimeout(() => {
+          socket.destroy();
+          upSocket.destroy();
+        }, 2000).unref();
       });
       from.on('close', () => {
         closedBy ||= name;
