@@ -44,7 +44,7 @@ export async function serveLogs(pod: KubeObject, source: LogSource | undefined, 
     if (!res.write(out)) await new Promise<void>((r) => { res.once('drain', r); res.once('close', r); });
   };
   if (!source) {
-    if (follow) await new Promise<void>((r) => req.once('close', r));
+    if (follow) await new Promise<void>((r) => res.once('close', r));
     res.end();
     return;
   }

@@ -93,6 +93,9 @@ export function handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: B
     const wanted = kind === 'portforward' ? [PORTFORWARD_TUNNEL] : CHANNEL_PROTOCOLS;
     const proto = wanted.find((p) => offered.includes(p));
     if (!proto) fail(400, `unable to upgrade: no supported WebSocket subprotocol among [${offered.join(', ')}]; supported: [${wanted.join(', ')}]`);
+    // `ws` accepts only RFC 7230 tokens as subprotocols, and `SPDY/3.1+portforward.k8s.io` has a
+    // '/': hand it a token and answer with the real name.
+    req.headers['sec-websocket-protocol'] = 'k8s-stream';
     const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, handleProtocols: () => proto });
     wss.handleUpgrade(req, socket, head, (ws) => {
       if (exec) webSocketExec(ws, proto, exec, dir, pod);
