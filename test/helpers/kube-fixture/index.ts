@@ -27,13 +27,14 @@ import { KubeApi, negotiate, parseBody, parseRoute, render, scaleOf, sendJson, s
 import { DeploymentController } from './controller';
 import { defaultObject, runningPodStatus, timestamp, newMeta } from './defaults';
 import { AGGREGATED_V2, AGGREGATED_V2BETA1, aggregated, apiGroupDoc, apiGroupList, apiResourceList, apiVersions, openapiV3, openapiV3Root, VERSION } from './discovery';
-import { serveLogs, type LogSource } from './logs';
+import { checkContainer, serveLogs, type LogSource } from './logs';
 import { findResource, resourceKey, type KubeObject, type ResourceDef } from './resources';
 import { fail, failure, StatusError } from './status';
 import { makeFixtureCerts } from './tls';
 import { serveWatch } from './watch';
 import { closeStreams, handleUpgrade, type StreamOptions } from './streams';
 import { killAll } from './container-process';
+import { Kubelet } from './kubelet';
 
 export interface KubeFixture {
   url: string;
@@ -76,8 +77,9 @@ export async function startKubeFixture(opts: KubeFixtureOptions): Promise<KubeFi
   api.hooks = { changed: (def, obj) => controller.changed(def, obj) };
   const logs = new Map<string, LogSource>();
   const requests: KubeFixture['requests'] = [];
-  const streamOpts: StreamOptions = { workDir: path.join(opts.dir, 'containers') };
-  fs.mkdirSync(streamOpts.workDir, { recursive: true });
+  const kubelet = new Kubelet(api, path.join(opts.dir, 'containers'));
+  kubelet.start();
+  const streamOpts: StreamOptions = { kubelet };
 
   for (const ns of ['default', 'kube-system', 'kube-public']) {
     api.create(NAMESPACE, undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, new URLSearchParams(), 'fixture');
@@ -192,7 +194,9 @@ export async function startKubeFixture(opts: KubeFixtureOptions): Promise<KubeFi
     if (subresource === 'log') {
       if (method !== 'GET') fail(405, `${method} is not supported on pods/log`);
       const pod = api.mustGet(def, namespace, name as string);
-      return serveLogs(pod, logs.get(`${namespace}/${name}`), q, req, res);
+      const container = checkContainer(pod, q.get('container'));
+      const captured = kubelet.capturedLog(namespace ?? '', name as string, container);
+      return serveLogs(pod, logs.get(`${namespace}/${name}`) ?? captured, q, req, res);
     }
     if (name === undefined) {
       switch (method) {
@@ -281,6 +285,7 @@ export async function startKubeFixture(opts: KubeFixtureOptions): Promise<KubeFi
     },
     async close(): Promise<void> {
       controller.close();
+      kubelet.close();
       closeStreams();
       killAll();
       server.closeAllConnections();
