@@ -11,6 +11,8 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import WebSocket from 'ws';
 import { startKubeFixture, type KubeFixture } from '../helpers/kube-fixture';
 import { run, type RunResult } from '../helpers/sshd';
 import { tempDir } from '../helpers/tmp';
@@ -374,4 +376,80 @@ spec:
       }
     });
   }
+  it('runs a pod\'s command like a kubelet: run -i --rm, a failed job\'s status and log, attach, auth can-i', async () => {
+    const once = await kubectl(['run', 'once', '-i', '--rm', '--image=busybox:1.36', '--restart=Never', '--', 'sh', '-c', 'read x; echo "got:$x"'], { input: 'ping\n' });
+    assert.equal(once.code, 0, once.stderr);
+    assert.match(once.stdout, /got:ping/);
+    assert.match(once.stdout + once.stderr, /pod "once" deleted/);
+
+    await ok(['run', 'job', '--image=busybox:1.36', '--restart=Never', '--', 'sh', '-c', 'echo job-output; exit 2']);
+    await waitFor('the job pod to fail', async () => /job\s+0\/1\s+Error\s/.test(await ok(['get', 'pod', 'job', '--no-headers'])));
+    assert.equal(await ok(['get', 'pod', 'job', '-o', 'jsonpath={.status.phase} {.status.containerStatuses[0].state.terminated.exitCode}']), 'Failed 2');
+    assert.equal(await ok(['logs', 'job']), 'job-output\n');
+
+    await ok(['run', 'main', '--image=busybox:1.36', '-i', '--', 'sh']);
+    const attached = await kubectl(['attach', '-i', 'main'], { input: 'echo "attached:$((2+3))"\nexit 0\n' });
+    assert.match(attached.stdout, /attached:5/);
+
+    assert.equal((await ok(['auth', 'can-i', 'delete', 'deployments'])).trim(), 'yes');
+    assert.match(await ok(['auth', 'whoami']), /Username\s+fixture-admin/);
+  });
+
+  it('speaks the v4 and v5 WebSocket channel protocols to other clients', async () => {
+    await kubectl(['run', 'raw', '--image=busybox:1.36']);
+    const session = (proto: string, command: string[], send: (ws: WebSocket) => void) => new Promise<Map<number, string>>((resolve, reject) => {
+      const q = new URLSearchParams([...command.map((c) => ['command', c]), ['stdin', 'true'], ['stdout', 'true'], ['stderr', 'true']]);
+      const ws = new WebSocket(`${fx.url.replace('https', 'wss')}/api/v1/namespaces/default/pods/raw/exec?${q}`, [proto], { ca: fx.caPem, headers: { Authorization: `Bearer ${fx.token}` } });
+      const got = new Map<number, string>();
+      ws.on('open', () => {
+        assert.equal(ws.protocol, proto);
+        send(ws);
+      });
+      ws.on('message', (m: Buffer) => got.set(m[0], (got.get(m[0]) ?? '') + m.subarray(1).toString()));
+      ws.on('close', () => resolve(got));
+      ws.on('error', reject);
+    });
+    const v4 = await session('v4.channel.k8s.io', ['sh', '-c', 'head -c 3; echo " err" >&2; exit 5'], (ws) => ws.send(Buffer.from('\x00abc', 'binary')));
+    assert.equal(v4.get(1), 'abc');
+    assert.equal(v4.get(2), ' err\n');
+    const status = JSON.parse(v4.get(3) ?? '{}');
+    assert.equal(status.reason, 'NonZeroExitCode');
+    assert.deepEqual(status.details.causes, [{ reason: 'ExitCode', message: '5' }]);
+    // v5 closes stdin with [255, 0]: cat sees EOF
+    const v5 = await session('v5.channel.k8s.io', ['cat'], (ws) => {
+      ws.send(Buffer.from('\x00hello', 'binary'));
+      ws.send(Buffer.from([255, 0]));
+    });
+    assert.equal(v5.get(1), 'hello');
+    assert.equal(JSON.parse(v5.get(3) ?? '{}').status, 'Success');
+  });
+
+  it('answers bad requests with Status objects: malformed bodies, unknown paths, a too-old watch, and gzips large lists', async () => {
+    const bad = await request('POST', '/api/v1/namespaces/default/configmaps', { 'Content-Type': 'application/json' }, '{"kind": ');
+    assert.equal(bad.status, 400);
+    assert.equal(JSON.parse(bad.body).kind, 'Status');
+    const unknown = await request('GET', '/apis/nope.example/v1/things');
+    assert.equal(unknown.status, 404);
+    assert.equal(JSON.parse(unknown.body).reason, 'NotFound');
+    const invalid = await request('POST', '/api/v1/namespaces/default/configmaps', { 'Content-Type': 'application/json' }, '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"Bad_Name"}}');
+    assert.equal(invalid.status, 422);
+    assert.match(JSON.parse(invalid.body).message, /RFC 1123/);
+    const gap = await request('POST', '/api/v1/namespaces/default/configmaps', { 'Content-Type': 'application/vnd.kubernetes.protobuf' }, 'not protobuf');
+    assert.equal(gap.status, 400);
+
+    const expired = await request('GET', '/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=1');
+    const event = JSON.parse(expired.body.trim().split('\n')[0]);
+    assert.equal(event.type, 'ERROR');
+    assert.equal(event.object.code, 410);
+
+    fx.seedPods('gzip', 600);
+    const zipped = await new Promise<{ encoding?: string; items: number }>((resolve, reject) => {
+      https.get(`${fx.url}/api/v1/namespaces/gzip/pods`, { ca: fx.caPem, headers: { Authorization: `Bearer ${fx.token}`, 'Accept-Encoding': 'gzip' } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () => resolve({ encoding: res.headers['content-encoding'], items: JSON.parse(zlib.gunzipSync(Buffer.concat(chunks)).toString()).items.length }));
+      }).on('error', reject);
+    });
+    assert.deepEqual(zipped, { encoding: 'gzip', items: 600 });
+  });
 });

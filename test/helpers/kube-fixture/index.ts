@@ -191,6 +191,18 @@ export async function startKubeFixture(opts: KubeFixtureOptions): Promise<KubeFi
     if (subresource === 'exec' || subresource === 'attach' || subresource === 'portforward') {
       fail(400, 'Upgrade request required');
     }
+    if (def.virtual) {
+      // Access reviews: the fixture authorizes every request it has authenticated.
+      if (method !== 'POST' || name !== undefined) fail(405, 'the server does not allow this method on the requested resource');
+      const review = { ...(parseBody(raw, ct) as Record<string, unknown>), apiVersion: `${def.group}/${def.version}`, kind: def.kind };
+      const user = (req.headers.authorization ?? '') === `Bearer ${token}` ? 'fixture-admin' : String((req.socket as TLSSocket).getPeerCertificate?.()?.subject?.CN ?? 'fixture-admin');
+      const status = def.kind === 'SelfSubjectRulesReview'
+        ? { resourceRules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'] }], nonResourceRules: [{ verbs: ['*'], nonResourceURLs: ['*'] }], incomplete: false }
+        : def.kind === 'SelfSubjectReview'
+          ? { userInfo: { username: user, groups: ['system:masters', 'system:authenticated'] } }
+          : { allowed: true, reason: 'the fixture authorizes every authenticated request' };
+      return sendJson(req, res, 201, { ...review, metadata: { creationTimestamp: null }, status });
+    }
     if (subresource === 'log') {
       if (method !== 'GET') fail(405, `${method} is not supported on pods/log`);
       const pod = api.mustGet(def, namespace, name as string);
