@@ -10,11 +10,19 @@
  *   label/field selectors and `limit`/`continue`, watch (watch.ts), create, update with 409 on a
  *   stale resourceVersion, JSON / merge / strategic-merge patch, server-side apply with
  *   managedFields and conflicts (patch.ts, managed-fields.ts), delete with preconditions and
- *   propagation, deletecollection, `dryRun=All` (api.ts);
+ *   propagation, deletecollection, `dryRun=All` (api.ts); JSON, YAML and protobuf request
+ *   bodies (protobuf.ts: `kubectl create` sends protobuf), JSON answers;
  * - Table and PartialObjectMetadata responses (table.ts), gzip above 128 KiB;
- * - a deployment controller so `rollout status` and `rollout restart` complete (controller.ts);
+ * - SelfSubjectAccessReview, SelfSubjectRulesReview and SelfSubjectReview (`kubectl auth
+ *   can-i`, `auth whoami`): every authenticated caller may do everything;
+ * - a deployment controller, so `rollout status|restart|undo` and `scale` complete (controller.ts);
+ * - a kubelet (kubelet.ts): pods are Running at once; a container with a command runs it as a
+ *   real process whose output is the pod's log and whose exit sets the pod's phase;
  * - `pods/log` with follow (logs.ts); `pods/exec`, `pods/attach` and `pods/portforward` over
- *   WebSocket and SPDY/3.1 (streams.ts), running real processes on this machine.
+ *   WebSocket and SPDY/3.1 (streams.ts), running real processes on this machine, with a pty
+ *   for `-t` (container-process.ts). Port-forward reaches the local port named by the pod's
+ *   annotation `fixture.flightlog.dev/port-<port>`.
+ * Not served: other kinds and groups, protobuf responses, the metrics API, HTTP/2.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
