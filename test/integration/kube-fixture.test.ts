@@ -289,6 +289,10 @@ spec:
       const cat = await kubectl(['exec', '-i', 'shell', '--', 'wc', '-c'], { env, input: 'x'.repeat(200_000) });
       assert.equal(cat.code, 0, cat.stderr);
       assert.equal(cat.stdout.trim(), '200000');
+      // past SPDY's 64 KiB initial window: kubectl's SPDY side never sends WINDOW_UPDATE
+      const big = await kubectl(['exec', 'shell', '--', 'head', '-c', '3000000', '/dev/zero'], { env });
+      assert.equal(big.code, 0, big.stderr);
+      assert.equal(big.stdout.length, 3_000_000);
       const missing = await kubectl(['exec', 'shell', '--', 'no-such-command'], { env });
       assert.notEqual(missing.code, 0);
       assert.match(missing.stderr, /executable file not found/);

@@ -9,7 +9,8 @@
  *   `streamType` header (error, stdin, stdout, stderr, resize; or error and data per forwarded
  *   connection with `port` and `requestID`). spdy-transport insists on HTTP pseudo-headers in
  *   SYN_STREAM that Kubernetes' SPDY streams never carry, so the parser's header hook fills
- *   them in; everything else is the library's framing, flow control and compression.
+ *   them in, and Kubernetes' SPDY peers do no flow control, so neither does the fixture;
+ *   everything else is the library's framing and header compression.
  * What the sessions run is the kubelet's business (kubelet.ts).
  */
 import type * as http from 'node:http';
@@ -22,6 +23,11 @@ import type { Kubelet, Session } from './kubelet';
 import { fail } from './status';
 
 // spdy-transport ships no types: the small part used here.
+interface WindowSide {
+  current: number;
+  max: number;
+  limit: number;
+}
 interface SpdyStream extends Duplex {
   headers: Record<string, string>;
   respond(status: number, headers: Record<string, string>): void;
@@ -32,7 +38,11 @@ interface SpdyConnection {
   start(version: number): void;
   end(cb?: () => void): void;
   destroyStreams(err?: Error): void;
-  _spdyState: { parser: { parseKVs(buf: unknown, cb: (err: Error | null, headers?: Record<string, string>) => void): void } };
+  _spdyState: {
+    parser: { parseKVs(buf: unknown, cb: (err: Error | null, headers?: Record<string, string>) => void): void };
+    window: { send: WindowSide };
+    streamWindow: { send: WindowSide };
+  };
 }
 const spdy = require('spdy-transport') as { connection: { create(socket: Duplex, opts: Record<string, unknown>): SpdyConnection } };
 
@@ -173,6 +183,11 @@ function spdyServer(socket: Duplex): SpdyConnection {
     }
     cb(err, headers);
   });
+  // Kubernetes' SPDY peers (moby/spdystream) never send WINDOW_UPDATE: the kubelet and API
+  // server do no SPDY flow control, so neither may the fixture, or output stalls after 64 KiB.
+  for (const side of [conn._spdyState.window.send, conn._spdyState.streamWindow.send]) {
+    side.current = side.max = side.limit = Number.MAX_SAFE_INTEGER;
+  }
   conn.on('error', () => socket.destroy());
   socket.on('error', () => undefined);
   return conn;
