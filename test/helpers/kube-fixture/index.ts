@@ -10,11 +10,19 @@
  *   label/field selectors and `limit`/`continue`, watch (watch.ts), create, update with 409 on a
  *   stale resourceVersion, JSON / merge / strategic-merge patch, server-side apply with
  *   managedFields and conflicts (patch.ts, managed-fields.ts), delete with preconditions and
- *   propagation, deletecollection, `dryRun=All` (api.ts);
+ *   propagation, deletecollection, `dryRun=All` (api.ts); JSON, YAML and protobuf request
+ *   bodies (protobuf.ts: `kubectl create` sends protobuf), JSON answers;
  * - Table and PartialObjectMetadata responses (table.ts), gzip above 128 KiB;
- * - a deployment controller so `rollout status` and `rollout restart` complete (controller.ts);
+ * - SelfSubjectAccessReview, SelfSubjectRulesReview and SelfSubjectReview (`kubectl auth
+ *   can-i`, `auth whoami`): every authenticated caller may do everything;
+ * - a deployment controller, so `rollout status|restart|undo` and `scale` complete (controller.ts);
+ * - a kubelet (kubelet.ts): pods are Running at once; a container with a command runs it as a
+ *   real process whose output is the pod's log and whose exit sets the pod's phase;
  * - `pods/log` with follow (logs.ts); `pods/exec`, `pods/attach` and `pods/portforward` over
- *   WebSocket and SPDY/3.1 (streams.ts), running real processes on this machine.
+ *   WebSocket and SPDY/3.1 (streams.ts), running real processes on this machine, with a pty
+ *   for `-t` (container-process.ts). Port-forward reaches the local port named by the pod's
+ *   annotation `fixture.flightlog.dev/port-<port>`.
+ * Not served: other kinds and groups, protobuf responses, the metrics API, HTTP/2.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -27,13 +35,14 @@ import { KubeApi, negotiate, parseBody, parseRoute, render, scaleOf, sendJson, s
 import { DeploymentController } from './controller';
 import { defaultObject, runningPodStatus, timestamp, newMeta } from './defaults';
 import { AGGREGATED_V2, AGGREGATED_V2BETA1, aggregated, apiGroupDoc, apiGroupList, apiResourceList, apiVersions, openapiV3, openapiV3Root, VERSION } from './discovery';
-import { serveLogs, type LogSource } from './logs';
+import { checkContainer, serveLogs, type LogSource } from './logs';
 import { findResource, resourceKey, type KubeObject, type ResourceDef } from './resources';
 import { fail, failure, StatusError } from './status';
 import { makeFixtureCerts } from './tls';
 import { serveWatch } from './watch';
 import { closeStreams, handleUpgrade, type StreamOptions } from './streams';
 import { killAll } from './container-process';
+import { Kubelet } from './kubelet';
 
 export interface KubeFixture {
   url: string;
@@ -76,8 +85,9 @@ export async function startKubeFixture(opts: KubeFixtureOptions): Promise<KubeFi
   api.hooks = { changed: (def, obj) => controller.changed(def, obj) };
   const logs = new Map<string, LogSource>();
   const requests: KubeFixture['requests'] = [];
-  const streamOpts: StreamOptions = { workDir: path.join(opts.dir, 'containers') };
-  fs.mkdirSync(streamOpts.workDir, { recursive: true });
+  const kubelet = new Kubelet(api, path.join(opts.dir, 'containers'));
+  kubelet.start();
+  const streamOpts: StreamOptions = { kubelet };
 
   for (const ns of ['default', 'kube-system', 'kube-public']) {
     api.create(NAMESPACE, undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, new URLSearchParams(), 'fixture');
@@ -189,10 +199,24 @@ export async function startKubeFixture(opts: KubeFixtureOptions): Promise<KubeFi
     if (subresource === 'exec' || subresource === 'attach' || subresource === 'portforward') {
       fail(400, 'Upgrade request required');
     }
+    if (def.virtual) {
+      // Access reviews: the fixture authorizes every request it has authenticated.
+      if (method !== 'POST' || name !== undefined) fail(405, 'the server does not allow this method on the requested resource');
+      const review = { ...(parseBody(raw, ct) as Record<string, unknown>), apiVersion: `${def.group}/${def.version}`, kind: def.kind };
+      const user = (req.headers.authorization ?? '') === `Bearer ${token}` ? 'fixture-admin' : String((req.socket as TLSSocket).getPeerCertificate?.()?.subject?.CN ?? 'fixture-admin');
+      const status = def.kind === 'SelfSubjectRulesReview'
+        ? { resourceRules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'] }], nonResourceRules: [{ verbs: ['*'], nonResourceURLs: ['*'] }], incomplete: false }
+        : def.kind === 'SelfSubjectReview'
+          ? { userInfo: { username: user, groups: ['system:masters', 'system:authenticated'] } }
+          : { allowed: true, reason: 'the fixture authorizes every authenticated request' };
+      return sendJson(req, res, 201, { ...review, metadata: { creationTimestamp: null }, status });
+    }
     if (subresource === 'log') {
       if (method !== 'GET') fail(405, `${method} is not supported on pods/log`);
       const pod = api.mustGet(def, namespace, name as string);
-      return serveLogs(pod, logs.get(`${namespace}/${name}`), q, req, res);
+      const container = checkContainer(pod, q.get('container'));
+      const captured = kubelet.capturedLog(namespace ?? '', name as string, container);
+      return serveLogs(pod, logs.get(`${namespace}/${name}`) ?? captured, q, req, res);
     }
     if (name === undefined) {
       switch (method) {
@@ -281,6 +305,7 @@ export async function startKubeFixture(opts: KubeFixtureOptions): Promise<KubeFi
     },
     async close(): Promise<void> {
       controller.close();
+      kubelet.close();
       closeStreams();
       killAll();
       server.closeAllConnections();

@@ -41,10 +41,20 @@ export async function serveLogs(pod: KubeObject, source: LogSource | undefined, 
     if (gone || budget <= 0) return;
     const out = b.length > budget ? b.subarray(0, budget) : b;
     budget -= out.length;
-    if (!res.write(out)) await new Promise<void>((r) => { res.once('drain', r); res.once('close', r); });
+    if (!res.write(out)) {
+      await new Promise<void>((r) => {
+        const go = () => {
+          res.off('drain', go);
+          res.off('close', go);
+          r();
+        };
+        res.on('drain', go);
+        res.on('close', go);
+      });
+    }
   };
   if (!source) {
-    if (follow) await new Promise<void>((r) => req.once('close', r));
+    if (follow) await new Promise<void>((r) => res.once('close', r));
     res.end();
     return;
   }

@@ -133,7 +133,10 @@ export function serverSideApply(live: KubeObject | null, applied: KubeObject, ma
       const liveValue = live ? valueAt(live as unknown as Json, path) : undefined;
       if (JSON.stringify(liveValue) === JSON.stringify(value)) continue; // same value: shared ownership
       if (force) taken.add(k);
-      else conflicts.push(`conflict with "${e.manager}"${e.operation === 'Update' ? ' using ' + e.apiVersion : ''}: .${path.filter((x) => x !== '.').map((x) => x.slice(2)).join('.')}`);
+      else {
+        const sub = e.subresource ? ` with subresource "${e.subresource}"` : '';
+        conflicts.push(`conflict with "${e.manager}"${sub}${e.operation === 'Update' ? ' using ' + e.apiVersion : ''}: .${path.filter((x) => x !== '.').map((x) => x.slice(2)).join('.')}`);
+      }
     }
   }
   if (conflicts.length) {

@@ -53,6 +53,8 @@ export interface ResourceDef {
   subresources: Subresource[];
   /** paths whose change bumps metadata.generation (spec-bearing kinds) */
   hasSpec: boolean;
+  /** create-only review kinds answered on the spot and never stored (access reviews) */
+  virtual?: boolean;
 }
 
 const RW = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
@@ -95,11 +97,16 @@ export const RESOURCES: ResourceDef[] = [
     subresources: [statusOf('apps', 'v1', 'Deployment'), scale] }),
   def({ group: 'apps', version: 'v1', resource: 'replicasets', singular: 'replicaset', kind: 'ReplicaSet', shortNames: ['rs'], categories: ['all'], hasSpec: true,
     subresources: [statusOf('apps', 'v1', 'ReplicaSet'), scale] }),
+  def({ group: 'authorization.k8s.io', version: 'v1', resource: 'selfsubjectaccessreviews', singular: 'selfsubjectaccessreview', kind: 'SelfSubjectAccessReview', namespaced: false, verbs: ['create'], virtual: true }),
+  def({ group: 'authorization.k8s.io', version: 'v1', resource: 'selfsubjectrulesreviews', singular: 'selfsubjectrulesreview', kind: 'SelfSubjectRulesReview', namespaced: false, verbs: ['create'], virtual: true }),
+  def({ group: 'authentication.k8s.io', version: 'v1', resource: 'selfsubjectreviews', singular: 'selfsubjectreview', kind: 'SelfSubjectReview', namespaced: false, verbs: ['create'], virtual: true }),
 ];
 
 export const GROUPS: Array<{ group: string; version: string }> = [
   { group: '', version: 'v1' },
   { group: 'apps', version: 'v1' },
+  { group: 'authorization.k8s.io', version: 'v1' },
+  { group: 'authentication.k8s.io', version: 'v1' },
 ];
 
 export function groupVersion(group: string, version: string): string {

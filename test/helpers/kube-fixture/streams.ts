@@ -9,9 +9,9 @@
  *   `streamType` header (error, stdin, stdout, stderr, resize; or error and data per forwarded
  *   connection with `port` and `requestID`). spdy-transport insists on HTTP pseudo-headers in
  *   SYN_STREAM that Kubernetes' SPDY streams never carry, so the parser's header hook fills
- *   them in; everything else is the library's framing, flow control and compression.
- * attach starts the container's shell (`sh`) for the session: the fixture has no long-lived
- * container process to join.
+ *   them in, and Kubernetes' SPDY peers do no flow control, so neither does the fixture;
+ *   everything else is the library's framing and header compression.
+ * What the sessions run is the kubelet's business (kubelet.ts).
  */
 import type * as http from 'node:http';
 import * as net from 'node:net';
@@ -19,10 +19,15 @@ import { Duplex } from 'node:stream';
 import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws';
 import type { KubeObject } from './resources';
 import { checkContainer } from './logs';
-import { containerDir, startProcess, type ContainerProcess } from './container-process';
+import type { Kubelet, Session } from './kubelet';
 import { fail } from './status';
 
 // spdy-transport ships no types: the small part used here.
+interface WindowSide {
+  current: number;
+  max: number;
+  limit: number;
+}
 interface SpdyStream extends Duplex {
   headers: Record<string, string>;
   respond(status: number, headers: Record<string, string>): void;
@@ -33,12 +38,16 @@ interface SpdyConnection {
   start(version: number): void;
   end(cb?: () => void): void;
   destroyStreams(err?: Error): void;
-  _spdyState: { parser: { parseKVs(buf: unknown, cb: (err: Error | null, headers?: Record<string, string>) => void): void } };
+  _spdyState: {
+    parser: { parseKVs(buf: unknown, cb: (err: Error | null, headers?: Record<string, string>) => void): void };
+    window: { send: WindowSide };
+    streamWindow: { send: WindowSide };
+  };
 }
 const spdy = require('spdy-transport') as { connection: { create(socket: Duplex, opts: Record<string, unknown>): SpdyConnection } };
 
 export interface StreamOptions {
-  workDir: string;
+  kubelet: Kubelet;
 }
 
 export type StreamKind = 'exec' | 'attach' | 'portforward';
@@ -75,8 +84,8 @@ interface ExecRequest {
 
 function execRequest(kind: StreamKind, pod: KubeObject, q: URLSearchParams): ExecRequest {
   const container = checkContainer(pod, q.get('container'));
-  const argv = kind === 'attach' ? ['sh'] : q.getAll('command');
-  if (!argv.length) fail(400, 'you must specify at least 1 command');
+  const argv = q.getAll('command');
+  if (kind === 'exec' && !argv.length) fail(400, 'you must specify at least 1 command');
   const tty = q.get('tty') === 'true' || q.get('tty') === '1';
   const flag = (n: string) => q.get(n) === 'true' || q.get(n) === '1';
   const r = { argv, stdin: flag('stdin'), stdout: flag('stdout'), stderr: flag('stderr') && !tty, tty, container };
@@ -87,15 +96,17 @@ function execRequest(kind: StreamKind, pod: KubeObject, q: URLSearchParams): Exe
 export function handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, kind: StreamKind, pod: KubeObject, q: URLSearchParams, opts: StreamOptions): void {
   const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
   const exec = kind === 'portforward' ? undefined : execRequest(kind, pod, q);
-  const dir = exec ? containerDir(opts.workDir, pod.metadata.namespace ?? '', pod.metadata.name ?? '', exec.container) : '';
   if (upgrade === 'websocket') {
     const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
     const wanted = kind === 'portforward' ? [PORTFORWARD_TUNNEL] : CHANNEL_PROTOCOLS;
     const proto = wanted.find((p) => offered.includes(p));
     if (!proto) fail(400, `unable to upgrade: no supported WebSocket subprotocol among [${offered.join(', ')}]; supported: [${wanted.join(', ')}]`);
+    // `ws` accepts only RFC 7230 tokens as subprotocols, and `SPDY/3.1+portforward.k8s.io` has a
+    // '/': hand it a token and answer with the real name.
+    req.headers['sec-websocket-protocol'] = 'k8s-stream';
     const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, handleProtocols: () => proto });
     wss.handleUpgrade(req, socket, head, (ws) => {
-      if (exec) webSocketExec(ws, proto, exec, dir, pod);
+      if (exec) webSocketExec(ws, proto, kind as 'exec' | 'attach', exec, pod, opts.kubelet);
       else spdyPortForward(createWebSocketStream(ws), pod, () => ws.terminate());
     });
     return;
@@ -107,7 +118,7 @@ export function handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: B
     if (!proto) fail(403, `unable to upgrade: unable to negotiate protocol: client supports [${offered.join(' ')}], server supports [${wanted.join(' ')}]`);
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: ${proto}\r\n\r\n`);
     if (head.length) socket.unshift(head);
-    if (exec) spdyExec(socket, proto, exec, dir, pod);
+    if (exec) spdyExec(socket, proto, kind as 'exec' | 'attach', exec, pod, opts.kubelet);
     else spdyPortForward(socket, pod, () => socket.destroy());
     return;
   }
@@ -116,54 +127,43 @@ export function handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: B
 
 // ---- WebSocket channel protocol ---------------------------------------------------------------
 
-function webSocketExec(ws: WebSocket, proto: string, r: ExecRequest, dir: string, pod: KubeObject): void {
+function webSocketExec(ws: WebSocket, proto: string, kind: 'exec' | 'attach', r: ExecRequest, pod: KubeObject, kubelet: Kubelet): void {
   const v5 = proto.startsWith('v5.');
-  const proc = startProcess({ argv: r.argv, tty: r.tty, cwd: dir, pod: pod.metadata.name ?? '' });
-  const untrack = track(() => {
-    proc.kill();
-    ws.terminate();
-  });
   const send = (channel: number, data: Buffer) => {
     if (ws.readyState === ws.OPEN) ws.send(Buffer.concat([Buffer.from([channel]), data]));
   };
+  const session = kubelet.open(kind, pod, r, (channel, b) => send(channel === 2 && r.stderr ? 2 : 1, b));
+  const untrack = track(() => {
+    session.detach();
+    ws.terminate();
+  });
   ws.on('message', (msg: Buffer, isBinary: boolean) => {
     const data = isBinary ? msg : Buffer.from(msg);
     if (!data.length) return;
     const channel = data[0];
     const body = data.subarray(1);
-    if (channel === 0 && r.stdin) proc.stdin.write(body);
-    else if (channel === 4) resize(proc, body);
-    else if (channel === 255 && v5 && body[0] === 0) proc.stdin.end();
+    if (channel === 0 && r.stdin) session.write(body);
+    else if (channel === 4) resize(session, body);
+    else if (channel === 255 && v5 && body[0] === 0) session.endStdin();
   });
   ws.on('close', () => {
-    proc.kill();
+    session.detach();
     untrack();
   });
-  ws.on('error', () => proc.kill());
-  if (!r.stdin) proc.stdin.end();
-  const out = pump(proc.stdout, (b) => send(1, b));
-  const err = pump(proc.stderr, (b) => send(r.stderr ? 2 : 1, b));
-  void Promise.all([proc.done, out, err]).then(([status]) => {
+  ws.on('error', () => session.detach());
+  void session.done.then((status) => {
     send(3, Buffer.from(JSON.stringify(status)));
     ws.close(1000);
     untrack();
   });
 }
 
-function pump(from: NodeJS.ReadableStream, to: (b: Buffer) => void): Promise<void> {
-  return new Promise((resolve) => {
-    from.on('data', (b: Buffer) => to(b));
-    from.once('end', () => resolve());
-    from.once('error', () => resolve());
-  });
-}
-
 /** A resize message: one or more `{"Width":…,"Height":…}` JSON objects. */
-function resize(proc: ContainerProcess, body: Buffer): void {
+function resize(session: Session, body: Buffer): void {
   for (const m of body.toString('utf8').match(/\{[^}]*\}/g) ?? []) {
     try {
       const s = JSON.parse(m) as { Width?: number; Height?: number };
-      if (s.Width && s.Height) proc.resize(s.Width, s.Height);
+      if (s.Width && s.Height) session.resize(s.Width, s.Height);
     } catch {
       // a malformed resize is ignored, as the kubelet does
     }
@@ -183,22 +183,27 @@ function spdyServer(socket: Duplex): SpdyConnection {
     }
     cb(err, headers);
   });
+  // Kubernetes' SPDY peers (moby/spdystream) never send WINDOW_UPDATE: the kubelet and API
+  // server do no SPDY flow control, so neither may the fixture, or output stalls after 64 KiB.
+  for (const side of [conn._spdyState.window.send, conn._spdyState.streamWindow.send]) {
+    side.current = side.max = side.limit = Number.MAX_SAFE_INTEGER;
+  }
   conn.on('error', () => socket.destroy());
   socket.on('error', () => undefined);
   return conn;
 }
 
-function spdyExec(socket: Duplex, proto: string, r: ExecRequest, dir: string, pod: KubeObject): void {
+function spdyExec(socket: Duplex, proto: string, kind: 'exec' | 'attach', r: ExecRequest, pod: KubeObject, kubelet: Kubelet): void {
   const conn = spdyServer(socket);
   const streams = new Map<string, SpdyStream>();
   const expected = ['error', ...(r.stdin ? ['stdin'] : []), ...(r.stdout ? ['stdout'] : []), ...(r.stderr ? ['stderr'] : []), ...(r.tty ? ['resize'] : [])];
-  let proc: ContainerProcess | undefined;
+  let session: Session | undefined;
   const untrack = track(() => {
-    proc?.kill();
+    session?.detach();
     socket.destroy();
   });
   socket.on('close', () => {
-    proc?.kill();
+    session?.detach();
     untrack();
   });
   // The kubelet gives the client a while to open its streams; so does the fixture.
@@ -209,9 +214,9 @@ function spdyExec(socket: Duplex, proto: string, r: ExecRequest, dir: string, po
     const type = stream.headers.streamtype ?? stream.headers.streamType;
     streams.set(type, stream);
     if (type !== 'stdin' && type !== 'resize') stream.resume();
-    if (!proc && expected.every((t) => streams.has(t))) {
+    if (!session && expected.every((t) => streams.has(t))) {
       clearTimeout(timer);
-      proc = run(r, dir, pod, streams, proto, () => {
+      session = spdySession(kind, r, pod, kubelet, streams, proto, () => {
         untrack();
         // The client closes the connection once it has read the error stream; a slow one is cut off later.
         setTimeout(() => socket.destroy(), 5000).unref();
@@ -220,28 +225,23 @@ function spdyExec(socket: Duplex, proto: string, r: ExecRequest, dir: string, po
   });
 }
 
-function run(r: ExecRequest, dir: string, pod: KubeObject, streams: Map<string, SpdyStream>, proto: string, finished: () => void): ContainerProcess {
-  const proc = startProcess({ argv: r.argv, tty: r.tty, cwd: dir, pod: pod.metadata.name ?? '' });
-  const stdin = streams.get('stdin');
-  if (stdin) {
-    stdin.pipe(proc.stdin);
-  } else proc.stdin.end();
-  const rz = streams.get('resize');
-  rz?.on('data', (b: Buffer) => resize(proc, b));
+function spdySession(kind: 'exec' | 'attach', r: ExecRequest, pod: KubeObject, kubelet: Kubelet, streams: Map<string, SpdyStream>, proto: string, finished: () => void): Session {
   const stdout = streams.get('stdout');
   const stderr = streams.get('stderr') ?? stdout;
-  const out = pump(proc.stdout, (b) => stdout?.write(b));
-  const err = pump(proc.stderr, (b) => stderr?.write(b));
-  void Promise.all([proc.done, out, err]).then(([status]) => {
+  const session = kubelet.open(kind, pod, r, (channel, b) => (channel === 2 ? stderr : stdout)?.write(b));
+  const stdin = streams.get('stdin');
+  stdin?.on('data', (b: Buffer) => session.write(b));
+  stdin?.on('end', () => session.endStdin());
+  streams.get('resize')?.on('data', (b: Buffer) => resize(session, b));
+  void session.done.then((status) => {
     stdout?.end();
     streams.get('stderr')?.end();
-    const errStream = streams.get('error');
     // v4 and v5 carry a JSON Status; the older versions a plain message (none on success).
     const body = proto === 'v4.channel.k8s.io' || proto === 'v5.channel.k8s.io' ? JSON.stringify(status) : status.status === 'Success' ? '' : status.message ?? '';
-    errStream?.end(body);
+    streams.get('error')?.end(body);
     finished();
   });
-  return proc;
+  return session;
 }
 
 // ---- port-forward ------------------------------------------------------------------------------

@@ -45,6 +45,6 @@ export function serveWatch(api: KubeApi, def: ResourceDef, namespace: string | u
     clearTimeout(timer);
     stop();
   };
+  // Not req's 'close': it fires once the (empty) request body is read, not when the client goes.
   res.on('close', done);
-  req.on('close', done);
 }
