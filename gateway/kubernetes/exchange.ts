@@ -175,6 +175,8 @@ export class KubeExchange {
   private watchRest = '';
   private streamText = { kept: 0, over: false };
   private readonly secretResource: boolean;
+  /** the whole response went to the client; what is left is the recording's (a subresource's object read again) */
+  private responded = false;
 
   constructor(
     private readonly shared: KubeShared,
@@ -423,7 +425,7 @@ export class KubeExchange {
     upReq.on('error', (err) => this.onUpstreamError(err));
     upReq.on('response', (upRes) => this.onResponse(upRes, mustRead));
     this.res.on('close', () => {
-      if (!this.finished) {
+      if (!this.finished && !this.responded) {
         upReq.destroy();
         this.upRes?.destroy();
         // a watch or `logs -f` ends when the client stops it: that is its normal end
@@ -496,6 +498,7 @@ export class KubeExchange {
       if (this.finished) return;
       if (this.liveRest) this.res.write(this.liveRest);
       if (upRes.complete === false) return this.onUpstreamError(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+      this.responded = true;
       this.res.end();
       this.logText?.flush();
       const path = this.info.mutation && this.info.subresource && status < 300 ? this.objectPath() : null;

@@ -19,6 +19,7 @@ import { exportBundle } from '../../gateway/bundle';
 import { ensureGatewayKey } from '../../gateway/store/chain';
 import type { CommandView, RunStartResult } from '../../gateway/control-api/types';
 import { agentEnvironment } from '../../gateway/cli/run-command';
+import { captureCli, waitForPending } from '../helpers/cli';
 
 const PLANTED = 'kube-planted-Pa55w0rd-6c1e9a7f3b';
 const PLANTED_B64 = Buffer.from(PLANTED).toString('base64');
@@ -97,8 +98,12 @@ before(async () => {
       { name: 'cluster-pf', protocol: 'kubernetes', upstream, identities: ['claude'], options: { allowPortForward: true } },
       { name: 'cluster-wrong-ca', protocol: 'kubernetes', upstream: { ...upstream, ca: { file: path.join(wrongCaDir, 'ca.pem') } }, identities: ['claude'] },
       { name: 'cluster-kubeconfig', protocol: 'kubernetes', upstream: { kubeconfig: fx.kubeconfig }, identities: ['claude'] },
+      { name: 'cluster-live', protocol: 'kubernetes', upstream, identities: ['claude'], mask: 'live' },
     ],
-    guardrails: [{ name: 'no-prod-deploy-delete', match: { kubernetes: { verb: 'delete', resource: 'deployments', namespace: 'prod' } }, action: 'deny', reason: 'prod deployments are deleted by a human' }],
+    guardrails: [
+      { name: 'no-prod-deploy-delete', match: { kubernetes: { verb: 'delete', resource: 'deployments', namespace: 'prod' } }, action: 'deny', reason: 'prod deployments are deleted by a human' },
+      { name: 'prod-scale', match: { kubernetes: { verb: 'scale', namespace: 'prod' } }, action: 'hold', timeout: '30s' },
+    ],
   });
   token = gw.addIdentity('claude');
   kubeconfig = kubeconfigFor('cluster', token);
@@ -195,6 +200,22 @@ describe('kubectl through the gateway', () => {
     await ok(['get', 'deployment', 'api', '-n', 'prod']);
   });
 
+  it('a held `scale -n prod` waits for a human; approved, exactly it goes through', async () => {
+    const child = spawn('kubectl', ['--kubeconfig', kubeconfig, 'scale', 'deployment', 'api', '-n', 'prod', '--replicas=3'], { env: { ...process.env, HOME: work } });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number>((r) => child.once('exit', (code) => r(code ?? 1)));
+    const pending = await waitForPending(gw.dataDir, /^scale deployment api -n prod/);
+    assert.equal(pending.rule, 'prod-scale');
+    assert.equal(upstreamSaw('PATCH', /\/namespaces\/prod\/deployments\/api\/scale$/), false, 'nothing forwarded while held');
+    const approved = await captureCli(['approve', pending.id, '--reason', 'checked', '--data-dir', gw.dataDir], { env: { ...process.env, USER: 'alice' } });
+    assert.equal(approved.code, 0, approved.stderr);
+    assert.equal(await exited, 0, err);
+    const scaled = await command((c) => /^scale deployment api -n prod/.test(c.text));
+    assert.equal(scaled.status, 'ok');
+    assert.equal((resultOf(scaled).after as { spec: { replicas: number } }).spec.replicas, 3);
+  });
+
   it('a Secret is masked in the store and in an exported bundle, whatever shape it travels in', async () => {
     fs.writeFileSync(path.join(work, 'db-secret.yaml'), `apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\ndata:\n  password: ${PLANTED_B64}\n`);
     await ok(['create', '-f', path.join(work, 'db-secret.yaml')]);
@@ -220,6 +241,32 @@ describe('kubectl through the gateway', () => {
       assert.deepEqual(gw.grepDataDir(v), [], `${v.slice(0, 8)}… is in no file of the data dir`);
       assert.equal(fs.readFileSync(bundle).includes(Buffer.from(v)), false, `${v.slice(0, 8)}… is not in the bundle`);
     }
+  });
+
+  it('a watch streams each change as it happens, recorded event by event; mask: live hands the agent masked Secrets', async () => {
+    const child = spawn('kubectl', ['--kubeconfig', kubeconfig, 'get', 'configmaps', '-n', 'staging', '-w', '-o', 'name'], { env: { ...process.env, HOME: work } });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise((r) => child.once('exit', r));
+    // the watch is open once the gateway has recorded it as running
+    for (let i = 0; i < 400 && !gw.sessions().some((s) => gw.show(s.id).commands.some((c) => c.text === 'get configmaps -n staging --watch')); i++) {
+      await gw.flush();
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await applyDirect('apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late-arrival, namespace: staging}\ndata: {x: "1"}\n');
+    for (let i = 0; i < 400 && !out.includes('late-arrival'); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.match(out, /configmap\/late-arrival/, 'the change reached kubectl while the watch was open');
+    child.kill('SIGINT');
+    await exited;
+    const watch = await command((c) => c.text === 'get configmaps -n staging --watch');
+    await gw.flush();
+    const events = listEvents(gw.gateway.db, watch.sessionId, { afterSeq: 0, limit: 10000 }).events.filter((e) => e.commandId === watch.id && e.kind === 'k8s.watch');
+    assert.ok(events.some((e) => JSON.stringify(e.data).includes('late-arrival')), 'the event is recorded');
+
+    const live = await kubectl(['get', 'secret', 'db', '-n', 'prod', '-o', 'yaml'], { kubeconfig: kubeconfigFor('cluster-live', token) });
+    assert.equal(live.code, 0, live.stderr);
+    assert.ok(!live.stdout.includes(PLANTED_B64) && !live.stdout.includes(PLANTED), 'the agent never sees the value');
+    assert.match(live.stdout, /password: .*MASKED/);
   });
 
   it('logs -f streams each line as it is written, and is recorded as it arrives', async () => {
