@@ -235,8 +235,12 @@ export interface BodyFacts {
   restart?: boolean;
 }
 
-/** The line a reviewer reads, in kubectl's words. */
+/** The line a reviewer reads, in kubectl's words; control characters from the URL shown escaped, on one line. */
 export function kubectlText(r: KubeRequest, body: BodyFacts = {}): string {
+  return textOf(r, body).replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+}
+
+function textOf(r: KubeRequest, body: BodyFacts): string {
   const sel = (r.labelSelector ? ` -l ${shellWord(r.labelSelector)}` : '') + (r.fieldSelector ? ` --field-selector ${shellWord(r.fieldSelector)}` : '');
   const dry = r.dryRun ? ' --dry-run=server' : '';
   const subFlag = r.subresource && r.subresource !== 'scale' ? ` --subresource=${r.subresource}` : '';

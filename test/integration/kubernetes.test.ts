@@ -224,6 +224,10 @@ describe('kubectl through the gateway', () => {
     await ok(['get', 'secrets', '-n', 'prod', '-o', 'json']);
     fs.writeFileSync(path.join(work, 'secret.yaml'), `apiVersion: v1\nkind: Secret\nmetadata: {name: api-key, namespace: prod}\nstringData:\n  key: ${PLANTED}-2\n`);
     await ok(['apply', '-f', path.join(work, 'secret.yaml')]);
+    // kubectl create sends protobuf: recorded as size and hash, the answer asked for as JSON and masked
+    await ok(['create', 'secret', 'generic', 'literal', '-n', 'prod', `--from-literal=token=${PLANTED}-4`]);
+    const literal = await command((c) => /^create secret/.test(c.text) && c.status === 'ok');
+    assert.match(JSON.stringify(resultOf(literal).requestBody), /size and hash only/);
     await ok(['patch', 'secret', 'db', '-n', 'prod', '--type=json', '-p', `[{"op":"replace","path":"/data/password","value":"${Buffer.from(PLANTED + '-3').toString('base64')}"}]`]);
     const got = await command((c) => c.text === 'get secret db -n prod');
     assert.match(JSON.stringify(got.result), /\[MASKED:/);
@@ -237,7 +241,7 @@ describe('kubectl through the gateway', () => {
       // live sessions may not export on every build: export the closed ones
       await exportBundle(gw.gateway.db, { sessionIds: gw.sessions().filter((s) => s.status !== 'live').map((s) => s.id), out: bundle, key: ensureGatewayKey(gw.dataDir) });
     });
-    for (const v of [PLANTED, PLANTED_B64, `${PLANTED}-2`, Buffer.from(`${PLANTED}-2`).toString('base64'), Buffer.from(PLANTED + '-3').toString('base64')]) {
+    for (const v of [PLANTED, PLANTED_B64, `${PLANTED}-2`, Buffer.from(`${PLANTED}-2`).toString('base64'), Buffer.from(PLANTED + '-3').toString('base64'), `${PLANTED}-4`, Buffer.from(`${PLANTED}-4`).toString('base64')]) {
       assert.deepEqual(gw.grepDataDir(v), [], `${v.slice(0, 8)}… is in no file of the data dir`);
       assert.equal(fs.readFileSync(bundle).includes(Buffer.from(v)), false, `${v.slice(0, 8)}… is not in the bundle`);
     }

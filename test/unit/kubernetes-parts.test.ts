@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { parse as parseYaml } from 'yaml';
 import { createMasker } from '../../gateway/masking';
 import type { Json } from '../../gateway/core/types';
@@ -150,4 +151,18 @@ test('guardrails: match.kubernetes verb, resource spellings, namespace and name 
   assert.equal(set.decide(input('GET', '/api/v1/namespaces/x/secrets/web')).action, 'allow');
   const cfg = validateConfig({ guardrails: [{ name: 'r', match: { kubernetes: { verb: 'delete', name: 'web*' } }, action: 'deny' }] }, 'f.yaml');
   assert.deepEqual(cfg.guardrails[0].match.kubernetes, { verb: ['delete'], name: ['web*'] });
+});
+
+test('any method, path and query: a request description and one line of text, never a throw', () => {
+  const part = fc.oneof(fc.constantFrom('api', 'apis', 'v1', 'namespaces', 'pods', 'exec', 'log', 'watch', 'scale', '', '%', '%zz', '..', 'secrets'), fc.string({ maxLength: 8 }));
+  fc.assert(
+    fc.property(fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'BREW'), fc.array(part, { maxLength: 9 }), fc.string({ maxLength: 40 }), fc.string({ maxLength: 30 }), (m, parts, query, ct) => {
+      const r = parseKubeRequest(m, `/${parts.join('/')}?${query}`, ct);
+      const text = kubectlText(r, bodyFacts(null));
+      assert.equal(typeof text, 'string');
+      assert.ok(!text.includes('\n'));
+      kubeTargets(r);
+    }),
+    { numRuns: 2000 },
+  );
 });
