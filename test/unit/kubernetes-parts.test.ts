@@ -9,6 +9,7 @@ import { bodyFacts, dropNoise, maskSecrets, parseBody } from '../../gateway/kube
 import { agentKubeconfig } from '../../gateway/kubernetes/kubeconfig';
 import { compileGuardrails } from '../../gateway/policy';
 import { validateConfig } from '../../gateway/config/load';
+import { matchesCommand } from '../../gateway/http/lineage';
 
 const line = (method: string, url: string, contentType = '', body: Json | null = null): string =>
   kubectlText(parseKubeRequest(method, url, contentType), bodyFacts(body));
@@ -165,4 +166,11 @@ test('any method, path and query: a request description and one line of text, ne
     }),
     { numRuns: 2000 },
   );
+});
+
+test('lineage: a model tool call `kubectl … delete deployment web` is matched by the recorded command', () => {
+  const r = parseKubeRequest('DELETE', '/apis/apps/v1/namespaces/prod/deployments/web');
+  assert.equal(matchesCommand({ kind: 'kubectl', text: 'kubectl -n prod delete deployment web' }, kubectlText(r)), true);
+  assert.equal(matchesCommand({ kind: 'kubectl', text: 'kubectl get pods' }, kubectlText(parseKubeRequest('GET', '/api/v1/namespaces/prod/pods'))), true);
+  assert.equal(matchesCommand({ kind: 'kubectl', text: 'kubectl get pods' }, kubectlText(parseKubeRequest('GET', '/apis'))), false);
 });
