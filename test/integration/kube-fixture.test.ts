@@ -246,8 +246,13 @@ spec:
     assert.match(await ok(['scale', 'deployment/roll', '--replicas=3']), /scaled/);
     assert.match(await ok(['rollout', 'status', 'deployment/roll', '--timeout=20s']), /successfully rolled out/);
     assert.equal(await ok(['get', 'deploy', 'roll', '-o', 'jsonpath={.status.readyReplicas}']), '3');
+    const steps = background(['get', 'deployment', 'roll', '-w', '--output-watch-events=false', '-o', 'jsonpath={.status.updatedReplicas}/{.status.replicas}{"\\n"}']);
+    await waitFor('the watch to list the deployment', () => steps.out.stdout.startsWith('3/3\n'));
     assert.match(await ok(['rollout', 'restart', 'deployment/roll']), /restarted/);
     assert.match(await ok(['rollout', 'status', 'deployment/roll', '--timeout=20s']), /successfully rolled out/);
+    // the rollout moves one pod at a time: 1, 2, then 3 updated replicas, old ones scaled down
+    await waitFor('every rollout step in the watch', () => /^1\/3\n(.*\n)*2\/3\n(.*\n)*3\/3\n/m.test(steps.out.stdout.split('\n').slice(1).join('\n')));
+    steps.child.kill();
     assert.match(await ok(['get', 'deploy', 'roll', '-o', 'jsonpath={.spec.template.metadata.annotations}']), /kubectl.kubernetes.io\/restartedAt/);
     assert.equal(await ok(['get', 'deploy', 'roll', '-o', 'jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}']), '2');
     const scale = JSON.parse((await request('GET', '/apis/apps/v1/namespaces/default/deployments/roll/scale')).body);
