@@ -357,7 +357,7 @@ spec:
 
   for (const transport of ['WebSocket', 'SPDY'] as const) {
     it(`port-forward over ${transport} reaches the pod's port`, async () => {
-      const target = http.createServer((req, res) => res.end(`pod says ${req.url}`));
+      const target = http.createServer((req, res) => res.end(req.url === '/big' ? 'z'.repeat(3_000_000) : `pod says ${req.url}`));
       await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
       try {
         const name = `pf-${transport.toLowerCase()}`;
@@ -376,6 +376,14 @@ spec:
           });
           assert.equal(body, `pod says ${p}`);
         }
+        const big = await new Promise<number>((resolve, reject) => {
+          http.get({ host: '127.0.0.1', port, path: '/big', agent: false }, (res) => {
+            let n = 0;
+            res.on('data', (d: Buffer) => (n += d.length));
+            res.on('end', () => resolve(n));
+          }).on('error', reject);
+        });
+        assert.equal(big, 3_000_000);
         const upgrades = fx.requests.filter((x) => x.path.includes(`/pods/${name}/portforward`));
         assert.deepEqual(upgrades.map((u) => u.method), [transport === 'WebSocket' ? 'GET' : 'POST']);
         pf.child.kill();
