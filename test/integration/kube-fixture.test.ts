@@ -403,6 +403,10 @@ spec:
     await waitFor('the job pod to fail', async () => /job\s+0\/1\s+Error\s/.test(await ok(['get', 'pod', 'job', '--no-headers'])));
     assert.equal(await ok(['get', 'pod', 'job', '-o', 'jsonpath={.status.phase} {.status.containerStatuses[0].state.terminated.exitCode}']), 'Failed 2');
     assert.equal(await ok(['logs', 'job']), 'job-output\n');
+    const described = await ok(['describe', 'pod', 'job']);
+    assert.match(described, /Normal\s+Scheduled\s+\S+\s+default-scheduler\s+Successfully assigned default\/job to fixture-node/);
+    assert.match(described, /Normal\s+Started\s+\S+\s+kubelet\s+Started container job/);
+    assert.match(described, /Exit Code:\s+2/);
 
     await ok(['run', 'main', '--image=busybox:1.36', '-i', '--', 'sh']);
     const attached = await kubectl(['attach', '-i', 'main'], { input: 'echo "attached:$((2+3))"\nexit 0\n' });

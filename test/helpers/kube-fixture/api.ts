@@ -51,8 +51,8 @@ export interface ApiResponse {
 }
 
 export interface Hooks {
-  /** after a committed (not dry-run) write of a kind */
-  changed(def: ResourceDef, obj: KubeObject): void;
+  /** after a committed (not dry-run) write of a kind; `created` on the first */
+  changed(def: ResourceDef, obj: KubeObject, created: boolean): void;
 }
 
 export class KubeApi {
@@ -241,7 +241,7 @@ export class KubeApi {
       return obj;
     }
     const saved = this.store.put(resourceKey(def), obj, before ? 'MODIFIED' : 'ADDED');
-    this.hooks.changed(def, saved);
+    this.hooks.changed(def, saved, !before);
     return saved;
   }
 

@@ -12,6 +12,7 @@ import { findResource, resourceKey, type KubeObject, type ResourceDef } from './
 import { clone, type JsonObject } from './patch';
 import { selectorFromSpec } from './selectors';
 import { timestamp } from './defaults';
+import { recordEvent } from './events';
 
 const DEPLOY = findResource('apps', 'v1', 'deployments') as ResourceDef;
 const RS = findResource('apps', 'v1', 'replicasets') as ResourceDef;
@@ -136,7 +137,10 @@ export class DeploymentController {
   private scaleRs(rs: KubeObject, replicas: number): void {
     const namespace = rs.metadata.namespace ?? '';
     let cur = rs;
-    if ((rs as unknown as { spec: JsonObject }).spec.replicas !== replicas) {
+    const was = replicasOf(rs);
+    if (was !== replicas) {
+      const owner = this.api.get(DEPLOY, namespace, ((rs.metadata.ownerReferences as Array<{ name: string }> | undefined) ?? [])[0]?.name ?? '');
+      if (owner) recordEvent(this.api, owner, 'ScalingReplicaSet', `Scaled ${replicas > was ? 'up' : 'down'} replica set ${rs.metadata.name} from ${was} to ${replicas}`, 'deployment-controller');
       const next = clone(rs);
       (next as unknown as { spec: JsonObject }).spec.replicas = replicas;
       cur = this.api.commit(RS, rs, next, q(), CONTROLLER);
