@@ -130,6 +130,9 @@ describe('kube fixture driven by real kubectl', { timeout: 240_000 }, () => {
     assert.match(table, /service\/api\s+ClusterIP\s+10\.96\.\S+\s+<none>\s+80\/TCP/);
     const yaml = await ok(['get', 'secret', 'db-creds', '-n', 'shop', '-o', 'yaml']);
     assert.match(yaml, new RegExp(`password: ${Buffer.from(secret).toString('base64')}`));
+    const asYaml = await request('GET', '/api/v1/namespaces/shop/secrets/db-creds', { Accept: 'application/yaml' });
+    assert.equal(asYaml.headers['content-type'], 'application/yaml');
+    assert.match(asYaml.body, new RegExp(`^kind: Secret$[\\s\\S]*password: ${Buffer.from(secret).toString('base64')}`, 'm'));
     const cm = JSON.parse(await ok(['get', 'configmap', 'app-config', '-n', 'shop', '-o', 'json']));
     assert.deepEqual(cm.data, { mode: 'fast' });
     assert.match(cm.metadata.resourceVersion, /^\d+$/);

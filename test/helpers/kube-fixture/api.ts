@@ -7,7 +7,7 @@
  */
 import type * as http from 'node:http';
 import * as zlib from 'node:zlib';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { findResource, groupVersion, resourceKey, RESOURCES, type KubeObject, type ResourceDef } from './resources';
 import { ObjectStore, type StoreEvent } from './store';
 import { alreadyExists, conflict, fail, failure, notFound, StatusError, type KubeStatus } from './status';
@@ -373,9 +373,14 @@ export function includeObject(q: Query): 'None' | 'Object' | 'Metadata' {
 
 const GZIP_MIN = 128 * 1024;
 
-/** A JSON answer; gzipped above 128 KiB when the client accepts it, as the API server does. */
+/**
+ * A JSON answer, or YAML when the client's first choice is application/yaml; gzipped above
+ * 128 KiB when the client accepts it, as the API server does.
+ */
 export function sendJson(req: http.IncomingMessage, res: http.ServerResponse, code: number, body: unknown, contentType = 'application/json'): void {
-  const data = Buffer.from(JSON.stringify(body));
+  const yaml = contentType === 'application/json' && /^\s*application\/yaml\b/.test(String(req.headers.accept ?? ''));
+  if (yaml) contentType = 'application/yaml';
+  const data = Buffer.from(yaml ? stringifyYaml(body) : JSON.stringify(body));
   const headers: http.OutgoingHttpHeaders = { 'Content-Type': contentType, 'Cache-Control': 'no-cache, private', 'Audit-Id': auditId() };
   if (data.length >= GZIP_MIN && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
     const z = zlib.gzipSync(data, { level: 1 });
