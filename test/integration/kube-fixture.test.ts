@@ -476,4 +476,29 @@ spec:
     });
     assert.deepEqual(zipped, { encoding: 'gzip', items: 600 });
   });
+  it('port-forwards over the kubelet\'s v4.channel.k8s.io WebSocket form that client libraries use', async () => {
+    const target = http.createServer((req, res) => res.end(`pod says ${req.url}`));
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+    try {
+      await ok(['apply', '-f', '-'], {
+        input: `apiVersion: v1\nkind: Pod\nmetadata:\n  name: pf-raw\n  annotations: {fixture.flightlog.dev/port-8080: "${(target.address() as AddressInfo).port}"}\nspec:\n  containers: [{name: app, image: nginx}]\n`,
+      });
+      const got = await new Promise<Buffer[]>((resolve, reject) => {
+        const ws = new WebSocket(`${fx.url.replace('https', 'wss')}/api/v1/namespaces/default/pods/pf-raw/portforward?ports=8080,9999`, ['v4.channel.k8s.io'], { ca: fx.caPem, headers: { Authorization: `Bearer ${fx.token}` } });
+        const msgs: Buffer[] = [];
+        ws.on('message', (m: Buffer) => {
+          msgs.push(m);
+          if (msgs.length === 4) ws.send(Buffer.concat([Buffer.from([0]), Buffer.from('GET /raw HTTP/1.0\r\n\r\n')]));
+        });
+        ws.on('close', () => resolve(msgs));
+        ws.on('error', reject);
+      });
+      // each channel opens with its port, little-endian
+      assert.deepEqual(got.slice(0, 4).map((m) => [m[0], m.readUInt16LE(1)]), [[0, 8080], [1, 8080], [2, 9999], [3, 9999]]);
+      assert.match(got.filter((m) => m[0] === 3).map((m) => m.subarray(1).toString()).join(''), /no target for port 9999/);
+      assert.match(Buffer.concat(got.slice(4).filter((m) => m[0] === 0).map((m) => m.subarray(1))).toString(), /^HTTP\/1\.[01] 200[\s\S]*pod says \/raw$/);
+    } finally {
+      target.close();
+    }
+  });
 });
