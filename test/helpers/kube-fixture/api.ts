@@ -10,7 +10,7 @@ import * as zlib from 'node:zlib';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { findResource, groupVersion, resourceKey, RESOURCES, type KubeObject, type ResourceDef } from './resources';
 import { ObjectStore, type StoreEvent } from './store';
-import { alreadyExists, conflict, fail, failure, notFound, StatusError, type KubeStatus } from './status';
+import { alreadyExists, conflict, fail, failure, notFound, StatusError, success, type KubeStatus } from './status';
 import { applyJsonPatch, applyMergePatch, applyStrategicMerge, clone, isObject, type Json, type JsonObject } from './patch';
 import { recordUpdate, serverSideApply } from './managed-fields';
 import { defaultObject, newMeta, runningPodStatus, timestamp, validate } from './defaults';
@@ -221,6 +221,9 @@ export class KubeApi {
         if (b.status === undefined) delete o.status;
         else o.status = clone(b.status);
       }
+    } else if (hasStatus) {
+      // A client does not set status on create: the controllers and kubelet do.
+      delete o.status;
     }
     obj.apiVersion = groupVersion(def.group, def.version);
     obj.kind = def.kind;
@@ -258,7 +261,7 @@ export class KubeApi {
     const policy = q.get('propagationPolicy') ?? opts.propagationPolicy ?? 'Background';
     if (!dry) this.removeCascading(def, obj, policy);
     if (def.kind === 'Pod' || def.kind === 'Namespace') return obj;
-    return { ...failure(200, ''), status: 'Success', message: undefined, reason: undefined, details: { name, group: def.group || undefined, kind: def.resource, uid: obj.metadata.uid }, code: 200 };
+    return success({ name, group: def.group || undefined, kind: def.resource, uid: obj.metadata.uid });
   }
 
   deleteCollection(def: ResourceDef, namespace: string | undefined, q: Query): JsonObject {
