@@ -265,6 +265,18 @@ spec:
     watch.child.kill();
   });
 
+  it('a watch with a label selector sees objects enter as ADDED and leave as DELETED', async () => {
+    await ok(['create', 'configmap', 'teamed', '--from-literal=k=v']);
+    const watch = background(['get', 'configmaps', '-l', 'team=a', '-w', '--output-watch-events', '--no-headers']);
+    await waitFor('the filtered watch to start', () => fx.requests.some((r) => r.path.includes('labelSelector=team%3Da') && r.path.includes('watch=true')));
+    await ok(['label', 'configmap', 'teamed', 'team=a']);
+    await waitFor('ADDED when the label starts matching', () => /^ADDED\s+teamed\s/m.test(watch.out.stdout));
+    await ok(['label', 'configmap', 'teamed', 'team=b', '--overwrite']);
+    await waitFor('DELETED when it stops matching', () => /^DELETED\s+teamed\s/m.test(watch.out.stdout));
+    assert.doesNotMatch(watch.out.stdout, /MODIFIED/);
+    watch.child.kill();
+  });
+
   it('deletes with propagation (the deployment takes its replica sets and pods), orphans on request, and deletes collections', async () => {
     await ok(['create', 'deployment', 'gone', '--image=nginx:1.27', '--replicas=2']);
     await waitFor('pods of the deployment', async () => (await ok(['get', 'pods', '-l', 'app=gone', '-o', 'name'])).trim().split('\n').filter(Boolean).length === 2);

@@ -106,14 +106,26 @@ export class KubeApi {
     return { kind: def.listKind, apiVersion: groupVersion(def.group, def.version), metadata, items: items as unknown as Json[] };
   }
 
-  /** A change-event subscription filtered to one resource, namespace and selectors. */
+  /**
+   * A change-event subscription filtered to one resource, namespace and selectors. With a
+   * selector, an object that starts matching arrives as ADDED and one that stops as DELETED,
+   * as the API documents for filtered watches.
+   */
   watch(def: ResourceDef, namespace: string | undefined, q: Query, since: number, onEvent: (e: StoreEvent) => void): () => void {
     const match = matcher(q);
     const key = resourceKey(def);
     return this.store.subscribe(since, (e) => {
       if (e.key !== key) return;
       if (def.namespaced && namespace !== undefined && e.object.metadata.namespace !== namespace) return;
-      if (match(e.object)) onEvent(e);
+      const now = match(e.object);
+      if (e.type !== 'MODIFIED' || !e.previous) {
+        if (now) onEvent(e);
+        return;
+      }
+      const before = match(e.previous);
+      if (now && before) onEvent(e);
+      else if (now) onEvent({ ...e, type: 'ADDED' });
+      else if (before) onEvent({ ...e, type: 'DELETED' });
     });
   }
 
