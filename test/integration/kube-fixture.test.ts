@@ -130,6 +130,9 @@ describe('kube fixture driven by real kubectl', { timeout: 240_000 }, () => {
     assert.match(table, /service\/api\s+ClusterIP\s+10\.96\.\S+\s+<none>\s+80\/TCP/);
     const yaml = await ok(['get', 'secret', 'db-creds', '-n', 'shop', '-o', 'yaml']);
     assert.match(yaml, new RegExp(`password: ${Buffer.from(secret).toString('base64')}`));
+    const asYaml = await request('GET', '/api/v1/namespaces/shop/secrets/db-creds', { Accept: 'application/yaml' });
+    assert.equal(asYaml.headers['content-type'], 'application/yaml');
+    assert.match(asYaml.body, new RegExp(`^kind: Secret$[\\s\\S]*password: ${Buffer.from(secret).toString('base64')}`, 'm'));
     const cm = JSON.parse(await ok(['get', 'configmap', 'app-config', '-n', 'shop', '-o', 'json']));
     assert.deepEqual(cm.data, { mode: 'fast' });
     assert.match(cm.metadata.resourceVersion, /^\d+$/);
@@ -246,14 +249,31 @@ spec:
     assert.match(await ok(['scale', 'deployment/roll', '--replicas=3']), /scaled/);
     assert.match(await ok(['rollout', 'status', 'deployment/roll', '--timeout=20s']), /successfully rolled out/);
     assert.equal(await ok(['get', 'deploy', 'roll', '-o', 'jsonpath={.status.readyReplicas}']), '3');
+    const steps = background(['get', 'deployment', 'roll', '-w', '--output-watch-events=false', '-o', 'jsonpath={.status.updatedReplicas}/{.status.replicas}{"\\n"}']);
+    await waitFor('the watch to list the deployment', () => steps.out.stdout.startsWith('3/3\n'));
     assert.match(await ok(['rollout', 'restart', 'deployment/roll']), /restarted/);
     assert.match(await ok(['rollout', 'status', 'deployment/roll', '--timeout=20s']), /successfully rolled out/);
+    // the rollout moves one pod at a time: 1, 2, then 3 updated replicas, old ones scaled down
+    await waitFor('every rollout step in the watch', () => /^1\/3\n(.*\n)*2\/3\n(.*\n)*3\/3\n/m.test(steps.out.stdout.split('\n').slice(1).join('\n')));
+    steps.child.kill();
     assert.match(await ok(['get', 'deploy', 'roll', '-o', 'jsonpath={.spec.template.metadata.annotations}']), /kubectl.kubernetes.io\/restartedAt/);
     assert.equal(await ok(['get', 'deploy', 'roll', '-o', 'jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}']), '2');
     const scale = JSON.parse((await request('GET', '/apis/apps/v1/namespaces/default/deployments/roll/scale')).body);
     assert.deepEqual({ kind: scale.kind, replicas: scale.spec.replicas, selector: scale.status.selector }, { kind: 'Scale', replicas: 3, selector: 'app=roll' });
     await ok(['delete', 'deployment', 'roll']);
     await waitFor('ADDED, MODIFIED and DELETED watch events', () => /ADDED\s+roll[\s\S]*MODIFIED\s+roll[\s\S]*DELETED\s+roll/.test(watch.out.stdout));
+    watch.child.kill();
+  });
+
+  it('a watch with a label selector sees objects enter as ADDED and leave as DELETED', async () => {
+    await ok(['create', 'configmap', 'teamed', '--from-literal=k=v']);
+    const watch = background(['get', 'configmaps', '-l', 'team=a', '-w', '--output-watch-events', '--no-headers']);
+    await waitFor('the filtered watch to start', () => fx.requests.some((r) => r.path.includes('labelSelector=team%3Da') && r.path.includes('watch=true')));
+    await ok(['label', 'configmap', 'teamed', 'team=a']);
+    await waitFor('ADDED when the label starts matching', () => /^ADDED\s+teamed\s/m.test(watch.out.stdout));
+    await ok(['label', 'configmap', 'teamed', 'team=b', '--overwrite']);
+    await waitFor('DELETED when it stops matching', () => /^DELETED\s+teamed\s/m.test(watch.out.stdout));
+    assert.doesNotMatch(watch.out.stdout, /MODIFIED/);
     watch.child.kill();
   });
 
@@ -352,7 +372,7 @@ spec:
 
   for (const transport of ['WebSocket', 'SPDY'] as const) {
     it(`port-forward over ${transport} reaches the pod's port`, async () => {
-      const target = http.createServer((req, res) => res.end(`pod says ${req.url}`));
+      const target = http.createServer((req, res) => res.end(req.url === '/big' ? 'z'.repeat(3_000_000) : `pod says ${req.url}`));
       await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
       try {
         const name = `pf-${transport.toLowerCase()}`;
@@ -371,6 +391,14 @@ spec:
           });
           assert.equal(body, `pod says ${p}`);
         }
+        const big = await new Promise<number>((resolve, reject) => {
+          http.get({ host: '127.0.0.1', port, path: '/big', agent: false }, (res) => {
+            let n = 0;
+            res.on('data', (d: Buffer) => (n += d.length));
+            res.on('end', () => resolve(n));
+          }).on('error', reject);
+        });
+        assert.equal(big, 3_000_000);
         const upgrades = fx.requests.filter((x) => x.path.includes(`/pods/${name}/portforward`));
         assert.deepEqual(upgrades.map((u) => u.method), [transport === 'WebSocket' ? 'GET' : 'POST']);
         pf.child.kill();
@@ -390,6 +418,10 @@ spec:
     await waitFor('the job pod to fail', async () => /job\s+0\/1\s+Error\s/.test(await ok(['get', 'pod', 'job', '--no-headers'])));
     assert.equal(await ok(['get', 'pod', 'job', '-o', 'jsonpath={.status.phase} {.status.containerStatuses[0].state.terminated.exitCode}']), 'Failed 2');
     assert.equal(await ok(['logs', 'job']), 'job-output\n');
+    const described = await ok(['describe', 'pod', 'job']);
+    assert.match(described, /Normal\s+Scheduled\s+\S+\s+default-scheduler\s+Successfully assigned default\/job to fixture-node/);
+    assert.match(described, /Normal\s+Started\s+\S+\s+kubelet\s+Started container job/);
+    assert.match(described, /Exit Code:\s+2/);
 
     await ok(['run', 'main', '--image=busybox:1.36', '-i', '--', 'sh']);
     const attached = await kubectl(['attach', '-i', 'main'], { input: 'echo "attached:$((2+3))"\nexit 0\n' });
@@ -455,5 +487,30 @@ spec:
       }).on('error', reject);
     });
     assert.deepEqual(zipped, { encoding: 'gzip', items: 600 });
+  });
+  it('port-forwards over the kubelet\'s v4.channel.k8s.io WebSocket form that client libraries use', async () => {
+    const target = http.createServer((req, res) => res.end(`pod says ${req.url}`));
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+    try {
+      await ok(['apply', '-f', '-'], {
+        input: `apiVersion: v1\nkind: Pod\nmetadata:\n  name: pf-raw\n  annotations: {fixture.flightlog.dev/port-8080: "${(target.address() as AddressInfo).port}"}\nspec:\n  containers: [{name: app, image: nginx}]\n`,
+      });
+      const got = await new Promise<Buffer[]>((resolve, reject) => {
+        const ws = new WebSocket(`${fx.url.replace('https', 'wss')}/api/v1/namespaces/default/pods/pf-raw/portforward?ports=8080,9999`, ['v4.channel.k8s.io'], { ca: fx.caPem, headers: { Authorization: `Bearer ${fx.token}` } });
+        const msgs: Buffer[] = [];
+        ws.on('message', (m: Buffer) => {
+          msgs.push(m);
+          if (msgs.length === 4) ws.send(Buffer.concat([Buffer.from([0]), Buffer.from('GET /raw HTTP/1.0\r\n\r\n')]));
+        });
+        ws.on('close', () => resolve(msgs));
+        ws.on('error', reject);
+      });
+      // each channel opens with its port, little-endian
+      assert.deepEqual(got.slice(0, 4).map((m) => [m[0], m.readUInt16LE(1)]), [[0, 8080], [1, 8080], [2, 9999], [3, 9999]]);
+      assert.match(got.filter((m) => m[0] === 3).map((m) => m.subarray(1).toString()).join(''), /no target for port 9999/);
+      assert.match(Buffer.concat(got.slice(4).filter((m) => m[0] === 0).map((m) => m.subarray(1))).toString(), /^HTTP\/1\.[01] 200[\s\S]*pod says \/raw$/);
+    } finally {
+      target.close();
+    }
   });
 });

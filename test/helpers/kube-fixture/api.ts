@@ -7,10 +7,10 @@
  */
 import type * as http from 'node:http';
 import * as zlib from 'node:zlib';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { findResource, groupVersion, resourceKey, RESOURCES, type KubeObject, type ResourceDef } from './resources';
 import { ObjectStore, type StoreEvent } from './store';
-import { alreadyExists, conflict, fail, failure, notFound, StatusError, type KubeStatus } from './status';
+import { alreadyExists, conflict, fail, failure, notFound, StatusError, success, type KubeStatus } from './status';
 import { applyJsonPatch, applyMergePatch, applyStrategicMerge, clone, isObject, type Json, type JsonObject } from './patch';
 import { recordUpdate, serverSideApply } from './managed-fields';
 import { defaultObject, newMeta, runningPodStatus, timestamp, validate } from './defaults';
@@ -51,8 +51,8 @@ export interface ApiResponse {
 }
 
 export interface Hooks {
-  /** after a committed (not dry-run) write of a kind */
-  changed(def: ResourceDef, obj: KubeObject): void;
+  /** after a committed (not dry-run) write of a kind; `created` on the first */
+  changed(def: ResourceDef, obj: KubeObject, created: boolean): void;
 }
 
 export class KubeApi {
@@ -106,14 +106,26 @@ export class KubeApi {
     return { kind: def.listKind, apiVersion: groupVersion(def.group, def.version), metadata, items: items as unknown as Json[] };
   }
 
-  /** A change-event subscription filtered to one resource, namespace and selectors. */
+  /**
+   * A change-event subscription filtered to one resource, namespace and selectors. With a
+   * selector, an object that starts matching arrives as ADDED and one that stops as DELETED,
+   * as the API documents for filtered watches.
+   */
   watch(def: ResourceDef, namespace: string | undefined, q: Query, since: number, onEvent: (e: StoreEvent) => void): () => void {
     const match = matcher(q);
     const key = resourceKey(def);
     return this.store.subscribe(since, (e) => {
       if (e.key !== key) return;
       if (def.namespaced && namespace !== undefined && e.object.metadata.namespace !== namespace) return;
-      if (match(e.object)) onEvent(e);
+      const now = match(e.object);
+      if (e.type !== 'MODIFIED' || !e.previous) {
+        if (now) onEvent(e);
+        return;
+      }
+      const before = match(e.previous);
+      if (now && before) onEvent(e);
+      else if (now) onEvent({ ...e, type: 'ADDED' });
+      else if (before) onEvent({ ...e, type: 'DELETED' });
     });
   }
 
@@ -221,6 +233,9 @@ export class KubeApi {
         if (b.status === undefined) delete o.status;
         else o.status = clone(b.status);
       }
+    } else if (hasStatus) {
+      // A client does not set status on create: the controllers and kubelet do.
+      delete o.status;
     }
     obj.apiVersion = groupVersion(def.group, def.version);
     obj.kind = def.kind;
@@ -241,7 +256,7 @@ export class KubeApi {
       return obj;
     }
     const saved = this.store.put(resourceKey(def), obj, before ? 'MODIFIED' : 'ADDED');
-    this.hooks.changed(def, saved);
+    this.hooks.changed(def, saved, !before);
     return saved;
   }
 
@@ -258,7 +273,7 @@ export class KubeApi {
     const policy = q.get('propagationPolicy') ?? opts.propagationPolicy ?? 'Background';
     if (!dry) this.removeCascading(def, obj, policy);
     if (def.kind === 'Pod' || def.kind === 'Namespace') return obj;
-    return { ...failure(200, ''), status: 'Success', message: undefined, reason: undefined, details: { name, group: def.group || undefined, kind: def.resource, uid: obj.metadata.uid }, code: 200 };
+    return success({ name, group: def.group || undefined, kind: def.resource, uid: obj.metadata.uid });
   }
 
   deleteCollection(def: ResourceDef, namespace: string | undefined, q: Query): JsonObject {
@@ -373,9 +388,14 @@ export function includeObject(q: Query): 'None' | 'Object' | 'Metadata' {
 
 const GZIP_MIN = 128 * 1024;
 
-/** A JSON answer; gzipped above 128 KiB when the client accepts it, as the API server does. */
+/**
+ * A JSON answer, or YAML when the client's first choice is application/yaml; gzipped above
+ * 128 KiB when the client accepts it, as the API server does.
+ */
 export function sendJson(req: http.IncomingMessage, res: http.ServerResponse, code: number, body: unknown, contentType = 'application/json'): void {
-  const data = Buffer.from(JSON.stringify(body));
+  const yaml = contentType === 'application/json' && /^\s*application\/yaml\b/.test(String(req.headers.accept ?? ''));
+  if (yaml) contentType = 'application/yaml';
+  const data = Buffer.from(yaml ? stringifyYaml(body) : JSON.stringify(body));
   const headers: http.OutgoingHttpHeaders = { 'Content-Type': contentType, 'Cache-Control': 'no-cache, private', 'Audit-Id': auditId() };
   if (data.length >= GZIP_MIN && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
     const z = zlib.gzipSync(data, { level: 1 });

@@ -82,11 +82,16 @@ export async function startKubeFixture(opts: KubeFixtureOptions): Promise<KubeFi
   const token = opts.token ?? `fixture-${createHash('sha256').update(String(Math.random())).digest('hex').slice(0, 32)}`;
   const api = new KubeApi();
   const controller = new DeploymentController(api);
-  api.hooks = { changed: (def, obj) => controller.changed(def, obj) };
-  const logs = new Map<string, LogSource>();
-  const requests: KubeFixture['requests'] = [];
   const kubelet = new Kubelet(api, path.join(opts.dir, 'containers'));
   kubelet.start();
+  api.hooks = {
+    changed: (def, obj, created) => {
+      controller.changed(def, obj);
+      if (created) kubelet.created(def, obj);
+    },
+  };
+  const logs = new Map<string, LogSource>();
+  const requests: KubeFixture['requests'] = [];
   const streamOpts: StreamOptions = { kubelet };
 
   for (const ns of ['default', 'kube-system', 'kube-public']) {

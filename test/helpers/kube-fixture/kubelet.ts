@@ -13,7 +13,8 @@ import type { KubeApi } from './api';
 import { containerDir, startProcess, type ContainerProcess } from './container-process';
 import { findResource, resourceKey, type KubeObject, type ResourceDef } from './resources';
 import { clone, type JsonObject } from './patch';
-import { timestamp } from './defaults';
+import { NODE_NAME, timestamp } from './defaults';
+import { recordEvent } from './events';
 import type { KubeStatus } from './status';
 
 const POD = findResource('', 'v1', 'pods') as ResourceDef;
@@ -78,9 +79,7 @@ export class Kubelet {
 
   start(): void {
     this.stop = this.api.store.subscribe(this.api.store.currentRv(), (e) => {
-      if (e.key !== resourceKey(POD)) return;
-      if (e.type === 'ADDED') setImmediate(() => this.podAdded(e.object));
-      if (e.type === 'DELETED') this.podGone(e.object);
+      if (e.key === resourceKey(POD) && e.type === 'DELETED') this.podGone(e.object);
     });
   }
 
@@ -109,10 +108,20 @@ export class Kubelet {
     return ((pod as unknown as { spec?: { containers?: ContainerSpec[] } }).spec?.containers ?? []);
   }
 
-  private podAdded(pod: KubeObject): void {
-    for (const c of this.containers(pod)) {
-      if (c.command?.length || c.args?.length) this.main(pod, c);
-    }
+  /** A pod created through the API (seeded bench pods are not: they stay silent). */
+  created(def: ResourceDef, pod: KubeObject): void {
+    if (def !== POD) return;
+    setImmediate(() => {
+      if (!this.api.get(POD, pod.metadata.namespace ?? '', pod.metadata.name ?? '')) return;
+      recordEvent(this.api, pod, 'Scheduled', `Successfully assigned ${pod.metadata.namespace}/${pod.metadata.name} to ${NODE_NAME}`, 'default-scheduler');
+      for (const c of this.containers(pod)) {
+        const image = (c as { image?: string }).image ?? '';
+        recordEvent(this.api, pod, 'Pulled', `Container image "${image}" already present on machine`, 'kubelet');
+        recordEvent(this.api, pod, 'Created', `Created container ${c.name}`, 'kubelet');
+        recordEvent(this.api, pod, 'Started', `Started container ${c.name}`, 'kubelet');
+        if (c.command?.length || c.args?.length) this.main(pod, c);
+      }
+    });
   }
 
   private podGone(pod: KubeObject): void {
@@ -194,6 +203,7 @@ export class Kubelet {
       }
     }
     this.api.commit(POD, pod, next as unknown as KubeObject, new URLSearchParams({ fieldManager: 'kubelet' }), 'kubelet', 'status');
+    if (restarts) recordEvent(this.api, pod, 'BackOff', `Back-off restarting failed container ${container} in pod ${name}_${namespace}(${pod.metadata.uid})`, 'kubelet', 'Warning');
   }
 
   /** An exec (fresh process) or attach (the main process) session writing its output to `out`. */

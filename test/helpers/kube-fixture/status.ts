@@ -25,6 +25,10 @@ export function failure(code: number, message: string, extra: Partial<KubeStatus
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: REASONS[code] ?? 'Unknown', code, ...extra };
 }
 
+export function success(details: KubeStatus['details']): KubeStatus {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details, code: 200 };
+}
+
 export function fail(code: number, message: string, extra: Partial<KubeStatus> = {}): never {
   throw new StatusError(failure(code, message, extra));
 }

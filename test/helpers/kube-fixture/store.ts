@@ -13,6 +13,8 @@ export interface StoreEvent {
   key: string;
   rv: number;
   object: KubeObject;
+  /** the object before a MODIFIED, so a filtered watch can tell entering from leaving */
+  previous?: KubeObject;
 }
 
 type Listener = (e: StoreEvent) => void;
@@ -50,8 +52,10 @@ export class ObjectStore {
   put(key: string, obj: KubeObject, type: 'ADDED' | 'MODIFIED'): KubeObject {
     this.rv++;
     obj.metadata.resourceVersion = String(this.rv);
-    this.bucket(key).set(`${obj.metadata.namespace ?? ''}/${obj.metadata.name}`, obj);
-    this.emit({ type, key, rv: this.rv, object: obj });
+    const id = `${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
+    const previous = this.bucket(key).get(id);
+    this.bucket(key).set(id, obj);
+    this.emit({ type, key, rv: this.rv, object: obj, previous });
     return obj;
   }
 

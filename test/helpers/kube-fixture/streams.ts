@@ -4,7 +4,7 @@
  *   `v4.channel.k8s.io`: each binary message is one channel byte (0 stdin, 1 stdout, 2 stderr,
  *   3 error, 4 resize; v5 adds 255 = close a channel, which is how stdin reaches EOF) then data;
  *   port-forward over WebSocket is SPDY tunnelled in binary messages (`SPDY/3.1+portforward.k8s.io`),
- *   as kubectl 1.31+ does;
+ *   as kubectl 1.31+ does, or the kubelet's channel form (`v4.channel.k8s.io`) client libraries use;
  * - SPDY/3.1 (the `spdy-transport` package): an HTTP 101 upgrade, then one SPDY stream per
  *   `streamType` header (error, stdin, stdout, stderr, resize; or error and data per forwarded
  *   connection with `port` and `requestID`). spdy-transport insists on HTTP pseudo-headers in
@@ -98,7 +98,7 @@ export function handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: B
   const exec = kind === 'portforward' ? undefined : execRequest(kind, pod, q);
   if (upgrade === 'websocket') {
     const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
-    const wanted = kind === 'portforward' ? [PORTFORWARD_TUNNEL] : CHANNEL_PROTOCOLS;
+    const wanted = kind === 'portforward' ? [PORTFORWARD_TUNNEL, 'v4.channel.k8s.io'] : CHANNEL_PROTOCOLS;
     const proto = wanted.find((p) => offered.includes(p));
     if (!proto) fail(400, `unable to upgrade: no supported WebSocket subprotocol among [${offered.join(', ')}]; supported: [${wanted.join(', ')}]`);
     // `ws` accepts only RFC 7230 tokens as subprotocols, and `SPDY/3.1+portforward.k8s.io` has a
@@ -107,7 +107,8 @@ export function handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: B
     const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, handleProtocols: () => proto });
     wss.handleUpgrade(req, socket, head, (ws) => {
       if (exec) webSocketExec(ws, proto, kind as 'exec' | 'attach', exec, pod, opts.kubelet);
-      else spdyPortForward(createWebSocketStream(ws), pod, () => ws.terminate());
+      else if (proto === PORTFORWARD_TUNNEL) spdyPortForward(createWebSocketStream(ws), pod, () => ws.terminate());
+      else webSocketPortForward(ws, pod, q);
     });
     return;
   }
@@ -246,6 +247,59 @@ function spdySession(kind: 'exec' | 'attach', r: ExecRequest, pod: KubeObject, k
 
 // ---- port-forward ------------------------------------------------------------------------------
 
+function targetPort(pod: KubeObject, port: number): number | undefined {
+  const target = Number(pod.metadata.annotations?.[`${PORT_ANNOTATION}${port}`]);
+  return Number.isInteger(target) && target > 0 ? target : undefined;
+}
+
+function noTarget(pod: KubeObject, port: number): string {
+  return `error forwarding port ${port} to pod ${pod.metadata.name}: the fixture has no target for port ${port} (annotate the pod ${PORT_ANNOTATION}${port}: "<local port>")`;
+}
+
+/**
+ * The kubelet's WebSocket port-forward (`v4.channel.k8s.io`, used by client libraries rather
+ * than kubectl): `?ports=a,b` gives each port a data channel (2i) and an error channel (2i+1),
+ * each opened by the server with the port number (uint16 little-endian); one TCP connection per port.
+ */
+function webSocketPortForward(ws: WebSocket, pod: KubeObject, q: URLSearchParams): void {
+  const ports = q.getAll('ports').flatMap((p) => p.split(',')).map((p) => Number(p.trim())).filter((p) => p > 0 && p < 65536);
+  const conns: net.Socket[] = [];
+  const untrack = track(() => ws.terminate());
+  const send = (channel: number, data: Buffer) => {
+    if (ws.readyState === ws.OPEN) ws.send(Buffer.concat([Buffer.from([channel]), data]));
+  };
+  if (!ports.length) {
+    ws.close(1008, 'query parameter "ports" is required');
+    untrack();
+    return;
+  }
+  ports.forEach((port, i) => {
+    const header = Buffer.alloc(2);
+    header.writeUInt16LE(port);
+    send(2 * i, header);
+    send(2 * i + 1, header);
+    const target = targetPort(pod, port);
+    if (!target) {
+      send(2 * i + 1, Buffer.from(noTarget(pod, port)));
+      return;
+    }
+    const tcp = net.connect(target, '127.0.0.1');
+    conns[i] = tcp;
+    tcp.on('data', (b: Buffer) => send(2 * i, b));
+    tcp.on('error', (e) => send(2 * i + 1, Buffer.from(`error forwarding port ${port} to pod ${pod.metadata.name}, uid ${pod.metadata.uid}: ${e.message}`)));
+    tcp.on('close', () => ws.close(1000));
+  });
+  ws.on('message', (msg: Buffer) => {
+    const channel = msg[0];
+    if (channel % 2 === 0) conns[channel / 2]?.write(msg.subarray(1));
+  });
+  ws.on('close', () => {
+    for (const c of conns) c?.destroy();
+    untrack();
+  });
+  ws.on('error', () => undefined);
+}
+
 function spdyPortForward(socket: Duplex, pod: KubeObject, destroy: () => void): void {
   const conn = spdyServer(socket);
   const pairs = new Map<string, { error?: SpdyStream; data?: SpdyStream }>();
@@ -276,7 +330,7 @@ function spdyPortForward(socket: Duplex, pod: KubeObject, destroy: () => void): 
       return;
     }
     pair.data = stream;
-    const target = Number(pod.metadata.annotations?.[`${PORT_ANNOTATION}${port}`]);
+    const target = targetPort(pod, port);
     const sayError = (msg: string) => {
       // The error stream may open after the data stream; wait a moment for it.
       const write = () => (pair.error ? pair.error.end(msg) : undefined);
@@ -285,8 +339,8 @@ function spdyPortForward(socket: Duplex, pod: KubeObject, destroy: () => void): 
       stream.end();
       pairs.delete(id);
     };
-    if (!Number.isInteger(target) || target <= 0) {
-      sayError(`error forwarding port ${port} to pod ${pod.metadata.name}: the fixture has no target for port ${port} (annotate the pod ${PORT_ANNOTATION}${port}: "<local port>")`);
+    if (!target) {
+      sayError(noTarget(pod, port));
       return;
     }
     const tcp = net.connect(target, '127.0.0.1');
