@@ -94,7 +94,7 @@ before(async () => {
   gw = await startTestGateway({
     env: { FX_TOKEN: fx.token },
     connections: [
-      { name: 'cluster', protocol: 'kubernetes', upstream, identities: ['claude', 'claude-revoked'] },
+      { name: 'cluster', protocol: 'kubernetes', upstream, identities: ['claude', 'claude-revoked', 'claude-streaming'] },
       { name: 'cluster-pf', protocol: 'kubernetes', upstream, identities: ['claude'], options: { allowPortForward: true } },
       { name: 'cluster-wrong-ca', protocol: 'kubernetes', upstream: { ...upstream, ca: { file: path.join(wrongCaDir, 'ca.pem') } }, identities: ['claude'] },
       { name: 'cluster-kubeconfig', protocol: 'kubernetes', upstream: { kubeconfig: fx.kubeconfig }, identities: ['claude'] },
@@ -299,6 +299,27 @@ describe('kubectl through the gateway', () => {
       .map((e) => String(e.data))
       .join('');
     assert.match(text, /first line[\s\S]*second line/);
+  });
+
+  it('revoking an identity cuts its open `logs -f` within seconds', async () => {
+    await applyDirect(pod('forever', 'prod'));
+    fx.setLogs('prod', 'forever', async function* () {
+      yield Buffer.from('still running\n');
+      await new Promise(() => undefined);
+    });
+    const tok = gw.addIdentity('claude-streaming');
+    const child = spawn('kubectl', ['--kubeconfig', kubeconfigFor('cluster', tok), 'logs', '-f', 'forever', '-n', 'prod'], { env: { ...process.env, HOME: work } });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    for (let i = 0; i < 400 && !out.includes('still running'); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.match(out, /still running/);
+    const t0 = Date.now();
+    gw.revokeIdentity('claude-streaming');
+    const cut = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 5000))]);
+    if (cut === 'timeout') child.kill();
+    assert.notEqual(cut, 'timeout', 'kubectl was cut off');
+    assert.ok(Date.now() - t0 < 5000);
   });
 
   for (const [transport, env] of [
