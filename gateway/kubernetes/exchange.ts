@@ -9,6 +9,7 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import type { Socket } from 'node:net';
 import * as zlib from 'node:zlib';
+import { StringDecoder } from 'node:string_decoder';
 import { performance } from 'node:perf_hooks';
 import type { ListenerContext } from '../core/listener';
 import type { CommandHandle, CommandStatus, Direction, Json, PolicyDecision, SecretHit, SessionRecorder } from '../core/types';
@@ -173,6 +174,7 @@ export class KubeExchange {
   private collectOverflow = false;
   private watchEvents = 0;
   private watchRest = '';
+  private readonly watchDecoder = new StringDecoder('utf8');
   private streamText = { kept: 0, over: false };
   private readonly secretResource: boolean;
   /** the whole response went to the client; what is left is the recording's (a subresource's object read again) */
@@ -485,7 +487,7 @@ export class KubeExchange {
     const logs = this.info.logs !== undefined && status < 300;
     upRes.on('data', (chunk: Buffer) => {
       this.resTap.push(chunk);
-      if (watch) this.onWatchData(chunk, live);
+      if (watch) this.onWatchData(chunk);
       else if (logs) this.onLogData(chunk);
       else this.collect(chunk);
       const out = watch && live ? this.liveWatch(chunk) : logs && live ? Buffer.from(this.ctx.masker.maskText(chunk.toString('utf8')).text) : chunk;
@@ -496,7 +498,8 @@ export class KubeExchange {
     });
     upRes.on('end', () => {
       if (this.finished) return;
-      if (this.liveRest) this.res.write(this.liveRest);
+      // a live watch's last line without its newline still goes out masked
+      if (this.livePending) this.res.write(this.ctx.masker.maskText(this.livePending).text);
       if (upRes.complete === false) return this.onUpstreamError(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
       this.responded = true;
       this.res.end();
@@ -522,8 +525,8 @@ export class KubeExchange {
   }
 
   /** Each watch event is recorded as it passes: its type and the object (masked, noise dropped). */
-  private onWatchData(chunk: Buffer, _live: boolean): void {
-    this.watchRest += chunk.toString('utf8');
+  private onWatchData(chunk: Buffer): void {
+    this.watchRest += this.watchDecoder.write(chunk);
     let nl: number;
     while ((nl = this.watchRest.indexOf('\n')) >= 0) {
       const line = this.watchRest.slice(0, nl);
@@ -561,14 +564,13 @@ export class KubeExchange {
 
   /** Live masking of a watch: whole lines, each masked; a partial line waits for its end. */
   private livePending = '';
-  private liveRest = '';
+  private liveDecoder = new StringDecoder('utf8');
   private liveWatch(chunk: Buffer): Buffer {
-    this.livePending += chunk.toString('utf8');
+    this.livePending += this.liveDecoder.write(chunk);
     const nl = this.livePending.lastIndexOf('\n');
     if (nl < 0) return Buffer.alloc(0);
     const whole = this.livePending.slice(0, nl + 1);
     this.livePending = this.livePending.slice(nl + 1);
-    this.liveRest = this.livePending;
     let out = '';
     for (const line of whole.split('\n')) {
       if (line === '') continue;

@@ -201,7 +201,7 @@ export function handleKubeUpgrade(shared: KubeShared, conn: ClientConnection, re
       return false;
     }
   };
-  const refuse = (decision: PolicyDecision, message: string, record: (cmd: CommandHandle) => void): void => {
+  const refuse = (message: string, record: (cmd: CommandHandle) => void): void => {
     if (!start()) return;
     try {
       record(command);
@@ -209,14 +209,13 @@ export function handleKubeUpgrade(shared: KubeShared, conn: ClientConnection, re
     } catch {
       // the store failed: refused all the same
     }
-    void decision;
     rawStatus(socket, 403, 'Forbidden', message);
   };
 
   if (info.ports && !options.allowPortForward) {
     const decision: PolicyDecision = { action: 'block', rule: 'port-forward', reason: `port-forward is off on connection ${ctx.connection.name} (options.allowPortForward: true turns it on)` };
     const message = blockedMessage(decision);
-    return refuse(decision, message, (cmd) =>
+    return refuse(message, (cmd) =>
       session.finding({ category: 'guardrail', kind: 'port-forward', direction: 'gateway', commandId: cmd.id, detail: decisionDetail(decision, text) }),
     );
   }
@@ -249,7 +248,7 @@ export function handleKubeUpgrade(shared: KubeShared, conn: ClientConnection, re
       socket.off('close', gone);
       if (socket.destroyed) return;
       if (outcome.decision !== 'approve') {
-        return refuse(decision, deniedMessage(decision.rule, outcome), (cmd) => recordApprovalOutcome(session, decision, held.approval, outcome, cmd.id));
+        return refuse(deniedMessage(decision.rule, outcome), (cmd) => recordApprovalOutcome(session, decision, held.approval, outcome, cmd.id));
       }
       go();
       try {
@@ -260,7 +259,7 @@ export function handleKubeUpgrade(shared: KubeShared, conn: ClientConnection, re
     });
     return;
   }
-  refuse(decision, blockedMessage(decision), (cmd) =>
+  refuse(blockedMessage(decision), (cmd) =>
     session.finding({ category: 'guardrail', kind: decision.rule ?? 'policy', direction: 'gateway', commandId: cmd.id, detail: decisionDetail(decision, text) }),
   );
 }
