@@ -6,147 +6,20 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
-import * as net from 'node:net';
-import type { Socket } from 'node:net';
 import * as zlib from 'node:zlib';
-import { StringDecoder } from 'node:string_decoder';
 import { performance } from 'node:perf_hooks';
 import type { ListenerContext } from '../core/listener';
-import type { CommandHandle, CommandStatus, Direction, Json, PolicyDecision, SecretHit, SessionRecorder } from '../core/types';
+import type { CommandHandle, CommandStatus, Direction, Json, PolicyDecision, SessionRecorder } from '../core/types';
 import type { PendingApproval } from '../control-api/types';
-import { authenticateRequest, RUN_HEADER, type ClientConnection } from '../http/connection';
-import { upstreamError } from '../http/errors';
+import { authenticateRequest, type ClientConnection } from '../http/connection';
 import { PayloadTap, bodyRecord, type BodyRecord } from '../http/payload';
 import { recordedHeaders } from '../http/exchange';
 import { blockedMessage, decisionDetail } from '../policy/decision';
 import { deniedMessage, recordApprovalOutcome, type ApprovalOutcome } from '../approvals';
-import { TextCoalescer } from '../ssh/text-coalescer';
-import type { KubeListenerOptions } from './listener';
-import { bodyFacts, dropNoise, isObject, maskSecrets, parseBody, statusBody } from './objects';
-import { kubeDetail, kubectlText, kubeTargets, parseKubeRequest, policyVerb, type KubeRequest } from './request-info';
-import type { KubeTarget } from './upstream';
-
-export interface KubeShared {
-  ctx: ListenerContext;
-  options: KubeListenerOptions;
-  target: KubeTarget;
-  /**
-   * An exec/attach/port-forward on this socket: its session is closed only once the stream's
-   * recording is finished (the socket's close comes first). Returns the function that says so.
-   */
-  streamOn(socket: Socket): () => void;
-}
-
-/** Request headers never forwarded: the gateway credential and what hop-by-hop or the gateway sets itself. */
-const STRIP = new Set(['authorization', 'proxy-authorization', 'x-api-key', RUN_HEADER, 'host', 'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'expect', 'impersonate-user', 'impersonate-group', 'impersonate-uid']);
-const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'x-api-key']);
-const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade', 'te', 'trailer']);
-
-/**
- * The body of an error the gateway answers itself. A Status object, which kubectl prints as
- * `Error from server (Forbidden): …`; but for 5xx, plain text: client-go shows a 5xx's Status only
- * on some paths (discovery prints "unknown"), and plain text on all of them.
- */
-export function errorBody(code: number, reason: string, message: string): { body: string; contentType: string } {
-  if (code >= 500) return { body: message, contentType: 'text/plain; charset=utf-8' };
-  return { body: statusBody(code, reason, message), contentType: 'application/json' };
-}
-
-export function sendStatus(res: http.ServerResponse, code: number, reason: string, message: string): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const { body, contentType } = errorBody(code, reason, message);
-  const headers: http.OutgoingHttpHeaders = { 'content-type': contentType, 'content-length': Buffer.byteLength(body) };
-  if (code === 401) headers['www-authenticate'] = 'Bearer realm="flightlog"';
-  res.writeHead(code, headers);
-  res.end(body);
-}
-
-/** Upstream request headers: the client's, minus its credential, plus the upstream login. */
-export function upstreamHeaders(shared: KubeShared, incoming: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
-  const out: http.OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(incoming)) {
-    if (v === undefined || STRIP.has(k) || k.startsWith('impersonate-extra-')) continue;
-    out[k] = v;
-  }
-  out.host = shared.target.url.host;
-  if (shared.target.authorization) out.authorization = shared.target.authorization;
-  return out;
-}
-
-export function requestOptions(shared: KubeShared, method: string, path: string, headers: http.OutgoingHttpHeaders): https.RequestOptions {
-  const { target } = shared;
-  const hostname = target.url.hostname.replace(/^\[|\]$/g, '');
-  const opts: https.RequestOptions = {
-    agent: target.agent,
-    protocol: target.url.protocol,
-    hostname,
-    port: target.url.port || (target.isHttps ? 443 : 80),
-    method,
-    path: (target.url.pathname.replace(/\/$/, '') || '') + path,
-    headers,
-  };
-  if (target.isHttps && !net.isIP(hostname)) opts.servername = hostname;
-  return opts;
-}
-
-/** What a client is told when the upstream cannot be reached; nothing was forwarded. */
-export function upstreamStatus(shared: KubeShared, err: unknown): { code: number; reason: string; message: string } {
-  const e = upstreamError(err, shared.target.label, shared.options.timeoutMs);
-  const hint = e.code === 'upstream_tls_error' ? ': the API server certificate does not match the connection\'s CA (upstream.ca); nothing was forwarded' : '';
-  return { code: e.status === 504 ? 504 : 502, reason: e.status === 504 ? 'Timeout' : 'ServiceUnavailable', message: `flightlog: ${e.message}${hint}` };
-}
-
-/** `flightlog: Unauthorized: the gateway token was revoked`: kubectl prints it in `You must be logged in to the server (…)` */
-export function authMessage(status: number, message: string): string {
-  return `flightlog: ${status === 401 ? 'Unauthorized' : 'Forbidden'}: ${message}`;
-}
-
-function header(v: string | string[] | number | undefined): string {
-  if (v === undefined) return '';
-  return Array.isArray(v) ? v.join(', ') : String(v);
-}
-
-/** Accept without protobuf: what the gateway must read (a Secret it masks) it asks for as JSON. */
-function jsonAccept(accept: string): string {
-  const kept = accept
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '' && !/protobuf|cbor/i.test(s));
-  return kept.length ? kept.join(', ') : 'application/json';
-}
-
-/** Decides a command against the guardrails; shared with the upgrade path. */
-export function decide(shared: KubeShared, identity: string, info: KubeRequest, text: string): PolicyDecision {
-  const { ctx } = shared;
-  return ctx.policy({
-    connection: ctx.connection.name,
-    protocol: 'kubernetes',
-    identity,
-    kind: 'kubectl',
-    text,
-    classification: info.classification,
-    http: { method: info.method, path: info.path },
-    kubernetes: { verb: policyVerb(info), resource: info.resource, group: info.group, namespace: info.namespace, name: info.name },
-  });
-}
-
-/** Records a hit the gateway masked before the recorder saw it (the recorder cannot see it any more). */
-export function recordHits(session: SessionRecorder, hits: SecretHit[], direction: Direction, commandId: number | undefined, maskedLive = false): void {
-  const seen = new Set<string>();
-  for (const h of hits) {
-    const key = `${h.kind}:${h.fp}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    try {
-      session.finding({ category: 'secret', kind: h.kind, fp: h.fp, direction, commandId, maskedLive });
-    } catch {
-      // the store failed: the session is failing closed already
-    }
-  }
-}
+import { bodyFacts, dropNoise, isObject, maskSecrets, parseBody } from './objects';
+import { kubeDetail, kubectlText, kubeTargets, parseKubeRequest, type KubeRequest } from './request-info';
+import { LiveWatchMasker, LogRecording, WatchRecording } from './response-streams';
+import { authMessage, CREDENTIAL_HEADERS, decide, header, HOP, jsonAccept, recordHits, requestOptions, sendStatus, upstreamHeaders, upstreamStatus, type KubeShared } from './shared';
 
 export class KubeExchange {
   private readonly ctx: ListenerContext;
@@ -172,10 +45,8 @@ export class KubeExchange {
   private collected: Buffer[] | null = null;
   private collectedSize = 0;
   private collectOverflow = false;
-  private watchEvents = 0;
-  private watchRest = '';
-  private readonly watchDecoder = new StringDecoder('utf8');
-  private streamText = { kept: 0, over: false };
+  private watch: WatchRecording | null = null;
+  private logs: LogRecording | null = null;
   private readonly secretResource: boolean;
   /** the whole response went to the client; what is left is the recording's (a subresource's object read again) */
   private responded = false;
@@ -483,14 +354,17 @@ export class KubeExchange {
     this.res.writeHead(status, upRes.statusMessage, headers);
     // a watch or a followed log has nothing to send until something happens: the head goes now
     if (this.info.streaming) this.res.flushHeaders();
-    const watch = this.info.verb === 'watch' && status < 300;
-    const logs = this.info.logs !== undefined && status < 300;
+    const commandId = this.command?.id;
+    const emit = (kind: string, data: Json): void => this.safe(() => this.session.event(kind, 'upstream→client', data, { commandId }));
+    const watch = this.info.verb === 'watch' && status < 300 ? (this.watch = new WatchRecording(this.shared.options.maxParseBytes, (v) => this.recordable(v), (d) => emit('k8s.watch', d))) : null;
+    const logs = this.info.logs !== undefined && status < 300 ? (this.logs = new LogRecording(this.shared.options.streamHead, emit)) : null;
+    const liveWatch = watch && live ? new LiveWatchMasker(this.ctx.masker, this.secretResource) : null;
     upRes.on('data', (chunk: Buffer) => {
       this.resTap.push(chunk);
-      if (watch) this.onWatchData(chunk);
-      else if (logs) this.onLogData(chunk);
+      if (watch) watch.push(chunk);
+      else if (logs) logs.push(chunk);
       else this.collect(chunk);
-      const out = watch && live ? this.liveWatch(chunk) : logs && live ? Buffer.from(this.ctx.masker.maskText(chunk.toString('utf8')).text) : chunk;
+      const out = liveWatch ? liveWatch.push(chunk) : logs && live ? Buffer.from(this.ctx.masker.maskText(chunk.toString('utf8')).text) : chunk;
       if (out.length && !this.res.write(out)) {
         upRes.pause();
         this.res.once('drain', () => upRes.resume());
@@ -499,15 +373,21 @@ export class KubeExchange {
     upRes.on('end', () => {
       if (this.finished) return;
       // a live watch's last line without its newline still goes out masked
-      if (this.livePending) this.res.write(this.ctx.masker.maskText(this.livePending).text);
+      const rest = liveWatch?.end();
+      if (rest) this.res.write(rest);
       if (upRes.complete === false) return this.onUpstreamError(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
-      this.responded = true;
-      this.res.end();
-      this.logText?.flush();
+      logs?.flush();
       const path = this.info.mutation && this.info.subresource && status < 300 ? this.objectPath() : null;
-      if (!path) return this.finish(status >= 400 ? 'error' : 'ok');
+      if (!path) {
+        this.res.end();
+        return this.finish(status >= 400 ? 'error' : 'ok');
+      }
+      // a subresource's change is shown on its object, read before the answer ends: the client
+      // going away next must not close the session under a command still being recorded
+      this.responded = true;
       void this.getObject(path).then(({ value }) => {
         this.afterOverride = value === null ? null : this.recordable(value);
+        this.res.end();
         this.finish('ok');
       });
     });
@@ -522,86 +402,6 @@ export class KubeExchange {
       return;
     }
     this.collected.push(chunk);
-  }
-
-  /** Each watch event is recorded as it passes: its type and the object (masked, noise dropped). */
-  private onWatchData(chunk: Buffer): void {
-    this.watchRest += this.watchDecoder.write(chunk);
-    let nl: number;
-    while ((nl = this.watchRest.indexOf('\n')) >= 0) {
-      const line = this.watchRest.slice(0, nl);
-      this.watchRest = this.watchRest.slice(nl + 1);
-      this.recordWatchLine(line);
-    }
-    // a line longer than the cap is recorded as a size only
-    if (this.watchRest.length > this.shared.options.maxParseBytes) {
-      this.recordWatchLine(null, this.watchRest.length);
-      this.watchRest = '';
-    }
-  }
-
-  private recordWatchLine(line: string | null, size = 0): void {
-    if (line !== null && line.trim() === '') return;
-    this.watchEvents++;
-    if (!this.command) return;
-    const commandId = this.command.id;
-    let data: Json;
-    if (line === null) data = { size, omitted: 'event over the parse limit' };
-    else {
-      let v: Json = null;
-      try {
-        v = JSON.parse(line) as Json;
-      } catch {
-        v = null;
-      }
-      if (isObject(v)) {
-        const o = this.recordable(v);
-        data = isObject(o) ? { type: o.type ?? null, object: o.object ?? null } : o;
-      } else data = { size: line.length, omitted: 'not a JSON event' };
-    }
-    this.safe(() => this.session.event('k8s.watch', 'upstream→client', data, { commandId }));
-  }
-
-  /** Live masking of a watch: whole lines, each masked; a partial line waits for its end. */
-  private livePending = '';
-  private liveDecoder = new StringDecoder('utf8');
-  private liveWatch(chunk: Buffer): Buffer {
-    this.livePending += this.liveDecoder.write(chunk);
-    const nl = this.livePending.lastIndexOf('\n');
-    if (nl < 0) return Buffer.alloc(0);
-    const whole = this.livePending.slice(0, nl + 1);
-    this.livePending = this.livePending.slice(nl + 1);
-    let out = '';
-    for (const line of whole.split('\n')) {
-      if (line === '') continue;
-      try {
-        const m = maskSecrets(this.ctx.masker, JSON.parse(line) as Json, this.secretResource);
-        out += JSON.stringify(this.ctx.masker.maskValue(m.value).value) + '\n';
-      } catch {
-        out += this.ctx.masker.maskText(line).text + '\n';
-      }
-    }
-    return Buffer.from(out, 'utf8');
-  }
-
-  private logText: TextCoalescer | null = null;
-
-  /** `logs` output: a head as output events (cut only where no secret can be), the rest counted and hashed by the tap. */
-  private onLogData(chunk: Buffer): void {
-    const cap = this.shared.options.streamHead;
-    if (!this.command || this.streamText.over) return;
-    const take = Math.min(chunk.length, cap - this.streamText.kept);
-    const commandId = this.command.id;
-    this.logText ??= new TextCoalescer((text) => this.safe(() => this.session.event('o', 'upstream→client', text, { commandId })));
-    if (take > 0) {
-      this.streamText.kept += take;
-      this.logText.push(take === chunk.length ? chunk : chunk.subarray(0, take));
-    }
-    if (this.streamText.kept >= cap) {
-      this.streamText.over = true;
-      this.logText.flush();
-      this.safe(() => this.session.event('truncated', 'upstream→client', { stream: 'o', recordedBytes: this.streamText.kept }, { commandId }));
-    }
   }
 
   /** Live masking of a whole JSON or YAML body: buffered, Secrets and secrets masked, sent with its new length. */
@@ -685,8 +485,8 @@ export class KubeExchange {
   private finish(status: CommandStatus, error?: string, gatewayStatus?: number): void {
     if (this.finished) return;
     this.finished = true;
-    if (this.watchRest.trim()) this.recordWatchLine(this.watchRest);
-    this.logText?.flush();
+    this.watch?.end();
+    this.logs?.flush();
     if (!this.command) return;
     const end = performance.now();
     const upRes = this.upRes;
@@ -702,8 +502,8 @@ export class KubeExchange {
       responseBody: upRes ? this.bodyOf(this.resTap, resValue, upRes.headers, this.collected !== null && !this.collectOverflow, 'upstream→client') : null,
       timings: { ttfbMs: this.ttfb === null ? null : round(this.ttfb - this.t0), totalMs: round(end - this.t0) },
     };
-    if (this.info.verb === 'watch') result.watchEvents = this.watchEvents;
-    if (this.info.logs) result.stdout = { bytes: this.resTap.size, sha256: this.resTap.digest(), truncated: this.streamText.over };
+    if (this.info.verb === 'watch') result.watchEvents = this.watch?.events ?? 0;
+    if (this.info.logs) result.stdout = { bytes: this.resTap.size, sha256: this.resTap.digest(), truncated: this.logs?.over ?? false };
     if (this.info.mutation) {
       result.before = this.before ?? null;
       if (this.beforeNote) result.beforeNote = this.beforeNote;

@@ -12,7 +12,8 @@ import type { StartListener, ListenerContext, Listener } from '../core/listener'
 import type { Json } from '../core/types';
 import { ensureGatewayCert } from '../postgres/tls-cert';
 import { ClientConnection } from '../http/connection';
-import { KubeExchange, sendStatus, type KubeShared } from './exchange';
+import { KubeExchange } from './exchange';
+import { sendStatus, type KubeShared } from './shared';
 import { handleKubeUpgrade } from './streams';
 import { KubeConfigError, resolveKubeTarget } from './upstream';
 

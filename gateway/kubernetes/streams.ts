@@ -15,7 +15,7 @@ import { WsFrameReader, type WsMessage } from '../http/ws-frames';
 import { TextCoalescer } from '../ssh/text-coalescer';
 import { blockedMessage, decisionDetail } from '../policy/decision';
 import { deniedMessage, recordApprovalOutcome } from '../approvals';
-import { authMessage, decide, errorBody, requestOptions, upstreamHeaders, upstreamStatus, type KubeShared } from './exchange';
+import { authMessage, decide, errorBody, requestOptions, upstreamHeaders, upstreamStatus, type KubeShared } from './shared';
 import { kubeDetail, kubectlText, kubeTargets, parseKubeRequest } from './request-info';
 import { SpdyTap } from './spdy-tap';
 
