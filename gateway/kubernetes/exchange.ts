@@ -50,6 +50,8 @@ export class KubeExchange {
   private readonly secretResource: boolean;
   /** the whole response went to the client; what is left is the recording's (a subresource's object read again) */
   private responded = false;
+  /** tells the listener this request's recording is finished */
+  private done: () => void = () => undefined;
 
   constructor(
     private readonly shared: KubeShared,
@@ -65,6 +67,11 @@ export class KubeExchange {
   }
 
   start(): void {
+    this.done = this.shared.working(this.req.socket);
+    this.res.once('close', () => {
+      // answered before any command was started (refused login…): nothing left to record
+      if (!this.command) this.done();
+    });
     const { ctx } = this.shared;
     const auth = authenticateRequest(ctx, this.req.headers, undefined, this.conn.clientAddr);
     if (!auth.ok) {
@@ -167,6 +174,7 @@ export class KubeExchange {
       this.safe(() => cmd.finish({ status: 'blocked', error: message, result: { status: 403 } }));
     }
     this.finished = true;
+    queueMicrotask(this.done);
     this.req.resume();
     sendStatus(this.res, 403, 'Forbidden', message);
   }
@@ -299,10 +307,11 @@ export class KubeExchange {
     upReq.on('response', (upRes) => this.onResponse(upRes, mustRead));
     this.res.on('close', () => {
       if (!this.finished && !this.responded) {
+        // a watch or `logs -f` ends when the client stops it: that is its normal end (recorded
+        // before the upstream is cut, whose abort would read as an upstream failure)
+        this.finish(this.info.streaming && this.upRes ? 'ok' : 'cancelled', this.info.streaming && this.upRes ? undefined : 'the client closed the connection');
         upReq.destroy();
         this.upRes?.destroy();
-        // a watch or `logs -f` ends when the client stops it: that is its normal end
-        this.finish(this.info.streaming && this.upRes ? 'ok' : 'cancelled', this.info.streaming && this.upRes ? undefined : 'the client closed the connection');
       }
     });
     if (this.requestBody) {
@@ -485,6 +494,8 @@ export class KubeExchange {
   private finish(status: CommandStatus, error?: string, gatewayStatus?: number): void {
     if (this.finished) return;
     this.finished = true;
+    // after this turn's synchronous recording below
+    queueMicrotask(this.done);
     this.watch?.end();
     this.logs?.flush();
     if (!this.command) return;

@@ -46,16 +46,19 @@ export const startKubernetesListener: StartListener = async (ctx: ListenerContex
   if (!cert) throw new KubeConfigError(`connection "${ctx.connection.name}": the gateway could not make its TLS certificate (is openssl installed?)`);
   const connections = new Map<Socket, ClientConnection>();
   const meta: Record<string, Json> = { upstream: target.label };
-  /** streams whose recording must finish before their socket's session closes */
-  const streams = new Map<Socket, Promise<void>>();
+  /** commands whose recording must finish before their socket's session closes */
+  const pending = new Map<Socket, Set<Promise<void>>>();
   const shared: KubeShared = {
     ctx,
     options,
     target,
-    streamOn(socket) {
+    working(socket) {
       let done!: () => void;
       const finished = new Promise<void>((resolve) => (done = resolve));
-      streams.set(socket, finished);
+      let set = pending.get(socket);
+      if (!set) pending.set(socket, (set = new Set()));
+      set.add(finished);
+      void finished.then(() => set.delete(finished));
       return done;
     },
   };
@@ -68,11 +71,11 @@ export const startKubernetesListener: StartListener = async (ctx: ListenerContex
       socket.once('close', () => {
         c!.closed = true;
         connections.delete(socket);
-        const stream = streams.get(socket);
-        if (!stream) return c!.closeSession();
-        streams.delete(socket);
-        // the stream records its end (exit status, byte counts) as the sockets close; a stuck one gives up after 5 s
-        void Promise.race([stream, new Promise((r) => setTimeout(r, 5000).unref())]).then(() => c!.closeSession());
+        const work = [...(pending.get(socket) ?? [])];
+        pending.delete(socket);
+        // a client may leave once it has its answer (or stop a watch): what is still being
+        // recorded (a changed object read again, an exec's exit status) finishes first; 5 s at most
+        void Promise.race([Promise.all(work), new Promise((r) => setTimeout(r, 5000).unref())]).then(() => c!.closeSession());
       });
     }
     return c;

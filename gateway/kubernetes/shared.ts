@@ -20,10 +20,10 @@ export interface KubeShared {
   options: KubeListenerOptions;
   target: KubeTarget;
   /**
-   * An exec/attach/port-forward on this socket: its session is closed only once the stream's
-   * recording is finished (the socket's close comes first). Returns the function that says so.
+   * A command on this socket whose recording may end after the client is gone (the socket's
+   * close comes first): its session is closed only once it is. Returns the function that says so.
    */
-  streamOn(socket: Socket): () => void;
+  working(socket: Socket): () => void;
 }
 
 /** Request headers never forwarded: the gateway credential and what hop-by-hop or the gateway sets itself. */

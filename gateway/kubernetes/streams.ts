@@ -189,7 +189,7 @@ export function handleKubeUpgrade(shared: KubeShared, conn: ClientConnection, re
   if (session.failed) return rawStatus(socket, 503, 'ServiceUnavailable', 'flightlog: recording failed, command not forwarded');
   const info = parseKubeRequest(req.method ?? 'GET', req.url ?? '/');
   const text = kubectlText(info);
-  const streamDone = shared.streamOn(socket);
+  const streamDone = shared.working(socket);
   socket.once('close', () => setImmediate(streamDone));
   let command: CommandHandle;
   const start = (): boolean => {

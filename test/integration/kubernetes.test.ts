@@ -263,6 +263,7 @@ describe('kubectl through the gateway', () => {
     child.kill('SIGINT');
     await exited;
     const watch = await command((c) => c.text === 'get configmaps -n staging --watch');
+    assert.equal(watch.status, 'ok', `a watch the client stops ends normally: ${watch.error}`);
     await gw.flush();
     const events = listEvents(gw.gateway.db, watch.sessionId, { afterSeq: 0, limit: 10000 }).events.filter((e) => e.commandId === watch.id && e.kind === 'k8s.watch');
     assert.ok(events.some((e) => JSON.stringify(e.data).includes('late-arrival')), 'the event is recorded');
