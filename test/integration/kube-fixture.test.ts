@@ -177,6 +177,12 @@ spec:
       - name: sidecar
         image: busybox:1.36
 `;
+    // kubectl asks for strict field validation: a typo is a 400, unless validation is off
+    const typo = manifest('nginx:1.27', 'a1').replace('replicas: 1', 'replica: 1');
+    const strict = await kubectl(['apply', '-f', '-'], { input: typo });
+    assert.equal(strict.code, 1);
+    assert.match(strict.stderr, /BadRequest.*Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec\.replica"/);
+    assert.match(await ok(['apply', '--validate=false', '--dry-run=server', '-f', '-'], { input: typo }), /created \(server dry run\)/);
     assert.match(await ok(['apply', '-f', '-'], { input: manifest('nginx:1.27', 'a1') }), /deployment.apps\/web created/);
     assert.match(await ok(['apply', '-f', '-'], { input: manifest('nginx:1.27', 'a2') }), /deployment.apps\/web configured/);
     const spec = () => ok(['get', 'deploy', 'web', '-o', 'jsonpath={.spec.template.spec.containers}']).then((s) => JSON.parse(s) as Array<{ name: string; image: string; env?: unknown[] }>);

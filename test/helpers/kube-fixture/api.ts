@@ -17,6 +17,7 @@ import { defaultObject, newMeta, runningPodStatus, timestamp, validate } from '.
 import { fieldMatcher, labelMatcher, selectorString, type Matcher } from './selectors';
 import { partialMetadata, tableOf } from './table';
 import { decodeKubeProtobuf } from './protobuf';
+import { checkFields } from './field-validation';
 
 export interface Route {
   def: ResourceDef;
@@ -241,6 +242,8 @@ export class KubeApi {
     obj.kind = def.kind;
     defaultObject(def, obj);
     if (!before && def.kind === 'Pod') o.status = runningPodStatus(obj, obj.metadata.creationTimestamp ?? timestamp());
+    // Only requests that ask for it (kubectl does by default); the fixture's own writes do not.
+    checkFields(def, obj, q.get('fieldValidation'));
     validate(def, obj);
     if (def.hasSpec) {
       const specOf = (x: KubeObject) => JSON.stringify(Object.entries(x).filter(([k]) => k !== 'metadata' && k !== 'status'));
