@@ -46,11 +46,6 @@ export function parseRoute(pathname: string): Route | undefined {
 
 type Query = URLSearchParams;
 
-export interface ApiResponse {
-  code: number;
-  body: unknown;
-}
-
 export interface Hooks {
   /** after a committed (not dry-run) write of a kind; `created` on the first */
   changed(def: ResourceDef, obj: KubeObject, created: boolean): void;
@@ -59,10 +54,6 @@ export interface Hooks {
 export class KubeApi {
   readonly store = new ObjectStore();
   hooks: Hooks = { changed: () => undefined };
-
-  key(def: ResourceDef): string {
-    return resourceKey(def);
-  }
 
   get(def: ResourceDef, namespace: string, name: string): KubeObject | undefined {
     return this.store.get(resourceKey(def), def.namespaced ? namespace : '', name);
