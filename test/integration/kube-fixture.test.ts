@@ -11,6 +11,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import * as tls from 'node:tls';
 import * as zlib from 'node:zlib';
 import WebSocket from 'ws';
 import { startKubeFixture, type KubeFixture } from '../helpers/kube-fixture';
@@ -176,6 +177,12 @@ spec:
       - name: sidecar
         image: busybox:1.36
 `;
+    // kubectl asks for strict field validation: a typo is a 400, unless validation is off
+    const typo = manifest('nginx:1.27', 'a1').replace('replicas: 1', 'replica: 1');
+    const strict = await kubectl(['apply', '-f', '-'], { input: typo });
+    assert.equal(strict.code, 1);
+    assert.match(strict.stderr, /BadRequest.*Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec\.replica"/);
+    assert.match(await ok(['apply', '--validate=false', '--dry-run=server', '-f', '-'], { input: typo }), /created \(server dry run\)/);
     assert.match(await ok(['apply', '-f', '-'], { input: manifest('nginx:1.27', 'a1') }), /deployment.apps\/web created/);
     assert.match(await ok(['apply', '-f', '-'], { input: manifest('nginx:1.27', 'a2') }), /deployment.apps\/web configured/);
     const spec = () => ok(['get', 'deploy', 'web', '-o', 'jsonpath={.spec.template.spec.containers}']).then((s) => JSON.parse(s) as Array<{ name: string; image: string; env?: unknown[] }>);
@@ -512,5 +519,26 @@ spec:
     } finally {
       target.close();
     }
+  });
+  it('survives garbage after a SPDY upgrade and refuses an upgrade to a missing pod with a Status', async () => {
+    await kubectl(['run', 'junk', '--image=busybox:1.36']);
+    const upgrade = (p: string, tail: Buffer) => new Promise<string>((resolve, reject) => {
+      const sock = tls.connect({ host: '127.0.0.1', port: Number(new URL(fx.url).port), ca: fx.caPem, servername: 'localhost' }, () => {
+        sock.write(`POST ${p} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${fx.token}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n`);
+        sock.end(tail);
+      });
+      let got = '';
+      sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      sock.on('close', () => resolve(got));
+      sock.on('error', reject);
+    });
+    const garbage = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) & 0xff));
+    const answer = await upgrade('/api/v1/namespaces/default/pods/junk/exec?command=sh&stdout=true', garbage);
+    assert.match(answer, /^HTTP\/1\.1 101 Switching Protocols/);
+    const missing = await upgrade('/api/v1/namespaces/default/pods/no-such-pod/exec?command=sh&stdout=true', Buffer.alloc(0));
+    assert.match(missing, /^HTTP\/1\.1 404 /);
+    const status = JSON.parse(missing.slice(missing.indexOf('\r\n\r\n') + 4));
+    assert.deepEqual([status.kind, status.reason, status.message], ['Status', 'NotFound', 'pods "no-such-pod" not found']);
+    assert.match(await ok(['get', 'pod', 'junk', '-o', 'name']), /pod\/junk/);
   });
 });

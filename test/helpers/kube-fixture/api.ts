@@ -17,6 +17,7 @@ import { defaultObject, newMeta, runningPodStatus, timestamp, validate } from '.
 import { fieldMatcher, labelMatcher, selectorString, type Matcher } from './selectors';
 import { partialMetadata, tableOf } from './table';
 import { decodeKubeProtobuf } from './protobuf';
+import { checkFields } from './field-validation';
 
 export interface Route {
   def: ResourceDef;
@@ -45,11 +46,6 @@ export function parseRoute(pathname: string): Route | undefined {
 
 type Query = URLSearchParams;
 
-export interface ApiResponse {
-  code: number;
-  body: unknown;
-}
-
 export interface Hooks {
   /** after a committed (not dry-run) write of a kind; `created` on the first */
   changed(def: ResourceDef, obj: KubeObject, created: boolean): void;
@@ -58,10 +54,6 @@ export interface Hooks {
 export class KubeApi {
   readonly store = new ObjectStore();
   hooks: Hooks = { changed: () => undefined };
-
-  key(def: ResourceDef): string {
-    return resourceKey(def);
-  }
 
   get(def: ResourceDef, namespace: string, name: string): KubeObject | undefined {
     return this.store.get(resourceKey(def), def.namespaced ? namespace : '', name);
@@ -241,6 +233,8 @@ export class KubeApi {
     obj.kind = def.kind;
     defaultObject(def, obj);
     if (!before && def.kind === 'Pod') o.status = runningPodStatus(obj, obj.metadata.creationTimestamp ?? timestamp());
+    // Only requests that ask for it (kubectl does by default); the fixture's own writes do not.
+    checkFields(def, obj, q.get('fieldValidation'));
     validate(def, obj);
     if (def.hasSpec) {
       const specOf = (x: KubeObject) => JSON.stringify(Object.entries(x).filter(([k]) => k !== 'metadata' && k !== 'status'));

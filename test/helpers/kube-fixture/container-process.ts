@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { KubeStatus } from './status';
+import { reapAtExit } from '../tmp';
 
 // Relays between our pipes and a pty; fd 3 carries `{"Width":w,"Height":h}` lines for resizes.
 const PTY_HELPER = `
@@ -88,6 +89,8 @@ export function startProcess(spec: ProcessSpec): ContainerProcess {
     ? spawn('python3', ['-c', PTY_HELPER, ...spec.argv], { cwd: spec.cwd, env, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] })
     : spawn(spec.argv[0], spec.argv.slice(1), { cwd: spec.cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
   children.add(child);
+  // A test process that dies without closing the fixture still takes its "containers" along.
+  const forget = reapAtExit(() => child.kill('SIGKILL'));
   const ctl = spec.tty ? (child.stdio[3] as Writable) : undefined;
   ctl?.on('error', () => undefined);
   child.stdin?.on('error', () => undefined);
@@ -98,6 +101,7 @@ export function startProcess(spec: ProcessSpec): ContainerProcess {
     });
     child.once('close', (code, signal) => {
       children.delete(child);
+      forget();
       const argv = JSON.stringify(spec.argv).slice(1, -1).replace(/","/g, ' ').replace(/"/g, '');
       if (spawnError) {
         resolve({

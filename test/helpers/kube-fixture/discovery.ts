@@ -12,7 +12,7 @@
  * `/openapi/v2` answers 404, which kubectl treats as "no v2 schema".
  */
 import { createHash } from 'node:crypto';
-import { GROUPS, RESOURCES, groupVersion, resourcesOf, type ResourceDef } from './resources';
+import { GROUPS, groupVersion, resourcesOf, type ResourceDef } from './resources';
 
 export const AGGREGATED_V2 = 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList';
 export const AGGREGATED_V2BETA1 = 'application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList';
@@ -175,4 +175,3 @@ export function openapiV3Root() {
   return { paths };
 }
 
-export { RESOURCES };

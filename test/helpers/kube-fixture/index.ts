@@ -24,7 +24,7 @@
  *   annotation `fixture.flightlog.dev/port-<port>`.
  * Not served: other kinds and groups, protobuf responses, the metrics API, HTTP/2.
  */
-import { createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -79,7 +79,7 @@ export { PORT_ANNOTATION } from './streams';
 export async function startKubeFixture(opts: KubeFixtureOptions): Promise<KubeFixture> {
   fs.mkdirSync(opts.dir, { recursive: true });
   const certs = makeFixtureCerts(path.join(opts.dir, 'pki'));
-  const token = opts.token ?? `fixture-${createHash('sha256').update(String(Math.random())).digest('hex').slice(0, 32)}`;
+  const token = opts.token ?? `fixture-${randomBytes(16).toString('hex')}`;
   const api = new KubeApi();
   const controller = new DeploymentController(api);
   const kubelet = new Kubelet(api, path.join(opts.dir, 'containers'));

@@ -114,10 +114,6 @@ function mergeApplied(live: Json, applied: Json, path: string[] = []): Json {
   return out;
 }
 
-export interface ApplyResult {
-  object: KubeObject;
-}
-
 /** Server-side apply of `applied` by `manager` onto `live` (null when the object is new). */
 export function serverSideApply(live: KubeObject | null, applied: KubeObject, manager: string, force: boolean, apiVersion: string, resource: string): KubeObject {
   const appliedLeaves = leaves(applied as unknown as Json);
