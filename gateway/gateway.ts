@@ -245,6 +245,7 @@ export class Gateway {
       connection,
       recording: config.recording,
       dataDir,
+      configFile: config.file,
       secrets,
       masker,
       policy,
@@ -263,7 +264,7 @@ export class Gateway {
         return recorder.openSession({ ...open, connection: connection.name, protocol: connection.protocol });
       },
       holdForApproval: (req) => {
-        const cause = lineage?.causeOf(req, connection.protocol === 'postgres' ? 'sql' : connection.protocol === 'ssh' ? 'shell' : connection.protocol === 'mcp' ? 'mcp' : 'http', req.commandText);
+        const cause = lineage?.causeOf(req, connection.protocol === 'postgres' ? 'sql' : connection.protocol === 'ssh' ? 'shell' : connection.protocol === 'mcp' ? 'mcp' : connection.protocol === 'kubernetes' ? 'kubectl' : 'http', req.commandText);
         const causedBy = cause ? { ...cause, text: cause.text.length > 300 ? cause.text.slice(0, 300) + '…' : cause.text } : null;
         return approvals.request({ ...req, causedBy, connection: connection.name, protocol: connection.protocol });
       },

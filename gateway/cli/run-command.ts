@@ -6,6 +6,16 @@ import { FlightlogError } from '../core/errors';
 import { resolveDataDir } from '../core/paths';
 import type { RunStartResult } from '../control-api/types';
 import type { Io } from './main';
+import { agentKubeconfig, type KubeconfigCluster } from '../kubernetes/kubeconfig';
+
+/** The certificate the gateway's TLS listeners present (kubernetes, postgres); null before one was made. */
+function readGatewayCa(dataDir: string): string | null {
+  try {
+    return fs.readFileSync(path.join(dataDir, 'postgres-tls', 'gateway-cert.pem'), 'utf8');
+  } catch {
+    return null;
+  }
+}
 
 interface ControlInfo {
   url: string;
@@ -46,10 +56,11 @@ function hostPort(address: string): { host: string; port: string } {
  * The agent's environment: every client it may use points at the gateway, with the run's own
  * token as the credential. Files (ssh config, askpass, kubeconfig) go in a private temp dir.
  */
-export function agentEnvironment(run: RunStartResult, identity: string, dir: string): Record<string, string> {
+export function agentEnvironment(run: RunStartResult, identity: string, dir: string, gatewayCaPem: string | null = null): Record<string, string> {
   // FLIGHTLOG_TOKEN: what `flightlog mcp` (an MCP server the agent starts) authenticates with
   const env: Record<string, string> = { FLIGHTLOG_RUN_ID: run.runId, FLIGHTLOG_IDENTITY: identity, FLIGHTLOG_TOKEN: run.token };
   const sshHosts: string[] = [];
+  const kubeClusters: KubeconfigCluster[] = [];
   for (const l of run.listeners) {
     if (!l.address || !l.identities.includes(identity)) continue;
     const { host, port } = hostPort(l.address);
@@ -67,17 +78,16 @@ export function agentEnvironment(run: RunStartResult, identity: string, dir: str
       case 'ssh':
         sshHosts.push(`Host ${l.connection}\n  HostName ${host}\n  Port ${port}\n  User ${identity}\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile ${path.join(dir, 'known_hosts')}\n  PreferredAuthentications password,keyboard-interactive\n`);
         break;
-      case 'kubernetes': {
-        const kubeconfig = path.join(dir, 'kubeconfig');
-        fs.writeFileSync(
-          kubeconfig,
-          `apiVersion: v1\nkind: Config\nclusters:\n- name: ${l.connection}\n  cluster:\n    server: http://${host}:${port}\nusers:\n- name: ${identity}\n  user:\n    token: ${run.token}\ncontexts:\n- name: ${l.connection}\n  context:\n    cluster: ${l.connection}\n    user: ${identity}\ncurrent-context: ${l.connection}\n`,
-          { mode: 0o600 },
-        );
-        env.KUBECONFIG = kubeconfig;
+      case 'kubernetes':
+        kubeClusters.push({ name: l.connection, address: l.address });
         break;
-      }
     }
+  }
+  if (kubeClusters.length) {
+    // HTTPS to the gateway, trusting its own certificate; the run's token as the bearer token
+    const kubeconfig = path.join(dir, 'kubeconfig');
+    fs.writeFileSync(kubeconfig, agentKubeconfig(kubeClusters, identity, run.token, gatewayCaPem), { mode: 0o600 });
+    env.KUBECONFIG = kubeconfig;
   }
   if (sshHosts.length) {
     const sshConfig = path.join(dir, 'ssh_config');
@@ -105,7 +115,7 @@ export async function runRunCommand(opts: { identity?: string; dataDir?: string;
   const run = await call<RunStartResult>(gw, 'POST', '/api/runs', { identity, argv: opts.argv, pid: process.pid });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-run-'));
   // FLIGHTLOG_HOME: `flightlog mcp`, started by the agent, finds this gateway whatever --data-dir said
-  const env = { ...io.env, FLIGHTLOG_HOME: dataDir, ...agentEnvironment(run, identity, dir) };
+  const env = { ...io.env, FLIGHTLOG_HOME: dataDir, ...agentEnvironment(run, identity, dir, readGatewayCa(dataDir)) };
   io.stderr.write(`flightlog: run ${run.runId} as ${identity}\n`);
   const child = spawn(opts.argv[0], opts.argv.slice(1), { stdio: 'inherit', env });
   const forward = (sig: NodeJS.Signals) => child.kill(sig);

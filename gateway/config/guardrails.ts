@@ -79,9 +79,9 @@ function checkMatch(c: Checker, v: unknown, p: ConfigPath): GuardrailMatch {
   }
   if (o.kubernetes !== undefined) {
     const k = c.object(o.kubernetes, [...p, 'kubernetes']);
-    c.keys(k, [...p, 'kubernetes'], ['verb', 'resource', 'namespace']);
+    c.keys(k, [...p, 'kubernetes'], ['verb', 'resource', 'namespace', 'name']);
     m.kubernetes = {};
-    for (const key of ['verb', 'resource', 'namespace'] as const) if (k[key] !== undefined) m.kubernetes[key] = list(c, k[key], [...p, 'kubernetes', key], `a ${key}`);
+    for (const key of ['verb', 'resource', 'namespace', 'name'] as const) if (k[key] !== undefined) m.kubernetes[key] = list(c, k[key], [...p, 'kubernetes', key], `a ${key}`);
   }
   if (o.mcp !== undefined) {
     const x = c.object(o.mcp, [...p, 'mcp']);

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Document } from 'yaml';
 import { ConfigError, FlightlogError } from '../core/errors';
 import type { Protocol } from '../core/types';
-import type { ConnectionConfig, FlightlogConfig, McpHttpUpstream, McpUpstream, RecordingConfig, SecretRef, Upstream } from './schema';
+import type { ConnectionConfig, FlightlogConfig, KubernetesUpstream, McpHttpUpstream, McpUpstream, RecordingConfig, SecretRef, Upstream } from './schema';
 import { checkConnectionGuardrails, checkGuardrails } from './guardrails';
 
 export const DEFAULT_RECORDING: RecordingConfig = { headRows: 100, payloadHead: 64 * 1024 };
@@ -179,9 +179,10 @@ function checkUpstream(c: Checker, protocol: Protocol, v: unknown, p: Array<stri
         hostKey: o.hostKey === undefined ? undefined : c.guard(() => c.string(o.hostKey, [...p, 'hostKey'], 'an OpenSSH host key ("ssh-ed25519 AAAA…")')),
       };
     }
-    case 'http':
-    case 'kubernetes': {
-      const allowed = protocol === 'http' ? ['url', 'headers', 'bearer', 'basic', 'query', 'verify', 'ca'] : ['url', 'token', 'ca', 'verify'];
+    case 'kubernetes':
+      return checkKubernetesUpstream(c, o, p);
+    case 'http': {
+      const allowed = ['url', 'headers', 'bearer', 'basic', 'query', 'verify', 'ca'];
       c.guard(() => c.keys(o, p, allowed));
       const url = c.guard(() => {
         const u = c.string(o.url, [...p, 'url'], 'an http(s) URL');
@@ -197,9 +198,6 @@ function checkUpstream(c: Checker, protocol: Protocol, v: unknown, p: Array<stri
       });
       const verify = o.verify === undefined ? undefined : c.guard(() => c.bool(o.verify, [...p, 'verify']));
       const ca = o.ca === undefined ? undefined : c.guard(() => c.string(o.ca, [...p, 'ca'], 'a CA file path'));
-      if (protocol === 'kubernetes') {
-        return { url, token: o.token === undefined ? undefined : c.guard(() => c.secret(o.token, [...p, 'token'])), ca, verify };
-      }
       const headers: Record<string, SecretRef | string> = {};
       if (o.headers !== undefined) {
         const h = c.guard(() => c.object(o.headers, [...p, 'headers'])) ?? {};
@@ -300,6 +298,47 @@ function checkMcpHttpUpstream(c: Checker, o: Record<string, unknown>, p: Array<s
   };
 }
 // --- end MCP over HTTP ---
+
+/** `{ file: PATH }` only: certificates are files, never environment values. */
+function fileRef(c: Checker, v: unknown, p: ConfigPath): { file: string } {
+  const o = c.object(v, p, '{ file: PATH }');
+  c.keys(o, p, ['file']);
+  return { file: c.string(o.file, [...p, 'file'], 'a file path') };
+}
+
+function checkKubernetesUpstream(c: Checker, o: Record<string, unknown>, p: ConfigPath): KubernetesUpstream {
+  // `url` was this key's name before `server`; configs written then still load
+  c.keys(o, p, ['server', 'url', 'token', 'ca', 'clientCert', 'clientKey', 'kubeconfig', 'context', 'verify']);
+  const verify = o.verify === undefined ? undefined : c.bool(o.verify, [...p, 'verify']);
+  if (o.kubeconfig !== undefined) {
+    for (const k of ['server', 'url', 'token', 'ca', 'clientCert', 'clientKey']) {
+      if (o[k] !== undefined) c.fail([...p, k], `${k} comes from the kubeconfig: use either kubeconfig (+ context) or server (+ token, ca, clientCert, clientKey)`);
+    }
+    const up: KubernetesUpstream = { kubeconfig: c.string(o.kubeconfig, [...p, 'kubeconfig'], 'a kubeconfig file path') };
+    if (o.context !== undefined) up.context = c.string(o.context, [...p, 'context'], 'a context name');
+    if (verify !== undefined) up.verify = verify;
+    return up;
+  }
+  if (o.context !== undefined) c.fail([...p, 'context'], 'context needs kubeconfig: PATH');
+  const key = o.server !== undefined || o.url === undefined ? 'server' : 'url';
+  const server = c.string(o[key], [...p, key], 'the API server URL (https://host:6443), or kubeconfig: PATH');
+  let parsed: URL;
+  try {
+    parsed = new URL(server);
+  } catch {
+    c.fail([...p, key], `expected an https URL, got "${server}"`);
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') c.fail([...p, key], `expected an https URL, got "${server}"`);
+  if (parsed.username || parsed.password) c.fail([...p, key], 'credentials do not belong in the URL: use token or clientCert/clientKey');
+  if ((o.clientCert === undefined) !== (o.clientKey === undefined)) c.fail([...p, o.clientCert === undefined ? 'clientCert' : 'clientKey'], 'clientCert and clientKey go together');
+  const up: KubernetesUpstream = { server };
+  if (o.token !== undefined) up.token = c.secret(o.token, [...p, 'token']);
+  if (o.ca !== undefined) up.ca = fileRef(c, o.ca, [...p, 'ca']);
+  if (o.clientCert !== undefined) up.clientCert = fileRef(c, o.clientCert, [...p, 'clientCert']);
+  if (o.clientKey !== undefined) up.clientKey = c.secret(o.clientKey, [...p, 'clientKey']);
+  if (verify !== undefined) up.verify = verify;
+  return up;
+}
 
 const CONNECTION_KEYS = ['name', 'protocol', 'listen', 'upstream', 'identities', 'mask', 'llm', 'options', 'guardrails', 'retention'];
 
@@ -479,7 +518,7 @@ export function resolveSecrets(conn: ConnectionConfig, env: NodeJS.ProcessEnv, c
     }
   };
   const u = conn.upstream as unknown as Record<string, unknown>;
-  for (const key of ['password', 'privateKey', 'bearer', 'token'] as const) {
+  for (const key of ['password', 'privateKey', 'bearer', 'token', 'clientKey'] as const) {
     if (u[key] && typeof u[key] === 'object') out[key] = read(u[key] as SecretRef, `upstream.${key}`);
   }
   if (u.basic && typeof u.basic === 'object') out['basic.password'] = read((u.basic as { password: SecretRef }).password, 'upstream.basic.password');

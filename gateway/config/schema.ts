@@ -41,10 +41,21 @@ export interface HttpUpstream {
   ca?: string;
 }
 
+/**
+ * A Kubernetes API server: `server` with its own credentials, or a kubeconfig file and one of
+ * its contexts. The CA is verified unless `verify: false`.
+ */
 export interface KubernetesUpstream {
-  url: string;
+  /** https://host:port of the API server (absent with kubeconfig) */
+  server?: string;
   token?: SecretRef;
-  ca?: string;
+  ca?: { file: string };
+  clientCert?: { file: string };
+  clientKey?: SecretRef;
+  kubeconfig?: string;
+  /** the kubeconfig context to use (default: its current-context) */
+  context?: string;
+  /** verify the upstream certificate (default true) */
   verify?: boolean;
 }
 

@@ -15,6 +15,8 @@ export interface ListenerContext {
   recording: RecordingConfig;
   /** data dir, for the listener's own files (TLS certs, pinned host keys) */
   dataDir: string;
+  /** the flightlog.yaml the connection came from: relative paths in it (a CA file, a kubeconfig) are read from its directory */
+  configFile?: string | null;
   /** resolved upstream secret values by name (password, privateKey, headers…), read from env or file at start */
   secrets: Record<string, string>;
   masker: Masker;

@@ -75,6 +75,8 @@ export interface PolicyInput {
   sftp?: { op: string; path: string; target?: string };
   /** for MCP tool calls: the server (connection and the server's own name), the tool, its arguments, and whether its definition changed */
   mcp?: { server: string[]; tool: string; arguments: Json; changed: boolean };
+  /** for Kubernetes API requests: the verb as kubectl says it (see policyVerb), plural resource, group, namespace, name */
+  kubernetes?: { verb: string; resource: string; group: string; namespace: string; name: string };
 }
 
 export type Policy = (input: PolicyInput) => PolicyDecision;

@@ -85,6 +85,30 @@ function compileShell(m: NonNullable<GuardrailMatch['shell']>): (cmd: ShellComma
   };
 }
 
+/** `deployment`, `deployments`, `deploy*` and `deployments.apps` all name the same resource. */
+function compileKubernetes(k: NonNullable<GuardrailMatch['kubernetes']>): Check {
+  const verbs = k.verb?.map((v) => v.toLowerCase());
+  const resources = k.resource?.map((r) => globToRegExp(r.toLowerCase()));
+  const namespaces = anyGlob(k.namespace);
+  const names = anyGlob(k.name);
+  const singular = (r: string): string => (r.endsWith('ies') ? r.slice(0, -3) + 'y' : /(ss|x|ch|sh)es$/.test(r) ? r.slice(0, -2) : r.endsWith('s') ? r.slice(0, -1) : r);
+  return (i) => {
+    const kube = i.kubernetes;
+    if (!kube) return false;
+    // a rule on `delete` covers deleting a whole collection too
+    if (verbs && !verbs.includes(kube.verb) && !(kube.verb === 'deletecollection' && verbs.includes('delete'))) return false;
+    if (resources) {
+      const r = kube.resource.toLowerCase();
+      const spellings = [r, singular(r)];
+      if (kube.group) spellings.push(`${r}.${kube.group}`, `${singular(r)}.${kube.group}`);
+      if (!resources.some((re) => spellings.some((s) => re.test(s)))) return false;
+    }
+    if (namespaces && !namespaces(kube.namespace)) return false;
+    if (names && !names(kube.name)) return false;
+    return true;
+  };
+}
+
 function compile(rule: GuardrailRule): Compiled {
   const m = rule.match;
   const checks: Check[] = [];
@@ -143,7 +167,7 @@ function compile(rule: GuardrailRule): Compiled {
       return true;
     });
   }
-  if (m.kubernetes) checks.push(() => false); // reserved: the Kubernetes listener fills this in
+  if (m.kubernetes) checks.push(compileKubernetes(m.kubernetes));
   if (m.mcp) checks.push(compileMcp(m.mcp));
   return { rule, checks };
 }

@@ -30,7 +30,12 @@ export interface GuardrailMatch {
   llm?: { tool?: string[] };
   /** SFTP requests: the operation and globs over the absolute path (`*` crosses `/`); a rename matches on either path */
   sftp?: { op?: SftpOp[]; path?: string[] };
-  kubernetes?: { verb?: string[]; resource?: string[]; namespace?: string[] };
+  /**
+   * Kubernetes API requests: kubectl's verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`
+   * (also a collection), `deletecollection`, `exec`, `attach`, `port-forward`, `logs`, `scale`), and globs
+   * over the resource (plural, singular or `resource.group`), namespace and name
+   */
+  kubernetes?: { verb?: string[]; resource?: string[]; namespace?: string[]; name?: string[] };
   /**
    * MCP tool calls: globs over the server (the connection's name or the server's own name) and the
    * tool; `arguments` maps a dotted path in the call's arguments to globs over its value

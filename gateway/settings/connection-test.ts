@@ -4,8 +4,10 @@
  * server's software and host key fingerprint; HTTP: the status of the base URL) or the upstream's
  * exact error. Nothing is recorded and no host key is pinned by a test.
  */
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
+import * as path from 'node:path';
 import { Client, type ConnectConfig } from 'ssh2';
 import type { ConnectionConfig, HttpUpstream, KubernetesUpstream, PostgresUpstream, SshUpstream } from '../config/schema';
 import type { Masker } from '../core/types';
@@ -14,6 +16,7 @@ import { loginUpstream, type UpstreamLogin } from '../postgres/upstream';
 import { decodeFields } from '../postgres/server-messages';
 import { blobKeyType, fingerprint, KnownHosts, parsePinnedKey } from '../ssh/host-keys';
 import { resolveUpstream } from '../http/upstream';
+import { resolveKubeTarget } from '../kubernetes/upstream';
 
 const TIMEOUT_MS = 10_000;
 
@@ -44,8 +47,14 @@ export async function testConnection(opts: {
       case 'ssh':
         outcome = await testSsh(connection.name, connection.upstream as SshUpstream, opts.secrets, opts.dataDir, timeoutMs);
         break;
+      case 'kubernetes':
+        outcome = await testKubernetes(connection.upstream as KubernetesUpstream, opts.secrets, timeoutMs);
+        break;
+      case 'mcp':
+        outcome = 'command' in connection.upstream ? testMcpCommand(connection.upstream.command) : await testHttp(connection.upstream as HttpUpstream, opts.secrets, opts.masker, timeoutMs);
+        break;
       default:
-        outcome = await testHttp(connection.upstream as HttpUpstream | KubernetesUpstream, connection.protocol === 'kubernetes', opts.secrets, opts.masker, timeoutMs);
+        outcome = await testHttp(connection.upstream as HttpUpstream, opts.secrets, opts.masker, timeoutMs);
     }
   } catch (err) {
     outcome = { ok: false, message: err instanceof Error ? err.message : String(err) };
@@ -177,10 +186,57 @@ async function testSsh(name: string, up: SshUpstream, secrets: Record<string, st
   });
 }
 
-async function testHttp(up: HttpUpstream | KubernetesUpstream, kubernetes: boolean, secrets: Record<string, string>, masker: Masker, timeoutMs: number): Promise<Outcome> {
-  const target = resolveUpstream(kubernetes ? { url: up.url, bearer: (up as KubernetesUpstream).token, ca: up.ca, verify: up.verify } : (up as HttpUpstream), kubernetes && secrets.token ? { bearer: secrets.token } : secrets, masker, 1);
+/** An MCP stdio server is started per agent session: what can be checked now is that its program exists. */
+function testMcpCommand(command: string[]): Outcome {
+  const program = command[0] ?? '';
+  const dirs = program.includes('/') ? [''] : (process.env.PATH ?? '').split(path.delimiter).filter(Boolean);
+  for (const d of dirs) {
+    const file = d ? path.join(d, program) : program;
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      return { ok: true, message: `the server program ${file} is there; the gateway starts it for each agent session` };
+    } catch {
+      // not in this directory
+    }
+  }
+  return { ok: false, message: `the server program "${program}" is not found${program.includes('/') ? '' : ' on PATH'}` };
+}
+
+/** Kubernetes: GET /version with the connection's own login (token, client certificate or kubeconfig). */
+async function testKubernetes(up: KubernetesUpstream, secrets: Record<string, string>, timeoutMs: number): Promise<Outcome> {
+  const target = resolveKubeTarget(up, secrets, null);
+  const url = new URL('/version', target.url);
+  try {
+    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const headers: Record<string, string> = target.authorization ? { authorization: target.authorization } : {};
+      const req = (target.isHttps ? https : http).request(url, { method: 'GET', headers, agent: target.agent, timeout: timeoutMs }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          if (text.length < 4096) text += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`)));
+      req.on('error', reject);
+      req.end();
+    });
+    let version: string | undefined;
+    try {
+      version = (JSON.parse(body) as { gitVersion?: string }).gitVersion;
+    } catch {
+      version = undefined;
+    }
+    const ok = status === 200;
+    return { ok, message: `GET ${target.url.origin}/version answered HTTP ${status}${status === 401 || status === 403 ? ': the API server refused the credentials' : ''}`, ...(ok && version ? { serverVersion: `Kubernetes ${version}` } : {}) };
+  } finally {
+    target.agent.destroy();
+  }
+}
+
+async function testHttp(up: HttpUpstream, secrets: Record<string, string>, masker: Masker, timeoutMs: number): Promise<Outcome> {
+  const target = resolveUpstream(up, secrets, masker, 1);
   const url = new URL(target.url.toString());
-  if (kubernetes) url.pathname = `${target.basePath}/version`;
   for (const [k, v] of target.injectQuery) url.searchParams.set(k, v);
   const headers: Record<string, string> = Object.fromEntries(target.injectHeaders);
   try {

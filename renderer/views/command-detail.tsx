@@ -5,6 +5,7 @@ import { api } from '../api';
 import { KindTag, StatusPill, TextBlock } from '../components/common';
 import { CodeView, DiffView, languageOf } from '../components/monaco';
 import { ResultTable } from '../components/result-table';
+import { KubeChange } from '../components/kube-change';
 import { fmtBytes, fmtDuration, fmtTime, isRecord, prettyJson, stripAnsi } from '../format';
 import { href } from '../router';
 
@@ -25,7 +26,7 @@ export function CommandDetail({ command, session }: { command: CommandView; sess
           </span>
         ))}
         <span className="spacer" />
-        {session.protocol === 'ssh' && (
+        {(session.protocol === 'ssh' || session.protocol === 'kubernetes') && (
           <a className="btn small" href={href('replay', session.id, { t: c.startUs })}>
             ▶ replay from here
           </a>
@@ -68,8 +69,14 @@ function Body({ command: c, session }: { command: CommandView; session: SessionD
       return <LlmBody c={c} session={session} />;
     case 'shell':
     case 'exec':
-    case 'kubectl':
       return <ShellBody c={c} session={session} />;
+    case 'kubectl':
+      return (
+        <>
+          <ShellBody c={c} session={session} />
+          <KubeChange command={c} />
+        </>
+      );
     case 'sftp':
       return <SftpBody c={c} />;
     default:

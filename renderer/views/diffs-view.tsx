@@ -7,7 +7,7 @@ import type { CommandView } from '../../gateway/control-api/types';
 import { api } from '../api';
 import { Empty, ErrorLine, KindTag, StatusPill, useLoad } from '../components/common';
 import { DiffView, languageOf } from '../components/monaco';
-import { isRecord } from '../format';
+import { isRecord, prettyJson } from '../format';
 import { href, navigate, type Route } from '../router';
 
 interface Pair {
@@ -66,6 +66,11 @@ export function DiffsView({ route }: { route: Route }) {
       const d = r && isRecord(r.diff) ? r.diff : null;
       if (c.kind === 'sftp' && d && typeof d.after === 'string') {
         out.push({ kind: 'file', title: String(r?.path ?? c.text), original: typeof d.before === 'string' ? d.before : '', modified: d.after, language: 'plaintext', a: null, b: c });
+      }
+      // a Kubernetes object a kubectl command changed: the gateway recorded it before and after
+      if (c.kind === 'kubectl' && r && ((r.before ?? null) !== null || (r.after ?? null) !== null)) {
+        const doc = (v: unknown): string => (v === null || v === undefined ? '' : prettyJson(v));
+        out.push({ kind: 'file', title: c.targets[0] ?? c.text, original: doc(r.before), modified: doc(r.after), language: 'json', a: null, b: c });
       }
     }
     for (const [a, b] of retryPairs(session.commands)) {

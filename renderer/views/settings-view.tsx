@@ -143,7 +143,7 @@ function upstreamSummary(c: ConnectionInput): string {
     return `${String(u.user ?? '?')}@${String(u.host ?? '?')}:${String(u.port ?? (c.protocol === 'ssh' ? 22 : 5432))}${u.database ? `/${String(u.database)}` : ''}`;
   }
   if (Array.isArray(u.command)) return u.command.map(String).join(' ');
-  return `${String(u.url ?? '')}${c.llm ? ` · ${c.llm}` : ''}`;
+  return `${String(u.url ?? u.server ?? u.kubeconfig ?? '')}${c.llm ? ` · ${c.llm}` : ''}`;
 }
 
 function ConnectionsSection({ snapshot, onChanged, openForm }: { snapshot: SettingsSnapshot; onChanged: (s?: SettingsSnapshot) => void; openForm: boolean }) {
@@ -321,7 +321,7 @@ function initialState(c: ConnectionInput | null, identities: string[]): FormStat
     // a key is a file on disk far more often than a variable
     privateKey: refOf(u.privateKey, 'file'),
     hostKey: String(u.hostKey ?? ''),
-    url: String(u.url ?? ''),
+    url: String(u.url ?? u.server ?? ''),
     llm: c?.llm ?? '',
     headers: headers.length ? headers : [{ name: '', kind: 'env', value: '' }],
     token: refOf(u.token),
@@ -363,7 +363,8 @@ function toInput(f: FormState, initial: ConnectionInput | null): ConnectionInput
       break;
     }
     case 'kubernetes':
-      set('url', f.url.trim());
+      set('url', undefined);
+      set('server', f.url.trim());
       set('token', refValue(f.token));
       break;
   }
@@ -552,7 +553,7 @@ function ConnectionForm({ initial, identities, onCancel, onSaved }: { initial: C
             {field('hostKey', 'hostKey', 'upstream.hostKey', { placeholder: 'ssh-ed25519 AAAA… (learned on first use when empty)' })}
           </>
         )}
-        {(f.protocol === 'http' || f.protocol === 'kubernetes') && field('url', 'url', 'upstream.url', { placeholder: f.protocol === 'http' ? 'https://api.anthropic.com' : 'https://k8s.internal:6443' })}
+        {(f.protocol === 'http' || f.protocol === 'kubernetes') && field(f.protocol === 'kubernetes' ? 'server' : 'url', 'url', f.protocol === 'kubernetes' ? 'upstream.server' : 'upstream.url', { placeholder: f.protocol === 'http' ? 'https://api.anthropic.com' : 'https://k8s.internal:6443' })}
         {f.protocol === 'kubernetes' && ref('token', 'token')}
         {f.protocol === 'http' && (
           <label className="field">
