@@ -7,6 +7,7 @@ import { CodeView, DiffView, languageOf } from '../components/monaco';
 import { ResultTable } from '../components/result-table';
 import { fmtBytes, fmtDuration, fmtTime, isRecord, prettyJson, stripAnsi } from '../format';
 import { href } from '../router';
+import { causeLabel, McpBody } from './mcp-detail';
 
 export function CommandDetail({ command, session }: { command: CommandView; session: SessionDetail }) {
   const c = command;
@@ -50,7 +51,7 @@ function CausedByLine({ id, session }: { id: number; session: SessionDetail }) {
   const c = local ?? remote;
   return (
     <div className="caused-by">
-      caused by model call{' '}
+      caused by {causeLabel(c?.kind)}{' '}
       <a href={href('session', c?.sessionId ?? session.id, { cmd: id })} data-testid="caused-by-link">
         {c ? c.text.slice(0, 120) : `#${id}`}
       </a>
@@ -72,6 +73,8 @@ function Body({ command: c, session }: { command: CommandView; session: SessionD
       return <ShellBody c={c} session={session} />;
     case 'sftp':
       return <SftpBody c={c} />;
+    case 'mcp':
+      return <McpBody c={c} session={session} />;
     default:
       return (
         <>
