@@ -7,7 +7,7 @@ import { CodeView, DiffView, languageOf } from '../components/monaco';
 import { ResultTable } from '../components/result-table';
 import { fmtBytes, fmtDuration, fmtTime, isRecord, prettyJson, stripAnsi } from '../format';
 import { href } from '../router';
-import { causeLabel, McpBody } from './mcp-detail';
+import { causeLabel, isMcpCallOf, McpBody } from './mcp-detail';
 
 export function CommandDetail({ command, session }: { command: CommandView; session: SessionDetail }) {
   const c = command;
@@ -221,7 +221,7 @@ function LlmBody({ c, session }: { c: CommandView; session: SessionDetail }) {
   const linked = new Set<number>();
   const byCall = toolCalls.map((t) => {
     const args = norm(String(t.arguments ?? ''));
-    const mine = caused.filter((x) => !linked.has(x.id) && args.includes(norm(x.text).slice(0, 200)));
+    const mine = caused.filter((x) => !linked.has(x.id) && (args.includes(norm(x.text).slice(0, 200)) || isMcpCallOf(t.name, x)));
     for (const x of mine) linked.add(x.id);
     return mine;
   });

@@ -57,7 +57,10 @@ export function McpBody({ c, session }: { c: CommandView; session: SessionDetail
   return (
     <div className="mcp-call" data-testid="mcp-call">
       <div className="mcp-line mono" data-testid="mcp-tool">
-        <span className="method">{method}</span> {String(d.server ?? session.connection)}.<b>{String(d.tool ?? '')}</b>
+        <span className="method">{method}</span>{' '}
+        <span>
+          {String(d.server ?? session.connection)}.<b>{String(d.tool ?? '')}</b>
+        </span>
         {r.isError === true && <span className="http-status s5">isError</span>}
         {typeof r.durationMs === 'number' && <span className="muted"> · {fmtDuration(r.durationMs)}</span>}
         {d.toolChanged === true && (
@@ -113,4 +116,11 @@ export function ToolChangedDiff({ f }: { f: FindingView }) {
       <DiffView original={prettyJson(d.before)} modified={prettyJson(d.after)} language="json" height={260} />
     </div>
   );
+}
+
+/** Whether a caused MCP command is what a model's tool call named (bare or namespaced, e.g. mcp__db__query). */
+export function isMcpCallOf(toolName: unknown, x: CommandView): boolean {
+  const tool = x.kind === 'mcp' && isRecord(x.detail) && typeof x.detail.tool === 'string' ? x.detail.tool : null;
+  const name = String(toolName ?? '');
+  return tool !== null && tool !== '' && (name === tool || name.endsWith(`__${tool}`) || name.endsWith(`_${tool}`));
 }
