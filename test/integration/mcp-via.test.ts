@@ -18,6 +18,9 @@ import { startPostgres } from '../helpers/postgres-server';
 import { PACKAGE_ROOT } from '../../gateway/core/version';
 import { listRuns } from '../../gateway/store/queries';
 import { validateConfig } from '../../gateway/config/load';
+import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { Client as PgClient } from 'pg';
 
 const BIN = path.join(PACKAGE_ROOT, 'bin', 'flightlog.js');
 const SQL_SERVER = path.join(PACKAGE_ROOT, 'dist/test/helpers/mcp-sql-server.js');
@@ -115,4 +118,60 @@ test('upstream.via must name a postgres connection of the same file', () => {
   assert.throws(() => validateConfig(conn(['nope']), 'flightlog.yaml'), /"nope" is not a postgres connection of this file/);
   assert.throws(() => validateConfig(conn(['api']), 'flightlog.yaml'), /"api" is not a postgres connection/);
   assert.throws(() => validateConfig(conn('app-db'), 'flightlog.yaml'), /via.*expected a list of postgres connection names/s);
+});
+
+/** Whether the gateway's Postgres listener lets this identity in with this token (a real pg client). */
+async function pgLogin(address: { host: string; port: number }, user: string, password: string): Promise<string> {
+  const c = new PgClient({ host: address.host, port: address.port, user, password, database: 'app', connectionTimeoutMillis: 10_000 });
+  try {
+    await c.connect();
+    await c.query('SELECT 1');
+    return 'ok';
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+test("a via token works only while its MCP server runs, is masked in the store, and links without a run too", async () => {
+  const pgServer = await startPostgres();
+  const gw = await startTestGateway({
+    env: { APP_DB_PASSWORD: pgServer.app.password },
+    connections: [
+      { name: 'db', protocol: 'mcp', upstream: { command: [process.execPath, SQL_SERVER], via: ['app-db'] }, identities: ['claude'] },
+      { name: 'app-db', protocol: 'postgres', upstream: { host: pgServer.host, port: pgServer.port, user: 'app', database: 'app', password: { env: 'APP_DB_PASSWORD' } }, identities: ['claude'] },
+    ],
+  });
+  const client = new McpClient({ name: 'no-run-agent', version: '1' });
+  try {
+    const token = gw.addIdentity('claude');
+    await client.connect(new StdioClientTransport({ command: process.execPath, args: [BIN, 'mcp', '--connection', 'db', '--data-dir', gw.dataDir], env: { ...getDefaultEnvironment(), FLIGHTLOG_TOKEN: token, FLIGHTLOG_IDENTITY: 'claude' } }));
+    const rows = await client.callTool({ name: 'query', arguments: { sql: 'SELECT 41 + 1 AS answer' } });
+    assert.deepEqual(rows.content, [{ type: 'text', text: '[{"answer":42}]' }]);
+    const leakedText = ((await client.callTool({ name: 'leak_password', arguments: {} })).content as Array<{ text: string }>)[0].text;
+    const leaked = /^password=(\S+)$/.exec(leakedText)![1];
+    assert.notEqual(leaked, token, 'the server gets a token of its own, not the agent\'s');
+    assert.equal(await pgLogin(gw.address('app-db'), 'claude', leaked), 'ok', 'valid while the server runs');
+    await client.close();
+    // the pipe closing ends the session; the token is gone once the server has exited
+    const deadline = Date.now() + 20_000;
+    let outcome = 'ok';
+    while (outcome === 'ok' && Date.now() < deadline) {
+      outcome = await pgLogin(gw.address('app-db'), 'claude', leaked);
+      if (outcome === 'ok') await new Promise((r) => setImmediate(r));
+    }
+    assert.match(outcome, /password authentication failed/, 'refused after the MCP session ended');
+    await gw.flush();
+    assert.deepEqual(gw.grepDataDir(leaked), [], 'the via token is masked everywhere it was recorded');
+    const sessions = gw.sessions();
+    const mcp = sessions.find((s) => s.protocol === 'mcp')!;
+    const answer = sessions.flatMap((s) => gw.show(s.id).commands).find((c) => c.kind === 'sql' && c.text.includes('41 + 1'))!;
+    const call = gw.show(mcp.id).commands.find((c) => c.text.startsWith('db.query'))!;
+    assert.equal(answer.causedBy, call.id, 'linked without a run: the token names the MCP session');
+  } finally {
+    await client.close().catch(() => undefined);
+    await gw.close();
+    await pgServer.stop();
+  }
 });
