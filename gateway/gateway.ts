@@ -230,7 +230,7 @@ export class Gateway {
     lineage?: Lineage,
     listenerAddress?: (connection: string) => string | null,
   ): ListenerContext {
-    const via = ViaTokens.of(db);
+    const via = ViaTokens.of(db, dataDir);
     const allowed = (r: AuthResult): AuthResult => {
       if (r.ok && r.identity && !connection.identities.includes(r.identity)) {
         return { ok: false, identity: r.identity, reason: 'not-allowed', message: `identity "${r.identity}" may not use connection "${connection.name}"` };
