@@ -21,6 +21,7 @@ import { createGatewayMasker, loadDigests } from './masking-setup';
 import { withSettingsRoutes } from './settings/settings-routes';
 import { Lineage } from './lineage';
 import { ApprovalRegistry } from './approvals';
+import { ViaTokens } from './mcp/via';
 
 export { VERSION } from './core/version';
 
@@ -181,7 +182,7 @@ export class Gateway {
           listeners.set(connection.name, { connection, listener: null, error: `no ${connection.protocol} listener in this build` });
           continue;
         }
-        const ctx = Gateway.context(connection, opts.config, dataDir, secrets.get(connection.name) ?? {}, masker, log, db, recorder, guardrails.policy, approvals, lineage);
+        const ctx = Gateway.context(connection, opts.config, dataDir, secrets.get(connection.name) ?? {}, masker, log, db, recorder, guardrails.policy, approvals, lineage, (n) => listeners.get(n)?.listener?.address ?? null);
         let listener: Listener;
         try {
           listener = await start(ctx);
@@ -234,7 +235,9 @@ export class Gateway {
     policy: Policy,
     approvals: ApprovalRegistry,
     lineage?: Lineage,
+    listenerAddress?: (connection: string) => string | null,
   ): ListenerContext {
+    const via = ViaTokens.of(db, dataDir);
     const allowed = (r: AuthResult): AuthResult => {
       if (r.ok && r.identity && !connection.identities.includes(r.identity)) {
         return { ok: false, identity: r.identity, reason: 'not-allowed', message: `identity "${r.identity}" may not use connection "${connection.name}"` };
@@ -251,7 +254,7 @@ export class Gateway {
       policy,
       log,
       authenticate(identity, credential) {
-        const r = allowed(checkCredential(db, identity, credential));
+        const r = 'token' in credential ? via.tag(allowed(checkCredential(db, identity, credential)), credential) : allowed(checkCredential(db, identity, credential));
         // Every token-based login passes here: from now on its value (and encoded forms) is masked
         // by value too, beyond the `flt_` rule. Deduplicated by the masker.
         if (r.ok && 'token' in credential) masker.addKnownSecret('flightlog-token', credential.token);
@@ -259,9 +262,16 @@ export class Gateway {
       },
       scramVerifiers: (identity) => scramVerifiers(db, identity),
       knownIdentity: (identity) => identityExists(db, identity),
-      authenticateScramToken: (identity, tokenId) => allowed(checkScramToken(db, identity, tokenId)),
-      openSession(open) {
-        return recorder.openSession({ ...open, connection: connection.name, protocol: connection.protocol });
+      authenticateScramToken: (identity, tokenId) => via.tag(allowed(checkScramToken(db, identity, tokenId)), { tokenId }),
+      openSession({ via: mcpSession, ...open }) {
+        if (!mcpSession) return recorder.openSession({ ...open, connection: connection.name, protocol: connection.protocol });
+        const s = recorder.openSession({ ...open, meta: { ...open.meta, viaMcpSession: mcpSession }, connection: connection.name, protocol: connection.protocol });
+        lineage?.bindVia(s.id, mcpSession);
+        return s;
+      },
+      viaCredential(name, identity, runId) {
+        const address = listenerAddress?.(name);
+        return address ? via.mint(address, identity, runId, masker) : null;
       },
       holdForApproval: (req) => {
         const cause = lineage?.causeOf(req, connection.protocol === 'postgres' ? 'sql' : connection.protocol === 'ssh' ? 'shell' : connection.protocol === 'mcp' ? 'mcp' : connection.protocol === 'kubernetes' ? 'kubectl' : 'http', req.commandText);
@@ -377,7 +387,7 @@ export class Gateway {
       const start = listenerFor(c.protocol);
       if (!start) return { connection: c, listener: null, error: `no ${c.protocol} listener in this build` };
       try {
-        const listener = await start(Gateway.context(c, cfg, this.dataDir, values, this.masker, log, this.db, this.recorder, this.runtime.guardrails.policy, this.runtime.approvals, this.runtime.lineage));
+        const listener = await start(Gateway.context(c, cfg, this.dataDir, values, this.masker, log, this.db, this.recorder, this.runtime.guardrails.policy, this.runtime.approvals, this.runtime.lineage, (n) => this.listeners.get(n)?.listener?.address ?? null));
         return { connection: c, listener, error: null, secrets: secretsDigest(values) };
       } catch (err) {
         throw listenError(c, err);

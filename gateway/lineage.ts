@@ -49,6 +49,7 @@ export class Lineage {
 
   /** Recorder hook: an llm command finished; remember the commands its tool calls ask for. */
   onCommandFinish = (s: SessionInfo, commandId: number, start: CommandStart, finish: CommandFinish): void => {
+    if (start.kind === 'mcp') return this.mcpFinished(s.id, commandId);
     if (start.kind !== 'llm') return;
     const key = this.key(s);
     if (!key) return;
@@ -68,6 +69,12 @@ export class Lineage {
    * whose tool call asked for it.
    */
   onCommandStart = (s: SessionInfo, commandId: number, start: CommandStart): number | null => {
+    if (start.kind === 'mcp') this.mcpStarted(s.id, commandId);
+    else {
+      const mcpSession = this.via.get(s.id);
+      const call = mcpSession === undefined ? undefined : this.mcpCalls.get(mcpSession);
+      if (call) return call.inFlight.length ? call.inFlight[call.inFlight.length - 1] : call.last;
+    }
     const trace = traceIdOf(start.detail);
     if (trace !== null) {
       if (start.kind === 'mcp') {
@@ -80,6 +87,38 @@ export class Lineage {
     }
     return this.causeOf(s, start.kind, start.text)?.commandId ?? null;
   };
+
+  // --- MCP via (issue 15): a session opened by an MCP server's own client (upstream.via) ---
+  /** session id → the MCP session whose server opened it */
+  private readonly via = new Map<string, string>();
+  /** MCP session id → its tool calls in flight (oldest first) and the last one started */
+  private readonly mcpCalls = new Map<string, { inFlight: number[]; last: number }>();
+
+  /**
+   * A session opened with an MCP session's `via` token: each command it starts is caused by the
+   * tool call in flight in that MCP session, the newest one when several are, else the last one.
+   */
+  bindVia(sessionId: string, mcpSessionId: string): void {
+    this.via.set(sessionId, mcpSessionId);
+    if (this.via.size > MAX_TRACES) this.via.delete(this.via.keys().next().value as string);
+  }
+
+  private mcpStarted(sessionId: string, commandId: number): void {
+    const c = this.mcpCalls.get(sessionId);
+    if (c) {
+      c.inFlight.push(commandId);
+      c.last = commandId;
+      return;
+    }
+    this.mcpCalls.set(sessionId, { inFlight: [commandId], last: commandId });
+    if (this.mcpCalls.size > MAX_TRACES) this.mcpCalls.delete(this.mcpCalls.keys().next().value as string);
+  }
+
+  private mcpFinished(sessionId: string, commandId: number): void {
+    const c = this.mcpCalls.get(sessionId);
+    if (c) c.inFlight = c.inFlight.filter((id) => id !== commandId);
+  }
+  // --- end MCP via ---
 
   /** trace id → the MCP tool call that carried it, newest last */
   private readonly traces = new Map<string, number>();

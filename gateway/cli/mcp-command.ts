@@ -6,11 +6,13 @@
  *
  * `flightlog mcp config NAME [--agent claude|cursor|vscode]`: the JSON to paste into an agent's config.
  */
+import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { FlightlogError, UsageError } from '../core/errors';
 import { resolveDataDir } from '../core/paths';
+import { storePath } from '../store/db';
 import { announceFile, CONTROL, HELLO_VERSION, type ControlMessage, type PipeHello } from '../mcp/stdio-listener';
 import { parse, type Io } from './main';
 
@@ -26,8 +28,58 @@ export async function runMcpCommand(argv: string[], io: Io): Promise<number> {
   if (!token) throw new FlightlogError('E_MCP_TOKEN', 'no Flightlog token: run the agent under "flightlog run", or set FLIGHTLOG_TOKEN to a token from "flightlog identity add"');
   if (!identity) throw new FlightlogError('E_MCP_IDENTITY', 'no identity: pass --identity NAME or set FLIGHTLOG_IDENTITY (flightlog run sets both)');
   const dataDir = resolveDataDir(flags['data-dir'] as string | undefined, io.env);
+  const http = httpMcpConnection(dataDir, connection);
+  if (http) throw new FlightlogError('E_MCP_HTTP', `connection "${connection}" is an MCP server over HTTP, not a pipe: point the agent at ${http.url} (flightlog mcp config ${connection} prints the snippet)`);
   const address = gatewayAddress(dataDir, connection);
   return pipe(address, { flightlog: 'mcp-pipe', version: HELLO_VERSION, connection, identity, token, pid: process.pid }, io);
+}
+
+/**
+ * An MCP connection over HTTP as the gateway last started it (its row in the store): the URL an
+ * agent uses is the gateway's listen address (the bound one while a gateway runs) and the server's
+ * own path. Null for anything else, or when there is no store yet.
+ */
+function httpMcpConnection(dataDir: string, name: string): { url: string } | null {
+  const file = storePath(dataDir);
+  if (!fs.existsSync(file)) return null;
+  let config: { protocol?: string; listen?: { host?: string; port?: number }; upstream?: { url?: string } };
+  try {
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      const row = db.prepare('SELECT config FROM connections WHERE name = ?').get(name) as { config: string } | undefined;
+      if (!row) return null;
+      config = JSON.parse(row.config) as typeof config;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return null;
+  }
+  if (config.protocol !== 'mcp' || typeof config.upstream?.url !== 'string') return null;
+  let address = `${config.listen?.host ?? '127.0.0.1'}:${config.listen?.port ?? 0}`;
+  const bound = boundAddress(dataDir, name);
+  if (bound) address = bound;
+  const i = address.lastIndexOf(':');
+  let host = address.slice(0, i);
+  if (host === '0.0.0.0' || host === '::' || host === '') host = '127.0.0.1';
+  if (host.includes(':') && !host.startsWith('[')) host = `[${host}]`;
+  let upstreamPath = '/';
+  try {
+    upstreamPath = new URL(config.upstream.url).pathname;
+  } catch {
+    // the gateway serves the MCP endpoint at / too
+  }
+  return { url: `http://${host}:${address.slice(i + 1)}${upstreamPath}` };
+}
+
+/** The address a running gateway bound for a connection (listen port 0), from its status file. */
+function boundAddress(dataDir: string, name: string): string | null {
+  try {
+    const status = JSON.parse(fs.readFileSync(path.join(dataDir, 'mcp', `${name}.http.json`), 'utf8')) as { address?: unknown };
+    return typeof status.address === 'string' ? status.address : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The loopback address the running gateway announced for this connection. */
@@ -132,6 +184,9 @@ function configCommand(argv: string[], io: Io): number {
   if (!name) throw new UsageError(`mcp config needs a connection NAME (usage: ${usage})`);
   const agent = flags.agent as string | undefined;
   if (agent !== undefined && !['claude', 'cursor', 'vscode'].includes(agent)) throw new UsageError(`--agent expects claude, cursor or vscode, got "${agent}"`);
+  const dataDir = resolveDataDir(flags['data-dir'] as string | undefined, io.env);
+  const http = httpMcpConnection(dataDir, name);
+  if (http) return httpConfig(name, http.url, agent, io);
   const args = ['mcp', '--connection', name];
   if (flags.identity) args.push('--identity', flags.identity as string);
   if (flags['data-dir']) args.push('--data-dir', path.resolve(flags['data-dir'] as string));
@@ -148,5 +203,29 @@ function configCommand(argv: string[], io: Io): number {
   }
   for (const a of chosen) io.stdout.write(`// ${a === 'claude' ? 'Claude Code' : a === 'cursor' ? 'Cursor' : 'VS Code'}: ${snippets[a].file}\n${JSON.stringify(snippets[a].json, null, 2)}\n\n`);
   io.stdout.write('// The pipe authenticates with FLIGHTLOG_TOKEN and FLIGHTLOG_IDENTITY, which "flightlog run -- AGENT" sets.\n');
+  return 0;
+}
+
+/**
+ * The snippets for an MCP connection over HTTP: the agent talks to the gateway's URL with its
+ * Flightlog token as a bearer. No token is printed: each agent's own variable syntax reads it
+ * (FLIGHTLOG_TOKEN, set by `flightlog run`; VS Code asks for it once and keeps it as a secret).
+ */
+function httpConfig(name: string, url: string, agent: string | undefined, io: Io): number {
+  const server = (token: string) => ({ type: 'http', url, headers: { Authorization: `Bearer ${token}` } });
+  const snippets: Record<string, { file: string; json: unknown }> = {
+    claude: { file: `.mcp.json (project) or: claude mcp add --transport http ${name} ${url} --header "Authorization: Bearer $FLIGHTLOG_TOKEN"`, json: { mcpServers: { [name]: server('${FLIGHTLOG_TOKEN}') } } },
+    cursor: { file: '.cursor/mcp.json or ~/.cursor/mcp.json', json: { mcpServers: { [name]: { url, headers: { Authorization: 'Bearer ${env:FLIGHTLOG_TOKEN}' } } } } },
+    vscode: {
+      file: '.vscode/mcp.json',
+      json: { inputs: [{ type: 'promptString', id: 'flightlog-token', description: 'Flightlog token', password: true }], servers: { [name]: server('${input:flightlog-token}') } },
+    },
+  };
+  if (agent) {
+    io.stdout.write(JSON.stringify(snippets[agent].json, null, 2) + '\n');
+    return 0;
+  }
+  for (const a of Object.keys(snippets)) io.stdout.write(`// ${a === 'claude' ? 'Claude Code' : a === 'cursor' ? 'Cursor' : 'VS Code'}: ${snippets[a].file}\n${JSON.stringify(snippets[a].json, null, 2)}\n\n`);
+  io.stdout.write('// The agent presents its Flightlog token as a bearer: FLIGHTLOG_TOKEN under "flightlog run", else a token from "flightlog identity add".\n');
   return 0;
 }

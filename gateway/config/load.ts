@@ -241,7 +241,7 @@ function checkUpstream(c: Checker, protocol: Protocol, v: unknown, p: Array<stri
 
 // --- MCP (issue 15) ---
 function checkMcpUpstream(c: Checker, o: Record<string, unknown>, p: ConfigPath): McpUpstream {
-  c.keys(o, p, ['command', 'env', 'cwd']);
+  c.keys(o, p, ['command', 'env', 'cwd', 'via']);
   if (!Array.isArray(o.command) || o.command.length === 0) c.fail([...p, 'command'], `expected the server's command line as a list [CMD, ARGS…]${describe(o.command)}`);
   const command = (o.command as unknown[]).map((x, j) => (typeof x === 'number' ? String(x) : c.string(x, [...p, 'command', j], 'a command or argument')));
   const up: McpUpstream = { command };
@@ -256,6 +256,10 @@ function checkMcpUpstream(c: Checker, o: Record<string, unknown>, p: ConfigPath)
     const dir = c.string(o.cwd, [...p, 'cwd'], 'a directory');
     const base = c.file.startsWith('(') ? process.cwd() : path.dirname(c.file);
     up.cwd = dir.startsWith('~/') ? path.join(os.homedir(), dir.slice(2)) : path.resolve(base, dir);
+  }
+  if (o.via !== undefined) {
+    if (!Array.isArray(o.via)) c.fail([...p, 'via'], `expected a list of postgres connection names${describe(o.via)}`);
+    up.via = (o.via as unknown[]).map((x, j) => c.string(x, [...p, 'via', j], 'a postgres connection name'));
   }
   return up;
 }
@@ -430,6 +434,15 @@ export function validateConfig(raw: unknown, file: string, doc: Document | null 
     if (a.listen !== undefined) Object.assign(controlApi, parseListen(c, a.listen, ['controlApi', 'listen']));
     if (!/^(127\.\d+\.\d+\.\d+|localhost|::1)$/.test(controlApi.host)) c.fail(['controlApi', 'listen'], 'the control API listens on loopback only (127.0.0.1)');
   }
+  // --- MCP via (issue 15): an MCP server's database traffic goes through a postgres connection of this file ---
+  connections.forEach((conn, i) => {
+    const via = conn.protocol === 'mcp' && 'command' in conn.upstream ? (conn.upstream as McpUpstream).via ?? [] : [];
+    via.forEach((name, j) => {
+      const target = connections.find((x) => x.name === name);
+      if (!target || target.protocol !== 'postgres') c.fail(['connections', i, 'upstream', 'via', j], `"${name}" is not a postgres connection of this file`);
+    });
+  });
+  // --- end MCP via ---
   const config: FlightlogConfig = { file, connections, recording, controlApi, guardrails: checkGuardrails(c, root.guardrails) };
   if (root.retention !== undefined) config.retention = parseRetention(c, root.retention, ['retention']);
   return config;

@@ -68,6 +68,11 @@ export interface McpStdioUpstream {
   env?: Record<string, SecretRef>;
   /** working directory (relative to the config file) */
   cwd?: string;
+  /**
+   * Postgres connections of this gateway the server reaches its database through: the server gets
+   * PG* variables for the gateway's listener and a token of the agent's run minted for its session
+   */
+  via?: string[];
 }
 export type McpUpstream = McpStdioUpstream;
 // --- end MCP ---

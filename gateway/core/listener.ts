@@ -44,8 +44,23 @@ export interface ListenerContext {
    * Absent (tests, read-only tools): a hold is denied.
    */
   holdForApproval?(req: Omit<ApprovalRequest, 'connection' | 'protocol'>): HeldCommand;
+  /**
+   * MCP `upstream.via`: a token of the identity (and run) for one MCP server child, valid on the
+   * named connection's listener while the session lives; sessions opened with it carry `via`
+   * (bind() names the MCP session once it is open). Null when that connection has no listener.
+   */
+  viaCredential?(connection: string, identity: string, runId: string | null): ViaCredential | null;
   /** Records a failed login attempt (no session is kept open for it). */
   recordFailedAttempt(attempt: { identity: string | null; clientAddr?: string; reason: string }): void;
+}
+
+export interface ViaCredential {
+  /** host:port of the connection's listener */
+  address: string;
+  token: string;
+  bind(mcpSessionId: string): void;
+  /** the token stops working (the server's child has exited) */
+  release(): void;
 }
 
 export interface ScramVerifierSet {

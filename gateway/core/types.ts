@@ -88,6 +88,8 @@ export interface SessionOpen {
   identity: string | null;
   runId?: string | null;
   clientAddr?: string;
+  /** AuthResult.via: the session's commands link to the MCP tool call in flight there */
+  via?: string;
   /** protocol facts worth keeping: database, user, client application, pty… */
   meta?: Record<string, Json>;
 }
@@ -163,6 +165,8 @@ export interface AuthResult {
   identity?: string;
   /** the run this credential belongs to (a token minted by `flightlog run`): pass it to openSession */
   runId?: string;
+  /** the MCP session whose server this credential was minted for (`upstream.via`): pass it to openSession */
+  via?: string;
   /** 'bad-credential' | 'revoked' | 'not-allowed' */
   reason?: 'bad-credential' | 'revoked' | 'not-allowed' | 'unknown-identity';
   message?: string;

@@ -10,10 +10,12 @@
  * connections, so sessions are keyed by it (or by the legacy endpoint, or by the client
  * connection for a server that keeps no session).
  */
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import type { Socket } from 'node:net';
+import * as nodePath from 'node:path';
 import type { HttpUpstream } from '../config/schema';
 import type { Listener, ListenerContext, StartListener } from '../core/listener';
 import type { Json } from '../core/types';
@@ -568,11 +570,24 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
   const addr = server.address();
   const address = addr && typeof addr === 'object' ? `${addr.address}:${addr.port}` : String(addr);
   ctx.log.info(`mcp ${name}: listening on ${address} → ${target.label} (HTTP)`);
+  // the bound address (listen port 0), for `flightlog mcp config NAME`
+  const announced = nodePath.join(ctx.dataDir, 'mcp', `${name}.http.json`);
+  try {
+    fs.mkdirSync(nodePath.dirname(announced), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(announced, JSON.stringify({ address, pid: process.pid }) + '\n', { mode: 0o600 });
+  } catch (err) {
+    ctx.log.warn(`mcp ${name}: cannot write ${announced} (${(err as NodeJS.ErrnoException).code ?? 'error'}); flightlog mcp config shows the configured address`);
+  }
 
   let closing: Promise<void> | null = null;
   return {
     address,
     close(): Promise<void> {
+      try {
+        if ((JSON.parse(fs.readFileSync(announced, 'utf8')) as { address?: string }).address === address) fs.unlinkSync(announced);
+      } catch {
+        // already gone
+      }
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const e of [...entries.values()]) removeEntry(e, 'gateway stopped');

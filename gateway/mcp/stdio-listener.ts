@@ -14,7 +14,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import type { McpStdioUpstream } from '../config/schema';
 import { mcpEnvSecrets } from '../config/load';
-import type { Listener, ListenerContext } from '../core/listener';
+import type { Listener, ListenerContext, ViaCredential } from '../core/listener';
 import type { Json } from '../core/types';
 import { McpSession, mcpSessionContext, type FinalVerdict, type Verdict } from './session';
 import { ToolBaselines, toolBaselinesFile } from './tool-drift';
@@ -112,10 +112,26 @@ function parseJson(raw: Buffer): unknown {
   }
 }
 
-function serverEnv(secrets: Record<string, string>): NodeJS.ProcessEnv {
+function serverEnv(secrets: Record<string, string>, via: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const k of INHERITED_ENV) if (process.env[k] !== undefined) env[k] = process.env[k];
-  return { ...env, ...mcpEnvSecrets(secrets) };
+  return { ...env, ...via, ...mcpEnvSecrets(secrets) };
+}
+
+/**
+ * `upstream.via`: libpq-style variables pointing the server's database client at the gateway's
+ * listener of the first connection, logged in as the agent's identity with the session's token.
+ */
+function viaEnv(creds: Array<{ name: string; cred: ViaCredential }>, identity: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const { name, cred } of creds) {
+    const i = cred.address.lastIndexOf(':');
+    const host = cred.address.slice(0, i).replace(/^\[|\]$/g, '');
+    const port = cred.address.slice(i + 1);
+    if (!env.PGHOST) Object.assign(env, { PGHOST: host, PGPORT: port, PGUSER: identity, PGPASSWORD: cred.token });
+    env[`FLIGHTLOG_PG_${name.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}`] = `postgresql://${encodeURIComponent(identity)}@${host}:${port}`;
+  }
+  return env;
 }
 
 export async function startMcpStdioListener(ctx: ListenerContext): Promise<Listener> {
@@ -163,6 +179,8 @@ class PipeConnection {
   private stderrRecorded = 0;
   private ended = false;
   private childExited: Promise<void> = Promise.resolve();
+  /** upstream.via tokens of this session's server: they stop working when it exits */
+  private via: Array<{ name: string; cred: ViaCredential }> = [];
 
   constructor(
     private readonly socket: net.Socket,
@@ -232,9 +250,23 @@ class PipeConnection {
     if (this.upstream.cwd && !fs.existsSync(this.upstream.cwd)) {
       return this.refuse('E_MCP_SPAWN', `cannot start the MCP server of connection "${ctx.connection.name}": its working directory ${this.upstream.cwd} does not exist`);
     }
+    for (const name of this.upstream.via ?? []) {
+      let cred: ViaCredential | null = null;
+      try {
+        cred = ctx.viaCredential?.(name, auth.identity, auth.runId ?? null) ?? null;
+      } catch (err) {
+        ctx.log.warn(`connection "${ctx.connection.name}": cannot mint a token for via "${name}": ${(err as Error).message}`);
+      }
+      if (!cred) {
+        this.releaseVia();
+        return this.refuse('E_MCP_VIA', `cannot start the MCP server of connection "${ctx.connection.name}": its via connection "${name}" is not listening`);
+      }
+      this.via.push({ name, cred });
+    }
     try {
-      child = await this.spawnServer();
+      child = await this.spawnServer(viaEnv(this.via, auth.identity));
     } catch (err) {
+      this.releaseVia();
       const e = err as NodeJS.ErrnoException;
       const why = e.code === 'ENOENT' ? 'command not found' : (e.code ?? e.message);
       ctx.log.warn(`connection "${ctx.connection.name}": cannot start the MCP server (${this.upstream.command[0]}): ${why}`);
@@ -242,19 +274,26 @@ class PipeConnection {
     }
     if (this.socket.destroyed || this.ended) {
       child.kill('SIGTERM');
+      void this.childExited.then(() => this.releaseVia());
       return;
     }
     this.child = child;
     const session = ctx.openSession({ identity: auth.identity, runId: auth.runId ?? null, clientAddr, meta: { transport: 'stdio', command: this.upstream.command as Json, serverPid: child.pid ?? null } });
     this.mcp = new McpSession(mcpSessionContext(ctx, session, { identity: auth.identity, runId: auth.runId ?? null }, this.tools));
+    for (const v of this.via) v.cred.bind(session.id);
     session.onTerminate((_reason, message) => void this.end(message, message));
     this.socket.write(controlLine({ ok: true, sessionId: session.id }));
     this.relay(child, rest);
   }
 
-  private spawnServer(): Promise<ChildProcessWithoutNullStreams> {
+  private releaseVia(): void {
+    for (const v of this.via) v.cred.release();
+    this.via = [];
+  }
+
+  private spawnServer(via: Record<string, string>): Promise<ChildProcessWithoutNullStreams> {
     const [cmd, ...args] = this.upstream.command;
-    const child = spawn(cmd, args, { cwd: this.upstream.cwd, env: serverEnv(this.ctx.secrets), stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
+    const child = spawn(cmd, args, { cwd: this.upstream.cwd, env: serverEnv(this.ctx.secrets, via), stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
     this.childExited = new Promise((resolve) => child.once('close', () => resolve()));
     return new Promise((resolve, reject) => {
       child.once('spawn', () => {
@@ -357,6 +396,7 @@ class PipeConnection {
       clearTimeout(kill);
       clearTimeout(hard);
     }
+    this.releaseVia();
   }
 }
 

@@ -191,7 +191,7 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
         upstreamTls: login.tls,
         clientAuth: method,
       };
-      const session = ctx.openSession({ identity, clientAddr, meta, runId: auth.runId ?? null });
+      const session = ctx.openSession({ identity, clientAddr, meta, runId: auth.runId ?? null, via: auth.via });
       let key = '';
       let pid = 0;
       let secret = 0;

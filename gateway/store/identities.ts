@@ -213,7 +213,7 @@ function safeEqual(a: string, b: string): boolean {
 }
 
 /** Mints a token for one run of an agent (`flightlog run`); it tags every session it opens with the run. */
-export function addRunToken(db: Db, name: string, runId: string): string {
+export function addRunToken(db: Db, name: string, runId: string | null): string {
   const row = db.prepare('SELECT id, revoked_at FROM identities WHERE name = ?').get(name) as { id: number; revoked_at: string | null } | undefined;
   if (!row) throw new FlightlogError('E_NOT_FOUND', `no identity "${name}" (create it with: flightlog identity add ${name} --kind agent)`);
   if (row.revoked_at) throw new FlightlogError('E_REVOKED', `identity "${name}" is revoked`);

@@ -8,6 +8,7 @@ import { ResultTable } from '../components/result-table';
 import { KubeChange } from '../components/kube-change';
 import { fmtBytes, fmtDuration, fmtTime, isRecord, prettyJson, stripAnsi } from '../format';
 import { href } from '../router';
+import { causeLabel, isMcpCallOf, McpBody } from './mcp-detail';
 
 export function CommandDetail({ command, session }: { command: CommandView; session: SessionDetail }) {
   const c = command;
@@ -51,7 +52,7 @@ function CausedByLine({ id, session }: { id: number; session: SessionDetail }) {
   const c = local ?? remote;
   return (
     <div className="caused-by">
-      caused by model call{' '}
+      caused by {causeLabel(c?.kind)}{' '}
       <a href={href('session', c?.sessionId ?? session.id, { cmd: id })} data-testid="caused-by-link">
         {c ? c.text.slice(0, 120) : `#${id}`}
       </a>
@@ -79,6 +80,8 @@ function Body({ command: c, session }: { command: CommandView; session: SessionD
       );
     case 'sftp':
       return <SftpBody c={c} />;
+    case 'mcp':
+      return <McpBody c={c} session={session} />;
     default:
       return (
         <>
@@ -225,7 +228,7 @@ function LlmBody({ c, session }: { c: CommandView; session: SessionDetail }) {
   const linked = new Set<number>();
   const byCall = toolCalls.map((t) => {
     const args = norm(String(t.arguments ?? ''));
-    const mine = caused.filter((x) => !linked.has(x.id) && args.includes(norm(x.text).slice(0, 200)));
+    const mine = caused.filter((x) => !linked.has(x.id) && (args.includes(norm(x.text).slice(0, 200)) || isMcpCallOf(t.name, x)));
     for (const x of mine) linked.add(x.id);
     return mine;
   });

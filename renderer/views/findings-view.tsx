@@ -5,6 +5,7 @@ import { api } from '../api';
 import { Empty, ErrorLine, useLive, useLoad } from '../components/common';
 import { fmtTime, prettyJson, shortId } from '../format';
 import { href, type Route } from '../router';
+import { ToolChangedDiff } from './mcp-detail';
 
 interface Group {
   key: string;
@@ -84,6 +85,7 @@ export function FindingsView({ route }: { route: Route }) {
                     {f.detail !== null && <span className="muted detail-text">{prettyJson(f.detail).replace(/\s+/g, ' ').slice(0, 140)}</span>}
                   </a>
                 ))}
+                {g.kind === 'tool-changed' && s.findings.slice(0, 20).map((f) => <ToolChangedDiff key={`diff-${f.id}`} f={f} />)}
               </div>
             ))}
           </section>
