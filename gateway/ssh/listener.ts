@@ -10,7 +10,7 @@ import type { Listener, ListenerContext, StartListener } from '../core/listener'
 import type { AuthResult } from '../core/types';
 import { AgentConnection } from './connection';
 import { loadOrCreateHostKey } from './host-keys';
-import { OpenFailDescriber, sendAuthBanner } from './ssh2-internals';
+import { coalesceWrites, OpenFailDescriber, sendAuthBanner } from './ssh2-internals';
 
 const METHODS: Array<'publickey' | 'password'> = ['publickey', 'password'];
 
@@ -42,6 +42,7 @@ export const startSshListener: StartListener = async (ctx: ListenerContext): Pro
     // Nagle plus the peer's delayed ACK holds each small SSH packet ~40 ms: request/response
     // traffic (sftp, scp -r, a tunnelled database) would crawl. ssh2 has it, its typings do not.
     (conn as Connection & { setNoDelay?(on: boolean): void }).setNoDelay?.(true);
+    coalesceWrites(conn);
     const clientAddr = `${info.ip}:${info.port}`;
     const describer = new OpenFailDescriber();
     describer.install(conn);

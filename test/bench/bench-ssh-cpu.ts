@@ -10,7 +10,9 @@
  * listener's descendants named sshd, polled every 20 ms; the last poll before a process exits
  * is its figure, so it reads up to 20 ms low). Each workload runs once as warm-up, then
  * FLIGHTLOG_BENCH_RUNS (default 3) times, direct and gateway interleaved; figures are min–max.
- * FLIGHTLOG_BENCH_NODE_ARGS passes flags to the gateway's node (e.g. `--cpu-prof`).
+ * FLIGHTLOG_BENCH_NODE_ARGS passes flags to the gateway's node (e.g. `--cpu-prof`),
+ * FLIGHTLOG_BENCH_SSH_ARGS options to every ssh/scp client (e.g. `-c aes128-ctr`),
+ * FLIGHTLOG_BENCH_ONLY a comma-separated subset of download,upload,scp.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -23,6 +25,7 @@ import { cpuMs, range, timed } from './bench-ssh';
 const MB = Number(process.env.FLIGHTLOG_BENCH_MB ?? 256);
 const RUNS = Math.max(1, Number(process.env.FLIGHTLOG_BENCH_RUNS ?? 3));
 const NODE_ARGS = (process.env.FLIGHTLOG_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+const SSH_ARGS = (process.env.FLIGHTLOG_BENCH_SSH_ARGS ?? '').split(/\s+/).filter(Boolean);
 const ONLY = (process.env.FLIGHTLOG_BENCH_ONLY ?? '').split(',').filter(Boolean);
 const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..');
 const BIN = path.join(PACKAGE_ROOT, 'bin', 'flightlog.js');
@@ -157,8 +160,8 @@ async function main(): Promise<void> {
     gateway = gw.child;
     const gwPid = gw.child.pid as number;
 
-    const directOpts = clientOptions(sshd.port, { keyPath: sshd.userKeyPath });
-    const gatewayOpts = clientOptions(gw.port, { keyPath: agentKey });
+    const directOpts = [...clientOptions(sshd.port, { keyPath: sshd.userKeyPath }), ...SSH_ARGS];
+    const gatewayOpts = [...clientOptions(gw.port, { keyPath: agentKey }), ...SSH_ARGS];
     const sides = [
       { name: 'direct', opts: directOpts, port: sshd.port, dest: `${sshd.user}@${sshd.host}` },
       { name: 'gateway', opts: gatewayOpts, port: gw.port, dest: `bench@127.0.0.1` },
