@@ -10,6 +10,7 @@ import type { Listener, ListenerContext, StartListener } from '../core/listener'
 import type { AuthResult } from '../core/types';
 import { AgentConnection } from './connection';
 import { loadOrCreateHostKey } from './host-keys';
+import { AGENT_LEG_CIPHERS } from './algorithms';
 import { coalesceWrites, OpenFailDescriber, sendAuthBanner } from './ssh2-internals';
 
 const METHODS: Array<'publickey' | 'password'> = ['publickey', 'password'];
@@ -37,7 +38,7 @@ export const startSshListener: StartListener = async (ctx: ListenerContext): Pro
   const live = new Set<AgentConnection>();
   const sockets = new Set<Connection>();
 
-  const server = new Server({ hostKeys: [hostKey], ident: 'flightlog' }, (conn, info) => {
+  const server = new Server({ hostKeys: [hostKey], ident: 'flightlog', algorithms: { cipher: AGENT_LEG_CIPHERS } }, (conn, info) => {
     sockets.add(conn);
     // Nagle plus the peer's delayed ACK holds each small SSH packet ~40 ms: request/response
     // traffic (sftp, scp -r, a tunnelled database) would crawl. ssh2 has it, its typings do not.

@@ -12,7 +12,9 @@
  * FLIGHTLOG_BENCH_RUNS (default 3) times, direct and gateway interleaved; figures are min–max.
  * FLIGHTLOG_BENCH_NODE_ARGS passes flags to the gateway's node (e.g. `--cpu-prof`),
  * FLIGHTLOG_BENCH_SSH_ARGS options to every ssh/scp client (e.g. `-c aes128-ctr`),
- * FLIGHTLOG_BENCH_ONLY a comma-separated subset of download,upload,scp.
+ * FLIGHTLOG_BENCH_ONLY a comma-separated subset of download,upload,scp; FLIGHTLOG_BENCH_VERBOSE=1
+ * prints each gateway thread, FLIGHTLOG_BENCH_GC_LOG=FILE appends the gateway's stdout after
+ * ready to FILE (with FLIGHTLOG_BENCH_NODE_ARGS=--trace-gc: its garbage collections).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -117,6 +119,7 @@ async function startGateway(configFile: string, dataDir: string, logFile: string
       }
     });
   });
+  if (process.env.FLIGHTLOG_BENCH_GC_LOG) child.stdout?.on('data', (d: Buffer) => fs.appendFileSync(process.env.FLIGHTLOG_BENCH_GC_LOG as string, d));
   const m = /^listening\s+bench \(ssh\) 127\.0\.0\.1:(\d+)$/m.exec(out);
   if (!m) throw new Error(`no ssh listener in the gateway's output: ${out}`);
   return { child, port: Number(m[1]) };
@@ -228,6 +231,9 @@ async function main(): Promise<void> {
       }
       const split = [...byName].filter(([, v]) => Math.max(...v) >= 0.01).sort((a, b) => Math.max(...b[1]) - Math.max(...a[1]));
       console.log(`    gateway threads ms/MB  ${split.map(([n, v]) => `${n} ${range(v, 2)}`).join(', ')}`);
+      if (process.env.FLIGHTLOG_BENCH_VERBOSE) {
+        for (const g of r.gateway) console.log(`      by thread: ${[...(g.threads ?? [])].filter(([, v]) => v / MB >= 0.05).map(([k, v]) => `${k} ${(v / MB).toFixed(2)}`).join(', ')}`);
+      }
     }
     console.log(`  gateway peak RSS (VmHWM) ${peakRssMb(gwPid).toFixed(0)} MiB`);
   } finally {
