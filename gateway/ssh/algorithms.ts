@@ -8,13 +8,12 @@
  * beyond its noise. The upstream leg keeps ssh2's own order (the gateway is the client there,
  * so aes128-gcm).
  */
-import { createRequire } from 'node:module';
 import type { CipherAlgorithm } from 'ssh2';
+import { ssh2CryptoModule } from './ssh2-padding';
 
 function nativeChaChaAvailable(): boolean {
   try {
-    const crypto = createRequire(require.resolve('ssh2'))('./protocol/crypto.js') as { bindingAvailable?: boolean };
-    return crypto.bindingAvailable === true;
+    return (ssh2CryptoModule() as { bindingAvailable?: boolean }).bindingAvailable === true;
   } catch {
     return false;
   }

@@ -3,6 +3,8 @@
  * token (as the password) or a registered public key; each login becomes one recorded session
  * relayed to the connection's upstream host under the gateway's own credentials.
  */
+// first: ssh2's cipher module must load with pooled padding (see the module)
+import './ssh2-padding';
 import type { AddressInfo } from 'node:net';
 import { Server, utils, type AuthContext, type Connection } from 'ssh2';
 import type { SshUpstream } from '../config/schema';

@@ -1,4 +1,6 @@
 /** Logs in to the connection's upstream host with the gateway's credentials, pinning its host key. */
+// first: ssh2's cipher module must load with pooled padding (see the module)
+import './ssh2-padding';
 import { Client, type ConnectConfig } from 'ssh2';
 import type { SshUpstream } from '../config/schema';
 import { HostKeyChangedError, UpstreamConnectError } from './errors';
