@@ -1,3 +1,5 @@
+// first: ssh2's cipher module must load with pooled padding (see the module)
+import './ssh2-padding';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';

@@ -3,6 +3,8 @@
  * token (as the password) or a registered public key; each login becomes one recorded session
  * relayed to the connection's upstream host under the gateway's own credentials.
  */
+// first: ssh2's cipher module must load with pooled padding (see the module)
+import './ssh2-padding';
 import type { AddressInfo } from 'node:net';
 import { Server, utils, type AuthContext, type Connection } from 'ssh2';
 import type { SshUpstream } from '../config/schema';
@@ -10,7 +12,8 @@ import type { Listener, ListenerContext, StartListener } from '../core/listener'
 import type { AuthResult } from '../core/types';
 import { AgentConnection } from './connection';
 import { loadOrCreateHostKey } from './host-keys';
-import { OpenFailDescriber, sendAuthBanner } from './ssh2-internals';
+import { AGENT_LEG_CIPHERS } from './algorithms';
+import { coalesceWrites, OpenFailDescriber, sendAuthBanner } from './ssh2-internals';
 
 const METHODS: Array<'publickey' | 'password'> = ['publickey', 'password'];
 
@@ -37,11 +40,12 @@ export const startSshListener: StartListener = async (ctx: ListenerContext): Pro
   const live = new Set<AgentConnection>();
   const sockets = new Set<Connection>();
 
-  const server = new Server({ hostKeys: [hostKey], ident: 'flightlog' }, (conn, info) => {
+  const server = new Server({ hostKeys: [hostKey], ident: 'flightlog', algorithms: { cipher: AGENT_LEG_CIPHERS } }, (conn, info) => {
     sockets.add(conn);
     // Nagle plus the peer's delayed ACK holds each small SSH packet ~40 ms: request/response
     // traffic (sftp, scp -r, a tunnelled database) would crawl. ssh2 has it, its typings do not.
     (conn as Connection & { setNoDelay?(on: boolean): void }).setNoDelay?.(true);
+    coalesceWrites(conn);
     const clientAddr = `${info.ip}:${info.port}`;
     const describer = new OpenFailDescriber();
     describer.install(conn);

@@ -1,8 +1,11 @@
 /** Logs in to the connection's upstream host with the gateway's credentials, pinning its host key. */
+// first: ssh2's cipher module must load with pooled padding (see the module)
+import './ssh2-padding';
 import { Client, type ConnectConfig } from 'ssh2';
 import type { SshUpstream } from '../config/schema';
 import { HostKeyChangedError, UpstreamConnectError } from './errors';
 import { fingerprint, formatPinnedKey, KnownHosts, parsePinnedKey } from './host-keys';
+import { coalesceWrites } from './ssh2-internals';
 
 export interface UpstreamLogin {
   client: Client;
@@ -71,5 +74,6 @@ export function connectUpstream(opts: UpstreamOptions): Promise<UpstreamLogin> {
     client.connect(config);
     // As on the agent's side: no Nagle delay on small packets.
     client.setNoDelay(true);
+    coalesceWrites(client);
   });
 }

@@ -24,14 +24,14 @@ const ONLY = process.env.FLIGHTLOG_BENCH_ONLY ?? '';
 const ROUND_TRIPS = 200;
 
 /** utime + stime of a process in ms, from /proc/PID/stat (fields 14 and 15, clock ticks). */
-function cpuMs(pid: number | 'self' = 'self'): number {
+export function cpuMs(pid: number | 'self' = 'self'): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
   return (ticks * 1000) / 100;
 }
 
-function timed(args: string[], stdin: string | 'ignore', stdout: string | 'ignore', cmd = 'ssh'): Promise<number> {
+export function timed(args: string[], stdin: string | 'ignore', stdout: string | 'ignore', cmd = 'ssh'): Promise<number> {
   return new Promise((resolve, reject) => {
     const inFd = stdin === 'ignore' ? 'ignore' : fs.openSync(stdin, 'r');
     const outFd = stdout === 'ignore' ? 'ignore' : fs.openSync(stdout, 'w');
@@ -103,7 +103,7 @@ async function measure(fn: () => Promise<number>): Promise<Sample> {
   return { wall, cpu: cpuMs() - c0 };
 }
 
-const range = (xs: number[], digits: number): string => {
+export const range = (xs: number[], digits: number): string => {
   const lo = Math.min(...xs);
   const hi = Math.max(...xs);
   return lo.toFixed(digits) === hi.toFixed(digits) ? lo.toFixed(digits) : `${lo.toFixed(digits)}–${hi.toFixed(digits)}`;
@@ -202,7 +202,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e: unknown) => {
-  console.error(`bench-ssh: ${e instanceof Error ? e.message : String(e)}`);
-  process.exit(1);
-});
+// bench-ssh-cpu imports the helpers above without running this bench.
+if (require.main === module) {
+  main().catch((e: unknown) => {
+    console.error(`bench-ssh: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  });
+}
