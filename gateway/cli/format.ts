@@ -1,5 +1,6 @@
 import type { FindingView, IdentityView, RunView, SearchHit, SessionDetail, SessionSummary } from '../control-api/types';
 import type { TombstoneView } from '../store/integrity';
+import type { BlameReport } from '../store/blame';
 
 /** Human-readable output for the read commands; `--json` prints the same values raw. */
 
@@ -100,4 +101,24 @@ export function formatTombstones(list: TombstoneView[]): string {
       .join('\n') +
     '\n'
   );
+}
+
+/** `flightlog blame`: one line per command, oldest first, the change and the causing model call beneath. */
+export function formatBlame(r: BlameReport): string {
+  if (r.entries.length === 0) return `no recorded command touched ${r.target}\n`;
+  const out: string[] = [`${r.target}: ${r.entries.length} command${r.entries.length === 1 ? '' : 's'}${r.since ? `, last known good ${r.since}` : ''}`];
+  for (const e of r.entries) {
+    const mark = e.firstWriteSince ? '>>' : '  ';
+    out.push(
+      `${mark} ${e.at.replace('T', ' ').slice(0, 19)}  ${(e.identity ?? '-').padEnd(10)} ${(e.run ?? '-').padEnd(12)} ${e.sessionId} #${e.index}  ${e.access.padEnd(5)} ${e.status.padEnd(8)} ${safe(e.text, 90)}`,
+    );
+    if (e.firstWriteSince) out.push('     ^ first write after the last known good time');
+    const c = e.change;
+    if (c?.tag) out.push(`     ${safe(c.tag, 40)}${c.rowCount !== null && c.rowCount !== undefined ? ` (${c.rowCount} rows)` : ''}`);
+    if (c?.unavailable) out.push(`     change: ${safe(c.unavailable, 80)}`);
+    if (c && c.after !== undefined) out.push(`     change: ${c.before === null || c.before === undefined ? 'created' : `${c.before.length} → `}${c.after === null ? 'removed' : `${c.after.length} bytes`}`);
+    if (e.error) out.push(`     error: ${safe(e.error, 100)}`);
+    if (e.cause) out.push(`     caused by model call ${e.cause.sessionId} #${e.cause.index}: ${safe(e.cause.text, 80)}`);
+  }
+  return out.join('\n') + '\n';
 }

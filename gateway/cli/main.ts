@@ -48,6 +48,7 @@ const USAGE = `usage: flightlog <command> [options]
   pending [--json]                           commands a guardrail holds for a human (running gateway)
   approve ID [--reason TEXT] [--for-run]     let a held command run (--for-run: its rule too, for the rest of the run)
   deny ID [--reason TEXT]                    refuse a held command
+  blame TARGET [--json] [--since TIME]       every command that touched a table, file, HTTP path or k8s object
 
 Every command takes --data-dir DIR (else $FLIGHTLOG_HOME, else the platform's data dir).`;
 
@@ -223,6 +224,18 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         else io.stdout.write(formatRuns(list));
         return 0;
       }
+      case 'blame': {
+        const usage = 'flightlog blame TARGET [--json] [--since TIME]';
+        const { flags, positionals } = parse(rest, { json: { type: 'boolean' }, since: { type: 'string' } }, 1, usage);
+        if (!positionals[0]) throw new UsageError(`blame needs a target such as orders, file:web-1:/etc/nginx/nginx.conf or http:api:/v1/users/* (usage: ${usage})`);
+        const { blame } = await import('../store/blame');
+        const { formatBlame } = await import('./format');
+        const since = flags.since === undefined ? undefined : blameSince(flags.since as string, usage);
+        const report = withDb(flags, io, (db) => blame(db, positionals[0], { since }));
+        if (flags.json) json(io, report);
+        else io.stdout.write(formatBlame(report));
+        return 0;
+      }
       default:
         throw new UsageError(`unknown command "${command}" (run "flightlog help" for the list)`);
     }
@@ -233,6 +246,15 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     }
     return reportError(err, io);
   }
+}
+
+/** "Last known good": an ISO time, or a duration back from now (30m, 12h, 2d, 1w). */
+function blameSince(v: string, usage: string): string {
+  const m = /^(\d+)\s*([mhdw])$/.exec(v.trim());
+  if (m) return new Date(Date.now() - Number(m[1]) * { m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 }[m[2] as 'm' | 'h' | 'd' | 'w']).toISOString();
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new UsageError(`--since expects a time such as 2026-11-29T22:00:00Z or a duration such as 2h, got "${v}" (usage: ${usage})`);
+  return new Date(t).toISOString();
 }
 
 export function reportError(err: unknown, io: Io): number {

@@ -1,0 +1,202 @@
+/**
+ * Object blame over a real recording: a model call (LLM fixture) asks for SQL that psql then
+ * runs against a real PostgreSQL through the gateway, more psql sessions read and write the same
+ * table, an sftp client uploads a file to a real sshd, and an HTTP client hits an upstream.
+ * `flightlog blame` lists exactly the commands that touched each object, oldest first, with
+ * who, which run, the session's own command number, read or write, the causing model call and
+ * the change, and marks the first write after "last known good".
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { startTestGateway, type TestGateway } from '../helpers/gateway';
+import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
+import { startLlmFixture, type LlmFixture } from '../helpers/llm-fixture';
+import { startHttpUpstream, type HttpUpstream } from '../helpers/http-upstreams';
+import { clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
+import { captureCli } from '../helpers/cli';
+import { tempDir } from '../helpers/tmp';
+import { createRun } from '../../gateway/store/runs';
+import type { BlameReport } from '../../gateway/store/blame';
+
+const REAL_KEY = 'sk-ant-api03-BLAMEKEY' + 'q8Wm3Lp0Vt5Rz9Kw2Yb7Nc4Hd6Fg1Js'.repeat(2);
+const UPDATE = "UPDATE orders SET status = 'shipped' WHERE id = 1";
+
+describe('flightlog blame', { timeout: 240_000 }, () => {
+  let pg: PostgresServer;
+  let sshd: Sshd;
+  let fx: LlmFixture;
+  let api: HttpUpstream;
+  let gw: TestGateway;
+  let work: string;
+  let remote: string;
+  let token: string;
+  let runId: string;
+  let runToken: string;
+  let since: string;
+
+  const psql = (sql: string, pass: string, user = 'claude'): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const a = gw.address('db');
+      execFile('psql', ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', a.host, '-p', String(a.port), '-U', user, '-d', 'app', '-c', sql], { env: { ...process.env, PGPASSWORD: pass, PGCONNECT_TIMEOUT: '10' } }, (err, stdout, stderr) =>
+        err ? reject(new Error(`psql failed: ${stderr}`)) : resolve(stdout),
+      );
+    });
+
+  const cli = async (args: string[]) => captureCli(['blame', ...args, '--data-dir', gw.dataDir]);
+  const blameJson = async (args: string[]): Promise<BlameReport> => {
+    const r = await cli([...args, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as BlameReport;
+  };
+
+  before(async () => {
+    work = tempDir('flightlog-blame-');
+    remote = tempDir('flightlog-blame-remote-');
+    pg = await startPostgres();
+    sshd = await startSshd();
+    api = await startHttpUpstream();
+    fx = await startLlmFixture({ apiKey: REAL_KEY, script: { text: 'Marking order 1 shipped.', tool: { name: 'run_sql', input: { sql: UPDATE } } } });
+    gw = await startTestGateway({
+      env: { MODEL_KEY: REAL_KEY, APP_DB_PASSWORD: pg.app.password },
+      connections: [
+        { name: 'db', protocol: 'postgres', upstream: { host: pg.host, port: pg.port, user: 'app', database: 'app', password: { env: 'APP_DB_PASSWORD' } }, identities: ['claude', 'ops'] },
+        { name: 'web-1', protocol: 'ssh', upstream: { host: sshd.host, port: sshd.port, user: sshd.user, privateKey: { file: sshd.userKeyPath } }, identities: ['claude'] },
+        { name: 'model', protocol: 'http', llm: 'anthropic', upstream: { url: fx.url, headers: { 'x-api-key': { env: 'MODEL_KEY' } } }, identities: ['claude'] },
+        { name: 'api', protocol: 'http', upstream: { url: api.url }, identities: ['claude'] },
+      ],
+    });
+    pg.psql("CREATE TABLE orders (id int primary key, status text); ALTER TABLE orders OWNER TO app; CREATE TABLE customers (id int); ALTER TABLE customers OWNER TO app; INSERT INTO orders VALUES (1, 'new');", 'app');
+    token = gw.addIdentity('claude');
+    const opsToken = gw.addIdentity('ops', 'human');
+    ({ runId, token: runToken } = createRun(gw.gateway.db, { identity: 'claude', argv: ['agent', '--fix-orders'] }));
+
+    // an earlier read by a human, in its own session, before "last known good"
+    await psql('SELECT * FROM orders', opsToken, 'ops');
+    await psql('SELECT * FROM customers', opsToken, 'ops');
+    await gw.flush();
+    since = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 5)); // the next command starts strictly after `since`
+
+    // the agent's run: a model call whose tool call is the UPDATE, then psql runs it
+    const a = gw.address('model');
+    const res = await fetch(`http://${a.host}:${a.port}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': runToken, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 256, stream: true, messages: [{ role: 'user', content: 'Ship order 1' }] }),
+    });
+    assert.equal(res.status, 200);
+    await res.text();
+    await gw.flush();
+    await psql(UPDATE, runToken);
+    await psql("INSERT INTO public.orders VALUES (2, 'new'), (3, 'new')", runToken);
+    // a failed write after since
+    await psql('ALTER TABLE orders ADD COLUMN id int', token).catch(() => undefined);
+
+    // sftp upload over a file that exists upstream, and an HTTP read and write
+    fs.writeFileSync(path.join(remote, 'nginx.conf'), 'worker_processes 1;\n');
+    fs.writeFileSync(path.join(work, 'nginx.conf'), 'worker_processes 4;\n');
+    fs.writeFileSync(path.join(work, 'batch'), `put ${work}/nginx.conf ${remote}/nginx.conf\n`);
+    const s = gw.address('web-1');
+    // sftp -b is batch mode, which allows no password: the agent logs in with its key
+    const key = path.join(work, 'agent_ed25519');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'agent', '-f', key]);
+    gw.addKey('claude', `${key}.pub`);
+    const up = await run('sftp', [...clientOptions(s.port, { keyPath: key }), '-P', String(s.port), '-b', path.join(work, 'batch'), `claude@${s.host}`]);
+    assert.equal(up.code, 0, up.stderr);
+    const h = gw.address('api');
+    for (const [method, p] of [['GET', '/v1/users/1'], ['DELETE', '/v1/users/2'], ['GET', '/v1/orders/1'], ['GET', '/v1/users/1/keys']]) {
+      const r = await fetch(`http://${h.host}:${h.port}${p}`, { method, headers: { authorization: `Bearer ${token}` } });
+      await r.text();
+    }
+    for (let i = 0; i < 100 && gw.sessions().some((x) => x.status === 'live'); i++) {
+      await gw.flush();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await gw.flush();
+  });
+
+  after(async () => {
+    await gw?.close();
+    await fx?.close();
+    await api?.close();
+    await pg?.stop();
+    await sshd?.stop();
+    if (gw) fs.rmSync(gw.dataDir, { recursive: true, force: true });
+    fs.rmSync(work, { recursive: true, force: true });
+    fs.rmSync(remote, { recursive: true, force: true });
+  });
+
+  it('lists every command on a table across sessions, runs and identities, oldest first, with the causing model call and row counts', async () => {
+    const r = await blameJson(['orders']);
+    assert.equal(r.target, 'table:public.orders');
+    assert.deepEqual(
+      r.entries.map((e) => [e.identity, e.access, e.status, e.text]),
+      [
+        ['ops', 'read', 'ok', 'SELECT * FROM orders'],
+        ['claude', 'write', 'ok', UPDATE],
+        ['claude', 'write', 'ok', "INSERT INTO public.orders VALUES (2, 'new'), (3, 'new')"],
+        ['claude', 'write', 'error', 'ALTER TABLE orders ADD COLUMN id int'],
+      ],
+    );
+    const times = r.entries.map((e) => e.at);
+    assert.deepEqual([...times].sort(), times, 'oldest first');
+    assert.equal(new Set(r.entries.map((e) => e.sessionId)).size, 4, 'one psql session per command, all listed');
+    const [read, update, insert, alter] = r.entries;
+    assert.equal(read.run, null);
+    assert.equal(update.run, runId);
+    assert.equal(update.index, 1, 'the command as its session numbers it');
+    assert.equal(update.connection, 'db');
+    assert.ok(update.cause, 'the UPDATE links to the model call that asked for it');
+    assert.match(update.cause.text, /Ship order 1/);
+    assert.equal(insert.cause, null);
+    assert.deepEqual(insert.change, { rowCount: 2, tag: 'INSERT 0 2' });
+    assert.match(alter.error ?? '', /already exists/);
+    assert.ok(!r.entries.some((e) => /customers/.test(e.text)));
+    // the same table named in full gives the same answer
+    assert.deepEqual((await blameJson(['table:public.orders'])).entries, r.entries);
+  });
+
+  it('--since flags the first successful write after the last known good time', async () => {
+    const r = await blameJson(['orders', '--since', since]);
+    assert.equal(r.since, since);
+    assert.deepEqual(r.entries.map((e) => e.firstWriteSince), [false, true, false, false]);
+    const text = await cli(['orders', '--since', since]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^>> .*UPDATE orders SET status/m);
+    assert.match(text.stdout, /first write after the last known good time/);
+    assert.match(text.stdout, /caused by model call .* #1: .*Ship order 1/);
+    assert.match(text.stdout, /INSERT 0 2 \(2 rows\)/);
+  });
+
+  it('blames a file on an SSH host with its SFTP before and after', async () => {
+    const r = await blameJson([`file:web-1:${remote}/nginx.conf`]);
+    const writes = r.entries.filter((e) => e.access === 'write');
+    assert.equal(writes.length, 1, JSON.stringify(r.entries));
+    assert.equal(writes[0].kind, 'sftp');
+    assert.equal(writes[0].protocol, 'ssh');
+    assert.deepEqual(writes[0].change, { before: 'worker_processes 1;\n', after: 'worker_processes 4;\n' });
+    assert.equal((await blameJson([`file:other-host:${remote}/nginx.conf`])).entries.length, 0, 'the host is part of the target');
+  });
+
+  it('blames an HTTP path glob: one segment per star, methods decide read or write', async () => {
+    const r = await blameJson(['http:api:/v1/users/*']);
+    assert.deepEqual(r.entries.map((e) => [e.access, e.text]).map(([a, t]) => [a, t.split(' ')[0]]), [['read', 'GET'], ['write', 'DELETE']]);
+    const deep = await blameJson(['http:api:/v1/users/**']);
+    assert.equal(deep.entries.length, 3);
+  });
+
+  it('a bad target is one clear line and a usage exit code', async () => {
+    for (const bad of ['file:web-1:relative/path', 'k8s:deployment/web', 'nope:thing', '']) {
+      const r = await cli([bad]);
+      assert.notEqual(r.code, 0);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, /^flightlog: /);
+    }
+    const none = await cli(['k8s:deployment/prod/web']);
+    assert.equal(none.code, 0);
+    assert.match(none.stdout, /no recorded command touched k8s:deployment\/prod\/web/);
+  });
+});
