@@ -15,7 +15,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
 import { startLlmFixture, type LlmFixture } from '../helpers/llm-fixture';
 import { startHttpUpstream, type HttpUpstream } from '../helpers/http-upstreams';
-import { clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
+import { askpassEnv, clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
 import { captureCli } from '../helpers/cli';
 import { tempDir } from '../helpers/tmp';
 import { createRun } from '../../gateway/store/runs';
@@ -106,6 +106,12 @@ describe('flightlog blame', { timeout: 240_000 }, () => {
     gw.addKey('claude', `${key}.pub`);
     const up = await run('sftp', [...clientOptions(s.port, { keyPath: key }), '-P', String(s.port), '-b', path.join(work, 'batch'), `claude@${s.host}`]);
     assert.equal(up.code, 0, up.stderr);
+    // then the agent edits it in place over ssh exec, and only reads it once more
+    for (const cmd of [`sed -i 's/4/8/' ${remote}/nginx.conf`, `cat ${remote}/nginx.conf`]) {
+      const ex = await run('ssh', [...clientOptions(s.port), '-p', String(s.port), `claude@${s.host}`, cmd], { env: askpassEnv(work, runToken) });
+      assert.equal(ex.code, 0, ex.stderr);
+    }
+    assert.equal(fs.readFileSync(path.join(remote, 'nginx.conf'), 'utf8'), 'worker_processes 8;\n');
     const h = gw.address('api');
     for (const [method, p] of [['GET', '/v1/users/1'], ['DELETE', '/v1/users/2'], ['GET', '/v1/orders/1'], ['GET', '/v1/users/1/keys']]) {
       const r = await fetch(`http://${h.host}:${h.port}${p}`, { method, headers: { authorization: `Bearer ${token}` } });
@@ -171,10 +177,13 @@ describe('flightlog blame', { timeout: 240_000 }, () => {
     assert.match(text.stdout, /INSERT 0 2 \(2 rows\)/);
   });
 
-  it('blames a file on an SSH host with its SFTP before and after', async () => {
+  it('blames a file on an SSH host: the SFTP upload with before and after, then the sed -i over ssh', async () => {
     const r = await blameJson([`file:web-1:${remote}/nginx.conf`]);
     const writes = r.entries.filter((e) => e.access === 'write');
-    assert.equal(writes.length, 1, JSON.stringify(r.entries));
+    assert.deepEqual(writes.map((e) => e.kind), ['sftp', 'exec'], JSON.stringify(r.entries));
+    assert.equal(writes[1].text, `sed -i 's/4/8/' ${remote}/nginx.conf`);
+    assert.equal(writes[1].run, runId);
+    assert.ok(!r.entries.some((e) => e.text.startsWith('cat ')), 'a read over the shell is not claimed');
     assert.equal(writes[0].kind, 'sftp');
     assert.equal(writes[0].protocol, 'ssh');
     assert.deepEqual(writes[0].change, { before: 'worker_processes 1;\n', after: 'worker_processes 4;\n' });
