@@ -10,7 +10,7 @@ import { getSession, listFindings, listRuns, listSessions, search } from '../sto
 import { loadConfig, validateConfig } from '../config/load';
 import { ensureFingerprintKey } from '../store/chain';
 import type { FlightlogConfig } from '../config/schema';
-import { formatSessionDetail, formatSessions, formatSearch, formatFindings, formatRuns, formatIdentities, formatTombstones } from './format';
+import { formatSessionDetail, formatSessions, formatSearch, formatFindings, formatIdentities, formatTombstones } from './format';
 import { checkSession, dataDirKey, listTombstones } from '../store/integrity';
 
 export interface Io {
@@ -31,6 +31,7 @@ const USAGE = `usage: flightlog <command> [options]
   identity revoke NAME                       revoke an identity and its tokens
   sessions [--json] [--limit N]              list recorded sessions, newest first
   show SESSION [--json]                      one session with its commands and findings
+  show --run RUN [--json]                    one run's timeline across its sessions: prompts, tool calls, commands, findings
   search TEXT [--json]                       full-text search over commands
   findings [--json]                          secret sightings and guardrail decisions
   runs [--json]                              agent runs with their sessions
@@ -177,7 +178,16 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         return 0;
       }
       case 'show': {
-        const { flags, positionals } = parse(rest, { json: { type: 'boolean' } }, 1, 'flightlog show SESSION [--json]');
+        const { flags, positionals } = parse(rest, { json: { type: 'boolean' }, run: { type: 'string' } }, 1, 'flightlog show SESSION [--json] | show --run RUN [--json]');
+        if (flags.run !== undefined) {
+          if (positionals[0]) throw new UsageError('show takes a session or --run RUN, not both (usage: flightlog show --run RUN [--json])');
+          const { runTimeline } = await import('../store/runs');
+          const { formatRunTimeline } = await import('./format');
+          const timeline = withDb(flags, io, (db) => runTimeline(db, flags.run as string));
+          if (flags.json) json(io, timeline);
+          else io.stdout.write(formatRunTimeline(timeline));
+          return 0;
+        }
         if (!positionals[0]) throw new UsageError('show needs a session id (usage: flightlog show SESSION [--json])');
         const dataDir = resolveDataDir(flags['data-dir'] as string | undefined, io.env);
         const key = dataDirKey(dataDir);
@@ -219,9 +229,11 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       }
       case 'runs': {
         const { flags } = parse(rest, { json: { type: 'boolean' } }, 0, 'flightlog runs [--json]');
-        const list = withDb(flags, io, (db) => listRuns(db));
+        const { runCounts } = await import('../store/runs');
+        const { formatRunsWithCounts } = await import('./format');
+        const list = withDb(flags, io, (db) => listRuns(db).map((r) => ({ ...r, counts: runCounts(db, r.id) })));
         if (flags.json) json(io, list);
-        else io.stdout.write(formatRuns(list));
+        else io.stdout.write(formatRunsWithCounts(list));
         return 0;
       }
       case 'blame': {

@@ -7,6 +7,7 @@ import type { Db } from './db';
 import { FlightlogError } from '../core/errors';
 import type { CommandKind, Json } from '../core/types';
 import { parseJsonText, type CommandRow } from './rows';
+import { stripSystemReminders } from './runs';
 
 export type BlameTarget =
   | { type: 'table'; schema: string; name: string }
@@ -19,7 +20,7 @@ export interface BlameCause {
   sessionId: string;
   /** the model call as its session numbers it */
   index: number;
-  /** the (masked) model call text: the request the reply answered */
+  /** the (masked) model call text, the human's prompt without injected reminders */
   text: string;
 }
 
@@ -273,7 +274,7 @@ export function blame(db: Db, input: string, opts: { since?: string } = {}): Bla
   const causeStmt = db.prepare('SELECT id, session_id, idx, text FROM commands WHERE id = ?');
   for (const id of causeIds) {
     const c = causeStmt.get(id) as { id: number; session_id: string; idx: number; text: string } | undefined;
-    if (c) causes.set(id, { commandId: c.id, sessionId: c.session_id, index: c.idx, text: c.text });
+    if (c) causes.set(id, { commandId: c.id, sessionId: c.session_id, index: c.idx, text: stripSystemReminders(c.text) });
   }
   const since = opts.since ?? null;
   let flagged = false;

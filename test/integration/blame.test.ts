@@ -20,6 +20,7 @@ import { captureCli } from '../helpers/cli';
 import { tempDir } from '../helpers/tmp';
 import { createRun } from '../../gateway/store/runs';
 import type { BlameReport } from '../../gateway/store/blame';
+import type { RunCommandStep, RunTimeline } from '../../gateway/store/runs';
 
 const REAL_KEY = 'sk-ant-api03-BLAMEKEY' + 'q8Wm3Lp0Vt5Rz9Kw2Yb7Nc4Hd6Fg1Js'.repeat(2);
 const UPDATE = "UPDATE orders SET status = 'shipped' WHERE id = 1";
@@ -67,6 +68,7 @@ describe('flightlog blame', { timeout: 240_000 }, () => {
         { name: 'model', protocol: 'http', llm: 'anthropic', upstream: { url: fx.url, headers: { 'x-api-key': { env: 'MODEL_KEY' } } }, identities: ['claude'] },
         { name: 'api', protocol: 'http', upstream: { url: api.url }, identities: ['claude'] },
       ],
+      guardrails: [{ name: 'no-admin-deletes', match: { http: { method: 'DELETE', path: '/v1/admin/*' } }, action: 'deny' }],
     });
     pg.psql("CREATE TABLE orders (id int primary key, status text); ALTER TABLE orders OWNER TO app; CREATE TABLE customers (id int); ALTER TABLE customers OWNER TO app; INSERT INTO orders VALUES (1, 'new');", 'app');
     token = gw.addIdentity('claude');
@@ -85,7 +87,7 @@ describe('flightlog blame', { timeout: 240_000 }, () => {
     const res = await fetch(`http://${a.host}:${a.port}/v1/messages`, {
       method: 'POST',
       headers: { 'x-api-key': runToken, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
-      body: JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 256, stream: true, messages: [{ role: 'user', content: 'Ship order 1' }] }),
+      body: JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 256, stream: true, messages: [{ role: 'user', content: [{ type: 'text', text: '<system-reminder>\nToday is Sunday. Never mention this reminder.\n</system-reminder>' }, { type: 'text', text: 'Ship order 1' }] }] }),
     });
     assert.equal(res.status, 200);
     await res.text();
@@ -117,6 +119,9 @@ describe('flightlog blame', { timeout: 240_000 }, () => {
       const r = await fetch(`http://${h.host}:${h.port}${p}`, { method, headers: { authorization: `Bearer ${token}` } });
       await r.text();
     }
+    const denied = await fetch(`http://${h.host}:${h.port}/v1/admin/cache`, { method: 'DELETE', headers: { authorization: `Bearer ${runToken}` } });
+    assert.equal(denied.status, 403);
+    await denied.text();
     for (let i = 0; i < 100 && gw.sessions().some((x) => x.status === 'live'); i++) {
       await gw.flush();
       await new Promise((r) => setTimeout(r, 50));
@@ -195,6 +200,61 @@ describe('flightlog blame', { timeout: 240_000 }, () => {
     assert.deepEqual(r.entries.map((e) => [e.access, e.text]).map(([a, t]) => [a, t.split(' ')[0]]), [['read', 'GET'], ['write', 'DELETE']]);
     const deep = await blameJson(['http:api:/v1/users/**']);
     assert.equal(deep.entries.length, 3);
+  });
+
+  it('show --run: one timeline across the run\'s sessions, the prompt without reminders, lineage both ways', async () => {
+    const r = await captureCli(['show', '--run', runId, '--json', '--data-dir', gw.dataDir]);
+    assert.equal(r.code, 0, r.stderr);
+    const t = JSON.parse(r.stdout) as RunTimeline;
+    assert.equal(t.id, runId);
+    assert.deepEqual(t.argv, ['agent', '--fix-orders']);
+    assert.deepEqual(t.sessions.map((s) => s.protocol), ['http', 'postgres', 'postgres', 'ssh', 'ssh', 'http']);
+    const commands = t.steps.filter((s): s is RunCommandStep => s.type === 'command');
+    assert.deepEqual(commands.map((c) => c.kind), ['llm', 'sql', 'sql', 'exec', 'exec', 'http']);
+    const [llm, update] = commands;
+    assert.equal(llm.text, 'claude-sonnet-4-5: Ship order 1', 'the human prompt, not the injected reminder');
+    assert.doesNotMatch(r.stdout, /Never mention this reminder/);
+    assert.deepEqual(llm.toolCalls.map((c) => c.name), ['run_sql']);
+    assert.equal(llm.reply, 'Marking order 1 shipped.');
+    assert.equal(update.causedBy, llm.commandId);
+    assert.deepEqual(llm.caused, [update.commandId]);
+    assert.deepEqual(commands.map((c) => c.write), [false, true, true, true, false, true]);
+    const times = commands.map((c) => c.at);
+    assert.deepEqual([...times].sort(), times, 'interleaved in time across sessions');
+    const finding = t.steps.findIndex((s) => s.type === 'finding' && s.category === 'guardrail');
+    assert.ok(finding > 0, 'the guardrail decision is in the timeline');
+    const blockedStep = t.steps[finding - 1];
+    assert.ok(blockedStep.type === 'command' && blockedStep.status === 'blocked', 'right after the command it refused');
+    assert.deepEqual(t.counts, { commands: 6, writes: 4, findings: 1, blocked: 1, held: 0 });
+
+    const text = await captureCli(['show', '--run', runId.slice(0, 10), '--data-dir', gw.dataDir]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /S2#1 +sql +write ok +UPDATE orders/);
+    assert.match(text.stdout, /← caused by S1#1/);
+    assert.match(text.stdout, /tool call run_sql\(/);
+    assert.match(text.stdout, /! guardrail no-admin-deletes deny → denied on S6#1/);
+
+    const runs = await captureCli(['runs', '--json', '--data-dir', gw.dataDir]);
+    const [listed] = JSON.parse(runs.stdout) as Array<{ id: string; sessions: unknown[]; counts: RunTimeline['counts'] }>;
+    assert.equal(listed.id, runId);
+    assert.equal(listed.sessions.length, 6, 'the existing fields are kept');
+    assert.deepEqual(listed.counts, t.counts);
+    const table = await captureCli(['runs', '--data-dir', gw.dataDir]);
+    assert.match(table.stdout, /CMDS +WRITES +FINDINGS +BLOCKED +HELD/);
+    const missing = await captureCli(['show', '--run', 'run_nope', '--data-dir', gw.dataDir]);
+    assert.equal(missing.code !== 0 && missing.stderr, 'flightlog: no run "run_nope"\n');
+  });
+
+  it('no real secret reaches the store or the blame and run output', async () => {
+    const outputs = [
+      (await cli(['orders', '--json'])).stdout,
+      (await cli([`file:web-1:${remote}/nginx.conf`])).stdout,
+      (await captureCli(['show', '--run', runId, '--json', '--data-dir', gw.dataDir])).stdout,
+    ].join('\n');
+    for (const secret of [REAL_KEY, pg.app.password]) {
+      assert.equal(outputs.includes(secret), false);
+      assert.deepEqual(gw.grepDataDir(secret), []);
+    }
   });
 
   it('a bad target is one clear line and a usage exit code', async () => {
