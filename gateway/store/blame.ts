@@ -8,60 +8,14 @@ import { FlightlogError } from '../core/errors';
 import type { CommandKind, Json } from '../core/types';
 import { parseJsonText, type CommandRow } from './rows';
 import { stripSystemReminders } from './runs';
+import type { BlameCause, BlameChange, BlameEntry, BlameReport, BlameTarget } from '../control-api/types';
 
-export type BlameTarget =
-  | { type: 'table'; schema: string; name: string }
-  | { type: 'file'; host: string; path: string }
-  | { type: 'http'; connection: string; pattern: string }
-  | { type: 'k8s'; resource: string; namespace: string; name: string };
+export type { BlameCause, BlameChange, BlameEntry, BlameReport, BlameTarget };
 
-export interface BlameCause {
-  commandId: number;
-  sessionId: string;
-  /** the model call as its session numbers it */
-  index: number;
-  /** the (masked) model call text, the human's prompt without injected reminders */
-  text: string;
-}
 
-export interface BlameChange {
-  /** SFTP or Kubernetes content before and after; null when the object did not exist */
-  before?: string | null;
-  after?: string | null;
-  /** why no before/after is known (binary, too large, no snapshot) */
-  unavailable?: string;
-  /** SQL: rows the statement reported (its command tag) */
-  rowCount?: number | null;
-  tag?: string | null;
-}
 
-export interface BlameEntry {
-  commandId: number;
-  at: string;
-  identity: string | null;
-  run: string | null;
-  sessionId: string;
-  /** the command as its session numbers it (#1, #2, …) */
-  index: number;
-  connection: string;
-  protocol: string;
-  kind: CommandKind;
-  access: 'read' | 'write';
-  text: string;
-  status: string;
-  error: string | null;
-  cause: BlameCause | null;
-  change: BlameChange | null;
-  /** the first write after the "last known good" time (--since) */
-  firstWriteSince: boolean;
-}
 
-export interface BlameReport {
-  /** the target in its canonical form (`orders` → `table:public.orders`) */
-  target: string;
-  since: string | null;
-  entries: BlameEntry[];
-}
+
 
 const usage = 'TARGET is table:SCHEMA.NAME (or just NAME), file:HOST:/PATH, http:CONNECTION:/PATH (globs allowed) or k8s:KIND/NAMESPACE/NAME';
 

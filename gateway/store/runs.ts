@@ -2,6 +2,9 @@ import type { Db } from './db';
 import { FlightlogError } from '../core/errors';
 import { newId } from '../core/ids';
 import { addRunToken, revokeRunTokens } from './identities';
+import type { RunCommandStep, RunCounts, RunStep, RunTimeline } from '../control-api/types';
+
+export type { RunCommandStep, RunCounts, RunFindingStep, RunStep, RunTimeline, RunToolCall } from '../control-api/types';
 
 /** Starts a run: a row for the agent process and a token of its own that tags its sessions. */
 export function createRun(db: Db, opts: { identity: string; argv: string[]; pid?: number }): { runId: string; token: string } {
@@ -26,16 +29,6 @@ export function endRun(db: Db, runId: string, exitCode: number | null): void {
 
 /* ---- reading runs: counts for the runs list, and one run's timeline across its sessions ---- */
 
-export interface RunCounts {
-  commands: number;
-  /** commands that changed something: SQL writes and DDL, HTTP writes, SFTP writes, shell lines that write files */
-  writes: number;
-  findings: number;
-  /** commands a guardrail refused (denied, or held and then denied or timed out) */
-  blocked: number;
-  /** commands a guardrail held for a human, whatever the human decided */
-  held: number;
-}
 
 // a model call is an HTTP POST, not a change to anything
 const WRITE_SQL = `(c.kind != 'llm' AND (c.classification IN ('write', 'ddl') OR json_extract(c.detail, '$.files') IS NOT NULL))`;
@@ -65,68 +58,10 @@ export function stripSystemReminders(text: string): string {
     .trim();
 }
 
-export interface RunToolCall {
-  name: string;
-  arguments: string;
-}
 
-export interface RunCommandStep {
-  type: 'command';
-  at: string;
-  commandId: number;
-  sessionId: string;
-  /** the command as its session numbers it */
-  index: number;
-  connection: string;
-  protocol: string;
-  kind: string;
-  /** for a model call, the human's prompt without injected reminders */
-  text: string;
-  classification: string | null;
-  write: boolean;
-  status: string;
-  error: string | null;
-  durationMs: number | null;
-  targets: string[];
-  /** a one-line result: rows, exit code, HTTP status */
-  summary: string | null;
-  /** model calls: the reply's text and the tool calls it asked for */
-  reply: string | null;
-  toolCalls: RunToolCall[];
-  /** lineage: the model call that caused this command, and the commands this one caused */
-  causedBy: number | null;
-  caused: number[];
-}
 
-export interface RunFindingStep {
-  type: 'finding';
-  at: string;
-  findingId: number;
-  sessionId: string | null;
-  commandId: number | null;
-  /** the command as its session numbers it, so "#3" here is "#3" in the session view */
-  commandIndex: number | null;
-  category: string;
-  kind: string;
-  direction: string;
-  /** guardrail decisions: deny, hold or allow, and how it ended */
-  action: string | null;
-  outcome: string | null;
-}
 
-export type RunStep = RunCommandStep | RunFindingStep;
 
-export interface RunTimeline {
-  id: string;
-  identity: string | null;
-  argv: string[];
-  startedAt: string;
-  endedAt: string | null;
-  exitCode: number | null;
-  counts: RunCounts;
-  sessions: Array<{ id: string; connection: string; protocol: string; startedAt: string; endedAt: string | null; status: string; commandCount: number }>;
-  steps: RunStep[];
-}
 
 function obj(v: unknown): Record<string, unknown> | null {
   if (typeof v !== 'string') return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
