@@ -51,11 +51,8 @@ export function runCounts(db: Db, runId: string): RunCounts {
 
 /** Agents inject `<system-reminder>` blocks into the user turn; the human's prompt is what is left. */
 export function stripSystemReminders(text: string): string {
-  return text
-    .replace(/<system-reminder>[\s\S]*?(<\/system-reminder>|$)/gi, ' ')
-    .replace(/[ \t]*\n[ \t\n]*/g, '\n')
-    .replace(/ {2,}/g, ' ')
-    .trim();
+  // a block and the whitespace around it become one space: "model: <reminder>\nprompt" reads "model: prompt"
+  return text.replace(/\s*<system-reminder>[\s\S]*?(?:<\/system-reminder>|$)\s*/gi, ' ').trim();
 }
 
 
