@@ -8,6 +8,7 @@ import { FlightlogError } from '../core/errors';
 import type { CommandKind, Json } from '../core/types';
 import { parseJsonText, type CommandRow } from './rows';
 import { stripSystemReminders } from './runs';
+import { agentEdits, type AgentFileEdit } from './agent-edits';
 import type { BlameCause, BlameChange, BlameEntry, BlameReport, BlameTarget } from '../control-api/types';
 
 export type { BlameCause, BlameChange, BlameEntry, BlameReport, BlameTarget };
@@ -110,8 +111,8 @@ function urlPath(url: unknown): string | null {
 }
 
 /** The candidate rows for a target and whether each wrote it; SQL narrows by index, code by meaning. */
-function matches(db: Db, t: BlameTarget): Array<{ row: Row; write: boolean }> {
-  const out: Array<{ row: Row; write: boolean }> = [];
+function matches(db: Db, t: BlameTarget): Array<{ row: Row; write: boolean; edit?: AgentFileEdit }> {
+  const out: Array<{ row: Row; write: boolean; edit?: AgentFileEdit }> = [];
   const WRITE_CLASSES = new Set(['write', 'ddl']);
   if (t.type === 'table') {
     const names = t.schema === 'public' ? [t.name, `public.${t.name}`] : [`${t.schema}.${t.name}`];
@@ -119,6 +120,17 @@ function matches(db: Db, t: BlameTarget): Array<{ row: Row; write: boolean }> {
       .prepare(`${SELECT} WHERE c.kind = 'sql' AND c.id IN (SELECT command_id FROM command_targets WHERE target IN (${names.map(() => '?').join(', ')}))`)
       .all(...names) as Row[];
     for (const row of rows) out.push({ row, write: WRITE_CLASSES.has(row.classification ?? '') });
+    return out;
+  }
+  if (t.type === 'file' && t.host === 'local') {
+    // the agent's own machine: edits asked for in model replies, found by the path in the reply
+    const escaped = t.path.replace(/[\\%_]/g, (ch) => '\\' + ch);
+    for (const row of db.prepare(`${SELECT} WHERE c.kind = 'llm' AND c.result LIKE ? ESCAPE '\\' ORDER BY c.id`).iterate(`%${escaped}%`) as IterableIterator<Row>) {
+      const result = parseJsonText(row.result);
+      const calls = result && typeof result === 'object' && !Array.isArray(result) ? result.toolCalls : undefined;
+      const edits = agentEdits(calls).filter((e) => e.path === t.path);
+      for (const e of edits) out.push({ row, write: true, edit: e });
+    }
     return out;
   }
   if (t.type === 'file') {
@@ -221,7 +233,7 @@ export function blame(db: Db, input: string, opts: { since?: string } = {}): Bla
   const target = parseBlameTarget(input);
   const found = matches(db, target);
   const seen = new Set<number>();
-  const unique = found.filter((m) => (seen.has(m.row.id) ? false : (seen.add(m.row.id), true)));
+  const unique = found.filter((m) => m.edit !== undefined || (seen.has(m.row.id) ? false : (seen.add(m.row.id), true)));
   unique.sort((a, b) => a.row.started_at.localeCompare(b.row.started_at) || a.row.id - b.row.id);
   const causeIds = [...new Set(unique.map((m) => m.row.caused_by).filter((x): x is number => x !== null))];
   const causes = new Map<number, BlameCause>();
@@ -232,7 +244,7 @@ export function blame(db: Db, input: string, opts: { since?: string } = {}): Bla
   }
   const since = opts.since ?? null;
   let flagged = false;
-  const entries = unique.map(({ row, write }): BlameEntry => {
+  const entries = unique.map(({ row, write, edit }): BlameEntry => {
     // a refused or failed write changed nothing, so it is not the one that broke things
     const first = since !== null && !flagged && write && row.started_at >= since && (row.status === 'ok' || row.status === 'running');
     if (first) flagged = true;
@@ -247,11 +259,12 @@ export function blame(db: Db, input: string, opts: { since?: string } = {}): Bla
       protocol: row.protocol,
       kind: row.kind as CommandKind,
       access: write ? 'write' : 'read',
-      text: row.text,
+      // an edit on the agent's machine is the model reply's own tool call: it is its own cause
+      text: edit ? `${edit.tool} ${edit.path}` : row.text,
       status: row.status,
       error: row.error,
-      cause: row.caused_by !== null ? (causes.get(row.caused_by) ?? null) : null,
-      change: changeOf(row, target),
+      cause: edit ? { commandId: row.id, sessionId: row.session_id, index: row.idx, text: stripSystemReminders(row.text) } : row.caused_by !== null ? (causes.get(row.caused_by) ?? null) : null,
+      change: edit ? { before: edit.before, after: edit.after } : changeOf(row, target),
       firstWriteSince: first,
     };
   });

@@ -2,6 +2,7 @@ import type { Db } from './db';
 import { FlightlogError } from '../core/errors';
 import { newId } from '../core/ids';
 import { addRunToken, revokeRunTokens } from './identities';
+import { agentEdits } from './agent-edits';
 import type { RunCommandStep, RunCounts, RunStep, RunTimeline } from '../control-api/types';
 
 export type { RunCommandStep, RunCounts, RunFindingStep, RunStep, RunTimeline, RunToolCall } from '../control-api/types';
@@ -134,6 +135,7 @@ export function runTimeline(db: Db, idOrPrefix: string): RunTimeline {
       toolCalls: calls.map((t) => obj(t)).filter((t): t is Record<string, unknown> => t !== null).map((t) => ({ name: String(t.name ?? ''), arguments: typeof t.arguments === 'string' ? t.arguments : JSON.stringify(t.arguments ?? null) })),
       causedBy: c.caused_by,
       caused: caused.get(c.id) ?? [],
+      ...(llm ? { edits: agentEdits(calls) } : {}),
     };
   });
   const findings = db

@@ -3,6 +3,7 @@ import { useMemo, useState } from 'react';
 import type { RunCommandStep, RunStep, RunTimeline } from '../../gateway/control-api/types';
 import { api } from '../api';
 import { Empty, ErrorLine, KindTag, StatusPill, useLoad } from '../components/common';
+import { DiffView } from '../components/monaco';
 import { fmtDuration, fmtTime, shortId } from '../format';
 import { href, navigate, type Route } from '../router';
 import './runs-view.css';
@@ -64,6 +65,12 @@ function RunsList() {
   );
 }
 
+const LANGUAGES: Record<string, string> = { ts: 'typescript', tsx: 'typescript', js: 'javascript', jsx: 'javascript', json: 'json', py: 'python', go: 'go', rs: 'rust', sql: 'sql', yaml: 'yaml', yml: 'yaml', md: 'markdown', sh: 'shell', css: 'css', html: 'html' };
+
+function languageOf(path: string): string {
+  return LANGUAGES[path.slice(path.lastIndexOf('.') + 1).toLowerCase()] ?? 'plaintext';
+}
+
 interface Filters {
   protocol: string;
   kind: string;
@@ -80,7 +87,8 @@ function visibleSteps(t: RunTimeline, f: Filters): RunStep[] {
     if (s.type !== 'command') continue;
     if (f.protocol && s.protocol !== f.protocol) continue;
     if (f.kind && s.kind !== f.kind) continue;
-    if (f.writes && !s.write) continue;
+    // the code an agent wrote on its own machine is a write too
+    if (f.writes && !s.write && !s.edits?.length) continue;
     if (f.errors && s.status !== 'error' && s.status !== 'blocked') continue;
     if (f.findings && !withFindings.has(s.commandId)) continue;
     keep.add(s.commandId);
@@ -172,6 +180,18 @@ function RunTimelineView({ id, route }: { id: string; route: Route }) {
               {s.toolCalls.map((tc, i) => (
                 <div key={i} className="run-tool mono" data-testid="tool-call">
                   tool call {tc.name}({tc.arguments.slice(0, 300)})
+                </div>
+              ))}
+              {(s.edits ?? []).map((e, i) => (
+                <div key={`e${i}`} className="run-edit" data-testid="agent-edit">
+                  <div className="mono">
+                    {e.tool}{' '}
+                    <a href={href('blame', null, { target: `file:local:${e.path}` })} data-testid="agent-edit-blame">
+                      file:local:{e.path}
+                    </a>
+                    {e.after === null ? ' (deleted)' : e.before === null ? ' (whole file)' : ''}
+                  </div>
+                  <DiffView original={e.before ?? ''} modified={e.after ?? ''} language={languageOf(e.path)} height={140} />
                 </div>
               ))}
               {s.error && <div className="error-line">{s.error}</div>}

@@ -36,7 +36,17 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
     const open = (connection: string, protocol: Protocol) => rec.openSession({ connection, protocol, identity: 'claude', runId, clientAddr: '127.0.0.1:50100' });
     const model = open('model', 'http');
     const llm = model.startCommand({ kind: 'llm', text: 'claude-sonnet-4: <system-reminder>\nInternal reminder text.\n</system-reminder>\nShip order 1 please', classification: 'write' });
-    llm.finish({ status: 'ok', result: { assistantText: 'Shipping it.', toolCalls: [{ id: 't1', name: 'run_sql', arguments: JSON.stringify({ sql: UPDATE }) }] } });
+    llm.finish({
+      status: 'ok',
+      result: {
+        assistantText: 'Shipping it.',
+        toolCalls: [
+          { id: 't1', name: 'run_sql', arguments: JSON.stringify({ sql: UPDATE }) },
+          { id: 't2', name: 'Edit', arguments: JSON.stringify({ file_path: '/repo/src/ship.ts', old_string: 'status = "new"', new_string: 'status = "shipped"' }) },
+          { id: 't3', name: 'apply_patch', arguments: JSON.stringify({ input: '*** Begin Patch\n*** Update File: src/notes.md\n@@\n-old line\n+new line\n*** End Patch' }) },
+        ],
+      },
+    });
     model.close('closed', 'done');
     await sleep(5);
     const pg1 = open('app-db', 'postgres');
@@ -102,12 +112,19 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
     const llm = page.locator('[data-testid=run-step][data-kind=llm]');
     assert.match((await llm.textContent()) ?? '', /Ship order 1 please/);
     assert.doesNotMatch((await llm.textContent()) ?? '', /Internal reminder/);
-    assert.match((await llm.locator('[data-testid=tool-call]').textContent()) ?? '', /run_sql/);
+    assert.match((await llm.locator('[data-testid=tool-call]').first().textContent()) ?? '', /run_sql/);
     assert.equal(await llm.locator('[data-testid=caused]').textContent(), '→ caused S3#2');
     assert.equal(await page.locator('[data-testid=caused-by]').textContent(), '← caused by S1#1');
     assert.match((await page.locator('[data-testid=run-finding]').textContent()) ?? '', /no-deletes · deny → denied on S6#2/);
     assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned), undefined, 'recorded HTML stays text');
+    // the code the agent wrote on its own machine: one Monaco diff per edit
+    assert.deepEqual(await llm.locator('[data-testid=agent-edit-blame]').allTextContents(), ['file:local:/repo/src/ship.ts', 'file:local:src/notes.md']);
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=agent-edit] .monaco-diff-editor').length === 2, null, { timeout: 20_000 });
     await shot('run-timeline');
+    await llm.locator('[data-testid=agent-edit-blame]').first().click();
+    await page.waitForFunction(() => document.querySelector('[data-testid=blame-summary]')?.textContent?.includes('file:local:/repo/src/ship.ts: 1 command'));
+    assert.match((await page.locator('[data-testid=blame-entry]').textContent()) ?? '', /Edit \/repo\/src\/ship\.ts/);
+    await shot('blame-local-edit');
   });
 
   it('filters pick commands across sessions: errors only finds the failed ALTER in a closed session', async () => {
@@ -117,7 +134,7 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
     assert.deepEqual(await page.locator('[data-testid=step-label]').allTextContents(), ['S2#1', 'S6#2']);
     await page.getByTestId('filter-errors').uncheck();
     await page.getByTestId('filter-writes').check();
-    assert.deepEqual(await page.locator('[data-testid=step-label]').allTextContents(), ['S2#1', 'S3#1', 'S3#2', 'S4#1', 'S5#1', 'S6#2']);
+    assert.deepEqual(await page.locator('[data-testid=step-label]').allTextContents(), ['S1#1', 'S2#1', 'S3#1', 'S3#2', 'S4#1', 'S5#1', 'S6#2'], 'the model call that edited files counts as a write');
     await page.getByTestId('filter-protocol').selectOption('ssh');
     assert.deepEqual(await page.locator('[data-testid=step-label]').allTextContents(), ['S4#1', 'S5#1']);
     await page.getByTestId('filter-writes').uncheck();
