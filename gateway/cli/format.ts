@@ -171,6 +171,7 @@ export function formatRunTimeline(t: RunTimeline): string {
     if (s.error) out.push(`      error: ${safe(s.error, 100)}`);
     if (s.reply) out.push(`      reply: ${safe(s.reply, 100)}`);
     for (const call of s.toolCalls) out.push(`      tool call ${safe(call.name, 30)}(${safe(call.arguments, 80)})`);
+    for (const e of s.edits ?? []) out.push(`      edits file:local:${safe(e.path, 80)} (${e.tool}${e.after === null ? ', deleted' : e.before === null ? ', whole file' : ''})`);
     if (s.caused.length) out.push(`      → caused ${s.caused.map((id) => label.get(id) ?? `command ${id}`).join(', ')}`);
   }
   return out.join('\n') + '\n';
