@@ -452,6 +452,8 @@ export interface RunCommandStep {
   /** lineage: the model call that caused this command, and the commands this one caused */
   causedBy: number | null;
   caused: number[];
+  /** microseconds from its session's start: where the session's replay shows it */
+  startUs?: number;
   /** model calls: files the agent edits on its own machine (Edit, MultiEdit, Write, apply_patch), target file:local:PATH */
   edits?: Array<{ tool: string; path: string; before: string | null; after: string | null }>;
 }

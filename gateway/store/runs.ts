@@ -135,6 +135,7 @@ export function runTimeline(db: Db, idOrPrefix: string): RunTimeline {
       toolCalls: calls.map((t) => obj(t)).filter((t): t is Record<string, unknown> => t !== null).map((t) => ({ name: String(t.name ?? ''), arguments: typeof t.arguments === 'string' ? t.arguments : JSON.stringify(t.arguments ?? null) })),
       causedBy: c.caused_by,
       caused: caused.get(c.id) ?? [],
+      startUs: c.started_us,
       ...(llm ? { edits: agentEdits(calls) } : {}),
     };
   });

@@ -175,6 +175,11 @@ function RunTimelineView({ id, route }: { id: string; route: Route }) {
                 <a href={href('session', s.sessionId, { cmd: s.commandId })} data-testid="step-session-link">
                   session ↗
                 </a>
+                {s.protocol === 'ssh' && s.startUs !== undefined && (
+                  <a href={href('replay', s.sessionId, { t: s.startUs })} data-testid="step-replay-link">
+                    replay ↗
+                  </a>
+                )}
               </div>
               {s.reply && <div className="run-reply muted">reply: {s.reply.slice(0, 400)}</div>}
               {s.toolCalls.map((tc, i) => (

@@ -142,6 +142,10 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
     await page.getByTestId('filter-findings').check();
     assert.deepEqual(await page.locator('[data-testid=step-label]').allTextContents(), ['S6#2']);
     await shot('run-timeline-findings-only');
+    await page.getByTestId('filter-findings').uncheck();
+    const replay = page.locator('[data-testid=run-step]:has-text("sed -i") [data-testid=step-replay-link]');
+    assert.match((await replay.getAttribute('href')) ?? '', /^#\/replay\/ses[^?]+\?t=\d+$/, 'an SSH step opens the replay at its moment');
+    await page.getByTestId('filter-findings').check();
     await page.locator('[data-testid=step-session-link]').click();
     await page.waitForFunction(() => location.hash.startsWith('#/session/'));
   });
