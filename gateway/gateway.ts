@@ -20,6 +20,7 @@ import type { GatewayStatus } from './control-api/types';
 import { createGatewayMasker, loadDigests } from './masking-setup';
 import { withSettingsRoutes } from './settings/settings-routes';
 import { Lineage } from './lineage';
+import { shellFileTouches } from './ssh/file-targets';
 import { ApprovalRegistry } from './approvals';
 import { ViaTokens } from './mcp/via';
 
@@ -162,6 +163,7 @@ export class Gateway {
         keyFingerprint: key.fingerprint,
         onCommandStart: lineage.onCommandStart,
         onCommandFinish: lineage.onCommandFinish,
+        touchesOf: shellFileTouches,
         onStoreFailure: (err) =>
           log.error(`recording store failed (${err.message}); no command is forwarded until the gateway is restarted with a writable data dir (${dataDir})`),
       });

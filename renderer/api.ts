@@ -23,6 +23,7 @@ import type {
   GuardrailsSettings,
   SaveGuardrailsRequest,
 } from '../gateway/control-api/types';
+import type { BlameReport, RunTimeline } from '../gateway/control-api/types';
 import type { FramesResult, ReplayIndex, SeekResult } from '../gateway/replay/replay-types';
 import type { ConnectionTestResult, SettingsFieldError, StoreSecretRequest, StoreSecretResult, TestConnectionRequest } from '../gateway/control-api/types';
 
@@ -94,6 +95,9 @@ export const api = {
   seek: (id: string, tUs: number) => get<SeekResult>(`/api/sessions/${enc(id)}/replay/seek`, { tUs: Math.max(0, Math.floor(tUs)) }),
   frames: (id: string, afterSeq: number, limit = 2000) => get<FramesResult>(`/api/sessions/${enc(id)}/replay/frames`, { afterSeq, limit }),
   approvals: () => get<PendingApproval[]>('/api/approvals'),
+  // issue 17: object blame and run timelines
+  blame: (target: string, since?: string) => get<BlameReport>('/api/blame', { target, since }),
+  run: (id: string) => get<RunTimeline>(`/api/runs/${enc(id)}`),
 };
 
 /** A refused Settings write: `path` names the config field the validator refused (`connections[0].upstream.url`). */

@@ -14,6 +14,8 @@ import { Onboarding, SettingsView } from './views/settings-view';
 import { BundleBanner } from './components/bundle-trust';
 import { ApprovalsView, pendingLine, usePendingApprovals } from './views/approvals-view';
 import type { GatewayState } from '../main/bridge-types';
+import { RunsView } from './views/runs-view';
+import { BlameView } from './views/blame-view';
 
 export function App() {
   const route = useRoute();
@@ -76,6 +78,8 @@ export function App() {
         </a>
         {nav('sessions', 'Sessions', 'sessions')}
         {nav('findings', 'Findings', 'findings')}
+        {nav('runs', 'Runs', 'runs')}
+        {nav('blame', 'Blame', 'blame')}
         {!status?.bundles && nav('approvals', 'Approvals', 'approvals', waiting)}
         {!status?.bundles && nav('settings', 'Settings', 'settings')}
         <span className="spacer" />
@@ -121,6 +125,8 @@ export function App() {
         {route.view === 'findings' && <FindingsView route={route} />}
         {route.view === 'approvals' && <ApprovalsView pending={pending} />}
         {route.view === 'settings' && <SettingsView route={route} />}
+        {route.view === 'runs' && <RunsView key={route.id ?? ''} route={route} />}
+        {route.view === 'blame' && <BlameView route={route} />}
       </main>
     </div>
   );

@@ -1,8 +1,8 @@
-/** Hash routes: #/sessions, #/session/ID?cmd=N, #/replay/ID?t=US, #/diffs/ID?a=&b=, #/findings, #/approvals, #/settings?focus=identity|connection|run. */
+/** Hash routes: #/sessions, #/session/ID?cmd=N, #/replay/ID?t=US, #/diffs/ID?a=&b=, #/findings, #/approvals, #/settings?focus=identity|connection|run, #/runs, #/runs/ID, #/blame?target=T&since=ISO. */
 import { useEffect, useState } from 'react';
 
 export interface Route {
-  view: 'sessions' | 'session' | 'replay' | 'diffs' | 'findings' | 'approvals' | 'settings';
+  view: 'sessions' | 'session' | 'replay' | 'diffs' | 'findings' | 'approvals' | 'settings' | 'runs' | 'blame';
   id: string | null;
   params: URLSearchParams;
 }
@@ -12,7 +12,7 @@ export function parseRoute(hash: string): Route {
   const [pathPart, query = ''] = h.split('?', 2);
   const [view, id] = pathPart.split('/');
   const params = new URLSearchParams(query);
-  const known = ['sessions', 'session', 'replay', 'diffs', 'findings', 'approvals', 'settings'] as const;
+  const known = ['sessions', 'session', 'replay', 'diffs', 'findings', 'approvals', 'settings', 'runs', 'blame'] as const;
   const v = (known as readonly string[]).includes(view) ? (view as Route['view']) : 'sessions';
   return { view: v, id: id ? decodeURIComponent(id) : null, params };
 }

@@ -1,5 +1,7 @@
 import type { FindingView, IdentityView, RunView, SearchHit, SessionDetail, SessionSummary } from '../control-api/types';
 import type { TombstoneView } from '../store/integrity';
+import type { BlameReport } from '../store/blame';
+import type { RunCounts, RunTimeline } from '../store/runs';
 
 /** Human-readable output for the read commands; `--json` prints the same values raw. */
 
@@ -100,4 +102,77 @@ export function formatTombstones(list: TombstoneView[]): string {
       .join('\n') +
     '\n'
   );
+}
+
+/** `flightlog blame`: one line per command, oldest first, the change and the causing model call beneath. */
+export function formatBlame(r: BlameReport): string {
+  if (r.entries.length === 0) return `no recorded command touched ${r.target}\n`;
+  const out: string[] = [`${r.target}: ${r.entries.length} command${r.entries.length === 1 ? '' : 's'}${r.since ? `, last known good ${r.since}` : ''}`];
+  for (const e of r.entries) {
+    const mark = e.firstWriteSince ? '>>' : '  ';
+    out.push(
+      `${mark} ${e.at.replace('T', ' ').slice(0, 19)}  ${(e.identity ?? '-').padEnd(10)} ${(e.run ?? '-').padEnd(12)} ${e.sessionId} #${e.index}  ${e.access.padEnd(5)} ${e.status.padEnd(8)} ${safe(e.text, 90)}`,
+    );
+    if (e.firstWriteSince) out.push('     ^ first write after the last known good time');
+    const c = e.change;
+    if (c?.tag) out.push(`     ${safe(c.tag, 40)}${c.rowCount !== null && c.rowCount !== undefined ? ` (${c.rowCount} rows)` : ''}`);
+    if (c?.unavailable) out.push(`     change: ${safe(c.unavailable, 80)}`);
+    if (c && c.after !== undefined) out.push(`     change: ${c.before === null || c.before === undefined ? 'created' : `${c.before.length} → `}${c.after === null ? 'removed' : `${c.after.length} bytes`}`);
+    if (e.error) out.push(`     error: ${safe(e.error, 100)}`);
+    if (e.cause) out.push(`     caused by model call ${e.cause.sessionId} #${e.cause.index}: ${safe(e.cause.text, 80)}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+/** `flightlog runs` with what each run did: commands, writes, findings, blocked and held. */
+export function formatRunsWithCounts(list: Array<RunView & { counts: RunCounts }>): string {
+  if (list.length === 0) return 'no runs recorded yet\n';
+  return table(
+    ['RUN', 'STARTED', 'IDENTITY', 'EXIT', 'SESSIONS', 'CMDS', 'WRITES', 'FINDINGS', 'BLOCKED', 'HELD', 'COMMAND'],
+    list.map((r) => [
+      r.id,
+      r.startedAt.replace('T', ' ').slice(0, 19),
+      r.identity ?? '-',
+      r.exitCode === null ? (r.endedAt ? '-' : 'running') : String(r.exitCode),
+      String(r.sessions.length),
+      String(r.counts.commands),
+      String(r.counts.writes),
+      String(r.counts.findings),
+      String(r.counts.blocked),
+      String(r.counts.held),
+      safe(r.argv.join(' '), 60),
+    ]),
+  );
+}
+
+/** `flightlog show --run`: the run's steps in time order; `S2#3` is session 2 of the run, its command #3. */
+export function formatRunTimeline(t: RunTimeline): string {
+  const sessionNo = new Map(t.sessions.map((s, i) => [s.id, i + 1]));
+  const label = new Map<number, string>();
+  for (const s of t.steps) if (s.type === 'command') label.set(s.commandId, `S${sessionNo.get(s.sessionId) ?? '?'}#${s.index}`);
+  const c = t.counts;
+  const out: string[] = [
+    `run ${t.id}  ${t.identity ?? '-'}  ${safe(t.argv.join(' '), 60)}`,
+    `started ${t.startedAt.replace('T', ' ').slice(0, 19)}${t.endedAt ? `, ended ${t.endedAt.replace('T', ' ').slice(0, 19)}` : ', running'}${t.exitCode !== null ? `, exit ${t.exitCode}` : ''}`,
+    `${t.sessions.length} sessions, ${c.commands} commands, ${c.writes} writes, ${c.findings} findings, ${c.blocked} blocked, ${c.held} held`,
+    '',
+  ];
+  t.sessions.forEach((s, i) => out.push(`  S${i + 1}  ${s.id}  ${s.connection} (${s.protocol})  ${s.commandCount} commands`));
+  out.push('');
+  for (const s of t.steps) {
+    if (s.type === 'finding') {
+      const on = s.commandId !== null ? ` on ${label.get(s.commandId) ?? `command ${s.commandId}`}` : '';
+      out.push(`      ! ${s.category} ${safe(s.kind, 40)}${s.action ? ` ${s.action}` : ''}${s.outcome ? ` → ${s.outcome}` : ''}${on}`);
+      continue;
+    }
+    const time = s.at.slice(11, 19);
+    out.push(`${time}  ${(label.get(s.commandId) ?? '').padEnd(6)} ${s.kind.padEnd(6)} ${(s.write ? 'write' : '').padEnd(5)} ${s.status.padEnd(8)} ${safe(s.text, 90)}${s.summary ? `  → ${safe(s.summary, 40)}` : ''}`);
+    if (s.causedBy !== null) out.push(`      ← caused by ${label.get(s.causedBy) ?? `command ${s.causedBy}`}`);
+    if (s.error) out.push(`      error: ${safe(s.error, 100)}`);
+    if (s.reply) out.push(`      reply: ${safe(s.reply, 100)}`);
+    for (const call of s.toolCalls) out.push(`      tool call ${safe(call.name, 30)}(${safe(call.arguments, 80)})`);
+    for (const e of s.edits ?? []) out.push(`      edits file:local:${safe(e.path, 80)} (${e.tool}${e.after === null ? ', deleted' : e.before === null ? ', whole file' : ''})`);
+    if (s.caused.length) out.push(`      → caused ${s.caused.map((id) => label.get(id) ?? `command ${id}`).join(', ')}`);
+  }
+  return out.join('\n') + '\n';
 }

@@ -10,7 +10,7 @@ import { getSession, listFindings, listRuns, listSessions, search } from '../sto
 import { loadConfig, validateConfig } from '../config/load';
 import { ensureFingerprintKey } from '../store/chain';
 import type { FlightlogConfig } from '../config/schema';
-import { formatSessionDetail, formatSessions, formatSearch, formatFindings, formatRuns, formatIdentities, formatTombstones } from './format';
+import { formatSessionDetail, formatSessions, formatSearch, formatFindings, formatIdentities, formatTombstones } from './format';
 import { checkSession, dataDirKey, listTombstones } from '../store/integrity';
 
 export interface Io {
@@ -31,6 +31,7 @@ const USAGE = `usage: flightlog <command> [options]
   identity revoke NAME                       revoke an identity and its tokens
   sessions [--json] [--limit N]              list recorded sessions, newest first
   show SESSION [--json]                      one session with its commands and findings
+  show --run RUN [--json]                    one run's timeline across its sessions: prompts, tool calls, commands, findings
   search TEXT [--json]                       full-text search over commands
   findings [--json]                          secret sightings and guardrail decisions
   runs [--json]                              agent runs with their sessions
@@ -50,6 +51,7 @@ const USAGE = `usage: flightlog <command> [options]
   deny ID [--reason TEXT]                    refuse a held command
   mcp --connection NAME [--identity NAME]    the stdio pipe an agent's MCP config runs instead of the server
   mcp config NAME [--agent claude|cursor|vscode]  the MCP config snippet for an agent
+  blame TARGET [--json] [--since TIME]       every command that touched a table, file, HTTP path or k8s object
 
 Every command takes --data-dir DIR (else $FLIGHTLOG_HOME, else the platform's data dir).`;
 
@@ -178,7 +180,16 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         return 0;
       }
       case 'show': {
-        const { flags, positionals } = parse(rest, { json: { type: 'boolean' } }, 1, 'flightlog show SESSION [--json]');
+        const { flags, positionals } = parse(rest, { json: { type: 'boolean' }, run: { type: 'string' } }, 1, 'flightlog show SESSION [--json] | show --run RUN [--json]');
+        if (flags.run !== undefined) {
+          if (positionals[0]) throw new UsageError('show takes a session or --run RUN, not both (usage: flightlog show --run RUN [--json])');
+          const { runTimeline } = await import('../store/runs');
+          const { formatRunTimeline } = await import('./format');
+          const timeline = withDb(flags, io, (db) => runTimeline(db, flags.run as string));
+          if (flags.json) json(io, timeline);
+          else io.stdout.write(formatRunTimeline(timeline));
+          return 0;
+        }
         if (!positionals[0]) throw new UsageError('show needs a session id (usage: flightlog show SESSION [--json])');
         const dataDir = resolveDataDir(flags['data-dir'] as string | undefined, io.env);
         const key = dataDirKey(dataDir);
@@ -220,9 +231,23 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       }
       case 'runs': {
         const { flags } = parse(rest, { json: { type: 'boolean' } }, 0, 'flightlog runs [--json]');
-        const list = withDb(flags, io, (db) => listRuns(db));
+        const { runCounts } = await import('../store/runs');
+        const { formatRunsWithCounts } = await import('./format');
+        const list = withDb(flags, io, (db) => listRuns(db).map((r) => ({ ...r, counts: runCounts(db, r.id) })));
         if (flags.json) json(io, list);
-        else io.stdout.write(formatRuns(list));
+        else io.stdout.write(formatRunsWithCounts(list));
+        return 0;
+      }
+      case 'blame': {
+        const usage = 'flightlog blame TARGET [--json] [--since TIME]';
+        const { flags, positionals } = parse(rest, { json: { type: 'boolean' }, since: { type: 'string' } }, 1, usage);
+        if (!positionals[0]) throw new UsageError(`blame needs a target such as orders, file:web-1:/etc/nginx/nginx.conf or http:api:/v1/users/* (usage: ${usage})`);
+        const { blame } = await import('../store/blame');
+        const { formatBlame } = await import('./format');
+        const since = flags.since === undefined ? undefined : blameSince(flags.since as string, usage);
+        const report = withDb(flags, io, (db) => blame(db, positionals[0], { since }));
+        if (flags.json) json(io, report);
+        else io.stdout.write(formatBlame(report));
         return 0;
       }
       case 'mcp': {
@@ -239,6 +264,15 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     }
     return reportError(err, io);
   }
+}
+
+/** "Last known good": an ISO time, or a duration back from now (30m, 12h, 2d, 1w). */
+function blameSince(v: string, usage: string): string {
+  const m = /^(\d+)\s*([mhdw])$/.exec(v.trim());
+  if (m) return new Date(Date.now() - Number(m[1]) * { m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 }[m[2] as 'm' | 'h' | 'd' | 'w']).toISOString();
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new UsageError(`--since expects a time such as 2026-11-29T22:00:00Z or a duration such as 2h, got "${v}" (usage: ${usage})`);
+  return new Date(t).toISOString();
 }
 
 export function reportError(err: unknown, io: Io): number {

@@ -12,7 +12,8 @@ import { getCommand, getSession, listEvents, listFindings, listRuns, listSession
 import type { ApprovalDecisionResult, GatewayStatus, LiveMessage, LiveProtocol, RunStartResult, SessionDetail } from './types';
 import { IntegrityCache, type VerifyingKey } from '../store/integrity';
 import type { Masker } from '../core/types';
-import { createRun, endRun } from '../store/runs';
+import { createRun, endRun, runCounts, runTimeline } from '../store/runs';
+import { blame } from '../store/blame';
 import type { ApprovalRegistry } from '../approvals';
 
 export interface ControlApiOptions {
@@ -290,8 +291,12 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
         return sendJson(res, 200, search(db, url.searchParams.get('q') ?? '', { limit: intParam(url, 'limit') }));
       case 'findings':
         return sendJson(res, 200, listFindings(db, { sessionId: url.searchParams.get('sessionId') ?? undefined, limit: intParam(url, 'limit') }));
+      // issue 17: object blame, one run's timeline, and what each run did
+      case 'blame':
+        return sendJson(res, 200, blame(db, url.searchParams.get('target') ?? '', { since: url.searchParams.get('since') || undefined }));
       case 'runs':
-        return sendJson(res, 200, listRuns(db, { limit: intParam(url, 'limit') }));
+        if (id) return sendJson(res, 200, runTimeline(db, id));
+        return sendJson(res, 200, listRuns(db, { limit: intParam(url, 'limit') }).map((r) => ({ ...r, counts: runCounts(db, r.id) })));
       case 'approvals':
         if (!id) return sendJson(res, 200, opts.approvals?.list() ?? []);
         break;

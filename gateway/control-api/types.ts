@@ -113,6 +113,8 @@ export interface RunView {
   endedAt: string | null;
   exitCode: number | null;
   sessions: SessionSummary[];
+  /** what the run did (the control API and `flightlog runs` add it) */
+  counts?: RunCounts;
 }
 
 export interface IdentityView {
@@ -418,4 +420,138 @@ export interface SettingsSnapshot {
   runHelp?: RunLineHelp;
   /** the last Test connection of each connection (also run on every save) */
   tests?: Record<string, ConnectionTestResult>;
+}
+
+/* ---- object blame and run timelines (issue 17): GET /api/blame?target=&since=, GET /api/runs/ID ---- */
+
+export type BlameTarget =
+  | { type: 'table'; schema: string; name: string }
+  | { type: 'file'; host: string; path: string }
+  | { type: 'http'; connection: string; pattern: string }
+  | { type: 'k8s'; resource: string; namespace: string; name: string };
+
+export interface BlameCause {
+  commandId: number;
+  sessionId: string;
+  /** the model call as its session numbers it */
+  index: number;
+  /** the (masked) model call text, the human's prompt without injected reminders */
+  text: string;
+}
+
+export interface BlameChange {
+  /** SFTP or Kubernetes content before and after; null when the object did not exist */
+  before?: string | null;
+  after?: string | null;
+  /** why no before/after is known (binary, too large, no snapshot) */
+  unavailable?: string;
+  /** SQL: rows the statement reported (its command tag) */
+  rowCount?: number | null;
+  tag?: string | null;
+}
+
+export interface BlameEntry {
+  commandId: number;
+  at: string;
+  identity: string | null;
+  run: string | null;
+  sessionId: string;
+  /** the command as its session numbers it (#1, #2, …) */
+  index: number;
+  connection: string;
+  protocol: string;
+  kind: CommandKind;
+  access: 'read' | 'write';
+  text: string;
+  status: string;
+  error: string | null;
+  cause: BlameCause | null;
+  change: BlameChange | null;
+  /** the first write after the "last known good" time (--since) */
+  firstWriteSince: boolean;
+}
+
+export interface BlameReport {
+  /** the target in its canonical form (`orders` → `table:public.orders`) */
+  target: string;
+  since: string | null;
+  entries: BlameEntry[];
+}
+
+export interface RunCounts {
+  commands: number;
+  /** commands that changed something: SQL writes and DDL, HTTP writes, SFTP writes, shell lines that write files */
+  writes: number;
+  findings: number;
+  /** commands a guardrail refused (denied, or held and then denied or timed out) */
+  blocked: number;
+  /** commands a guardrail held for a human, whatever the human decided */
+  held: number;
+}
+
+export interface RunToolCall {
+  name: string;
+  arguments: string;
+}
+
+export interface RunCommandStep {
+  type: 'command';
+  at: string;
+  commandId: number;
+  sessionId: string;
+  /** the command as its session numbers it */
+  index: number;
+  connection: string;
+  protocol: string;
+  kind: string;
+  /** for a model call, the human's prompt without injected reminders */
+  text: string;
+  classification: string | null;
+  write: boolean;
+  status: string;
+  error: string | null;
+  durationMs: number | null;
+  targets: string[];
+  /** a one-line result: rows, exit code, HTTP status */
+  summary: string | null;
+  /** model calls: the reply's text and the tool calls it asked for */
+  reply: string | null;
+  toolCalls: RunToolCall[];
+  /** lineage: the model call that caused this command, and the commands this one caused */
+  causedBy: number | null;
+  caused: number[];
+  /** microseconds from its session's start: where the session's replay shows it */
+  startUs?: number;
+  /** model calls: files the agent edits on its own machine (Edit, MultiEdit, Write, apply_patch), target file:local:PATH */
+  edits?: Array<{ tool: string; path: string; before: string | null; after: string | null }>;
+}
+
+export interface RunFindingStep {
+  type: 'finding';
+  at: string;
+  findingId: number;
+  sessionId: string | null;
+  commandId: number | null;
+  /** the command as its session numbers it, so "#3" here is "#3" in the session view */
+  commandIndex: number | null;
+  category: string;
+  kind: string;
+  direction: string;
+  /** guardrail decisions: deny, hold or allow, and how it ended */
+  action: string | null;
+  outcome: string | null;
+}
+
+export type RunStep = RunCommandStep | RunFindingStep;
+
+export interface RunTimeline {
+  id: string;
+  identity: string | null;
+  argv: string[];
+  startedAt: string;
+  endedAt: string | null;
+  exitCode: number | null;
+  counts: RunCounts;
+  sessions: Array<{ id: string; connection: string; protocol: string; startedAt: string; endedAt: string | null; status: string; commandCount: number }>;
+  steps: RunStep[];
 }

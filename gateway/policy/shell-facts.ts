@@ -21,6 +21,8 @@ export interface ShellFacts {
   commands: ShellCommandFacts[];
   /** the parser rejected the text; the commands come from a plain tokenizer */
   unparsed: boolean;
+  /** files the line's redirections write (`>`, `>>`, `&>`, `>|`, `<>`), literal paths only */
+  redirectWrites: string[];
 }
 
 const SHELLS = new Set(['sh', 'bash', 'zsh', 'dash', 'ksh', 'ash', 'busybox']);
@@ -120,6 +122,7 @@ function splitFlags(words: Word[]): { flags: string[]; args: string[] } {
 
 interface Collector {
   out: ShellCommandFacts[];
+  redirectWrites: string[];
   depth: number;
   unparsed: boolean;
 }
@@ -217,6 +220,8 @@ function nested(w: Word, c: Collector): void {
 const OP_HERESTRING = 63;
 const OP_PIPE = 12;
 const OP_PIPE_ALL = 13;
+// `>`, `>>`, `<>`, `>|`, `&>`, `&>>`: redirections that open their word for writing
+const OP_WRITES = new Set([54, 55, 57, 60, 64, 65]);
 
 /** The last simple command of a statement (`a | b` → b). */
 function lastCall(stmt: ShNode): ShNode | null {
@@ -273,6 +278,10 @@ function walkStmt(stmt: ShNode, c: Collector, pipedFrom: ShNode | null): void {
   for (const r of (stmt.Redirs as ShNode[] | undefined) ?? []) {
     walkWord(r.Word as ShNode | null, c);
     walkWord(r.Hdoc as ShNode | null, c);
+    if (OP_WRITES.has(r.Op as number) && r.Word) {
+      const v = wordOf(r.Word as ShNode).value;
+      if (v) c.redirectWrites.push(v);
+    }
   }
   const cmd = stmt.Cmd as ShNode | null;
   if (!cmd) return;
@@ -371,9 +380,9 @@ const cache = new Map<string, ShellFacts>();
 export function shellFacts(line: string): ShellFacts {
   const hit = cache.get(line);
   if (hit) return hit;
-  const c: Collector = { out: [], depth: 0, unparsed: false };
+  const c: Collector = { out: [], redirectWrites: [], depth: 0, unparsed: false };
   parseInto(line, c);
-  const facts = { commands: c.out, unparsed: c.unparsed };
+  const facts = { commands: c.out, unparsed: c.unparsed, redirectWrites: c.redirectWrites };
   if (cache.size >= MAX_CACHE) cache.clear();
   cache.set(line, facts);
   return facts;

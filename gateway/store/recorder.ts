@@ -59,6 +59,8 @@ export interface RecorderOptions {
   /** hook to see commands as they start (lineage); must not throw */
   onCommandStart?: (session: SessionInfo, commandId: number, start: CommandStart) => number | null | void;
   onCommandFinish?: (session: SessionInfo, commandId: number, start: CommandStart, finish: CommandFinish) => void;
+  /** hook for what a command touches when its listener did not say (files a shell line writes), from its masked text; must not throw */
+  touchesOf?: (session: SessionInfo, start: CommandStart) => { targets: string[]; detail: Record<string, Json> } | null;
   /** how long appends wait to be grouped into one commit (default 4 ms) */
   commitIntervalMs?: number;
   /** called once, when the first commit fails: from then on the store is failed (fail-closed) */
@@ -573,12 +575,24 @@ class LiveSession implements SessionRecorder {
     const id = this.rec.allocCommandId();
     const idx = ++this.commandIdx;
     const text = masker.maskText(start.text);
-    const detail = start.detail === undefined ? null : masker.maskValue(start.detail);
-    const targets = start.targets ?? [];
+    let detail = start.detail === undefined ? null : masker.maskValue(start.detail);
+    let targets = start.targets ?? [];
     const wall = new Date().toISOString();
     const startedUs = nowUs() - this.startUs;
     const startSeq = this.seq + 1;
     const masked: CommandStart = { ...start, text: text.text };
+    if (targets.length === 0 && this.rec.opts.touchesOf) {
+      try {
+        const touched = this.rec.opts.touchesOf(this.info, masked);
+        if (touched && touched.targets.length) {
+          targets = touched.targets;
+          const base = detail && detail.value && typeof detail.value === 'object' && !Array.isArray(detail.value) ? detail.value : {};
+          detail = { hits: detail?.hits ?? [], value: { ...base, ...touched.detail } };
+        }
+      } catch {
+        // what a command touched is an index for blame; recording the command matters more
+      }
+    }
     let causedBy = start.causedBy ?? null;
     if (causedBy === null && this.rec.opts.onCommandStart) {
       try {

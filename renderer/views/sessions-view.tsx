@@ -244,6 +244,23 @@ function SessionRow({ s, onRun }: { s: SessionSummary; onRun: (run: string) => v
         ) : (
           '—'
         )}
+        {s.run && (
+          <span
+            className="run-open"
+            role="link"
+            tabIndex={0}
+            title={`open run ${s.run} as one timeline`}
+            data-testid="run-open"
+            onClick={(e) => {
+              e.preventDefault();
+              e.stopPropagation();
+              navigate(href('runs', s.run));
+            }}
+          >
+            {' '}
+            ↗
+          </span>
+        )}
       </span>
       <span className="c-dur">{s.status === 'live' ? 'running' : fmtDuration(s.durationMs)}</span>
       <span className="c-num">{s.commandCount}</span>
