@@ -160,6 +160,12 @@ function matches(db: Db, t: BlameTarget): Array<{ row: Row; write: boolean; edit
     return out;
   }
   const plural = K8S_PLURAL[t.resource] ?? t.resource;
+  // the Kubernetes listener's own commands name their object in targets: k8s:PLURAL[.GROUP]/NS/NAME
+  const group = t.resource.includes('.') ? t.resource : `${plural}.%`;
+  const indexed = db
+    .prepare(`${SELECT} WHERE c.kind = 'kubectl' AND c.id IN (SELECT command_id FROM command_targets WHERE target = ? OR target LIKE ?) ORDER BY c.id`)
+    .all(`k8s:${plural}/${t.namespace}/${t.name}`.toLowerCase(), `k8s:${group}/${t.namespace}/${t.name}`.toLowerCase()) as Row[];
+  for (const row of indexed) out.push({ row, write: row.classification === 'write' });
   const api = new RegExp(`^/apis?/(?:[^/]+/)*namespaces/${escapeRe(t.namespace)}/${escapeRe(plural)}/${escapeRe(t.name)}(?:/.*)?$`);
   const like = `%${t.name}%`;
   const rows = db.prepare(`${SELECT} WHERE (c.kind = 'http' AND json_extract(c.detail, '$.url') LIKE ?) OR (c.kind IN ('kubectl', 'shell', 'exec') AND c.text LIKE '%kubectl%' AND c.text LIKE ?)`).all(like, like) as Row[];
@@ -217,6 +223,11 @@ function changeOf(row: Row, target: BlameTarget): BlameChange | null {
   if (diff && typeof diff === 'object' && !Array.isArray(diff)) {
     if (typeof diff.unavailable === 'string') return { unavailable: diff.unavailable };
     if ('after' in diff) return { before: typeof diff.before === 'string' ? diff.before : null, after: typeof diff.after === 'string' ? diff.after : null };
+  }
+  // the Kubernetes listener keeps a mutation's object before and after in its result
+  if (target.type === 'k8s' && row.kind === 'kubectl' && r && ('before' in r || 'after' in r)) {
+    const text = (v: Json | undefined) => (v === undefined || v === null ? null : typeof v === 'string' ? v : JSON.stringify(v, null, 2));
+    return { before: text(r.before), after: text(r.after) };
   }
   // a Kubernetes before/after when the recording kept one in the detail
   const d = detailOf(row);

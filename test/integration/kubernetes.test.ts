@@ -17,7 +17,7 @@ import { agentKubeconfig } from '../../gateway/kubernetes/kubeconfig';
 import { listEvents } from '../../gateway/store/queries';
 import { exportBundle } from '../../gateway/bundle';
 import { ensureGatewayKey } from '../../gateway/store/chain';
-import type { CommandView, RunStartResult } from '../../gateway/control-api/types';
+import type { BlameReport, CommandView, RunStartResult } from '../../gateway/control-api/types';
 import { agentEnvironment } from '../../gateway/cli/run-command';
 import { captureCli, waitForPending } from '../helpers/cli';
 
@@ -181,6 +181,19 @@ describe('kubectl through the gateway', () => {
 
     await ok(['rollout', 'restart', 'deployment/web', '-n', 'staging']);
     await command((c) => c.text === 'rollout restart deployment web -n staging');
+
+    // blame follows the object by its target, whatever kubectl called it, with each change
+    await gw.flush();
+    const blamed = await captureCli(['blame', 'k8s:deployment/staging/web', '--json', '--data-dir', gw.dataDir]);
+    assert.equal(blamed.code, 0, blamed.stderr);
+    const report = JSON.parse(blamed.stdout) as BlameReport;
+    const writes = report.entries.filter((e) => e.access === 'write').map((e) => e.text);
+    for (const re of [/^create deployment web -n staging/, /^patch deployment web -n staging/, /^scale deployment web -n staging/, /^rollout restart deployment web -n staging/]) {
+      assert.ok(writes.some((t) => re.test(t)), `${re} in blame: ${JSON.stringify(writes)}`);
+    }
+    const scaleChange = report.entries.find((e) => /^scale deployment web/.test(e.text))?.change as { before: string | null; after: string | null } | null;
+    assert.match(scaleChange?.before ?? '', /"replicas": 2/);
+    assert.match(scaleChange?.after ?? '', /"replicas": 4/);
 
     await ok(['delete', 'configmap', 'app-config', '-n', 'staging']);
     const deleted = await command((c) => c.text === 'delete configmap app-config -n staging');
