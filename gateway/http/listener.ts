@@ -16,6 +16,7 @@ import { Exchange, type ExchangeShared } from './exchange';
 import { ConversationTracker } from './llm-turns';
 import { resolveUpstream } from './upstream';
 import { handleUpgrade } from './websocket';
+import { listenOn } from '../net-listen';
 
 export const startHttpListener: StartListener = async (ctx: ListenerContext): Promise<Listener> => {
   const options = readOptions(ctx.connection.options ?? {});
@@ -82,15 +83,8 @@ export const startHttpListener: StartListener = async (ctx: ListenerContext): Pr
     else socket.destroy();
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(ctx.connection.listen.port, ctx.connection.listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address();
-  const address = addr && typeof addr === 'object' ? `${addr.address}:${addr.port}` : String(addr);
+  const addr = await listenOn(server, ctx.connection.listen);
+  const address = `${addr.address}:${addr.port}`;
   ctx.log.info(`http ${ctx.connection.name}: listening on ${address} → ${target.label}`);
 
   let closing: Promise<void> | null = null;

@@ -16,6 +16,7 @@ import { KubeExchange } from './exchange';
 import { sendStatus, type KubeShared } from './shared';
 import { handleKubeUpgrade } from './streams';
 import { KubeConfigError, resolveKubeTarget } from './upstream';
+import { listenOn } from '../net-listen';
 
 export interface KubeListenerOptions {
   timeoutMs: number;
@@ -98,15 +99,8 @@ export const startKubernetesListener: StartListener = async (ctx: ListenerContex
   });
   server.on('tlsClientError', () => undefined);
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(ctx.connection.listen.port, ctx.connection.listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address();
-  const address = addr && typeof addr === 'object' ? `${addr.address}:${addr.port}` : String(addr);
+  const addr = await listenOn(server, ctx.connection.listen);
+  const address = `${addr.address}:${addr.port}`;
   ctx.log.info(`kubernetes ${ctx.connection.name}: listening on https://${address} → ${target.label}`);
 
   let closing: Promise<void> | null = null;

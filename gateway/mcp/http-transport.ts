@@ -28,6 +28,7 @@ import { replaceData, SseFramer, type SseBlock } from './http-sse';
 import { jsonRpcError, JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, GATEWAY_ERROR, readMcpHttpOptions } from './http-errors';
 import { openHttpMcpSession, type HttpMcpSession } from './http-session';
 import { ToolBaselines, toolBaselinesFile } from './tool-drift';
+import { listenOn } from '../net-listen';
 
 /** One MCP session as the proxy tracks it. */
 interface Entry {
@@ -560,15 +561,8 @@ export const startMcpHttpListener: StartListener = async (ctx: ListenerContext):
     s.once('close', () => sockets.delete(s));
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(ctx.connection.listen.port, ctx.connection.listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address();
-  const address = addr && typeof addr === 'object' ? `${addr.address}:${addr.port}` : String(addr);
+  const addr = await listenOn(server, ctx.connection.listen);
+  const address = `${addr.address}:${addr.port}`;
   ctx.log.info(`mcp ${name}: listening on ${address} → ${target.label} (HTTP)`);
   // the bound address (listen port 0), for `flightlog mcp config NAME`
   const announced = nodePath.join(ctx.dataDir, 'mcp', `${name}.http.json`);

@@ -18,6 +18,7 @@ import type { Listener, ListenerContext, ViaCredential } from '../core/listener'
 import type { Json } from '../core/types';
 import { McpSession, mcpSessionContext, type FinalVerdict, type Verdict } from './session';
 import { ToolBaselines, toolBaselinesFile } from './tool-drift';
+import { listenOn } from '../net-listen';
 
 export const CONTROL = 0x1e;
 /** what the pipe says first */
@@ -144,14 +145,7 @@ export async function startMcpStdioListener(ctx: ListenerContext): Promise<Liste
     live.add(c);
     socket.once('close', () => live.delete(c));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(ctx.connection.listen.port, ctx.connection.listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const a = server.address() as net.AddressInfo;
+  const a = await listenOn(server, ctx.connection.listen);
   const address = `${a.address}:${a.port}`;
   const file = announceFile(ctx.dataDir, name);
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });

@@ -28,6 +28,7 @@ import { ensureGatewayCert } from './tls-cert';
 import { cancelUpstream, FrameReader, loginUpstream, UpstreamError } from './upstream';
 import { explainEstimate } from './explain';
 import * as wire from './wire';
+import { listenOn } from '../net-listen';
 
 const STARTUP_TIMEOUT_MS = 30_000;
 
@@ -237,14 +238,7 @@ export const startPostgresListener: StartListener = async (ctx: ListenerContext)
   const server = net.createServer((socket) => {
     handle(socket).catch(() => socket.destroy());
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(ctx.connection.listen.port, ctx.connection.listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address() as net.AddressInfo;
+  const addr = await listenOn(server, ctx.connection.listen);
   const address = `${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`;
   ctx.log.info(`postgres ${ctx.connection.name} listening on ${address}${cert ? ' (TLS offered)' : ''}`);
 

@@ -5,7 +5,6 @@
  */
 // first: ssh2's cipher module must load with pooled padding (see the module)
 import './ssh2-padding';
-import type { AddressInfo } from 'node:net';
 import { Server, utils, type AuthContext, type Connection } from 'ssh2';
 import type { SshUpstream } from '../config/schema';
 import type { Listener, ListenerContext, StartListener } from '../core/listener';
@@ -14,6 +13,7 @@ import { AgentConnection } from './connection';
 import { loadOrCreateHostKey } from './host-keys';
 import { AGENT_LEG_CIPHERS } from './algorithms';
 import { coalesceWrites, OpenFailDescriber, sendAuthBanner } from './ssh2-internals';
+import { listenOn } from '../net-listen';
 
 const METHODS: Array<'publickey' | 'password'> = ['publickey', 'password'];
 
@@ -110,15 +110,8 @@ export const startSshListener: StartListener = async (ctx: ListenerContext): Pro
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(ctx.connection.listen.port, ctx.connection.listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const addr = await listenOn(server, ctx.connection.listen);
   server.on('error', (err: Error) => ctx.log.error(`ssh ${name}: ${err.message}`));
-  const addr = server.address() as AddressInfo;
   ctx.log.info(`ssh ${name}: listening on ${addr.address}:${addr.port}`);
 
   return {
