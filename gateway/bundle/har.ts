@@ -8,7 +8,8 @@
 import { STATUS_CODES } from 'node:http';
 import type { Db } from '../store/db';
 import { resolveSessionId } from '../store/queries';
-import { connectionConfigText, countHttpCommands, harSessionRow, httpCommandPages } from '../store/bundle-reads';
+import { countHttpCommands, harSessionRow, httpCommandPages } from '../store/bundle-reads';
+import { connectionConfigText } from '../store/connections';
 import { VERSION } from '../core/version';
 import { BundleError } from './errors';
 import { commandView, parseJsonText } from './rows';

@@ -111,12 +111,6 @@ export function runById(db: Db): (id: string) => RunRow | undefined {
   return (id) => stmt.get(id) as RunRow | undefined;
 }
 
-/** A connection's stored config JSON text, or undefined when the connection is unknown. */
-export function connectionConfigText(db: Db, name: string): string | undefined {
-  const row = db.prepare('SELECT config FROM connections WHERE name = ?').get(name) as { config: string } | undefined;
-  return row?.config;
-}
-
 export interface HarSessionRow {
   id: string;
   connection: string;
