@@ -5,8 +5,76 @@
 import Database from 'better-sqlite3';
 import { migrate, type Db } from './db';
 
-/** A value SQLite binds as-is. */
-export type BindValue = string | number | null;
+/** An imported session row, in column order. */
+export type ImportedSessionValues = [
+  id: string,
+  identity: string | null,
+  connection: string,
+  protocol: string,
+  runId: string | null,
+  clientAddr: string | null,
+  meta: string,
+  startedAt: string,
+  startedUs: number,
+  endedAt: string | null,
+  status: string,
+  endReason: string | null,
+  eventCount: number,
+  commandCount: number,
+  findingCount: number,
+  lastHash: string | null,
+  seal: string | null,
+  sealKey: string | null,
+];
+
+/** An imported command row, in column order (JSON columns as text). */
+export type ImportedCommandValues = [
+  id: number | null,
+  sessionId: string,
+  idx: number,
+  kind: string,
+  text: string,
+  classification: string | null,
+  targets: string,
+  status: string,
+  startedAt: string,
+  startedUs: number,
+  endedUs: number | null,
+  startSeq: number | null,
+  endSeq: number | null,
+  detail: string | null,
+  result: string | null,
+  error: string | null,
+  causedBy: number | null,
+];
+
+/** An imported finding row, in column order. */
+export type ImportedFindingValues = [
+  id: number | null,
+  sessionId: string,
+  commandId: number | null,
+  eventSeq: number | null,
+  category: string,
+  kind: string,
+  fp: string | null,
+  direction: string,
+  maskedLive: number,
+  detail: string | null,
+  createdAt: string,
+];
+
+/** An imported event row, in column order. */
+export type ImportedEventValues = [
+  sessionId: string,
+  seq: number,
+  tUs: number,
+  wall: string,
+  kind: string,
+  direction: string,
+  commandId: number | null,
+  data: string,
+  hash: string,
+];
 
 /** A fresh, empty store in memory with the current schema. */
 export function openMemoryDb(): Db {
@@ -60,12 +128,7 @@ export function idClashOffset(db: Db, table: 'commands' | 'findings', lo: number
   return (db.prepare(`SELECT COALESCE(MAX(id), 0) AS m FROM ${table}`).get() as { m: number }).m - lo + 1;
 }
 
-/**
- * Inserts an imported session row; values in column order: id, identity, connection, protocol,
- * run_id, client_addr, meta, started_at, started_us, ended_at, status, end_reason, event_count,
- * command_count, finding_count, last_hash, seal, seal_key.
- */
-export function insertImportedSession(db: Db, ...values: BindValue[]): void {
+export function insertImportedSession(db: Db, ...values: ImportedSessionValues): void {
   db.prepare(
     `INSERT INTO sessions (id, identity, connection, protocol, run_id, client_addr, meta, started_at, started_us, ended_at, status, end_reason,
                            event_count, command_count, finding_count, last_hash, seal, seal_key)
@@ -73,12 +136,8 @@ export function insertImportedSession(db: Db, ...values: BindValue[]): void {
   ).run(...values);
 }
 
-/**
- * Inserters for a session's commands (values in column order: id, session_id, idx, kind, text,
- * classification, targets, status, started_at, started_us, ended_us, start_seq, end_seq, detail,
- * result, error, caused_by) and their targets.
- */
-export function importedCommandWriter(db: Db): { command: (...values: BindValue[]) => void; target: (commandId: number | null, target: string) => void } {
+/** Inserters for a session's commands and their targets, reusing prepared statements. */
+export function importedCommandWriter(db: Db): { command: (...values: ImportedCommandValues) => void; target: (commandId: number | null, target: string) => void } {
   const insertCommand = db.prepare(
     `INSERT INTO commands (id, session_id, idx, kind, text, classification, targets, status, started_at, started_us, ended_us, start_seq, end_seq, detail, result, error, caused_by)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -90,11 +149,8 @@ export function importedCommandWriter(db: Db): { command: (...values: BindValue[
   };
 }
 
-/**
- * An inserter for a session's findings; values in column order: id, session_id, command_id,
- * event_seq, category, kind, fp, direction, masked_live, detail, created_at.
- */
-export function importedFindingWriter(db: Db): (...values: BindValue[]) => void {
+/** An inserter for a session's findings, reusing one prepared statement. */
+export function importedFindingWriter(db: Db): (...values: ImportedFindingValues) => void {
   const insertFinding = db.prepare(
     `INSERT INTO findings (id, session_id, command_id, event_seq, category, kind, fp, direction, masked_live, detail, created_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -102,11 +158,8 @@ export function importedFindingWriter(db: Db): (...values: BindValue[]) => void 
   return (...values) => void insertFinding.run(...values);
 }
 
-/**
- * An inserter for a session's events; values in column order: session_id, seq, t_us, wall, kind,
- * direction, command_id, data, hash.
- */
-export function importedEventWriter(db: Db): (...values: BindValue[]) => void {
+/** An inserter for a session's events, reusing one prepared statement. */
+export function importedEventWriter(db: Db): (...values: ImportedEventValues) => void {
   const insertEvent = db.prepare('INSERT INTO events (session_id, seq, t_us, wall, kind, direction, command_id, data, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
   return (...values) => void insertEvent.run(...values);
 }
