@@ -9,6 +9,7 @@ import { closeCrashedSessions } from './store/recovery';
 import { checkCredential, checkScramToken, identityExists, scramVerifiers } from './store/identities';
 import { resolveSecrets, retentionPolicy } from './config/load';
 import { collectGarbage, type GcResult } from './store/retention';
+import { recordConnectionConfigs, revocationChecks, runActiveCheck } from './store/connections';
 import type { ConnectionConfig, FlightlogConfig } from './config/schema';
 import type { Listener, ListenerContext, Logger } from './core/listener';
 import type { AuthResult, Masker, Policy } from './core/types';
@@ -168,14 +169,10 @@ export class Gateway {
           log.error(`recording store failed (${err.message}); no command is forwarded until the gateway is restarted with a writable data dir (${dataDir})`),
       });
       const now = new Date().toISOString();
-      const upsert = db.prepare(
-        'INSERT INTO connections (name, protocol, config, first_seen, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET protocol = excluded.protocol, config = excluded.config, updated_at = excluded.updated_at',
-      );
-      for (const c of opts.config.connections) upsert.run(c.name, c.protocol, JSON.stringify(c), now, now);
+      recordConnectionConfigs(db, opts.config.connections, now);
 
       const guardrails = new LivePolicy(opts.config);
-      const runActive = db.prepare('SELECT 1 FROM runs WHERE id = ? AND ended_at IS NULL');
-      const approvals = new ApprovalRegistry({ runActive: (runId) => runActive.get(runId) !== undefined });
+      const approvals = new ApprovalRegistry({ runActive: runActiveCheck(db) });
       const listeners = new Map<string, ListenerState>();
       for (const connection of opts.config.connections) {
         const start = listenerFor(connection.protocol);
@@ -316,14 +313,12 @@ export class Gateway {
     const identities = new Set<string>();
     const runs = new Set<string>();
     try {
-      const idStmt = this.db.prepare('SELECT revoked_at FROM identities WHERE name = ?');
-      const runStmt = this.db.prepare('SELECT 1 AS r FROM tokens WHERE run_id = ? AND revoked_at IS NOT NULL LIMIT 1');
+      const { identityRevoked, runTokenRevoked } = revocationChecks(this.db);
       for (const name of new Set(live.map((s) => s.rawIdentity).filter((x): x is string => x !== null))) {
-        const row = idStmt.get(name) as { revoked_at: string | null } | undefined;
-        if (row?.revoked_at) identities.add(name);
+        if (identityRevoked(name)) identities.add(name);
       }
       for (const run of new Set(live.map((s) => s.runId).filter((x): x is string => x !== null))) {
-        if (runStmt.get(run)) runs.add(run);
+        if (runTokenRevoked(run)) runs.add(run);
       }
     } catch (err) {
       // a busy or failing store must not end sessions; the next poll tries again
@@ -427,10 +422,7 @@ export class Gateway {
 
     registerUpstreamSecrets(this.masker, secrets.values());
     const now = new Date().toISOString();
-    const upsert = this.db.prepare(
-      'INSERT INTO connections (name, protocol, config, first_seen, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET protocol = excluded.protocol, config = excluded.config, updated_at = excluded.updated_at',
-    );
-    for (const c of toStart) upsert.run(c.name, c.protocol, JSON.stringify(c), now, now);
+    recordConnectionConfigs(this.db, toStart, now);
     // Same Map object (callers hold it), rebuilt in config order.
     const kept = new Map(this.listeners);
     this.listeners.clear();

@@ -1,11 +1,11 @@
 import type { Db } from './store/db';
+import { listRegisteredSecrets, registeredSecretDigests, replaceRegisteredSecret } from './store/registered-secrets';
 import { FlightlogError } from './core/errors';
 import { createMasker, digestSecret, type KnownSecretDigest, type MaskingEngine } from './masking';
 
 /** Registered secrets as the store keeps them: digests only, never the value. */
 export function loadDigests(db: Db): KnownSecretDigest[] {
-  const rows = db.prepare('SELECT digest FROM registered_secrets ORDER BY name, form').all() as { digest: string }[];
-  return rows.map((r) => JSON.parse(r.digest) as KnownSecretDigest);
+  return registeredSecretDigests(db).map((digest) => JSON.parse(digest) as KnownSecretDigest);
 }
 
 /** The gateway's masker: the engine's rules plus the secrets registered in the store. */
@@ -21,14 +21,13 @@ export function registerSecret(db: Db, name: string, value: string, fingerprintK
   if (value.length < 8) throw new FlightlogError('E_SECRET_VALUE', 'the secret is shorter than 8 characters: too short to mask by value without masking ordinary words');
   const digests = digestSecret(name, value, fingerprintKey);
   const now = new Date().toISOString();
-  db.transaction(() => {
-    db.prepare('DELETE FROM registered_secrets WHERE name = ?').run(name);
-    const insert = db.prepare('INSERT INTO registered_secrets (name, form, digest, created_at) VALUES (?, ?, ?, ?)');
-    for (const d of digests) insert.run(name, d.form, JSON.stringify(d), now);
-  }).immediate();
+  replaceRegisteredSecret(
+    db,
+    name,
+    digests.map((d) => ({ form: d.form, digest: JSON.stringify(d) })),
+    now,
+  );
   return digests.length;
 }
 
-export function listRegisteredSecrets(db: Db): Array<{ name: string; forms: number; createdAt: string }> {
-  return db.prepare('SELECT name, COUNT(*) AS forms, MIN(created_at) AS createdAt FROM registered_secrets GROUP BY name ORDER BY name').all() as Array<{ name: string; forms: number; createdAt: string }>;
-}
+export { listRegisteredSecrets };

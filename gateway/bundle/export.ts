@@ -10,6 +10,20 @@ import * as path from 'node:path';
 import type { Db } from '../store/db';
 import { chainHash, commandDigest, findingDigest, genesisHash, keyFingerprint, sealMessage, verifySeal, type GatewayKey } from '../store/chain';
 import { Coverage, type CoverageProblem } from '../store/coverage';
+import {
+  causedCommandIds,
+  commandRowsAfter,
+  connectionByName,
+  eventRowsBetween,
+  findingRowsAfter,
+  identityByName,
+  inReadSnapshot,
+  runById,
+  runIdExact,
+  runIdsByPrefix,
+  sessionIdsOfRun,
+  sessionRow,
+} from '../store/bundle-reads';
 import { VERSION } from '../core/version';
 import type { Json } from '../core/types';
 import { BundleError } from './errors';
@@ -29,10 +43,9 @@ import {
   type Manifest,
   type ManifestMember,
   type ManifestSession,
-  type RawEventRow,
   type RunEntry,
 } from './format';
-import { commandView, findingView, parseJsonText, sanitizeConfig, sessionRecord, type CommandRow, type FindingRow, type SessionRow } from './rows';
+import { commandView, findingView, parseJsonText, sanitizeConfig, sessionRecord, type SessionRow } from './rows';
 import { TarWriter } from './tar';
 
 export interface ExportOptions {
@@ -126,32 +139,23 @@ function jsonBuffer(v: unknown): Buffer {
 
 /** Sessions of a run (for `--run RUN`): exact id or a unique prefix. */
 export function sessionsOfRun(db: Db, runIdOrPrefix: string): string[] {
-  let run = db.prepare('SELECT id FROM runs WHERE id = ?').get(runIdOrPrefix) as { id: string } | undefined;
-  let runId = run?.id ?? null;
+  let runId = runIdExact(db, runIdOrPrefix);
   if (!runId) {
     const escaped = runIdOrPrefix.replace(/[\\%_]/g, (c) => '\\' + c);
-    const viaRuns = db.prepare("SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 2").all(escaped + '%') as { id: string }[];
-    const viaSessions = db.prepare("SELECT DISTINCT run_id AS id FROM sessions WHERE run_id LIKE ? ESCAPE '\\' LIMIT 2").all(escaped + '%') as { id: string }[];
-    const ids = [...new Set([...viaRuns, ...viaSessions].map((r) => r.id))];
+    const { viaRuns, viaSessions } = runIdsByPrefix(db, escaped);
+    const ids = [...new Set([...viaRuns, ...viaSessions])];
     if (ids.length > 1) throw new BundleError('E_AMBIGUOUS', `run id prefix "${runIdOrPrefix}" matches more than one run`);
     runId = ids[0] ?? null;
-    run = undefined;
   }
-  const rows = runId ? (db.prepare('SELECT id FROM sessions WHERE run_id = ? ORDER BY started_us, id').all(runId) as { id: string }[]) : [];
+  const rows = runId ? sessionIdsOfRun(db, runId) : [];
   if (rows.length === 0) throw new BundleError('E_NOT_FOUND', `no sessions for run "${runIdOrPrefix}"`);
-  return rows.map((r) => r.id);
+  return rows;
 }
 
 /** Writes one signed, self-contained bundle of the given sessions to `out`. */
 export async function exportBundle(db: Db, opts: ExportOptions): Promise<ExportResult> {
   // one read snapshot: a live session's commands and the events that cover them are read as of one moment
-  const snapshot = !db.inTransaction;
-  if (snapshot) db.exec('BEGIN');
-  try {
-    return await exportSnapshot(db, opts);
-  } finally {
-    if (snapshot && db.inTransaction) db.exec('COMMIT');
-  }
+  return inReadSnapshot(db, () => exportSnapshot(db, opts));
 }
 
 function rowsAltered(id: string, p: CoverageProblem): BundleError {
@@ -163,7 +167,7 @@ async function exportSnapshot(db: Db, opts: ExportOptions): Promise<ExportResult
   const ids = [...new Set(opts.sessionIds)];
   if (ids.length === 0) throw new BundleError('E_NOTHING', 'no sessions to export');
   const rows: SessionRow[] = ids.map((id) => {
-    const r = db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as SessionRow | undefined;
+    const r = sessionRow(db, id);
     if (!r) throw new BundleError('E_NOT_FOUND', `no session "${id}"`);
     if (r.seal !== null && r.seal_key !== null && r.seal_key !== opts.key.fingerprint) {
       throw new BundleError('E_BUNDLE_KEY', `session ${id} was sealed by key ${r.seal_key}, not this gateway's key ${opts.key.fingerprint}`);
@@ -194,9 +198,7 @@ async function exportSnapshot(db: Db, opts: ExportOptions): Promise<ExportResult
       let count = 0;
       const coverage = new Coverage();
       for (let from = 0; from < upto; from += PAGE) {
-        const page = db
-          .prepare('SELECT seq, t_us, wall, kind, direction, command_id, data, hash FROM events WHERE session_id = ? AND seq > ? AND seq <= ? ORDER BY seq')
-          .all(row.id, from, Math.min(from + PAGE, upto)) as RawEventRow[];
+        const page = eventRowsBetween(db, row.id, from, Math.min(from + PAGE, upto));
         for (const e of page) {
           // The store's chain is checked on the way out: a bundle never carries a chain that cannot verify.
           if (e.seq !== count + 1 || chainHash(prev, e) !== e.hash) {
@@ -219,15 +221,15 @@ async function exportSnapshot(db: Db, opts: ExportOptions): Promise<ExportResult
 
       const commands = await TempMember.create(sessionMember(row.id, 'commands.json'), tmp, temps);
       const commandList = new LineArray(commands);
-      const causedStmt = db.prepare('SELECT id FROM commands WHERE caused_by = ? ORDER BY id');
+      const causedOf = causedCommandIds(db);
       let commandCount = 0;
       for (let after = 0; ; ) {
-        const page = db.prepare('SELECT * FROM commands WHERE session_id = ? AND idx > ? ORDER BY idx LIMIT ?').all(row.id, after, PAGE) as CommandRow[];
+        const page = commandRowsAfter(db, row.id, after, PAGE);
         if (page.length === 0) break;
         for (const c of page) {
           const bad = coverage.command(c.id, commandDigest(c), c.caused_by, c.status, sealed);
           if (bad) throw rowsAltered(row.id, bad);
-          const caused = (causedStmt.all(c.id) as { id: number }[]).map((x) => x.id);
+          const caused = causedOf(c.id);
           await commandList.push(commandView(c, caused));
           commandCount++;
         }
@@ -239,7 +241,7 @@ async function exportSnapshot(db: Db, opts: ExportOptions): Promise<ExportResult
       const findingList = new LineArray(findings);
       let findingCount = 0;
       for (let after = 0; ; ) {
-        const page = db.prepare('SELECT * FROM findings WHERE session_id = ? AND id > ? ORDER BY id LIMIT ?').all(row.id, after, PAGE) as FindingRow[];
+        const page = findingRowsAfter(db, row.id, after, PAGE);
         if (page.length === 0) break;
         for (const f of page) {
           const bad = coverage.finding(f.id, findingDigest(f), sealed);
@@ -338,9 +340,9 @@ async function exportSnapshot(db: Db, opts: ExportOptions): Promise<ExportResult
 function identitiesOf(db: Db, rows: SessionRow[]): IdentityEntry[] {
   const names = [...new Set(rows.map((r) => r.identity).filter((n): n is string => n !== null))].sort();
   const out: IdentityEntry[] = [];
-  const stmt = db.prepare('SELECT name, kind, created_at, revoked_at FROM identities WHERE name = ?');
+  const byName = identityByName(db);
   for (const n of names) {
-    const r = stmt.get(n) as { name: string; kind: 'agent' | 'human'; created_at: string; revoked_at: string | null } | undefined;
+    const r = byName(n);
     if (r) out.push({ name: r.name, kind: r.kind, createdAt: r.created_at, revokedAt: r.revoked_at });
   }
   return out;
@@ -349,9 +351,9 @@ function identitiesOf(db: Db, rows: SessionRow[]): IdentityEntry[] {
 function connectionsOf(db: Db, rows: SessionRow[]): ConnectionEntry[] {
   const names = [...new Set(rows.map((r) => r.connection))].sort();
   const out: ConnectionEntry[] = [];
-  const stmt = db.prepare('SELECT name, protocol, config, first_seen, updated_at FROM connections WHERE name = ?');
+  const byName = connectionByName(db);
   for (const n of names) {
-    const r = stmt.get(n) as { name: string; protocol: string; config: string; first_seen: string; updated_at: string } | undefined;
+    const r = byName(n);
     if (r) out.push({ name: r.name, protocol: r.protocol, config: sanitizeConfig(parseJsonText(r.config) ?? {}), firstSeen: r.first_seen, updatedAt: r.updated_at });
   }
   return out;
@@ -360,9 +362,9 @@ function connectionsOf(db: Db, rows: SessionRow[]): ConnectionEntry[] {
 function runsOf(db: Db, rows: SessionRow[]): RunEntry[] {
   const ids = [...new Set(rows.map((r) => r.run_id).filter((n): n is string => n !== null))].sort();
   const out: RunEntry[] = [];
-  const stmt = db.prepare('SELECT id, identity, argv, started_at, ended_at, exit_code FROM runs WHERE id = ?');
+  const byId = runById(db);
   for (const id of ids) {
-    const r = stmt.get(id) as { id: string; identity: string | null; argv: string; started_at: string; ended_at: string | null; exit_code: number | null } | undefined;
+    const r = byId(id);
     if (r) out.push({ id: r.id, identity: r.identity, argv: (parseJsonText(r.argv) ?? []) as Json, startedAt: r.started_at, endedAt: r.ended_at, exitCode: r.exit_code });
   }
   return out;

@@ -8,9 +8,11 @@
 import { STATUS_CODES } from 'node:http';
 import type { Db } from '../store/db';
 import { resolveSessionId } from '../store/queries';
+import { countHttpCommands, harSessionRow, httpCommandPages } from '../store/bundle-reads';
+import { connectionConfigText } from '../store/connections';
 import { VERSION } from '../core/version';
 import { BundleError } from './errors';
-import { commandView, parseJsonText, type CommandRow } from './rows';
+import { commandView, parseJsonText } from './rows';
 import { writeOut } from './streams';
 import type { CommandView } from '../control-api/types';
 
@@ -74,8 +76,8 @@ function ms(v: unknown): number | null {
 }
 
 function upstreamBase(db: Db, connection: string): { origin: string; basePath: string } | null {
-  const row = db.prepare('SELECT config FROM connections WHERE name = ?').get(connection) as { config: string } | undefined;
-  const config = row ? parseJsonText(row.config) : null;
+  const text = connectionConfigText(db, connection);
+  const config = text !== undefined ? parseJsonText(text) : null;
   const url = isObj(config) && isObj(config.upstream) && typeof config.upstream.url === 'string' ? config.upstream.url : null;
   if (!url) return null;
   try {
@@ -163,9 +165,9 @@ export function harEntry(c: CommandView, ctx: { connection: string; identity: st
 /** Writes the HTTP exchanges of one or more sessions as one HAR 1.2 file. */
 export async function exportHar(db: Db, sessionIds: string | string[], out: string): Promise<{ entries: number; bytes: number }> {
   const ids = (Array.isArray(sessionIds) ? sessionIds : [sessionIds]).map((id) => resolveSessionId(db, id));
-  const sessions = ids.map((id) => db.prepare('SELECT id, connection, identity, protocol FROM sessions WHERE id = ?').get(id) as { id: string; connection: string; identity: string | null; protocol: string });
-  const stmt = db.prepare("SELECT * FROM commands WHERE session_id = ? AND kind IN ('http', 'llm') AND idx > ? ORDER BY idx LIMIT 256");
-  const count = (db.prepare(`SELECT COUNT(*) AS n FROM commands WHERE kind IN ('http', 'llm') AND session_id IN (${ids.map(() => '?').join(',')})`).get(...ids) as { n: number }).n;
+  const sessions = ids.map((id) => harSessionRow(db, id));
+  const httpPage = httpCommandPages(db);
+  const count = countHttpCommands(db, ids);
   if (count === 0) {
     throw new BundleError('E_EXPORT_FORMAT', `no HTTP exchanges in ${ids.length === 1 ? `session ${ids[0]} (${sessions[0].protocol})` : 'these sessions'} to export as HAR; use --format jsonl`);
   }
@@ -175,7 +177,7 @@ export async function exportHar(db: Db, sessionIds: string | string[], out: stri
     for (const s of sessions) {
       const base = upstreamBase(db, s.connection);
       for (let after = 0; ; ) {
-        const page = stmt.all(s.id, after) as CommandRow[];
+        const page = httpPage(s.id, after);
         if (page.length === 0) break;
         for (const row of page) {
           const e = harEntry(commandView(row, []), { connection: s.connection, identity: s.identity, base });

@@ -4,6 +4,7 @@
  */
 import type { Db } from '../store/db';
 import { resolveSessionId } from '../store/queries';
+import { commandHeadById, jsonlSessionRow } from '../store/bundle-reads';
 import type { Json } from '../core/types';
 import { parseJsonText } from './rows';
 import { eventRows, writeOut } from './streams';
@@ -29,25 +30,18 @@ export interface JsonlEvent {
 /** Writes the events of one or more sessions as JSON Lines, sessions in the order given. */
 export async function exportJsonl(db: Db, sessionIds: string | string[], out: string): Promise<{ events: number; bytes: number }> {
   const ids = (Array.isArray(sessionIds) ? sessionIds : [sessionIds]).map((id) => resolveSessionId(db, id));
-  const commandStmt = db.prepare('SELECT id, kind, text FROM commands WHERE id = ?');
+  const commandOf = commandHeadById(db);
   let events = 0;
   const bytes = await writeOut(out, async (f) => {
     for (const id of ids) {
-      const s = db.prepare('SELECT id, connection, protocol, identity, run_id, client_addr FROM sessions WHERE id = ?').get(id) as {
-        id: string;
-        connection: string;
-        protocol: string;
-        identity: string | null;
-        run_id: string | null;
-        client_addr: string | null;
-      };
+      const s = jsonlSessionRow(db, id);
       // events of one command are contiguous: remembering the last one avoids a lookup per event
       let last = null as JsonlEvent['command'];
       for await (const e of eventRows(db, id)) {
         let command: JsonlEvent['command'] = null;
         if (e.command_id !== null) {
           if (last?.id !== e.command_id) {
-            const c = commandStmt.get(e.command_id) as { id: number; kind: string; text: string } | undefined;
+            const c = commandOf(e.command_id);
             last = c ? { id: c.id, kind: c.kind, text: c.text } : { id: e.command_id, kind: 'unknown', text: '' };
           }
           command = last;

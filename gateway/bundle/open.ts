@@ -6,8 +6,21 @@
  */
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import Database from 'better-sqlite3';
-import { migrate, type Db } from '../store/db';
+import type { Db } from '../store/db';
+import {
+  idClashOffset,
+  importTx,
+  importedCommandWriter,
+  importedEventWriter,
+  importedFindingWriter,
+  insertConnectionIfAbsent,
+  insertIdentityIfAbsent,
+  insertImportedSession,
+  insertRunIfAbsent,
+  makeQueryOnly,
+  openMemoryDb,
+  sessionExists,
+} from '../store/bundle-import';
 import type { CommandView, FindingView } from '../control-api/types';
 import type { Json } from '../core/types';
 import { CONNECTIONS, DEFAULT_LIMITS, IDENTITIES, MANIFEST, RUNS, classifyMember, sessionMember, type BundleLimits, type Manifest } from './format';
@@ -16,12 +29,7 @@ import type { SessionRecord } from './rows';
 import { TarReader, type TarEntry } from './tar';
 import { verifyBundle, type TrustedKey, type VerifyReport } from './verify';
 
-/** A fresh, empty store in memory with the current schema. */
-export function openMemoryDb(): Db {
-  const db = new Database(':memory:');
-  migrate(db);
-  return db;
-}
+export { openMemoryDb };
 
 export interface OpenedBundleReport extends VerifyReport {
   /** sessions imported from this bundle */
@@ -66,7 +74,7 @@ export async function openBundles(files: string[], opts: OpenBundlesOptions = {}
       report.skipped.push({ session: '*', reason: `cannot import: ${String((err as Error)?.message ?? err).split('\n')[0]}` });
     }
   }
-  db.pragma('query_only = ON');
+  makeQueryOnly(db);
   return { db, reports };
 }
 
@@ -117,18 +125,19 @@ async function importBundle(db: Db, file: string, report: OpenedBundleReport, li
       message: report.message,
     };
 
-    db.exec('BEGIN');
+    importTx.begin(db);
     try {
       for (const x of asArray(await readJson(IDENTITIES))) {
         if (isObject(x) && str(x.name) && (x.kind === 'agent' || x.kind === 'human')) {
-          db.prepare('INSERT OR IGNORE INTO identities (name, kind, created_at, revoked_at) VALUES (?, ?, ?, ?)').run(x.name, x.kind, str(x.createdAt) ?? '', str(x.revokedAt));
+          insertIdentityIfAbsent(db, x.name as string, x.kind as 'agent' | 'human', str(x.createdAt) ?? '', str(x.revokedAt));
         }
       }
       for (const x of asArray(await readJson(CONNECTIONS))) {
         if (isObject(x) && str(x.name) && str(x.protocol)) {
-          db.prepare('INSERT OR IGNORE INTO connections (name, protocol, config, first_seen, updated_at) VALUES (?, ?, ?, ?, ?)').run(
-            x.name,
-            x.protocol,
+          insertConnectionIfAbsent(
+            db,
+            x.name as string,
+            x.protocol as string,
             JSON.stringify(x.config ?? {}),
             str(x.firstSeen) ?? '',
             str(x.updatedAt) ?? '',
@@ -137,11 +146,12 @@ async function importBundle(db: Db, file: string, report: OpenedBundleReport, li
       }
       for (const x of asArray(await readJson(RUNS))) {
         if (isObject(x) && str(x.id) && str(x.startedAt)) {
-          db.prepare('INSERT OR IGNORE INTO runs (id, identity, argv, started_at, ended_at, exit_code) VALUES (?, ?, ?, ?, ?, ?)').run(
-            x.id,
+          insertRunIfAbsent(
+            db,
+            x.id as string,
             str(x.identity),
             JSON.stringify(x.argv ?? []),
-            x.startedAt,
+            x.startedAt as string,
             str(x.endedAt),
             int(x.exitCode),
           );
@@ -152,24 +162,23 @@ async function importBundle(db: Db, file: string, report: OpenedBundleReport, li
       for (const s of manifest.sessions) {
         if (!isObject(s) || typeof s.id !== 'string' || seen.has(s.id)) continue;
         seen.add(s.id);
-        if (db.prepare('SELECT 1 FROM sessions WHERE id = ?').get(s.id)) {
+        if (sessionExists(db, s.id)) {
           report.skipped.push({ session: s.id, reason: 'already open from another bundle' });
           continue;
         }
-        db.exec('SAVEPOINT session');
+        importTx.savepoint(db);
         try {
           await importSession(db, reader, entries, s.id, origin, offsets, limits, changed);
-          db.exec('RELEASE session');
+          importTx.release(db);
           report.imported.push(s.id);
         } catch (err) {
-          db.exec('ROLLBACK TO session');
-          db.exec('RELEASE session');
+          importTx.rollbackToSavepoint(db);
           report.skipped.push({ session: s.id, reason: String((err as Error)?.message ?? err).split('\n')[0] });
         }
       }
-      db.exec('COMMIT');
+      importTx.commit(db);
     } catch (err) {
-      db.exec('ROLLBACK');
+      importTx.rollback(db);
       throw err;
     }
   } finally {
@@ -241,13 +250,7 @@ async function idOffsets(db: Db, reader: TarReader, entries: Map<string, TarEntr
       }
     }
   }
-  const clash = (table: string, lo: number, hi: number): number => {
-    if (lo > hi) return 0;
-    const any = db.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE id BETWEEN ? AND ?`).get(lo, hi) as { n: number };
-    if (any.n === 0) return 0;
-    return (db.prepare(`SELECT COALESCE(MAX(id), 0) AS m FROM ${table}`).get() as { m: number }).m - lo + 1;
-  };
-  return { command: clash('commands', cMin, cMax), finding: clash('findings', fMin, fMax), commandIds };
+  return { command: idClashOffset(db, 'commands', cMin, cMax), finding: idClashOffset(db, 'findings', fMin, fMax), commandIds };
 }
 
 async function importSession(
@@ -280,11 +283,8 @@ async function importSession(
   meta.bundle = { ...origin };
   const startedAt = str(s.startedAt) ?? '';
   const startedMs = Date.parse(startedAt);
-  db.prepare(
-    `INSERT INTO sessions (id, identity, connection, protocol, run_id, client_addr, meta, started_at, started_us, ended_at, status, end_reason,
-                           event_count, command_count, finding_count, last_hash, seal, seal_key)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  ).run(
+  insertImportedSession(
+    db,
     id,
     str(s.identity),
     str(s.connection) ?? '',
@@ -309,18 +309,14 @@ async function importSession(
     const n = int(v);
     return n === null ? null : n + offsets.command;
   };
-  const insertCommand = db.prepare(
-    `INSERT INTO commands (id, session_id, idx, kind, text, classification, targets, status, started_at, started_us, ended_us, start_seq, end_seq, detail, result, error, caused_by)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
-  const insertTarget = db.prepare('INSERT INTO command_targets (command_id, target) VALUES (?, ?)');
+  const writeCommand = importedCommandWriter(db);
   await streamMember(reader, need('commands.json'), limits, changed, (v) => {
     const c = v as unknown as CommandView;
     if (c.sessionId !== id) throw new Error('commands.json holds a command of another session');
     const targets = Array.isArray(c.targets) ? c.targets.filter((t): t is string => typeof t === 'string') : [];
     const causedBy = int(c.causedBy);
     const newId = cmdId(c.id);
-    insertCommand.run(
+    writeCommand.command(
       newId,
       id,
       int(c.index) ?? 0,
@@ -339,18 +335,15 @@ async function importSession(
       str(c.error),
       causedBy !== null && offsets.commandIds.has(causedBy) ? causedBy + offsets.command : null,
     );
-    for (const t of new Set(targets)) insertTarget.run(newId, t.toLowerCase());
+    for (const t of new Set(targets)) writeCommand.target(newId, t.toLowerCase());
   });
 
-  const insertFinding = db.prepare(
-    `INSERT INTO findings (id, session_id, command_id, event_seq, category, kind, fp, direction, masked_live, detail, created_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
+  const insertFinding = importedFindingWriter(db);
   await streamMember(reader, need('findings.json'), limits, changed, (v) => {
     const f = v as unknown as FindingView;
     if (f.sessionId !== id) throw new Error('findings.json holds a finding of another session');
     const fid = int(f.id);
-    insertFinding.run(
+    insertFinding(
       fid === null ? null : fid + offsets.finding,
       id,
       cmdId(f.commandId),
@@ -365,7 +358,7 @@ async function importSession(
     );
   });
 
-  const insertEvent = db.prepare('INSERT INTO events (session_id, seq, t_us, wall, kind, direction, command_id, data, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+  const insertEvent = importedEventWriter(db);
   const ev = need('events.ndjson');
   const hash = createHash('sha256');
   let n = 0;
@@ -381,7 +374,7 @@ async function importSession(
     const bad = eventRowProblem(v);
     if (bad) throw new Error(`events.ndjson: line ${n}: ${bad}`);
     const e = toEventRow(v as Record<string, unknown>);
-    insertEvent.run(id, e.seq, e.t_us, e.wall, e.kind, e.direction, e.command_id === null ? null : e.command_id + offsets.command, e.data, e.hash);
+    insertEvent(id, e.seq, e.t_us, e.wall, e.kind, e.direction, e.command_id === null ? null : e.command_id + offsets.command, e.data, e.hash);
   }
   if (changed(ev.name, hash.digest('hex'))) throw new Error('the bundle changed since it was verified');
 }

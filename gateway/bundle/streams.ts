@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Db } from '../store/db';
+import { eventRowsAfter } from '../store/bundle-reads';
 import { BundleError } from './errors';
 import type { RawEventRow } from './format';
 
@@ -13,9 +14,8 @@ const PAGE = 256;
  * need that connection when an export runs inside the gateway.
  */
 export async function* eventRows(db: Db, sessionId: string): AsyncGenerator<RawEventRow> {
-  const stmt = db.prepare('SELECT seq, t_us, wall, kind, direction, command_id, data, hash FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?');
   for (let after = 0; ; ) {
-    const page = stmt.all(sessionId, after, PAGE) as RawEventRow[];
+    const page = eventRowsAfter(db, sessionId, after, PAGE);
     if (page.length === 0) return;
     for (const r of page) yield r;
     after = page[page.length - 1].seq;

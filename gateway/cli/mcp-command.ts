@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { FlightlogError, UsageError } from '../core/errors';
 import { resolveDataDir } from '../core/paths';
 import { storePath } from '../store/db';
+import { connectionConfigText } from '../store/connections';
 import { announceFile, CONTROL, HELLO_VERSION, type ControlMessage, type PipeHello } from '../mcp/stdio-listener';
 import { parse, type Io } from './main';
 
@@ -46,9 +47,9 @@ function httpMcpConnection(dataDir: string, name: string): { url: string } | nul
   try {
     const db = new Database(file, { readonly: true, fileMustExist: true });
     try {
-      const row = db.prepare('SELECT config FROM connections WHERE name = ?').get(name) as { config: string } | undefined;
-      if (!row) return null;
-      config = JSON.parse(row.config) as typeof config;
+      const text = connectionConfigText(db, name);
+      if (text === undefined) return null;
+      config = JSON.parse(text) as typeof config;
     } finally {
       db.close();
     }

@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Db } from '../store/db';
 import { addRunToken, hashToken } from '../store/identities';
+import { deleteTokens, tokenIdByHash } from '../store/connections';
 import type { AuthResult, Masker } from '../core/types';
 import type { ViaCredential } from '../core/listener';
 
@@ -45,8 +46,7 @@ export class ViaTokens {
       return; // none: the last gateway stopped cleanly (or never minted one)
     }
     try {
-      const del = db.prepare('DELETE FROM tokens WHERE id = ?');
-      for (const id of Array.isArray(stale) ? stale : []) if (typeof id === 'number') del.run(id);
+      deleteTokens(db, (Array.isArray(stale) ? stale : []).filter((id): id is number => typeof id === 'number'));
       fs.rmSync(file, { force: true });
     } catch {
       // a read-only or failing store: tried again at the next start
@@ -70,7 +70,7 @@ export class ViaTokens {
     // the server may print its environment: the token is masked from the start
     masker.addKnownSecret('flightlog-token', token);
     const hash = hashToken(token);
-    const row = this.db.prepare('SELECT id FROM tokens WHERE token_hash = ?').get(hash) as { id: number };
+    const row = { id: tokenIdByHash(this.db, hash) };
     const holder: Holder = { tokenId: row.id, mcpSessionId: null };
     this.byHash.set(hash, holder);
     this.byId.set(row.id, holder);
@@ -86,7 +86,7 @@ export class ViaTokens {
         this.byHash.delete(hash);
         this.byId.delete(row.id);
         try {
-          this.db.prepare('DELETE FROM tokens WHERE id = ?').run(row.id);
+          deleteTokens(this.db, [row.id]);
         } catch {
           // a failing store: the token stays listed, and the next gateway deletes it
           return;

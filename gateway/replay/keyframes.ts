@@ -9,6 +9,7 @@
 import { Terminal } from '@xterm/headless';
 import { SerializeAddon } from '@xterm/addon-serialize';
 import type { Db } from '../store/db';
+import { lastEventOf, terminalEventPages, terminalEventsAfter, terminalEventsUpTo, type TerminalEventRow } from '../store/replay-reads';
 import { TerminalFilter } from './terminal-filter';
 import type { FramesResult, KeyframeRef, ReplayFrame, ReplayIndex, SeekResult } from './replay-types';
 
@@ -28,17 +29,8 @@ interface Keyframe extends KeyframeRef {
   snapshot: string;
 }
 
-interface EventRow {
-  seq: number;
-  t_us: number;
-  kind: string;
-  data: string;
-}
-
-const TERMINAL_KINDS = "('o','e','r','pty')";
-
 /** Decodes a stored terminal event into a frame; null for anything else. */
-export function frameOf(row: EventRow): ReplayFrame | null {
+export function frameOf(row: TerminalEventRow): ReplayFrame | null {
   let data: unknown;
   try {
     data = JSON.parse(row.data);
@@ -98,11 +90,9 @@ class SessionIndex {
   }
 
   private async indexNew(): Promise<void> {
-    const page = this.db.prepare(
-      `SELECT seq, t_us, kind, data FROM events WHERE session_id = ? AND seq > ? AND kind IN ${TERMINAL_KINDS} ORDER BY seq LIMIT ?`,
-    );
+    const page = terminalEventPages(this.db);
     for (;;) {
-      const rows = page.all(this.sessionId, this.lastTerminalSeq, PAGE) as EventRow[];
+      const rows = page(this.sessionId, this.lastTerminalSeq, PAGE);
       for (const row of rows) {
         this.lastTerminalSeq = row.seq;
         const f = frameOf(row);
@@ -136,9 +126,7 @@ class SessionIndex {
       if (rows.length < PAGE) break;
     }
     await this.drain();
-    const last = this.db.prepare('SELECT seq, t_us FROM events WHERE session_id = ? ORDER BY seq DESC LIMIT 1').get(this.sessionId) as
-      | { seq: number; t_us: number }
-      | undefined;
+    const last = lastEventOf(this.db, this.sessionId);
     this.lastSeq = last?.seq ?? 0;
     this.durationUs = last?.t_us ?? 0;
   }
@@ -237,9 +225,7 @@ export class ReplayIndexer {
     // t_us only grows with seq, but SQLite cannot know that: bound the scan by the next
     // keyframe (whose time is past the target), so a seek reads one keyframe interval.
     const next = idx.keyframeAfter(after);
-    const rows = this.db
-      .prepare(`SELECT seq, t_us, kind, data FROM events WHERE session_id = ? AND seq > ? AND seq < ? AND t_us <= ? AND kind IN ${TERMINAL_KINDS} ORDER BY seq LIMIT ?`)
-      .all(sessionId, after, next?.seq ?? Number.MAX_SAFE_INTEGER, tUs, MAX_FRAMES) as EventRow[];
+    const rows = terminalEventsUpTo(this.db, sessionId, after, next?.seq ?? Number.MAX_SAFE_INTEGER, tUs, MAX_FRAMES);
     const frames: ReplayFrame[] = [];
     for (const r of rows) {
       const f = frameOf(r);
@@ -256,9 +242,7 @@ export class ReplayIndexer {
   /** Terminal frames after a seq, for continuous playback. */
   frames(sessionId: string, afterSeq: number, limit = 2000): FramesResult {
     const n = Math.min(Math.max(limit, 1), MAX_FRAMES);
-    const rows = this.db
-      .prepare(`SELECT seq, t_us, kind, data FROM events WHERE session_id = ? AND seq > ? AND kind IN ${TERMINAL_KINDS} ORDER BY seq LIMIT ?`)
-      .all(sessionId, afterSeq, n + 1) as EventRow[];
+    const rows = terminalEventsAfter(this.db, sessionId, afterSeq, n + 1);
     const frames: ReplayFrame[] = [];
     for (const r of rows.slice(0, n)) {
       const f = frameOf(r);
