@@ -3,10 +3,11 @@
  * column name and by the text rules), the columns, the row count and command tag, a hash of
  * every row — and the recorded result built from it. Never one event per row.
  */
-import type { Hash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { CommandHandle, CommandStatus, Json, Masker } from '../core/types';
 import { decodeDataRow, encodeDataRow, renderValue, type Column } from './server-messages';
-import { isSecretColumn, maskUnder, type Sighting } from './secret-columns';
+import * as wire from './wire';
+import { isSecretColumn, maskCopyText, maskUnder, scrubMessage, type Sighting } from './secret-columns';
 import type { SecretCopy, StatementInfo } from './sql-info';
 
 /** A statement as it is recorded: its text with secret literals masked, and what was masked. */
@@ -209,4 +210,53 @@ export function resultOf(
     if (run.copy === 'in') result.copyHead = r.copyHead;
   }
   return result;
+}
+
+/**
+ * Captures one CopyData message (body bytes b..end) of a COPY: counted, hashed, its head kept
+ * masked; returns the message re-encoded when live masking changed what the client gets.
+ */
+export function captureCopyData(o: CaptureOptions, run: Running, buf: Buffer, b: number, end: number): Buffer | null {
+  run.rowCount++;
+  run.copyBytes += end - b;
+  if (!run.hash) run.hash = createHash('sha256');
+  run.hash.update(buf.subarray(b, end));
+  if (o.live) {
+    const text = buf.toString('utf8', b, end);
+    let masked = text;
+    const spec = run.copySpec;
+    if (spec && !spec.binary) {
+      const found: Sighting[] = [];
+      masked = maskCopyText(o.masker, text, spec, found, run.rowCount === 1);
+      run.sawOut(found);
+    }
+    masked = o.masker.maskText(masked).text;
+    if (run.rows.length < o.headRows) run.rows.push(spec?.binary ? maskCopyText(o.masker, masked, spec, [], false) : masked);
+    if (masked !== text) return wire.message('d', Buffer.from(masked, 'utf8'));
+  } else if (run.rows.length < o.headRows) {
+    run.rows.push(buf.toString('utf8', b, Math.min(end, b + o.maxValue)));
+  }
+  return null;
+}
+
+/**
+ * A finished command's recorded result: COPY heads masked by the columns they carry, and the
+ * secrets the command sent scrubbed from the server's error and notices. `copyIn`: secrets
+ * found in the COPY data the client sent, for findings.
+ */
+export function settleResult(o: CaptureOptions, run: Running, txStatus: string): { result: { [k: string]: Json }; sha256: string | null; error: string | null; copyIn: Sighting[] } {
+  const sha256 = run.hash ? run.hash.digest('hex') : null;
+  const copyIn: Sighting[] = [];
+  let copyHead = run.copyHead;
+  if (run.copySpec && run.copy === 'in') copyHead = maskCopyText(o.masker, copyHead, run.copySpec, copyIn, true);
+  if (run.copySpec && run.copy === 'out' && !o.live) {
+    const found: Sighting[] = [];
+    run.rows = run.rows.map((r, i) => (typeof r === 'string' ? maskCopyText(o.masker, r, run.copySpec as SecretCopy, found, i === 0) : r));
+    run.sawOut(found);
+  }
+  // a server error may quote the value it choked on: the secrets this command carried are scrubbed from it
+  const scrub = run.sightingsIn.length || copyIn.length ? [...run.sightingsIn, ...copyIn] : null;
+  const error = scrub && run.error ? scrubMessage(run.error, scrub) : run.error;
+  const notices = scrub && run.notices ? run.notices.map((n) => scrubMessage(n, scrub)) : run.notices;
+  return { result: resultOf(run, { txStatus, sha256, error, notices, copyHead }), sha256, error, copyIn };
 }

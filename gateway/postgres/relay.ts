@@ -15,17 +15,17 @@ import {
 } from './server-messages';
 import { functionCallText } from './function-oids';
 import {
-  copyColumns, forgetTable, learnTable, maskCopyText, maskExecuteText, maskParams, maskStatementText, scrubMessage,
+  copyColumns, forgetTable, learnTable, maskExecuteText, maskParams, maskStatementText, scrubMessage,
   withLearnedColumns, type Sighting,
 } from './secret-columns';
-import { analyzeSql, type SecretCopy, type StatementInfo } from './sql-info';
+import { analyzeSql, type StatementInfo } from './sql-info';
 import * as wire from './wire';
 import { blockedMessage, decisionDetail } from '../policy/decision';
 import { deniedMessage, recordApprovalOutcome, sha256, type ApprovalDetails, type ApprovalOutcome, type HeldCommand, type PendingApproval } from '../approvals';
 import type { PolicyDecision } from '../core/types';
 import { checkServerHeader, clientHeaderCheck, frames, maxMessageBytes, MessageTooLarge } from './relay-framing';
 import { ResponseQueue, runsOf, type Pending } from './relay-queue';
-import { captureRow, resultOf, Running, tagRowCount, type CaptureOptions, type Portal, type Prepared, type Recordable } from './relay-capture';
+import { captureCopyData, captureRow, Running, settleResult, tagRowCount, type CaptureOptions, type Portal, type Prepared, type Recordable } from './relay-capture';
 
 export { DEFAULT_MAX_MESSAGE_BYTES } from './relay-framing';
 
@@ -778,26 +778,7 @@ export class Relay {
       case TYPE_COPYDATA: {
         const run = this.queue.currentRun();
         if (!run) break;
-        run.rowCount++;
-        run.copyBytes += len - 5;
-        if (!run.hash) run.hash = createHash('sha256');
-        run.hash.update(buf.subarray(b, end));
-        if (this.live) {
-          const text = buf.toString('utf8', b, end);
-          let masked = text;
-          const spec = run.copySpec;
-          if (spec && !spec.binary) {
-            const found: Sighting[] = [];
-            masked = maskCopyText(this.ctx.masker, text, spec, found, run.rowCount === 1);
-            run.sawOut(found);
-          }
-          masked = this.ctx.masker.maskText(masked).text;
-          if (run.rows.length < this.headRows) run.rows.push(spec?.binary ? maskCopyText(this.ctx.masker, masked, spec, [], false) : masked);
-          if (masked !== text) return wire.message('d', Buffer.from(masked, 'utf8'));
-        } else if (run.rows.length < this.headRows) {
-          run.rows.push(buf.toString('utf8', b, Math.min(end, b + this.maxValue)));
-        }
-        break;
+        return captureCopyData(this.capture, run, buf, b, end);
       }
       case 0x56: { // V FunctionCallResponse
         const run = this.queue.currentRun();
@@ -889,20 +870,7 @@ export class Relay {
       const tx = run.txStatus ?? this.txStatus;
       const handle = run.handle;
       if (!handle) continue;
-      const sha256 = run.hash ? run.hash.digest('hex') : null;
-      const copyIn: Sighting[] = [];
-      let copyHead = run.copyHead;
-      if (run.copySpec && run.copy === 'in') copyHead = maskCopyText(this.ctx.masker, copyHead, run.copySpec, copyIn, true);
-      if (run.copySpec && run.copy === 'out' && !this.live) {
-        const found: Sighting[] = [];
-        run.rows = run.rows.map((r, i) => (typeof r === 'string' ? maskCopyText(this.ctx.masker, r, run.copySpec as SecretCopy, found, i === 0) : r));
-        run.sawOut(found);
-      }
-      // a server error may quote the value it choked on: the secrets this command carried are scrubbed from it
-      const scrub = run.sightingsIn.length || copyIn.length ? [...run.sightingsIn, ...copyIn] : null;
-      const error = scrub && run.error ? scrubMessage(run.error, scrub) : run.error;
-      const notices = scrub && run.notices ? run.notices.map((n) => scrubMessage(n, scrub)) : run.notices;
-      const result = resultOf(run, { txStatus: tx, sha256, error, notices, copyHead });
+      const { result, sha256, error, copyIn } = settleResult(this.capture, run, tx);
       if (run.selectStarFrom && run.columns && run.status === 'ok') learnTable(this.ctx.connection.name, run.selectStarFrom, run.columns.map((c) => c.name));
       try {
         if (copyIn.length) this.reportSightings(handle.id, copyIn, 'client→upstream');

@@ -9,7 +9,7 @@ import { encodeDataRow } from '../../gateway/postgres/server-messages';
 import * as wire from '../../gateway/postgres/wire';
 import { checkServerHeader, clientHeaderCheck, frames, MessageTooLarge } from '../../gateway/postgres/relay-framing';
 import { ResponseQueue, runsOf } from '../../gateway/postgres/relay-queue';
-import { captureRow, resultOf, Running, tagRowCount, type Portal } from '../../gateway/postgres/relay-capture';
+import { captureCopyData, captureRow, resultOf, Running, settleResult, tagRowCount, type Portal } from '../../gateway/postgres/relay-capture';
 
 const masker = createMasker({ fingerprintKey: new Uint8Array(32).fill(7) });
 
@@ -142,4 +142,22 @@ test('capture: a multi-row result keeps its head rows, masks a secret column by 
   }
   assert.equal(tagRowCount('INSERT 0 7'), 7);
   assert.equal(tagRowCount('CREATE TABLE'), null);
+});
+
+test('capture: COPY OUT data is counted, hashed and its head kept; the settled result scrubs what the command sent', () => {
+  const run = new Running(null, null);
+  run.copy = 'out';
+  const lines = ['1\talice\n', '2\tbob\n', '3\tcarol\n'].map((t) => wire.message('d', Buffer.from(t)));
+  for (const m of lines) assert.equal(captureCopyData({ masker, live: false, headRows: 2, maxValue: 8192 }, run, m, 5, m.length), null);
+  run.sightingsIn.push({ kind: 'password', fp: 'x', raw: 'hunter2-Very-Secret-9', column: 'password' });
+  run.error = 'ERROR 22P02: invalid input syntax: "hunter2-Very-Secret-9"';
+  run.status = 'error';
+  const { result, sha256, error } = settleResult({ masker, live: false, headRows: 2, maxValue: 8192 }, run, 'E');
+  assert.equal(result.rowCount, 3);
+  assert.equal(result.copy, 'out');
+  assert.equal(result.copyBytes, lines.reduce((n, m) => n + m.length - 5, 0));
+  assert.deepEqual(result.rows, ['1\talice\n', '2\tbob\n']);
+  assert.match(sha256 ?? '', /^[0-9a-f]{64}$/);
+  assert.ok(error && !error.includes('hunter2-Very-Secret-9'), 'the sent secret is scrubbed from the server error');
+  assert.equal(result.txStatus, 'E');
 });
