@@ -5,109 +5,29 @@
  * forwarded in the chunks they arrived in. Responses are matched to requests through a queue,
  * which is what makes pipelining and gateway-made errors come out in order.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { ListenerContext } from '../core/listener';
-import type { CommandHandle, CommandStatus, Json, SessionRecorder } from '../core/types';
-import { checkFrameHeader, parseClientMessage, ProtocolError, type RawParam } from './client-messages';
+import type { CommandStatus, Json, SessionRecorder } from '../core/types';
+import { parseClientMessage, ProtocolError, type RawParam } from './client-messages';
 import {
-  decodeCString, decodeDataRow, decodeFields, decodeNotification, decodeRowDescription, encodeDataRow, renderValue, type Column,
+  decodeCString, decodeFields, decodeNotification, decodeRowDescription, renderValue,
 } from './server-messages';
 import { functionCallText } from './function-oids';
 import {
-  copyColumns, forgetTable, isSecretColumn, learnTable, maskCopyText, maskExecuteText, maskParams, maskStatementText, maskUnder, scrubMessage,
+  copyColumns, forgetTable, learnTable, maskExecuteText, maskParams, maskStatementText, scrubMessage,
   withLearnedColumns, type Sighting,
 } from './secret-columns';
-import { analyzeSql, type SecretCopy, type StatementInfo } from './sql-info';
+import { analyzeSql, type StatementInfo } from './sql-info';
 import * as wire from './wire';
 import { blockedMessage, decisionDetail } from '../policy/decision';
 import { deniedMessage, recordApprovalOutcome, sha256, type ApprovalDetails, type ApprovalOutcome, type HeldCommand, type PendingApproval } from '../approvals';
 import type { PolicyDecision } from '../core/types';
+import { checkServerHeader, clientHeaderCheck, frames, maxMessageBytes, MessageTooLarge } from './relay-framing';
+import { ResponseQueue, runsOf, type Pending } from './relay-queue';
+import { captureCopyData, captureRow, Running, settleResult, tagRowCount, type CaptureOptions, type Portal, type Prepared, type Recordable } from './relay-capture';
 
-/** A statement as it is recorded: its text with secret literals masked, and what was masked. */
-interface Recordable {
-  info: StatementInfo;
-  text: string;
-  sightings: Sighting[];
-  /** bind parameters bound for secret columns (from the statement, or the table's learned columns) */
-  secretParams?: Array<{ index: number; column: string }>;
-}
-
-interface Prepared {
-  sql: string;
-  rec: Recordable;
-  paramTypes: number[];
-  columns: Column[] | null;
-}
-
-interface Portal {
-  stmt: Prepared | null;
-  params: Json[];
-  /** bind parameters masked because of the column they go to */
-  sightings: Sighting[];
-  resultFormats: number[];
-  columns: Column[] | null;
-}
-
-/** Which result columns hold secrets by name (null: none), per RowDescription. */
-const secretColumnsOf = new WeakMap<Column[], (string | null)[] | null>();
-function secretColumns(cols: Column[]): (string | null)[] | null {
-  let s = secretColumnsOf.get(cols);
-  if (s === undefined) {
-    const names = cols.map((c) => (isSecretColumn(c.name) ? c.name : null));
-    s = names.some((n) => n !== null) ? names : null;
-    secretColumnsOf.set(cols, s);
-  }
-  return s;
-}
-
-/** Distinct secrets reported per result: enough for findings, bounded for huge results. */
-const MAX_RESULT_SIGHTINGS = 1000;
-
-/** One recorded command in flight. */
-class Running {
-  /** set once the command is recorded, right after its bytes went upstream */
-  handle: CommandHandle | null = null;
-  /** transaction status at the ReadyForQuery that ended it */
-  txStatus: string | null = null;
-  columns: Column[] | null = null;
-  rows: Json[] = [];
-  rowCount = 0;
-  hash: Hash | null = null;
-  tag: string | null = null;
-  error: string | null = null;
-  notices: string[] | null = null;
-  status: CommandStatus = 'running';
-  suspended = false;
-  copy: 'in' | 'out' | null = null;
-  copyBytes = 0;
-  copyHead = '';
-  /** secrets the client sent, found by position (literals, parameters, COPY data) */
-  sightingsIn: Sighting[] = [];
-  /** secrets in the result, found by column name */
-  sightingsOut: Sighting[] = [];
-  private outSeen: Set<string> | null = null;
-  /** SELECT * FROM this table: its result columns are the table's, learned once it succeeds */
-  selectStarFrom: string | null = null;
-  /** result columns that hold secrets (by name or by what they compute), once the columns are known */
-  secretCols: { cols: Column[] | null; names: (string | null)[] | null } | null = null;
-  constructor(
-    readonly params: Json[] | null,
-    readonly portal: Portal | null,
-    readonly copySpec: SecretCopy | null = null,
-    readonly secretResults: StatementInfo['secretResults'] = undefined,
-  ) {}
-
-  sawOut(found: Sighting[]): void {
-    for (const f of found) {
-      const key = `${f.kind}|${f.fp}`;
-      this.outSeen ??= new Set();
-      if (this.outSeen.has(key) || this.outSeen.size >= MAX_RESULT_SIGHTINGS) continue;
-      this.outSeen.add(key);
-      this.sightingsOut.push({ ...f, raw: '' });
-    }
-  }
-}
+export { DEFAULT_MAX_MESSAGE_BYTES } from './relay-framing';
 
 /** A command whose recording waits until the chunk that carried it has been forwarded. */
 interface ToStart {
@@ -115,17 +35,6 @@ interface ToStart {
   rec: Recordable;
   extra: { portal: string; maxRows: number } | null;
 }
-
-type Pending =
-  | { kind: 'query'; runs: Running[]; idx: number }
-  | { kind: 'parse'; sql: string; rec: Recordable }
-  | { kind: 'bind' }
-  | { kind: 'describe'; target: { columns: Column[] | null } | null }
-  | { kind: 'close' }
-  | { kind: 'execute'; run: Running }
-  | { kind: 'fcall'; run: Running }
-  | { kind: 'sync' }
-  | { kind: 'synthetic'; error: Buffer; ready: boolean };
 
 export interface RelayOptions {
   ctx: ListenerContext;
@@ -148,28 +57,6 @@ export interface RelayOptions {
 const TYPE_D = 0x44;
 const TYPE_COPYDATA = 0x64;
 
-/**
- * Statement-carrying client messages (Query, Parse, Bind, FunctionCall) above this size are
- * refused from their header, before any of the declared bytes are buffered; PostgreSQL's own
- * limit (1 GiB) would let one message hold that much gateway memory. CopyData keeps the wide
- * limit: COPY streams many messages, and each is forwarded as it completes.
- * `options.maxMessageBytes` on the connection changes it.
- */
-export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
-const CAPPED_TYPES = new Set([0x51, 0x50, 0x42, 0x46]);
-const TYPE_NAMES: Record<number, string> = { 0x51: 'Query', 0x50: 'Parse', 0x42: 'Bind', 0x46: 'FunctionCall' };
-
-class MessageTooLarge extends Error {
-  constructor(readonly type: number, readonly size: number, readonly limit: number) {
-    super(`${TYPE_NAMES[type] ?? 'message'} of ${size} bytes exceeds the gateway's limit of ${limit} bytes`);
-  }
-}
-
-function maxMessageBytes(options: Record<string, unknown> | undefined): number {
-  const v = options?.maxMessageBytes;
-  return typeof v === 'number' && Number.isInteger(v) && v >= 1024 && v <= 0x40000000 ? v : DEFAULT_MAX_MESSAGE_BYTES;
-}
-
 export class Relay {
   private readonly ctx: ListenerContext;
   private readonly session: SessionRecorder;
@@ -178,12 +65,14 @@ export class Relay {
   private readonly headRows: number;
   private readonly maxValue: number;
   private readonly live: boolean;
+  private readonly capture: CaptureOptions;
   private readonly checkClientHeader: (type: number, length: number) => number;
   private readonly statements = new Map<string, Prepared>();
   private readonly portals = new Map<string, Portal>();
   /** SQL-level PREPARE name → its parameters bound to secret columns (for EXECUTE name(…)) */
   private readonly sqlPrepared = new Map<string, Array<{ index: number; column: string }>>();
-  private readonly pending: Pending[] = [];
+  private readonly queue = new ResponseQueue();
+  private readonly pending: Pending[] = this.queue.items;
   private readonly done: Running[] = [];
   private txStatus: string;
   private skipUntilSync = false;
@@ -224,11 +113,8 @@ export class Relay {
     this.headRows = opts.ctx.recording?.headRows ?? 100;
     this.maxValue = Math.min(opts.ctx.recording?.payloadHead ?? 65536, 8192);
     this.live = opts.ctx.connection.mask === 'live';
-    const limit = maxMessageBytes(opts.ctx.connection.options);
-    this.checkClientHeader = (type, length) => {
-      if (CAPPED_TYPES.has(type) && length - 4 > limit) throw new MessageTooLarge(type, length - 4, limit);
-      return checkFrameHeader(type, length);
-    };
+    this.capture = { masker: opts.ctx.masker, live: this.live, headRows: this.headRows, maxValue: this.maxValue };
+    this.checkClientHeader = clientHeaderCheck(maxMessageBytes(opts.ctx.connection.options));
   }
 
   start(): void {
@@ -348,61 +234,6 @@ export class Relay {
     }
   }
 
-  // ---------------------------------------------------------------- framing
-
-  /**
-   * Runs handle(buf, start, frameLen) for each whole frame in chunk, keeping an incomplete tail.
-   * A frame split across chunks is reassembled into its own buffer.
-   */
-  private frames(
-    chunk: Buffer,
-    carry: Buffer[],
-    carryLen: number,
-    check: (type: number, len: number) => number,
-    handle: (buf: Buffer, start: number, frameLen: number, inChunk: boolean) => void,
-    stopped: () => boolean = () => false,
-  ): { carry: Buffer[]; carryLen: number; rest?: Buffer } {
-    let pos = 0;
-    if (carryLen > 0) {
-      // complete the header first, then the frame
-      if (carryLen < 5) {
-        const want = Math.min(5 - carryLen, chunk.length);
-        carry.push(chunk.subarray(0, want));
-        carryLen += want;
-        pos = want;
-        if (carryLen < 5) return { carry, carryLen };
-        const head = Buffer.concat(carry);
-        carry = [head];
-      }
-      const head = carry[0].length >= 5 ? carry[0] : Buffer.concat(carry);
-      const total = check(head[0], head.readInt32BE(1));
-      const want = Math.min(total - carryLen, chunk.length - pos);
-      if (want > 0) carry.push(chunk.subarray(pos, pos + want));
-      carryLen += want;
-      pos += want;
-      if (carryLen < total) return { carry, carryLen };
-      const frame = Buffer.concat(carry, total);
-      handle(frame, 0, total, false);
-      if (stopped()) return { carry: [], carryLen: 0, rest: Buffer.concat([frame, chunk.subarray(pos)]) };
-      carry = [];
-      carryLen = 0;
-    }
-    const len = chunk.length;
-    while (pos + 5 <= len) {
-      const total = check(chunk[pos], chunk.readInt32BE(pos + 1));
-      if (pos + total > len) break;
-      handle(chunk, pos, total, true);
-      if (stopped()) return { carry: [], carryLen: 0, rest: Buffer.from(chunk.subarray(pos)) };
-      pos += total;
-    }
-    if (pos < len) {
-      // copy the tail: the chunk itself may be large and should not be retained
-      const tail = Buffer.from(chunk.subarray(pos));
-      return { carry: [tail], carryLen: tail.length };
-    }
-    return { carry: [], carryLen: 0 };
-  }
-
   // ---------------------------------------------------------------- client → upstream
 
   private fwdStart = 0;
@@ -417,7 +248,7 @@ export class Relay {
     this.fwdBuf = null;
     this.collect = [];
     const lastBefore = this.pending.length ? this.pending[this.pending.length - 1] : null;
-    const r = this.frames(chunk, this.clientCarry, this.clientCarryLen, this.checkClientHeader, (buf, start, len, inChunk) => {
+    const r = frames(chunk, this.clientCarry, this.clientCarryLen, this.checkClientHeader, (buf, start, len, inChunk) => {
       const forward = this.onClientMessage(buf, start, len);
       // the held message has been read again with its decisions: they cover nothing else
       if (!this.awaiting) this.outcomes.clear();
@@ -583,7 +414,7 @@ export class Relay {
         this.terminated = true;
         return true;
       case 'CopyData': {
-        const run = this.currentRun();
+        const run = this.queue.currentRun();
         if (run) {
           run.copyBytes += msg.length;
           if (!run.hash) run.hash = createHash('sha256');
@@ -795,8 +626,7 @@ export class Relay {
   }
 
   private emitSynthetics(): void {
-    while (this.pending.length && this.pending[0].kind === 'synthetic') {
-      const s = this.pending.shift() as Extract<Pending, { kind: 'synthetic' }>;
+    for (const s of this.queue.dueSynthetics()) {
       this.flushServerForward();
       this.writeClient(s.error);
       if (s.ready) this.writeClient(wire.readyForQuery(this.txStatus));
@@ -807,15 +637,6 @@ export class Relay {
     return renderValue(p.value, p.format, typeOid, this.maxValue);
   }
 
-  /** The command the next result message belongs to. */
-  private currentRun(): Running | null {
-    const head = this.pending[0];
-    if (!head) return null;
-    if (head.kind === 'query') return head.runs[head.idx] ?? null;
-    if (head.kind === 'execute' || head.kind === 'fcall') return head.run;
-    return null;
-  }
-
   // ---------------------------------------------------------------- upstream → client
 
   private sFwdBuf: Buffer | null = null;
@@ -823,7 +644,7 @@ export class Relay {
   private sFwdEnd = 0;
 
   private onServerData(chunk: Buffer): void {
-    const r = this.frames(chunk, this.serverCarry, this.serverCarryLen, checkServerHeader, (buf, start, len, inChunk) => {
+    const r = frames(chunk, this.serverCarry, this.serverCarryLen, checkServerHeader, (buf, start, len, inChunk) => {
       const replacement = this.onServerMessage(buf, start, len);
       if (replacement === null && inChunk && this.sFwdBuf === buf && this.sFwdEnd === start) {
         this.sFwdEnd = start + len;
@@ -865,7 +686,7 @@ export class Relay {
     const type = buf[start];
     const end = start + len;
     if (type === TYPE_D) {
-      const run = this.currentRun();
+      const run = this.queue.currentRun();
       if (!run) return null;
       run.rowCount++;
       const h = this.hashRun;
@@ -874,7 +695,7 @@ export class Relay {
         this.flushHashRun();
         this.hashRun = { run, buf, start, end };
       }
-      if (run.rows.length < this.headRows || this.live) return this.headRow(run, buf, start, end);
+      if (run.rows.length < this.headRows || this.live) return captureRow(this.capture, run, buf, start, end);
       return null;
     }
     this.flushHashRun();
@@ -887,7 +708,7 @@ export class Relay {
           if (head.target) head.target.columns = cols;
           this.pending.shift();
         } else {
-          const run = this.currentRun();
+          const run = this.queue.currentRun();
           if (run) run.columns = cols;
         }
         break;
@@ -905,7 +726,7 @@ export class Relay {
       case 0x43: // C CommandComplete
       case 0x49: // I EmptyQueryResponse
       case 0x73: { // s PortalSuspended
-        const run = this.currentRun();
+        const run = this.queue.currentRun();
         if (run) {
           if (type === 0x43) {
             run.tag = decodeCString(buf, b, end);
@@ -915,7 +736,7 @@ export class Relay {
           if (type === 0x73) run.suspended = true;
           this.complete(run, 'ok');
         }
-        this.advance();
+        this.queue.advance();
         break;
       }
       case 0x45: { // E ErrorResponse
@@ -928,7 +749,7 @@ export class Relay {
       case 0x4e: { // N NoticeResponse
         const f = decodeFields(buf, b, end);
         const text = `${f.S ?? 'NOTICE'}: ${f.M ?? ''}`;
-        const run = this.currentRun();
+        const run = this.queue.currentRun();
         if (run) (run.notices ??= []).push(text);
         else this.session.event('notice', 'upstream→client', { severity: f.S ?? null, code: f.C ?? null, message: f.M ?? '' });
         break;
@@ -950,36 +771,17 @@ export class Relay {
         break;
       case 0x47: // G CopyInResponse
       case 0x48: { // H CopyOutResponse
-        const run = this.currentRun();
+        const run = this.queue.currentRun();
         if (run) run.copy = type === 0x47 ? 'in' : 'out';
         break;
       }
       case TYPE_COPYDATA: {
-        const run = this.currentRun();
+        const run = this.queue.currentRun();
         if (!run) break;
-        run.rowCount++;
-        run.copyBytes += len - 5;
-        if (!run.hash) run.hash = createHash('sha256');
-        run.hash.update(buf.subarray(b, end));
-        if (this.live) {
-          const text = buf.toString('utf8', b, end);
-          let masked = text;
-          const spec = run.copySpec;
-          if (spec && !spec.binary) {
-            const found: Sighting[] = [];
-            masked = maskCopyText(this.ctx.masker, text, spec, found, run.rowCount === 1);
-            run.sawOut(found);
-          }
-          masked = this.ctx.masker.maskText(masked).text;
-          if (run.rows.length < this.headRows) run.rows.push(spec?.binary ? maskCopyText(this.ctx.masker, masked, spec, [], false) : masked);
-          if (masked !== text) return wire.message('d', Buffer.from(masked, 'utf8'));
-        } else if (run.rows.length < this.headRows) {
-          run.rows.push(buf.toString('utf8', b, Math.min(end, b + this.maxValue)));
-        }
-        break;
+        return captureCopyData(this.capture, run, buf, b, end);
       }
       case 0x56: { // V FunctionCallResponse
-        const run = this.currentRun();
+        const run = this.queue.currentRun();
         if (run) {
           const l = buf.readInt32BE(b);
           run.rows.push([l < 0 ? null : renderValue(buf.subarray(b + 4, b + 4 + l), 1, 0, this.maxValue)]);
@@ -992,80 +794,6 @@ export class Relay {
         break;
     }
     return null;
-  }
-
-  private headRow(run: Running, buf: Buffer, start: number, end: number): Buffer | null {
-    const values = decodeDataRow(buf, start + 5, end);
-    const cols = run.columns ?? this.portalColumns(run);
-    run.columns = cols;
-    const secret = this.secretColumnsFor(run, cols);
-    let changed = false;
-    const row: Json[] = new Array(values.length);
-    for (let i = 0; i < values.length; i++) {
-      const v = values[i];
-      const col = cols?.[i];
-      const format = col?.format ?? 0;
-      const under = secret?.[i];
-      if (under && v !== null) {
-        // masked whole by the column's name, from the full value (the rendered one may be cut)
-        const rendered = renderValue(v, format, col?.typeOid ?? 0, this.maxValue);
-        const value = typeof rendered === 'string' && format === 0 ? v.toString('utf8') : rendered;
-        const found: Sighting[] = [];
-        const masked = maskUnder(this.ctx.masker, value, under, found);
-        if (masked !== value) {
-          run.sawOut(found);
-          row[i] = masked;
-          if (this.live && format === 0) {
-            values[i] = Buffer.from(String(masked), 'utf8');
-            changed = true;
-          }
-          continue;
-        }
-        // a value its column does not make secret (a placeholder, a plain word under a weak key) goes on to the text rules
-      }
-      if (this.live && v !== null && format === 0) {
-        const text = v.toString('utf8');
-        const masked = this.ctx.masker.maskText(text).text;
-        if (masked !== text) {
-          values[i] = Buffer.from(masked, 'utf8');
-          changed = true;
-        }
-      }
-      row[i] = renderValue(values[i], format, col?.typeOid ?? 0, this.maxValue);
-    }
-    if (run.rows.length < this.headRows) run.rows.push(row);
-    return changed ? encodeDataRow(values) : null;
-  }
-
-  /** By name when a RowDescription came, and by what the statement's select list computes (even when none came). */
-  private secretColumnsFor(run: Running, cols: Column[] | null): (string | null)[] | null {
-    if (run.secretCols && run.secretCols.cols === cols) return run.secretCols.names;
-    let names = cols ? secretColumns(cols) : null;
-    if (run.secretResults) {
-      const n = cols ? cols.length : Math.max(...run.secretResults.map((r) => r.index)) + 1;
-      names = names ? names.slice() : new Array<string | null>(n).fill(null);
-      for (const r of run.secretResults) if (r.index < names.length) names[r.index] ??= r.column;
-    }
-    run.secretCols = { cols, names };
-    return names;
-  }
-
-  private portalColumns(run: Running): Column[] | null {
-    const p = run.portal;
-    if (!p) return null;
-    if (p.columns) return p.columns;
-    const cols = p.stmt?.columns;
-    if (!cols) return null;
-    const f = p.resultFormats;
-    return cols.map((c, i) => ({ ...c, format: f.length === 0 ? 0 : f.length === 1 ? f[0] : f[i] ?? 0 }));
-  }
-
-  /** After a command's end message: move to the next statement or pending item. */
-  private advance(): void {
-    const head = this.pending[0];
-    if (!head) return;
-    if (head.kind === 'query') head.idx++;
-    else if (head.kind === 'execute') this.pending.shift();
   }
 
   private onError(f: Record<string, string>): void {
@@ -1095,8 +823,7 @@ export class Relay {
     }
     // extended protocol: the server now skips everything up to Sync. The error belongs to the
     // statement it stopped: the failing Execute, or the next Execute after a failed Bind/Describe.
-    const dropped: Pending[] = [];
-    while (this.pending.length && this.pending[0].kind !== 'sync') dropped.push(this.pending.shift() as Pending);
+    const dropped = this.queue.dropUntilSync();
     const victim = dropped.find((p): p is Extract<Pending, { kind: 'execute' }> => p.kind === 'execute');
     if (victim && (head.kind !== 'parse' || dropped.indexOf(victim) > 0)) {
       victim.run.error = message;
@@ -1114,8 +841,7 @@ export class Relay {
   }
 
   private abandon(p: Pending, why: string): void {
-    const runs = p.kind === 'query' ? p.runs.slice(p.idx) : p.kind === 'execute' || p.kind === 'fcall' ? [p.run] : [];
-    for (const r of runs) {
+    for (const r of runsOf(p)) {
       if (r.status !== 'running') continue;
       r.error = why;
       this.complete(r, 'cancelled');
@@ -1123,17 +849,7 @@ export class Relay {
   }
 
   private onReady(): void {
-    // ReadyForQuery ends a simple query, a Sync'd pipeline or a function call
-    while (this.pending.length) {
-      const p = this.pending[0];
-      if (p.kind === 'synthetic') break;
-      this.pending.shift();
-      if (p.kind === 'query' || p.kind === 'sync' || p.kind === 'fcall') {
-        if (p.kind !== 'sync') this.abandon(p, 'no result');
-        break;
-      }
-      this.abandon(p, 'no result');
-    }
+    this.queue.ready((p) => this.abandon(p, 'no result'));
     // the results are recorded once this chunk has gone to the client (onServerData)
     for (const run of this.done) run.txStatus ??= this.txStatus;
   }
@@ -1154,36 +870,7 @@ export class Relay {
       const tx = run.txStatus ?? this.txStatus;
       const handle = run.handle;
       if (!handle) continue;
-      const sha256 = run.hash ? run.hash.digest('hex') : null;
-      const copyIn: Sighting[] = [];
-      let copyHead = run.copyHead;
-      if (run.copySpec && run.copy === 'in') copyHead = maskCopyText(this.ctx.masker, copyHead, run.copySpec, copyIn, true);
-      if (run.copySpec && run.copy === 'out' && !this.live) {
-        const found: Sighting[] = [];
-        run.rows = run.rows.map((r, i) => (typeof r === 'string' ? maskCopyText(this.ctx.masker, r, run.copySpec as SecretCopy, found, i === 0) : r));
-        run.sawOut(found);
-      }
-      // a server error may quote the value it choked on: the secrets this command carried are scrubbed from it
-      const scrub = run.sightingsIn.length || copyIn.length ? [...run.sightingsIn, ...copyIn] : null;
-      const error = scrub && run.error ? scrubMessage(run.error, scrub) : run.error;
-      const notices = scrub && run.notices ? run.notices.map((n) => scrubMessage(n, scrub)) : run.notices;
-      const result: { [k: string]: Json } = {
-        columns: run.columns ? run.columns.map((c) => ({ name: c.name, type: c.typeOid })) : null,
-        rows: run.rows,
-        rowCount: run.rowCount,
-        tag: run.tag,
-        sha256,
-        error,
-        notices,
-        txStatus: tx,
-        params: run.params,
-      };
-      if (run.suspended) result.suspended = true;
-      if (run.copy) {
-        result.copy = run.copy;
-        result.copyBytes = run.copyBytes;
-        if (run.copy === 'in') result.copyHead = copyHead;
-      }
+      const { result, sha256, error, copyIn } = settleResult(this.capture, run, tx);
       if (run.selectStarFrom && run.columns && run.status === 'ok') learnTable(this.ctx.connection.name, run.selectStarFrom, run.columns.map((c) => c.name));
       try {
         if (copyIn.length) this.reportSightings(handle.id, copyIn, 'client→upstream');
@@ -1204,20 +891,4 @@ const REFUSED = 'Flightlog: recording failed, command not forwarded';
 /** What a client gets for a statement the store could not record: SQLSTATE 58030 io_error. */
 function refusedError(): Buffer {
   return wire.errorResponse({ severity: 'ERROR', code: '58030', message: REFUSED, detail: 'The Flightlog gateway could not write its recording store (disk full or I/O error); nothing was sent to the database.' });
-}
-
-/** Backend frames: any type byte, sane length (the relay never trusts a length blindly). */
-function checkServerHeader(_type: number, length: number): number {
-  if (length < 4 || length > 0x40000000) throw new ProtocolError(`invalid message length ${length} from server`);
-  return length + 1;
-}
-
-const COUNTED_TAGS = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE', 'SELECT', 'COPY', 'FETCH', 'MOVE']);
-
-/** The row count a CommandComplete tag carries (`INSERT 0 5` → 5), or null when it has none. */
-function tagRowCount(tag: string): number | null {
-  const m = /^([A-Z]+)(?: \d+)? (\d+)$/.exec(tag);
-  if (!m || !COUNTED_TAGS.has(m[1])) return null;
-  const n = Number(m[2]);
-  return Number.isSafeInteger(n) ? n : null;
 }
