@@ -13,7 +13,7 @@ import type {
   TestConnectionRequest,
   TrustBundleKeyRequest,
   TrustBundleKeyResult,
-} from '../gateway/control-api/types';
+} from '../gateway/common/api-types';
 import { routePath, routes, type BodyOf, type ParamsOf, type QueryOf, type ResultOf, type RouteMethod, type RouteName, type RouteSpec } from '../gateway/common/routes';
 
 const TOKEN_KEY = 'flightlog-token';

@@ -11,7 +11,7 @@ import type { Db } from '../store/db';
 import { chainHash, commandDigest, findingDigest, genesisHash, keyFingerprint, sealMessage, verifySeal, type GatewayKey } from '../store/chain';
 import { Coverage, type CoverageProblem } from '../store/coverage';
 import { VERSION } from '../core/version';
-import type { Json } from '../core/types';
+import type { Json } from '../common/types';
 import { BundleError } from './errors';
 import {
   BUNDLE_FORMAT,

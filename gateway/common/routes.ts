@@ -33,8 +33,8 @@ import type {
   TestConnectionRequest,
   TrustBundleKeyRequest,
   TrustBundleKeyResult,
-} from '../control-api/types';
-import type { FramesResult, ReplayIndex, SeekResult } from '../replay/replay-types';
+} from './api-types';
+import type { FramesResult, ReplayIndex, SeekResult } from './replay-types';
 
 export type RouteMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 

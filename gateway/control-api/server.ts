@@ -9,10 +9,10 @@ import type { Db } from '../store/db';
 import type { Recorder } from '../store/recorder';
 import { FlightlogError } from '../core/errors';
 import { getCommand, getSession, listEvents, listFindings, listRuns, listSessions, resolveSessionId, search } from '../store/queries';
-import type { GatewayStatus, LiveMessage, LiveProtocol, SessionDetail, SessionListQuery } from './types';
+import type { GatewayStatus, LiveMessage, LiveProtocol, SessionDetail, SessionListQuery } from '../common/api-types';
 import { matchRoute, routes, type ResultOf, type RouteName, type RouteSpec } from '../common/routes';
 import { IntegrityCache, type VerifyingKey } from '../store/integrity';
-import type { Masker } from '../core/types';
+import type { Masker } from '../common/types';
 import { createRun, endRun, runCounts, runTimeline } from '../store/runs';
 import { blame } from '../store/blame';
 import type { ApprovalRegistry } from '../approvals';
@@ -37,7 +37,7 @@ export interface ControlApiOptions {
   /** the gateway's key: each session shown is checked against its chain, seal and rows (the "sealed" badge) */
   integrityKey?: VerifyingKey;
   /** an opened-bundles viewer: trusts a bundle's signing key (`POST /api/bundles/trust`) */
-  trustBundleKey?: (req: import('./types').TrustBundleKeyRequest) => Promise<import('./types').TrustBundleKeyResult>;
+  trustBundleKey?: (req: import('../common/api-types').TrustBundleKeyRequest) => Promise<import('../common/api-types').TrustBundleKeyResult>;
   /** extra routes (runs, static UI) mounted by the gateway: return true when handled */
   extra?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean | Promise<boolean>;
 }

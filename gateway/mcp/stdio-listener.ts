@@ -12,10 +12,10 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import type { McpStdioUpstream } from '../config/schema';
+import type { McpStdioUpstream } from '../common/config-schema';
 import { mcpEnvSecrets } from '../config/load';
 import type { Listener, ListenerContext, ViaCredential } from '../core/listener';
-import type { Json } from '../core/types';
+import type { Json } from '../common/types';
 import { McpSession, mcpSessionContext, type FinalVerdict, type Verdict } from './session';
 import { ToolBaselines, toolBaselinesFile } from './tool-drift';
 

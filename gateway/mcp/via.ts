@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Db } from '../store/db';
 import { addRunToken, hashToken } from '../store/identities';
-import type { AuthResult, Masker } from '../core/types';
+import type { AuthResult, Masker } from '../common/types';
 import type { ViaCredential } from '../core/listener';
 
 interface Holder {

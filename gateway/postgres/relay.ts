@@ -8,7 +8,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { ListenerContext } from '../core/listener';
-import type { CommandHandle, CommandStatus, Json, SessionRecorder } from '../core/types';
+import type { CommandHandle, CommandStatus, Json, SessionRecorder } from '../common/types';
 import { checkFrameHeader, parseClientMessage, ProtocolError, type RawParam } from './client-messages';
 import {
   decodeCString, decodeDataRow, decodeFields, decodeNotification, decodeRowDescription, encodeDataRow, renderValue, type Column,
@@ -22,7 +22,7 @@ import { analyzeSql, type SecretCopy, type StatementInfo } from './sql-info';
 import * as wire from './wire';
 import { blockedMessage, decisionDetail } from '../policy/decision';
 import { deniedMessage, recordApprovalOutcome, sha256, type ApprovalDetails, type ApprovalOutcome, type HeldCommand, type PendingApproval } from '../approvals';
-import type { PolicyDecision } from '../core/types';
+import type { PolicyDecision } from '../common/types';
 
 /** A statement as it is recorded: its text with secret literals masked, and what was masked. */
 interface Recordable {

@@ -19,7 +19,7 @@ import type {
   SessionOpen,
   SessionRecorder,
   SessionStatus,
-} from '../core/types';
+} from '../common/types';
 
 /** What the recorder tells the live feed (control API WebSocket) after each commit. */
 export type RecorderNotice =

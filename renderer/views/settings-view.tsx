@@ -4,9 +4,9 @@
  * that routes an agent. Also the first-start onboarding shown while no connection exists.
  */
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
-import type { ConnectionInput, ConnectionTestResult, CreateIdentityResult, GatewayStatus, GuardrailsSettings, SettingsFieldError, SettingsSnapshot } from '../../gateway/control-api/types';
-import type { SecretRef } from '../../gateway/config/schema';
-import type { Protocol } from '../../gateway/core/types';
+import type { ConnectionInput, ConnectionTestResult, CreateIdentityResult, GatewayStatus, GuardrailsSettings, SettingsFieldError, SettingsSnapshot } from '../../gateway/common/api-types';
+import type { SecretRef } from '../../gateway/common/config-schema';
+import type { Protocol } from '../../gateway/common/types';
 import { announceSettingsChanged, FieldError, FormError, settingsApi, setupApi } from '../api';
 import { Empty, ErrorLine, KindTag, useLoad } from '../components/common';
 import { CodeEditor } from '../components/monaco';

@@ -14,7 +14,7 @@ import { validateConfig } from '../../gateway/config/load';
 import { createUiRoutes, type UiRoutes } from '../../gateway/control-api/static';
 import { startControlApi, type ControlApi } from '../../gateway/control-api/server';
 import { matchRoute, routeNames, routePath, routes, type ParamsOf, type ResultOf, type RouteName, type RouteSpec } from '../../gateway/common/routes';
-import type { GatewayStatus } from '../../gateway/control-api/types';
+import type { GatewayStatus } from '../../gateway/common/api-types';
 
 const ROOT = path.resolve(__dirname, '../../..');
 /** The files that answer control API requests. */

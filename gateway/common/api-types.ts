@@ -2,8 +2,8 @@
  * The control API's request and result types: one module shared by the gateway, the CLI's
  * `--json` output and the renderer (which imports it type-only). Pure types.
  */
-import type { CommandKind, CommandStatus, Direction, Json, Protocol, SessionStatus } from '../core/types';
-import type { Upstream } from '../config/schema';
+import type { CommandKind, CommandStatus, Direction, Json, Protocol, SessionStatus } from './types';
+import type { Upstream } from './config-schema';
 
 export interface SessionSummary {
   id: string;
