@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import WebSocket from 'ws';
 import { Gateway } from '../../gateway/gateway';
 import { validateConfig } from '../../gateway/config/load';
+import { addIdentity } from '../../gateway/store/identities';
 import { createUiRoutes, type UiRoutes } from '../../gateway/control-api/static';
 import { startControlApi, type ControlApi } from '../../gateway/control-api/server';
 import { matchRoute, routeNames, routePath, routes, type ParamsOf, type ResultOf, type RouteName, type RouteSpec } from '../../gateway/common/routes';
@@ -94,6 +95,24 @@ describe('route map', () => {
       const r = await answered(gateway.control.url, gateway.control.token, { method, path: p }, p);
       assert.equal(r.ok, false, `${method} ${p} → ${r.status} ${r.body}`);
     }
+  });
+
+  it('answers as before: 201 where the map says so, read-only and absent routes refused by name', async () => {
+    const post = async (base: string, token: string, p: string, body: unknown) => {
+      const r = await fetch(base + p, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: r.status, body: (await r.json()) as { error?: { code: string }; runId?: string } };
+    };
+    addIdentity(gateway.db, 'claude', 'agent');
+    const run = await post(gateway.control.url, gateway.control.token, routePath('runStart', {}), { identity: 'claude', argv: ['psql'] });
+    assert.equal(run.status, 201);
+    assert.ok(run.body.runId);
+    // a live gateway has no bundles to trust; the viewer writes nothing but trust
+    assert.equal((await post(gateway.control.url, gateway.control.token, '/api/bundles/trust', { file: 'a', fingerprint: 'b', name: 'c' })).body.error?.code, 'E_METHOD');
+    assert.equal((await post(viewer.url, viewer.token, '/api/runs', { identity: 'claude' })).body.error?.code, 'E_READ_ONLY');
+    assert.equal((await post(viewer.url, viewer.token, '/api/bundles/trust', { file: 1 })).body.error?.code, 'E_PARAM');
+    const noToken = await fetch(gateway.control.url + '/api/status');
+    assert.equal(noToken.status, 401);
+    await noToken.body?.cancel();
   });
 
   it('the server finds routes only through the map', () => {
