@@ -18,13 +18,26 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
   {
-    // Shared, pure modules never import Node or the DOM.
-    files: ['gateway/core/types.ts', 'gateway/control-api/types.ts', 'gateway/config/schema.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['node:*', 'fs', 'path', 'crypto'] }] },
+    // Layering by folder: gateway/common/ is runtime-neutral (the renderer runs it too), so it
+    // imports nothing but itself: no Node, no packages, no other gateway folder.
+    files: ['gateway/common/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^(?!\\./)', message: 'gateway/common/ imports only gateway/common/ (runtime-neutral code)' }] }],
+    },
   },
   {
-    // The renderer talks only to the control API: no Node, no gateway internals beyond shared types.
+    // The renderer talks only to the control API: no Node, and from the gateway only gateway/common/.
     files: ['renderer/**/*.{ts,tsx}'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['node:*', '**/gateway/store/*', '**/gateway/cli/*'] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { regex: '^node:', message: 'the renderer runs in a browser' },
+            { regex: '(^|/)gateway/(?!common/)', message: 'the renderer may import only gateway/common/ from the gateway' },
+          ],
+        },
+      ],
+    },
   },
 );

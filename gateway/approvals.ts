@@ -4,8 +4,8 @@
  * held the command waits on the outcome; other sessions go on.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { PolicyDecision, SessionRecorder } from './core/types';
-import type { PendingApproval } from './control-api/types';
+import type { PolicyDecision, SessionRecorder } from './common/types';
+import type { PendingApproval } from './common/api-types';
 import { decisionDetail } from './policy/decision';
 
 /** Seconds a hold waits when its rule names no timeout. */

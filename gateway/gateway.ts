@@ -10,14 +10,14 @@ import { checkCredential, checkScramToken, identityExists, scramVerifiers } from
 import { resolveSecrets, retentionPolicy } from './config/load';
 import { collectGarbage, type GcResult } from './store/retention';
 import { recordConnectionConfigs, revocationChecks, runActiveCheck } from './store/connections';
-import type { ConnectionConfig, FlightlogConfig } from './config/schema';
+import type { ConnectionConfig, FlightlogConfig } from './common/config-schema';
 import type { Listener, ListenerContext, Logger } from './core/listener';
-import type { AuthResult, Masker, Policy } from './core/types';
+import type { AuthResult, Masker, Policy } from './common/types';
 import { FlightlogError } from './core/errors';
 import { LivePolicy } from './policy';
 import { listenerFor } from './listeners';
 import { startControlApi, type ControlApi, type ControlApiOptions } from './control-api/server';
-import type { GatewayStatus } from './control-api/types';
+import type { GatewayStatus } from './common/api-types';
 import { createGatewayMasker, loadDigests } from './masking-setup';
 import { withSettingsRoutes } from './settings/settings-routes';
 import { Lineage } from './lineage';

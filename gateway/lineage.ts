@@ -1,6 +1,6 @@
 import type { CommandCandidate } from './http/lineage';
 import { extractCommandCandidates, matchesCommand, mcpCandidate, toolCallsOf } from './http/lineage';
-import type { CommandFinish, CommandKind, CommandStart, Json } from './core/types';
+import type { CommandFinish, CommandKind, CommandStart, Json } from './common/types';
 import type { SessionInfo } from './store/recorder';
 
 interface Pending {

@@ -1,5 +1,5 @@
 import type { StartListener } from './core/listener';
-import type { Protocol } from './core/types';
+import type { Protocol } from './common/types';
 import { startPostgresListener } from './postgres/listener';
 import { startSshListener } from './ssh/listener';
 import { startHttpListener } from './http/listener';

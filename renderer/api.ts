@@ -5,27 +5,16 @@
 import type {
   ApprovalDecisionInput,
   ApprovalDecisionResult,
-  CommandView,
   ConnectionInput,
-  CreateIdentityResult,
-  EventView,
-  FindingView,
-  GatewayStatus,
   LiveMessage,
   LiveProtocol,
-  PendingApproval,
-  RunView,
-  SearchHit,
-  SessionDetail,
   SessionListQuery,
-  SessionSummary,
-  SettingsSnapshot,
-  GuardrailsSettings,
-  SaveGuardrailsRequest,
-} from '../gateway/control-api/types';
-import type { BlameReport, RunTimeline } from '../gateway/control-api/types';
-import type { FramesResult, ReplayIndex, SeekResult } from '../gateway/replay/replay-types';
-import type { ConnectionTestResult, SettingsFieldError, StoreSecretRequest, StoreSecretResult, TestConnectionRequest } from '../gateway/control-api/types';
+  SettingsFieldError,
+  TestConnectionRequest,
+  TrustBundleKeyRequest,
+  TrustBundleKeyResult,
+} from '../gateway/common/api-types';
+import { routePath, routes, type BodyOf, type ParamsOf, type QueryOf, type ResultOf, type RouteMethod, type RouteName, type RouteSpec } from '../gateway/common/routes';
 
 const TOKEN_KEY = 'flightlog-token';
 const LIVE_PROTOCOL: LiveProtocol = 'flightlog.v1';
@@ -80,24 +69,39 @@ async function get<T>(path: string, params: Params = {}): Promise<T> {
   return (await res.json()) as T;
 }
 
-const enc = encodeURIComponent;
+/** What a call to route R sends: its path params, query and JSON body, each only where the route has one. */
+export type CallArgs<R extends RouteName> = (keyof ParamsOf<R> extends never ? { params?: undefined } : { params: ParamsOf<R> }) & { query?: QueryOf<R> } & (BodyOf<R> extends undefined ? { body?: undefined } : { body: BodyOf<R> });
+
+type ArgsTuple<R extends RouteName> = Record<string, never> extends CallArgs<R> ? [args?: CallArgs<R>] : [args: CallArgs<R>];
+
+/**
+ * One control API call, typed by the route map: reads go through `get` (ApiError), writes through
+ * `send` (FieldError, with the refused field's path).
+ */
+export function call<R extends RouteName>(name: R, ...[args]: ArgsTuple<R>): Promise<ResultOf<R>> {
+  const a = (args ?? {}) as { params?: ParamsOf<R>; query?: Params; body?: unknown };
+  const spec: RouteSpec = routes[name];
+  const path = routePath(name, (a.params ?? {}) as ParamsOf<R>);
+  if (spec.method === 'GET') return get<ResultOf<R>>(path, a.query ?? {});
+  return send<ResultOf<R>>(spec.method, path, a.body);
+}
 
 export const api = {
-  status: () => get<GatewayStatus>('/api/status'),
-  sessions: (q: SessionListQuery) => get<{ sessions: SessionSummary[]; total: number }>('/api/sessions', { ...q }),
-  session: (id: string) => get<SessionDetail>(`/api/sessions/${enc(id)}`),
-  events: (id: string, afterSeq = 0, limit = 1000) => get<{ events: EventView[]; more: boolean }>(`/api/sessions/${enc(id)}/events`, { afterSeq, limit }),
-  command: (id: number) => get<CommandView>(`/api/commands/${id}`),
-  search: (q: string, limit = 500) => get<SearchHit[]>('/api/search', { q, limit }),
-  findings: (limit = 5000) => get<FindingView[]>('/api/findings', { limit }),
-  runs: (limit = 200) => get<RunView[]>('/api/runs', { limit }),
-  replayIndex: (id: string) => get<ReplayIndex>(`/api/sessions/${enc(id)}/replay`),
-  seek: (id: string, tUs: number) => get<SeekResult>(`/api/sessions/${enc(id)}/replay/seek`, { tUs: Math.max(0, Math.floor(tUs)) }),
-  frames: (id: string, afterSeq: number, limit = 2000) => get<FramesResult>(`/api/sessions/${enc(id)}/replay/frames`, { afterSeq, limit }),
-  approvals: () => get<PendingApproval[]>('/api/approvals'),
+  status: () => call('status'),
+  sessions: (q: SessionListQuery) => call('sessions', { query: q }),
+  session: (id: string) => call('session', { params: { id } }),
+  events: (id: string, afterSeq = 0, limit = 1000) => call('events', { params: { id }, query: { afterSeq, limit } }),
+  command: (id: number) => call('command', { params: { id } }),
+  search: (q: string, limit = 500) => call('search', { query: { q, limit } }),
+  findings: (limit = 5000) => call('findings', { query: { limit } }),
+  runs: (limit = 200) => call('runs', { query: { limit } }),
+  replayIndex: (id: string) => call('replayIndex', { params: { id } }),
+  seek: (id: string, tUs: number) => call('replaySeek', { params: { id }, query: { tUs: Math.max(0, Math.floor(tUs)) } }),
+  frames: (id: string, afterSeq: number, limit = 2000) => call('replayFrames', { params: { id }, query: { afterSeq, limit } }),
+  approvals: () => call('approvals'),
   // issue 17: object blame and run timelines
-  blame: (target: string, since?: string) => get<BlameReport>('/api/blame', { target, since }),
-  run: (id: string) => get<RunTimeline>(`/api/runs/${enc(id)}`),
+  blame: (target: string, since?: string) => call('blame', { query: { target, since } }),
+  run: (id: string) => call('run', { params: { id } }),
 };
 
 /** A refused Settings write: `path` names the config field the validator refused (`connections[0].upstream.url`). */
@@ -116,7 +120,7 @@ export class FieldError extends ApiError {
 }
 
 /** A state-changing request: JSON body, token in the Authorization header (never the URL), same origin. */
-async function send<T>(method: 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
+async function send<T>(method: RouteMethod, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { authorization: `Bearer ${token() ?? ''}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store', credentials: 'omit' });
@@ -131,18 +135,18 @@ export function announceSettingsChanged(): void {
 }
 
 export const settingsApi = {
-  get: () => get<SettingsSnapshot>('/api/settings'),
-  saveConnection: (connection: ConnectionInput, replaces?: string) => send<SettingsSnapshot>('POST', '/api/settings/connections', { connection, replaces }),
-  deleteConnection: (name: string) => send<SettingsSnapshot>('DELETE', `/api/settings/connections/${enc(name)}`),
-  createIdentity: (name: string, kind: 'agent' | 'human') => send<CreateIdentityResult>('POST', '/api/identities', { name, kind }),
-  revokeIdentity: (name: string) => send<{ ok: true }>('POST', `/api/identities/${enc(name)}/revoke`),
-  guardrails: () => get<GuardrailsSettings>('/api/settings/guardrails'),
-  saveGuardrails: (yaml: string) => send<GuardrailsSettings>('PUT', '/api/settings/guardrails', { yaml } satisfies SaveGuardrailsRequest),
+  get: () => call('settings'),
+  saveConnection: (connection: ConnectionInput, replaces?: string) => call('saveConnection', { body: { connection, replaces } }),
+  deleteConnection: (name: string) => call('deleteConnection', { params: { name } }),
+  createIdentity: (name: string, kind: 'agent' | 'human') => call('createIdentity', { body: { name, kind } }),
+  revokeIdentity: (name: string) => call('revokeIdentity', { params: { name } }),
+  guardrails: () => call('guardrails'),
+  saveGuardrails: (yaml: string) => call('saveGuardrails', { body: { yaml } }),
 };
 
 /** A human's answer to a held command; a 409 means someone (the CLI, another window) decided first. */
 export function decideApproval(id: string, input: ApprovalDecisionInput): Promise<ApprovalDecisionResult> {
-  return send<ApprovalDecisionResult>('POST', `/api/approvals/${enc(id)}`, input);
+  return call('decideApproval', { params: { id }, body: input });
 }
 
 export type LiveState = 'connecting' | 'live' | 'offline';
@@ -158,7 +162,7 @@ class LiveFeed {
   start(): void {
     if (this.ws) return;
     // the token rides as a second subprotocol (a browser cannot set headers here), never in the URL
-    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/live`, [LIVE_PROTOCOL, `bearer.${token() ?? ''}`]);
+    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${routePath('live', {})}`, [LIVE_PROTOCOL, `bearer.${token() ?? ''}`]);
     this.ws = ws;
     this.setState('connecting');
     ws.onopen = () => {
@@ -169,7 +173,7 @@ class LiveFeed {
       if (typeof e.data !== 'string') return;
       let m: LiveMessage;
       try {
-        m = JSON.parse(e.data) as LiveMessage;
+        m = JSON.parse(e.data) as ResultOf<'live'>;
       } catch {
         return;
       }
@@ -203,8 +207,8 @@ class LiveFeed {
 export const live = new LiveFeed();
 
 /** "Trust this key…" in a bundle viewer, once the user confirmed the fingerprint; answers every bundle re-verified. */
-export function trustBundleKey(req: import('../gateway/control-api/types').TrustBundleKeyRequest): Promise<import('../gateway/control-api/types').TrustBundleKeyResult> {
-  return send('POST', '/api/bundles/trust', req);
+export function trustBundleKey(req: TrustBundleKeyRequest): Promise<TrustBundleKeyResult> {
+  return call('bundlesTrust', { body: req });
 }
 
 /* ───── Setup (issue 18): every field error at once, Test connection, secrets stored by Flightlog ───── */
@@ -223,8 +227,9 @@ export class FormError extends FieldError {
   }
 }
 
-async function sendForm<T>(path: string, body: unknown): Promise<T> {
-  const res = await fetch(path, {
+/** A form's write: like `call`, but a refusal lists every field (FormError). */
+async function sendForm<R extends RouteName>(name: R, body: BodyOf<R>): Promise<ResultOf<R>> {
+  const res = await fetch(routePath(name, {} as ParamsOf<R>), {
     method: 'POST',
     headers: { authorization: `Bearer ${token() ?? ''}`, 'content-type': 'application/json' },
     body: JSON.stringify(body),
@@ -236,12 +241,12 @@ async function sendForm<T>(path: string, body: unknown): Promise<T> {
     const e = json?.error;
     throw new FormError(res.status, e?.code ?? 'E_HTTP', e?.message ?? `${res.status} ${res.statusText}`, e?.path ?? null, Array.isArray(e?.fields) ? e.fields : []);
   }
-  return json as T;
+  return json as ResultOf<R>;
 }
 
 export const setupApi = {
-  saveConnection: (connection: ConnectionInput, replaces?: string) => sendForm<SettingsSnapshot>('/api/settings/connections', { connection, replaces }),
-  testConnection: (input: TestConnectionRequest) => sendForm<ConnectionTestResult>('/api/settings/connections/test', input),
+  saveConnection: (connection: ConnectionInput, replaces?: string) => sendForm('saveConnection', { connection, replaces }),
+  testConnection: (input: TestConnectionRequest) => sendForm('testConnection', input),
   /** the value goes to the gateway once and is never sent back */
-  storeSecret: (name: string, value: string) => sendForm<StoreSecretResult>('/api/settings/secrets', { name, value } satisfies StoreSecretRequest),
+  storeSecret: (name: string, value: string) => sendForm('storeSecret', { name, value }),
 };

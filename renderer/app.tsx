@@ -1,6 +1,6 @@
 /** The app shell: navigation, gateway status, live feed state, and the routed view. */
 import { useEffect, useState } from 'react';
-import type { GatewayStatus } from '../gateway/control-api/types';
+import type { GatewayStatus } from '../gateway/common/api-types';
 import { api, live, token, type LiveState } from './api';
 import { bridge } from './bridge';
 import { useLive } from './components/common';

@@ -25,7 +25,7 @@ import {
   sessionRow,
 } from '../store/bundle-reads';
 import { VERSION } from '../core/version';
-import type { Json } from '../core/types';
+import type { Json } from '../common/types';
 import { BundleError } from './errors';
 import {
   BUNDLE_FORMAT,

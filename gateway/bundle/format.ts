@@ -16,7 +16,7 @@
  *   sessions/<id>/findings.json   a JSON array, one finding per line
  *   sessions/<id>/events.ndjson   the stored event rows in chain order, one per line
  */
-import type { Json } from '../core/types';
+import type { Json } from '../common/types';
 
 export const BUNDLE_FORMAT = 'flightlog-bundle';
 export const BUNDLE_VERSION = 1;

@@ -14,7 +14,7 @@ import { VERSION } from '../core/version';
 import { BundleError } from './errors';
 import { commandView, parseJsonText } from './rows';
 import { writeOut } from './streams';
-import type { CommandView } from '../control-api/types';
+import type { CommandView } from '../common/api-types';
 
 type Obj = Record<string, unknown>;
 

@@ -5,7 +5,7 @@
 import type { Db } from '../store/db';
 import { resolveSessionId } from '../store/queries';
 import { commandHeadById, jsonlSessionRow } from '../store/bundle-reads';
-import type { Json } from '../core/types';
+import type { Json } from '../common/types';
 import { parseJsonText } from './rows';
 import { eventRows, writeOut } from './streams';
 

@@ -21,8 +21,8 @@ import {
   openMemoryDb,
   sessionExists,
 } from '../store/bundle-import';
-import type { CommandView, FindingView } from '../control-api/types';
-import type { Json } from '../core/types';
+import type { CommandView, FindingView } from '../common/api-types';
+import type { Json } from '../common/types';
 import { CONNECTIONS, DEFAULT_LIMITS, IDENTITIES, MANIFEST, RUNS, classifyMember, sessionMember, type BundleLimits, type Manifest } from './format';
 import { LineArrayParser, eventRowProblem, splitLines, toEventRow } from './lines';
 import type { SessionRecord } from './rows';

@@ -3,7 +3,7 @@
  * (SessionDetail, CommandView, FindingView) so a person reading a bundle sees what the app shows,
  * and the import maps them back to rows so the store's own queries work over a bundle.
  */
-import type { Json } from '../core/types';
+import type { Json } from '../common/types';
 
 export { commandView, findingView, parseJsonText, sessionRecord } from '../store/rows';
 export type { CommandRow, FindingRow, SessionRecord, SessionRow } from '../store/rows';

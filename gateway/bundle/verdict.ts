@@ -4,7 +4,7 @@
  * and an intact bundle from a key nobody trusted is never shown as if it were.
  */
 import * as path from 'node:path';
-import type { BundleStatus, BundleTrust } from '../control-api/types';
+import type { BundleStatus, BundleTrust } from '../common/api-types';
 import type { VerifyReport } from './verify';
 
 /** tampered: a check failed; unknown: intact, but its key is not in the trust store; trusted: both. */

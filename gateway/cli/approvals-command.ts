@@ -4,7 +4,7 @@
  */
 import { FlightlogError, UsageError } from '../core/errors';
 import { resolveDataDir } from '../core/paths';
-import type { ApprovalDecisionResult, PendingApproval } from '../control-api/types';
+import type { ApprovalDecisionResult, PendingApproval } from '../common/api-types';
 import { findRunningGateway } from './run-command';
 import { parse, type Io } from './main';
 

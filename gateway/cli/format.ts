@@ -1,4 +1,4 @@
-import type { FindingView, IdentityView, RunView, SearchHit, SessionDetail, SessionSummary } from '../control-api/types';
+import type { FindingView, IdentityView, RunView, SearchHit, SessionDetail, SessionSummary } from '../common/api-types';
 import type { TombstoneView } from '../store/integrity';
 import type { BlameReport } from '../store/blame';
 import type { RunCounts, RunTimeline } from '../store/runs';

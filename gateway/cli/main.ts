@@ -9,7 +9,7 @@ import { addIdentity, addIdentityKey, listIdentities, revokeIdentity } from '../
 import { getSession, listFindings, listRuns, listSessions, search } from '../store/queries';
 import { loadConfig, validateConfig } from '../config/load';
 import { ensureFingerprintKey } from '../store/chain';
-import type { FlightlogConfig } from '../config/schema';
+import type { FlightlogConfig } from '../common/config-schema';
 import { formatSessionDetail, formatSessions, formatSearch, formatFindings, formatIdentities, formatTombstones } from './format';
 import { checkSession, dataDirKey, listTombstones } from '../store/integrity';
 

@@ -7,7 +7,7 @@ import { VERSION } from '../core/version';
 import { openBundles } from '../bundle';
 import { startControlApi } from '../control-api/server';
 import { createUiRoutes, defaultRendererDir } from '../control-api/static';
-import type { BundleStatus, GatewayStatus, TrustBundleKeyRequest, TrustBundleKeyResult } from '../control-api/types';
+import type { BundleStatus, GatewayStatus, TrustBundleKeyRequest, TrustBundleKeyResult } from '../common/api-types';
 import { bundleStatus } from '../bundle/verdict';
 import { trustBundleSigner } from '../bundle/trust-store';
 import { verifyBundle } from '../bundle/verify';

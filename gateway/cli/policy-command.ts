@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import { posix } from 'node:path';
 import { UsageError } from '../core/errors';
-import type { Protocol } from '../core/types';
+import type { Protocol } from '../common/types';
 import { guardrailsOf } from '../policy';
 import { actionWord } from '../policy/decision';
 import { loadSqlParser } from '../postgres/sql-info';

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { FlightlogError } from '../core/errors';
 import { resolveDataDir } from '../core/paths';
-import type { RunStartResult } from '../control-api/types';
+import type { RunStartResult } from '../common/api-types';
 import type { Io } from './main';
 import { agentKubeconfig, type KubeconfigCluster } from '../kubernetes/kubeconfig';
 

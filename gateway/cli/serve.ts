@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Gateway } from '../gateway';
-import type { FlightlogConfig } from '../config/schema';
+import type { FlightlogConfig } from '../common/config-schema';
 import { FlightlogError } from '../core/errors';
 import type { Io } from './main';
 

@@ -1,8 +1,8 @@
 /** Validation of the `guardrails:` list and a connection's `guardrails: { default: … }`. */
-import type { CommandKind, Protocol } from '../core/types';
+import type { CommandKind, Protocol } from '../common/types';
 import type { GuardrailAction, GuardrailMatch, GuardrailRule } from '../policy/rules';
 import { STATEMENT_KINDS } from '../policy/sql-facts';
-import type { SftpOp } from '../policy/types';
+import type { SftpOp } from '../common/policy-types';
 import type { Checker, ConfigPath } from './load';
 
 const PROTOCOLS: Protocol[] = ['postgres', 'ssh', 'http', 'kubernetes', 'mcp'];

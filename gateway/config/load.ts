@@ -3,8 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Document } from 'yaml';
 import { ConfigError, FlightlogError } from '../core/errors';
-import type { Protocol } from '../core/types';
-import type { ConnectionConfig, FlightlogConfig, KubernetesUpstream, McpHttpUpstream, McpUpstream, RecordingConfig, SecretRef, Upstream } from './schema';
+import type { Protocol } from '../common/types';
+import type { ConnectionConfig, FlightlogConfig, KubernetesUpstream, McpHttpUpstream, McpUpstream, RecordingConfig, SecretRef, Upstream } from '../common/config-schema';
 import { checkConnectionGuardrails, checkGuardrails } from './guardrails';
 
 export const DEFAULT_RECORDING: RecordingConfig = { headRows: 100, payloadHead: 64 * 1024 };

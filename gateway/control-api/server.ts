@@ -9,9 +9,10 @@ import type { Db } from '../store/db';
 import type { Recorder } from '../store/recorder';
 import { FlightlogError } from '../core/errors';
 import { getCommand, getSession, listEvents, listFindings, listRuns, listSessions, resolveSessionId, search } from '../store/queries';
-import type { ApprovalDecisionResult, GatewayStatus, LiveMessage, LiveProtocol, RunStartResult, SessionDetail } from './types';
+import type { GatewayStatus, LiveMessage, LiveProtocol, SessionDetail, SessionListQuery } from '../common/api-types';
+import { matchRoute, routes, type ResultOf, type RouteName, type RouteSpec } from '../common/routes';
 import { IntegrityCache, type VerifyingKey } from '../store/integrity';
-import type { Masker } from '../core/types';
+import type { Masker } from '../common/types';
 import { createRun, endRun, runCounts, runTimeline } from '../store/runs';
 import { blame } from '../store/blame';
 import type { ApprovalRegistry } from '../approvals';
@@ -36,7 +37,7 @@ export interface ControlApiOptions {
   /** the gateway's key: each session shown is checked against its chain, seal and rows (the "sealed" badge) */
   integrityKey?: VerifyingKey;
   /** an opened-bundles viewer: trusts a bundle's signing key (`POST /api/bundles/trust`) */
-  trustBundleKey?: (req: import('./types').TrustBundleKeyRequest) => Promise<import('./types').TrustBundleKeyResult>;
+  trustBundleKey?: (req: import('../common/api-types').TrustBundleKeyRequest) => Promise<import('../common/api-types').TrustBundleKeyResult>;
   /** extra routes (runs, static UI) mounted by the gateway: return true when handled */
   extra?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean | Promise<boolean>;
 }
@@ -73,6 +74,33 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
 
 export function sendError(res: http.ServerResponse, status: number, code: string, message: string): void {
   sendJson(res, status, { error: { code, message } });
+}
+
+/** A handler's answer when it already sent an error itself. */
+export const ANSWERED: unique symbol = Symbol('answered');
+
+export interface RouteContext {
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  url: URL;
+  /** the route's path params, decoded */
+  params: Record<string, string>;
+}
+
+export type Handler<R extends RouteName> = (ctx: RouteContext) => ResultOf<R> | typeof ANSWERED | Promise<ResultOf<R> | typeof ANSWERED>;
+
+/** Handlers keyed by the route map's names: each must answer its route's result type. */
+export type Handlers = { [R in RouteName]?: Handler<R> };
+
+/** Sends a route's result with the map's success status (201 where it says so). */
+export function reply<R extends RouteName>(res: http.ServerResponse, name: R, result: ResultOf<R>): void {
+  const spec: RouteSpec = routes[name];
+  sendJson(res, spec.status ?? 200, result);
+}
+
+function answerError(res: http.ServerResponse, status: number, code: string, message: string): typeof ANSWERED {
+  sendError(res, status, code, message);
+  return ANSWERED;
 }
 
 /** The WebSocket subprotocol of the live feed; the token rides beside it as `bearer.<token>`. */
@@ -182,6 +210,88 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
     return { ...d, sealed: d.sealed && verified };
   };
 
+  const masker = opts.masker;
+  const approvals = opts.approvals;
+  const trustBundleKey = opts.trustBundleKey;
+  /** The routes this server answers itself (settings and replay are mounted through `extra`), each checked against the map's result type. */
+  const handlers: Handlers = {
+    status: () => opts.status(),
+    sessions: ({ url }) =>
+      listSessions(db, {
+        limit: intParam(url, 'limit'),
+        offset: intParam(url, 'offset'),
+        identity: url.searchParams.get('identity') ?? undefined,
+        connection: url.searchParams.get('connection') ?? undefined,
+        protocol: url.searchParams.get('protocol') ?? undefined,
+        status: url.searchParams.get('status') ?? undefined,
+        run: url.searchParams.get('run') ?? undefined,
+        sort: (url.searchParams.get('sort') || undefined) as SessionListQuery['sort'],
+        order: (url.searchParams.get('order') || undefined) as SessionListQuery['order'],
+      }),
+    session: ({ params }) => withIntegrity(getSession(db, params.id)),
+    events: ({ url, params }) => listEvents(db, resolveSessionId(db, params.id), { afterSeq: intParam(url, 'afterSeq'), limit: intParam(url, 'limit') }),
+    sessionFindings: ({ params }) => listFindings(db, { sessionId: resolveSessionId(db, params.id) }),
+    command: ({ res, params }) => getCommand(db, Number(params.id)) ?? answerError(res, 404, 'E_NOT_FOUND', `no command ${params.id}`),
+    search: ({ url }) => search(db, url.searchParams.get('q') ?? '', { limit: intParam(url, 'limit') }),
+    findings: ({ url }) => listFindings(db, { sessionId: url.searchParams.get('sessionId') ?? undefined, limit: intParam(url, 'limit') }),
+    // issue 17: object blame, one run's timeline, and what each run did
+    blame: ({ url }) => blame(db, url.searchParams.get('target') ?? '', { since: url.searchParams.get('since') || undefined }),
+    runs: ({ url }) => listRuns(db, { limit: intParam(url, 'limit') }).map((r) => ({ ...r, counts: runCounts(db, r.id) })),
+    run: ({ params }) => runTimeline(db, params.id),
+    approvals: () => approvals?.list() ?? [],
+    secretsReload: () => {
+      opts.reloadSecrets?.();
+      return { ok: true };
+    },
+    revocationsCheck: () => {
+      opts.onRevocation?.();
+      return { ok: true };
+    },
+    runEnd: async ({ req, params }) => {
+      const body = (await readJson(req)) as { exitCode?: unknown };
+      endRun(db, params.id, typeof body.exitCode === 'number' ? body.exitCode : null);
+      opts.onRevocation?.();
+      return { ok: true };
+    },
+  };
+  if (masker) {
+    handlers.runStart = async ({ req }) => {
+      const body = (await readJson(req)) as { identity?: unknown; argv?: unknown; pid?: unknown };
+      if (typeof body.identity !== 'string') throw new FlightlogError('E_PARAM', 'identity must be a string');
+      // argv can hold secrets (a URI with a password): it is stored masked.
+      const argv = Array.isArray(body.argv) ? body.argv.map((a) => (typeof a === 'string' ? masker.maskText(a).text : a)) : body.argv;
+      const run = createRun(db, { identity: body.identity, argv: argv as string[], pid: typeof body.pid === 'number' ? body.pid : undefined });
+      return { ...run, listeners: opts.status().listeners };
+    };
+  }
+  if (trustBundleKey) {
+    handlers.bundlesTrust = async ({ req, res }) => {
+      const { file, fingerprint, name } = await readJson(req);
+      if (typeof file !== 'string' || typeof fingerprint !== 'string' || typeof name !== 'string') return answerError(res, 400, 'E_PARAM', 'file, fingerprint and name must be strings');
+      return trustBundleKey({ file, fingerprint, name });
+    };
+  }
+  if (approvals) {
+    handlers.decideApproval = async ({ req, res, params }) => {
+      const id = params.id;
+      const body = await readJson(req);
+      if (body.decision !== 'approve' && body.decision !== 'deny') return answerError(res, 400, 'E_PARAM', 'decision must be "approve" or "deny"');
+      if (body.reason !== undefined && typeof body.reason !== 'string') return answerError(res, 400, 'E_PARAM', 'reason must be a string');
+      // the CLI names its user; anyone else holding the token is the control API
+      const named = typeof body.by === 'string' && /^[\w.@-]{1,64}$/.test(body.by) ? body.by : null;
+      // `timeout` and `cancelled` are the gateway's own words in the record: nobody may claim them
+      const by = named && named !== 'timeout' && named !== 'cancelled' ? named : 'control-api';
+      const reason = typeof body.reason === 'string' ? (masker?.maskText(body.reason.slice(0, 500)).text ?? null) : null;
+      if (body.scope !== undefined && (body.scope !== 'run' || body.decision !== 'approve')) return answerError(res, 400, 'E_PARAM', 'scope may only be "run", with decision "approve"');
+      const scope = body.scope === 'run' ? 'run' : undefined;
+      const r = approvals.decide(id, body.decision, by, reason, scope);
+      if (r === 'unknown') return answerError(res, 404, 'E_NOT_FOUND', `no pending approval ${id}`);
+      if (r === 'decided') return answerError(res, 409, 'E_DECIDED', `approval ${id} was already decided`);
+      if (r === 'no-run') return answerError(res, 400, 'E_PARAM', `approval ${id} is not part of a run: approve it alone`);
+      return { id, decision: body.decision, by, ...(scope ? { scope } : {}) };
+    };
+  }
+
   let port = opts.port;
   const boundHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
@@ -198,109 +308,16 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
     if (opts.extra && !url.pathname.startsWith('/api/') && (await opts.extra(req, res, url))) return;
     if (!sameToken(tokenOf(req), token)) return sendError(res, 401, 'E_UNAUTHORIZED', 'missing or wrong control API token');
     if (opts.extra && (await opts.extra(req, res, url))) return;
+    const m = matchRoute(req.method ?? 'GET', url.pathname);
     // a viewer of opened bundles writes one thing: the user's own trust store
-    if (req.method === 'POST' && url.pathname === '/api/bundles/trust' && opts.trustBundleKey) {
-      const body = await readJson(req);
-      const { file, fingerprint, name } = body;
-      if (typeof file !== 'string' || typeof fingerprint !== 'string' || typeof name !== 'string') return sendError(res, 400, 'E_PARAM', 'file, fingerprint and name must be strings');
-      return sendJson(res, 200, await opts.trustBundleKey({ file, fingerprint, name }));
-    }
-    if (req.method === 'POST' && !opts.masker) return sendError(res, 405, 'E_READ_ONLY', 'this view is read-only (opened bundles)');
-    const masker = opts.masker;
-    if (req.method === 'POST' && masker && url.pathname === '/api/runs') {
-      const body = (await readJson(req)) as { identity?: unknown; argv?: unknown; pid?: unknown };
-      if (typeof body.identity !== 'string') throw new FlightlogError('E_PARAM', 'identity must be a string');
-      // argv can hold secrets (a URI with a password): it is stored masked.
-      const argv = Array.isArray(body.argv) ? body.argv.map((a) => (typeof a === 'string' ? masker.maskText(a).text : a)) : body.argv;
-      const run = createRun(db, { identity: body.identity, argv: argv as string[], pid: typeof body.pid === 'number' ? body.pid : undefined });
-      const result: RunStartResult = { ...run, listeners: opts.status().listeners };
-      return sendJson(res, 201, result);
-    }
-    if (req.method === 'POST' && url.pathname === '/api/secrets/reload') {
-      opts.reloadSecrets?.();
-      return sendJson(res, 200, { ok: true });
-    }
-    const endMatch = /^\/api\/runs\/([^/]+)\/end$/.exec(url.pathname);
-    if (req.method === 'POST' && endMatch) {
-      const body = (await readJson(req)) as { exitCode?: unknown };
-      endRun(db, decodeURIComponent(endMatch[1]), typeof body.exitCode === 'number' ? body.exitCode : null);
-      opts.onRevocation?.();
-      return sendJson(res, 200, { ok: true });
-    }
-    const approvalMatch = /^\/api\/approvals\/([^/]+)$/.exec(url.pathname);
-    if (req.method === 'POST' && approvalMatch && opts.approvals) {
-      const id = decodeURIComponent(approvalMatch[1]);
-      const body = await readJson(req);
-      if (body.decision !== 'approve' && body.decision !== 'deny') return sendError(res, 400, 'E_PARAM', 'decision must be "approve" or "deny"');
-      if (body.reason !== undefined && typeof body.reason !== 'string') return sendError(res, 400, 'E_PARAM', 'reason must be a string');
-      // the CLI names its user; anyone else holding the token is the control API
-      const named = typeof body.by === 'string' && /^[\w.@-]{1,64}$/.test(body.by) ? body.by : null;
-      // `timeout` and `cancelled` are the gateway's own words in the record: nobody may claim them
-      const by = named && named !== 'timeout' && named !== 'cancelled' ? named : 'control-api';
-      const reason = typeof body.reason === 'string' ? (masker?.maskText(body.reason.slice(0, 500)).text ?? null) : null;
-      if (body.scope !== undefined && (body.scope !== 'run' || body.decision !== 'approve')) return sendError(res, 400, 'E_PARAM', 'scope may only be "run", with decision "approve"');
-      const scope = body.scope === 'run' ? 'run' : undefined;
-      const r = opts.approvals.decide(id, body.decision, by, reason, scope);
-      if (r === 'unknown') return sendError(res, 404, 'E_NOT_FOUND', `no pending approval ${id}`);
-      if (r === 'decided') return sendError(res, 409, 'E_DECIDED', `approval ${id} was already decided`);
-      if (r === 'no-run') return sendError(res, 400, 'E_PARAM', `approval ${id} is not part of a run: approve it alone`);
-      const result: ApprovalDecisionResult = { id, decision: body.decision, by, ...(scope ? { scope } : {}) };
-      return sendJson(res, 200, result);
-    }
-    if (req.method === 'POST' && url.pathname === '/api/revocations/check') {
-      opts.onRevocation?.();
-      return sendJson(res, 200, { ok: true });
+    if (req.method === 'POST' && !opts.masker && !(m?.name === 'bundlesTrust' && handlers.bundlesTrust)) return sendError(res, 405, 'E_READ_ONLY', 'this view is read-only (opened bundles)');
+    const handler = m ? (handlers[m.name] as Handler<RouteName> | undefined) : undefined;
+    if (m && handler) {
+      const result = await handler({ req, res, url, params: m.params });
+      if (result !== ANSWERED) reply(res, m.name, result);
+      return;
     }
     if (req.method !== 'GET') return sendError(res, 405, 'E_METHOD', `${req.method} is not allowed on ${url.pathname}`);
-    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-    if (parts[0] !== 'api') return sendError(res, 404, 'E_NOT_FOUND', `no route ${url.pathname}`);
-    const [, route, id, sub] = parts;
-    switch (route) {
-      case 'status':
-        return sendJson(res, 200, opts.status());
-      case 'sessions':
-        if (!id) {
-          return sendJson(
-            res,
-            200,
-            listSessions(db, {
-              limit: intParam(url, 'limit'),
-              offset: intParam(url, 'offset'),
-              identity: url.searchParams.get('identity') ?? undefined,
-              connection: url.searchParams.get('connection') ?? undefined,
-              protocol: url.searchParams.get('protocol') ?? undefined,
-              status: url.searchParams.get('status') ?? undefined,
-              run: url.searchParams.get('run') ?? undefined,
-              sort: (url.searchParams.get('sort') || undefined) as import('./types').SessionListQuery['sort'],
-              order: (url.searchParams.get('order') || undefined) as import('./types').SessionListQuery['order'],
-            }),
-          );
-        }
-        if (!sub) return sendJson(res, 200, await withIntegrity(getSession(db, id)));
-        if (sub === 'events') {
-          return sendJson(res, 200, listEvents(db, resolveSessionId(db, id), { afterSeq: intParam(url, 'afterSeq'), limit: intParam(url, 'limit') }));
-        }
-        if (sub === 'findings') return sendJson(res, 200, listFindings(db, { sessionId: resolveSessionId(db, id) }));
-        break;
-      case 'commands': {
-        const c = id ? getCommand(db, Number(id)) : null;
-        if (!c) return sendError(res, 404, 'E_NOT_FOUND', `no command ${id ?? ''}`);
-        return sendJson(res, 200, c);
-      }
-      case 'search':
-        return sendJson(res, 200, search(db, url.searchParams.get('q') ?? '', { limit: intParam(url, 'limit') }));
-      case 'findings':
-        return sendJson(res, 200, listFindings(db, { sessionId: url.searchParams.get('sessionId') ?? undefined, limit: intParam(url, 'limit') }));
-      // issue 17: object blame, one run's timeline, and what each run did
-      case 'blame':
-        return sendJson(res, 200, blame(db, url.searchParams.get('target') ?? '', { since: url.searchParams.get('since') || undefined }));
-      case 'runs':
-        if (id) return sendJson(res, 200, runTimeline(db, id));
-        return sendJson(res, 200, listRuns(db, { limit: intParam(url, 'limit') }).map((r) => ({ ...r, counts: runCounts(db, r.id) })));
-      case 'approvals':
-        if (!id) return sendJson(res, 200, opts.approvals?.list() ?? []);
-        break;
-    }
     sendError(res, 404, 'E_NOT_FOUND', `no route ${url.pathname}`);
   };
 
@@ -332,7 +349,7 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
     socket.on('error', () => socket.destroy());
     const url = requestUrl(req);
     if (refusedOrigin(req, port, boundHost)) return refuse(socket, '403 Forbidden');
-    if (url?.pathname !== '/api/live') return refuse(socket, '404 Not Found');
+    if (!url || matchRoute('GET', url.pathname)?.name !== 'live') return refuse(socket, '404 Not Found');
     if (!sameToken(tokenOf(req, true), token)) return refuse(socket, '401 Unauthorized');
     wss.handleUpgrade(req, socket, head, (ws) => {
       clients.add(ws);

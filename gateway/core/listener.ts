@@ -1,6 +1,6 @@
-import type { ConnectionConfig, RecordingConfig } from '../config/schema';
+import type { ConnectionConfig, RecordingConfig } from '../common/config-schema';
 import type { ApprovalRequest, HeldCommand } from '../approvals';
-import type { AuthResult, Credential, Masker, Policy, SessionOpen, SessionRecorder } from './types';
+import type { AuthResult, Credential, Masker, Policy, SessionOpen, SessionRecorder } from '../common/types';
 
 /** Logs one line per call; never pass raw secrets (messages are masked anyway as a second line of defence). */
 export interface Logger {

@@ -5,7 +5,7 @@
 import type * as http from 'node:http';
 import type { Socket } from 'node:net';
 import type { ListenerContext } from '../core/listener';
-import type { AuthResult, Json, SessionRecorder } from '../core/types';
+import type { AuthResult, Json, SessionRecorder } from '../common/types';
 import { presentedCredentials, type PresentedCredential } from './auth';
 import { HttpGatewayError } from './errors';
 

@@ -3,7 +3,7 @@
  * calls `extractCommandCandidates` when an llm command finishes and `matchesCommand` when a
  * downstream command starts in the same run. Pure: no Node imports.
  */
-import type { Json } from '../core/types';
+import type { Json } from '../common/types';
 import type { LlmToolCall } from './llm-types';
 import { canonicalJson } from '../mcp/canonical';
 

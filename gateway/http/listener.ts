@@ -6,9 +6,9 @@
  */
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
-import type { HttpUpstream } from '../config/schema';
+import type { HttpUpstream } from '../common/config-schema';
 import type { StartListener, ListenerContext, Listener } from '../core/listener';
-import type { Json } from '../core/types';
+import type { Json } from '../common/types';
 import { gatewayCredentialHeaders } from './auth';
 import { ClientConnection, RUN_HEADER, readOptions, sendError } from './connection';
 import { HttpGatewayError } from './errors';

@@ -4,7 +4,7 @@
  * content_block_delta with text_delta / input_json_delta, content_block_stop, message_delta,
  * message_stop, ping, error). Pure: no Node imports.
  */
-import type { Json } from '../core/types';
+import type { Json } from '../common/types';
 import {
   asJson,
   emptyReply,

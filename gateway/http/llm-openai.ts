@@ -5,7 +5,7 @@
  * Responses: typed events response.output_text.delta, response.function_call_arguments.delta,
  * response.output_item.added/done, response.completed …). Pure: no Node imports.
  */
-import type { Json } from '../core/types';
+import type { Json } from '../common/types';
 import {
   asJson,
   emptyReply,

@@ -1,5 +1,5 @@
 /** Shapes shared by the model-API readers. Pure types and helpers: no Node imports. */
-import type { Json } from '../core/types';
+import type { Json } from '../common/types';
 
 export interface LlmToolCall {
   [key: string]: Json;

@@ -5,7 +5,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import * as zlib from 'node:zlib';
-import type { Json } from '../core/types';
+import type { Json } from '../common/types';
 
 export class PayloadTap {
   private readonly hash: Hash = createHash('sha256');

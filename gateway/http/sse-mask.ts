@@ -11,7 +11,7 @@
  * An event whose slice may still hold the start of a secret is held back (in order, bounded)
  * until the masker has decided. Pure: no Node imports.
  */
-import type { Masker, SecretHit } from '../core/types';
+import type { Masker, SecretHit } from '../common/types';
 import { createStreamMasker, type StreamMasker } from '../masking/stream';
 import type { SseEvent } from './sse';
 

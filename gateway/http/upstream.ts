@@ -6,8 +6,8 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as os from 'node:os';
-import type { HttpUpstream } from '../config/schema';
-import type { Masker } from '../core/types';
+import type { HttpUpstream } from '../common/config-schema';
+import type { Masker } from '../common/types';
 import { HttpListenerConfigError } from './errors';
 
 export const CREDENTIAL_KIND = 'upstream-credential';

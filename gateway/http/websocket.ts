@@ -6,7 +6,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import type { Socket } from 'node:net';
-import type { CommandHandle, Direction, Json, SessionRecorder } from '../core/types';
+import type { CommandHandle, Direction, Json, SessionRecorder } from '../common/types';
 import { authenticateRequest, RUN_HEADER, type ClientConnection } from './connection';
 import { HttpGatewayError, upstreamError } from './errors';
 import { displayPath, recordedHeaders, type ExchangeShared } from './exchange';

@@ -7,9 +7,9 @@
 import * as https from 'node:https';
 import type * as http from 'node:http';
 import type { Socket } from 'node:net';
-import type { KubernetesUpstream } from '../config/schema';
+import type { KubernetesUpstream } from '../common/config-schema';
 import type { StartListener, ListenerContext, Listener } from '../core/listener';
-import type { Json } from '../core/types';
+import type { Json } from '../common/types';
 import { ensureGatewayCert } from '../postgres/tls-cert';
 import { ClientConnection } from '../http/connection';
 import { KubeExchange } from './exchange';

@@ -5,7 +5,7 @@
  * before/after diff shows exactly what the agent changed.
  */
 import { parse as parseYaml } from 'yaml';
-import type { Json, Masker, SecretHit } from '../core/types';
+import type { Json, Masker, SecretHit } from '../common/types';
 
 type JsonObject = { [key: string]: Json };
 

@@ -4,7 +4,7 @@
  * head cut only where no secret can be), and a live watch re-sent masked line by line.
  */
 import { StringDecoder } from 'node:string_decoder';
-import type { Json, Masker } from '../core/types';
+import type { Json, Masker } from '../common/types';
 import { TextCoalescer } from '../ssh/text-coalescer';
 import { isObject, maskSecrets } from './objects';
 

@@ -7,7 +7,7 @@ import type * as https from 'node:https';
 import * as net from 'node:net';
 import type { Socket } from 'node:net';
 import type { ListenerContext } from '../core/listener';
-import type { Direction, PolicyDecision, SecretHit, SessionRecorder } from '../core/types';
+import type { Direction, PolicyDecision, SecretHit, SessionRecorder } from '../common/types';
 import { RUN_HEADER } from '../http/connection';
 import { upstreamError } from '../http/errors';
 import type { KubeListenerOptions } from './listener';

@@ -9,7 +9,7 @@ import { createHash, type Hash } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Socket } from 'node:net';
-import type { CommandHandle, CommandStatus, Direction, Json, PolicyDecision, SessionRecorder } from '../core/types';
+import type { CommandHandle, CommandStatus, Direction, Json, PolicyDecision, SessionRecorder } from '../common/types';
 import { authenticateRequest, type ClientConnection } from '../http/connection';
 import { WsFrameReader, type WsMessage } from '../http/ws-frames';
 import { TextCoalescer } from '../ssh/text-coalescer';

@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import type { KubernetesUpstream } from '../config/schema';
+import type { KubernetesUpstream } from '../common/config-schema';
 
 export class KubeConfigError extends Error {
   readonly code = 'KUBE_UPSTREAM_CONFIG';

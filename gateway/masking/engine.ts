@@ -2,7 +2,7 @@
  * The masking engine: one prefilter scan for cheap anchors, then only the rules whose anchor
  * was seen, tried at that position. Text without a candidate costs one table-driven scan.
  */
-import type { Json, Masker, MaskResult, SecretHit } from '../core/types';
+import type { Json, Masker, MaskResult, SecretHit } from '../common/types';
 import { CONTEXT_ANCHORS, Handler, PRIORITY, RawSpan, ScanState } from './context-rules';
 import { CREDENTIAL_ANCHORS, pairPartial, pairTail } from './credential-rules';
 import { fingerprintOf, hmacHex, KnownEntry, KnownSecretDigest, MIN_KNOWN_LENGTH, PREFIX_LENGTH, secretForms } from './known-secrets';

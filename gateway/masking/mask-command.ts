@@ -3,7 +3,7 @@
  * a summary of what was found on stderr (counts per kind, never a value).
  */
 import { StringDecoder } from 'node:string_decoder';
-import type { Masker } from '../core/types';
+import type { Masker } from '../common/types';
 import { createStreamMasker } from './stream';
 
 export interface MaskCommandIo {

@@ -10,7 +10,7 @@
  * tail is flushed after `idleMs` without input; a token cut short that began like a secret is
  * masked, not leaked.
  */
-import type { Masker, SecretHit } from '../core/types';
+import type { Masker, SecretHit } from '../common/types';
 import type { MaskingEngine, MaskSpan } from './engine';
 
 export interface StreamMaskerOptions {

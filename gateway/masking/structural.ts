@@ -3,7 +3,7 @@
  * a secret are masked whole; Kubernetes Secrets have their `data` decoded, scanned and masked
  * whole; every other string still goes through the text rules (it may hold JSON or YAML).
  */
-import type { Json, SecretHit } from '../core/types';
+import type { Json, SecretHit } from '../common/types';
 import { acceptSecretValue, classifySecretKey, KeyClass } from './keys';
 
 /** What structural masking needs from the engine. */

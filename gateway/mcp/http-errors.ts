@@ -1,5 +1,5 @@
 /** JSON-RPC error shapes and the options of the MCP HTTP listener. Pure: no Node imports. */
-import type { Json } from '../core/types';
+import type { Json } from '../common/types';
 
 export const JSONRPC_PARSE_ERROR = -32700;
 export const JSONRPC_INVALID_REQUEST = -32600;

@@ -3,7 +3,7 @@
  * per MCP session, a hold awaited in place (an HTTP request simply waits for its answer).
  */
 import type { ListenerContext } from '../core/listener';
-import type { Json } from '../core/types';
+import type { Json } from '../common/types';
 import { McpSession, mcpSessionContext, type JsonRpcMessage, type Verdict } from './session';
 import type { ToolBaselines } from './tool-drift';
 

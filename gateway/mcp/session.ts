@@ -30,7 +30,7 @@ import { performance } from 'node:perf_hooks';
 import type { ApprovalOutcome, ApprovalRequest, HeldCommand } from '../approvals';
 import { deniedMessage, recordApprovalOutcome } from '../approvals';
 import type { ListenerContext } from '../core/listener';
-import type { CommandHandle, CommandStatus, Direction, Json, Policy, PolicyDecision, PolicyInput, SessionRecorder, SessionStatus } from '../core/types';
+import type { CommandHandle, CommandStatus, Direction, Json, Policy, PolicyDecision, PolicyInput, SessionRecorder, SessionStatus } from '../common/types';
 import { blockedMessage, decisionDetail } from '../policy/decision';
 import { diffTool, fingerprintTool, toolDefinition, type ToolBaselines, type ToolDefinition } from './tool-drift';
 

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Json, Masker } from '../core/types';
+import type { Json, Masker } from '../common/types';
 import { canonicalJson } from './canonical';
 
 export { canonicalJson };

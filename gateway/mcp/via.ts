@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import type { Db } from '../store/db';
 import { addRunToken, hashToken } from '../store/identities';
 import { deleteTokens, tokenIdByHash } from '../store/connections';
-import type { AuthResult, Masker } from '../core/types';
+import type { AuthResult, Masker } from '../common/types';
 import type { ViaCredential } from '../core/listener';
 
 interface Holder {

@@ -4,7 +4,7 @@
  * and the rule set's version.
  */
 import { createHash } from 'node:crypto';
-import type { Json, PolicyDecision } from '../core/types';
+import type { Json, PolicyDecision } from '../common/types';
 
 /** `flightlog: blocked by guardrail "no-drop": dropping data needs a human` */
 export function blockedMessage(decision: PolicyDecision): string {

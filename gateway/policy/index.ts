@@ -2,8 +2,8 @@
  * The policy listeners call: the compiled guardrails of the running config, swapped whole on
  * reload so a command is always decided by one rule set (whose version it records).
  */
-import type { FlightlogConfig } from '../config/schema';
-import type { Policy } from '../core/types';
+import type { FlightlogConfig } from '../common/config-schema';
+import type { Policy } from '../common/types';
 import { compileGuardrails, type GuardrailAction, type GuardrailSet } from './rules';
 
 export { compileGuardrails, rulesVersion, type GuardrailRule, type GuardrailSet } from './rules';

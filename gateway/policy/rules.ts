@@ -4,10 +4,10 @@
  * when none matches. Pure: no I/O, so `flightlog policy test` runs the same code over history.
  */
 import { createHash } from 'node:crypto';
-import type { PolicyDecision, PolicyInput } from '../core/types';
-import type { GuardrailAction, GuardrailRule, GuardrailMatch, SftpOp } from './types';
+import type { PolicyDecision, PolicyInput } from '../common/types';
+import type { GuardrailAction, GuardrailRule, GuardrailMatch, SftpOp } from '../common/policy-types';
 
-export type { GuardrailAction, GuardrailRule, GuardrailMatch } from './types';
+export type { GuardrailAction, GuardrailRule, GuardrailMatch } from '../common/policy-types';
 import { shellFacts, type ShellCommandFacts, type ShellFacts } from './shell-facts';
 import { sqlFacts, type SqlFacts } from './sql-facts';
 

@@ -6,7 +6,7 @@
  * only), within a time box.
  */
 import type { Duplex } from 'node:stream';
-import type { PostgresUpstream } from '../config/schema';
+import type { PostgresUpstream } from '../common/config-schema';
 import type { ApprovalDetails } from '../approvals';
 import { decodeDataRow, decodeFields } from './server-messages';
 import { loginUpstream } from './upstream';

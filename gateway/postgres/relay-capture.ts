@@ -4,7 +4,7 @@
  * every row — and the recorded result built from it. Never one event per row.
  */
 import { createHash, type Hash } from 'node:crypto';
-import type { CommandHandle, CommandStatus, Json, Masker } from '../core/types';
+import type { CommandHandle, CommandStatus, Json, Masker } from '../common/types';
 import { decodeDataRow, encodeDataRow, renderValue, type Column } from './server-messages';
 import * as wire from './wire';
 import { isSecretColumn, maskCopyText, maskUnder, scrubMessage, type Sighting } from './secret-columns';

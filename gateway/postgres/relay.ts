@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { ListenerContext } from '../core/listener';
-import type { CommandStatus, Json, SessionRecorder } from '../core/types';
+import type { CommandStatus, Json, SessionRecorder } from '../common/types';
 import { parseClientMessage, ProtocolError, type RawParam } from './client-messages';
 import {
   decodeCString, decodeFields, decodeNotification, decodeRowDescription, renderValue,
@@ -22,7 +22,7 @@ import { analyzeSql, type StatementInfo } from './sql-info';
 import * as wire from './wire';
 import { blockedMessage, decisionDetail } from '../policy/decision';
 import { deniedMessage, recordApprovalOutcome, sha256, type ApprovalDetails, type ApprovalOutcome, type HeldCommand, type PendingApproval } from '../approvals';
-import type { PolicyDecision } from '../core/types';
+import type { PolicyDecision } from '../common/types';
 import { checkServerHeader, clientHeaderCheck, frames, maxMessageBytes, MessageTooLarge } from './relay-framing';
 import { ResponseQueue, runsOf, type Pending } from './relay-queue';
 import { captureCopyData, captureRow, Running, settleResult, tagRowCount, type CaptureOptions, type Portal, type Prepared, type Recordable } from './relay-capture';

@@ -5,7 +5,7 @@
  * value with no recognisable shape (`Xq7-plain-pw-91` in a `password` column) is masked whole,
  * the way `flightlog mask` masks it under a JSON key.
  */
-import type { Json, Masker } from '../core/types';
+import type { Json, Masker } from '../common/types';
 import { classifySecretKey } from '../masking/keys';
 import type { SecretCopy, SecretLiteral, StatementInfo } from './sql-info';
 

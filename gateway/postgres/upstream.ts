@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
-import type { PostgresUpstream } from '../config/schema';
+import type { PostgresUpstream } from '../common/config-schema';
 import { ScramClient } from './scram';
 import { decodeFields } from './server-messages';
 import * as wire from './wire';

@@ -10,8 +10,8 @@ import { Terminal } from '@xterm/headless';
 import { SerializeAddon } from '@xterm/addon-serialize';
 import type { Db } from '../store/db';
 import { lastEventOf, terminalEventPages, terminalEventsAfter, terminalEventsUpTo, type TerminalEventRow } from '../store/replay-reads';
-import { TerminalFilter } from './terminal-filter';
-import type { FramesResult, KeyframeRef, ReplayFrame, ReplayIndex, SeekResult } from './replay-types';
+import { TerminalFilter } from '../common/terminal-filter';
+import type { FramesResult, KeyframeRef, ReplayFrame, ReplayIndex, SeekResult } from '../common/replay-types';
 
 export const KEYFRAME_BYTES = 256 * 1024;
 export const KEYFRAME_US = 60_000_000;

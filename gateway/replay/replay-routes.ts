@@ -6,7 +6,8 @@ import type * as http from 'node:http';
 import type { Db } from '../store/db';
 import { FlightlogError } from '../core/errors';
 import { resolveSessionId } from '../store/queries';
-import { sendJson } from '../control-api/server';
+import { reply } from '../control-api/server';
+import { matchRoute } from '../common/routes';
 import { ReplayIndexer } from './keyframes';
 
 function intParam(url: URL, name: string, fallback: number): number {
@@ -27,12 +28,12 @@ export function createReplayRoutes(db: Db): ReplayRoutes {
   const indexer = new ReplayIndexer(db);
   return {
     async handle(req, res, url) {
-      const m = /^\/api\/sessions\/([^/]+)\/replay(?:\/(seek|frames))?$/.exec(url.pathname);
-      if (!m || req.method !== 'GET') return false;
-      const id = resolveSessionId(db, decodeURIComponent(m[1]));
-      if (!m[2]) sendJson(res, 200, await indexer.index(id));
-      else if (m[2] === 'seek') sendJson(res, 200, await indexer.seek(id, intParam(url, 'tUs', 0)));
-      else sendJson(res, 200, indexer.frames(id, intParam(url, 'afterSeq', 0), intParam(url, 'limit', 2000)));
+      const m = matchRoute(req.method ?? 'GET', url.pathname);
+      if (!m || (m.name !== 'replayIndex' && m.name !== 'replaySeek' && m.name !== 'replayFrames')) return false;
+      const id = resolveSessionId(db, m.params.id);
+      if (m.name === 'replayIndex') reply(res, m.name, await indexer.index(id));
+      else if (m.name === 'replaySeek') reply(res, m.name, await indexer.seek(id, intParam(url, 'tUs', 0)));
+      else reply(res, m.name, indexer.frames(id, intParam(url, 'afterSeq', 0), intParam(url, 'limit', 2000)));
       return true;
     },
     close: () => indexer.close(),

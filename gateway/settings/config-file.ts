@@ -9,8 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, visit, type Document, type Node } from 'yaml';
 import { ConfigError, FlightlogError } from '../core/errors';
 import { DEFAULT_RECORDING, validateConfig } from '../config/load';
-import type { ConnectionConfig, FlightlogConfig, Upstream } from '../config/schema';
-import type { ConnectionInput } from '../control-api/types';
+import type { ConnectionConfig, FlightlogConfig, Upstream } from '../common/config-schema';
+import type { ConnectionInput } from '../common/api-types';
 
 const HEADER = ' flightlog.yaml, written by Flightlog Settings. Secrets are referenced ({ env: NAME } or { file: PATH }), never written here.';
 

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { RunLineHelp } from '../control-api/types';
+import type { RunLineHelp } from '../common/api-types';
 
 /** This install's bin/flightlog.js: dist/gateway/settings/ → the package root. */
 export function installedBin(): string {

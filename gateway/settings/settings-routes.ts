@@ -9,12 +9,13 @@ import type * as http from 'node:http';
 import * as fs from 'node:fs';
 import { ConfigError, FlightlogError } from '../core/errors';
 import type { Db } from '../store/db';
-import type { Masker } from '../core/types';
-import type { FlightlogConfig } from '../config/schema';
+import type { Masker } from '../common/types';
+import type { FlightlogConfig } from '../common/config-schema';
 import { addIdentity, listIdentities, revokeIdentity } from '../store/identities';
-import { readJson, sendJson } from '../control-api/server';
+import { readJson, reply, sendJson } from '../control-api/server';
+import { matchRoute } from '../common/routes';
 import type { ControlApiOptions } from '../control-api/server';
-import type { CreateIdentityResult, GatewayStatus, GuardrailsSettings, SettingsApiError, SettingsSnapshot } from '../control-api/types';
+import type { CreateIdentityResult, GatewayStatus, GuardrailsSettings, SettingsApiError, SettingsSnapshot } from '../common/api-types';
 import { connectionFieldErrors, createSetupRoutes, runLine, type SetupState } from './setup-routes';
 import { rulesVersion } from '../policy/rules';
 import { applyConfigEdit, parseConfigText, removeConnection, settingsFile, toConnectionInput, upsertConnection } from './config-file';
@@ -115,8 +116,8 @@ export function createSettingsRoutes(host: () => SettingsHost | null): Extra {
   const setup = createSetupRoutes();
 
   const route = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL, gw: SettingsHost): Promise<boolean> => {
-    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
     const method = req.method ?? 'GET';
+    const m = matchRoute(method, url.pathname);
     if (method !== 'GET' && !/^Bearer /i.test(req.headers.authorization ?? '')) {
       return sendError(res, 401, 'E_UNAUTHORIZED', 'changes need the token in the Authorization header');
     }
@@ -126,17 +127,17 @@ export function createSettingsRoutes(host: () => SettingsHost | null): Extra {
       return true;
     };
 
-    if (parts[1] === 'settings') {
-      if (parts.length === 2 && method === 'GET') {
-        sendJson(res, 200, settingsSnapshot(gw, setup));
+    if (url.pathname.startsWith('/api/settings')) {
+      if (m?.name === 'settings') {
+        reply(res, m.name, settingsSnapshot(gw, setup));
         return true;
       }
-      if (await setup.route(req, res, parts, method, gw)) return true;
-      if (parts[2] === 'guardrails' && parts.length === 3 && method === 'GET') {
-        sendJson(res, 200, guardrailsSettings(gw));
+      if (await setup.route(req, res, m, gw)) return true;
+      if (m?.name === 'guardrails') {
+        reply(res, m.name, guardrailsSettings(gw));
         return true;
       }
-      if (parts[2] === 'guardrails' && parts.length === 3 && method === 'PUT') {
+      if (m?.name === 'saveGuardrails') {
         const body = await readJson(req);
         if (typeof body.yaml !== 'string') throw new FlightlogError('E_PARAM', 'the body needs yaml: the guardrails: key as YAML text');
         const submitted = body.yaml;
@@ -165,10 +166,10 @@ export function createSettingsRoutes(host: () => SettingsHost | null): Extra {
             },
           }),
         );
-        sendJson(res, 200, guardrailsSettings(gw));
+        reply(res, m.name, guardrailsSettings(gw));
         return true;
       }
-      if (parts[2] === 'connections' && parts.length === 3 && method === 'POST') {
+      if (m?.name === 'saveConnection') {
         const body = await readJson(req);
         const replaces = body.replaces === undefined || body.replaces === null || body.replaces === '' ? undefined : body.replaces;
         if (replaces !== undefined && typeof replaces !== 'string') throw new FlightlogError('E_PARAM', 'replaces must be a connection name');
@@ -185,11 +186,11 @@ export function createSettingsRoutes(host: () => SettingsHost | null): Extra {
         }
         // a saved connection is also tested: green "listening" alone says nothing of the upstream login
         await setup.afterSave(gw, (body.connection as { name?: unknown }).name);
-        sendJson(res, 200, settingsSnapshot(gw, setup));
+        reply(res, m.name, settingsSnapshot(gw, setup));
         return true;
       }
-      if (parts[2] === 'connections' && parts.length === 4 && method === 'DELETE') {
-        const name = parts[3];
+      if (m?.name === 'deleteConnection') {
+        const name = m.params.name;
         if (!gw.config.connections.some((c) => c.name === name)) throw new FlightlogError('E_NOT_FOUND', `no connection "${name}"`);
         setup.forget(name);
         return edit((doc) => removeConnection(doc, name));
@@ -197,23 +198,23 @@ export function createSettingsRoutes(host: () => SettingsHost | null): Extra {
       return sendError(res, 405, 'E_METHOD', `${method} is not allowed on ${url.pathname}`);
     }
     // identities
-    if (parts.length === 2 && method === 'GET') {
-      sendJson(res, 200, listIdentities(gw.db));
+    if (m?.name === 'identities') {
+      reply(res, m.name, listIdentities(gw.db));
       return true;
     }
-    if (parts.length === 2 && method === 'POST') {
+    if (m?.name === 'createIdentity') {
       const body = await readJson(req);
       if (typeof body.name !== 'string') throw new FlightlogError('E_PARAM', 'name must be a string');
       const kind = body.kind === undefined ? 'agent' : body.kind;
       if (kind !== 'agent' && kind !== 'human') throw new FlightlogError('E_PARAM', 'kind must be agent or human');
       const token = addIdentity(gw.db, body.name.trim(), kind);
       const result: CreateIdentityResult = { name: body.name.trim(), kind, token };
-      sendJson(res, 201, result);
+      reply(res, m.name, result);
       return true;
     }
-    if (parts.length === 4 && parts[3] === 'revoke' && method === 'POST') {
-      revokeIdentity(gw.db, parts[2]);
-      sendJson(res, 200, { ok: true });
+    if (m?.name === 'revokeIdentity') {
+      revokeIdentity(gw.db, m.params.name);
+      reply(res, m.name, { ok: true });
       return true;
     }
     return sendError(res, 405, 'E_METHOD', `${method} is not allowed on ${url.pathname}`);

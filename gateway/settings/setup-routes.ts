@@ -8,10 +8,11 @@ import * as path from 'node:path';
 import { ConfigError, FlightlogError } from '../core/errors';
 import { resolveDataDir } from '../core/paths';
 import { configIssues, MissingEnvSecretError, resolveSecrets, validateConfig, type ConfigPath } from '../config/load';
-import type { ConnectionConfig } from '../config/schema';
+import type { ConnectionConfig } from '../common/config-schema';
 import { ensureFingerprintKey } from '../store/chain';
-import { readJson, sendJson } from '../control-api/server';
-import type { ConnectionTestResult, RunLineHelp, SettingsFieldError, StoreSecretResult } from '../control-api/types';
+import { readJson, reply, sendJson } from '../control-api/server';
+import type { RouteMatch } from '../common/routes';
+import type { ConnectionTestResult, RunLineHelp, SettingsFieldError, StoreSecretResult } from '../common/api-types';
 import { settingsFile, toConnectionInput } from './config-file';
 import { testConnection } from './connection-test';
 import { flightlogCommand, shellWord } from './run-line';
@@ -105,7 +106,7 @@ export interface SetupState {
   testsFor(names: string[]): Record<string, ConnectionTestResult>;
   afterSave(gw: SettingsHost, name: unknown): Promise<void>;
   forget(name: string): void;
-  route(req: http.IncomingMessage, res: http.ServerResponse, parts: string[], method: string, gw: SettingsHost): Promise<boolean>;
+  route(req: http.IncomingMessage, res: http.ServerResponse, m: RouteMatch | null, gw: SettingsHost): Promise<boolean>;
 }
 
 /** Tests a validated connection with its resolved secrets; a secret that cannot be read is the result. */
@@ -129,8 +130,8 @@ export function createSetupRoutes(): SetupState {
       const c = gw.config.connections.find((x) => x.name === name);
       if (c) tests.set(c.name, await runTest(gw, c));
     },
-    async route(req, res, parts, method, gw) {
-      if (parts[2] === 'connections' && parts[3] === 'test' && parts.length === 4 && method === 'POST') {
+    async route(req, res, m, gw) {
+      if (m?.name === 'testConnection') {
         const body = await readJson(req);
         let c: ConnectionConfig | undefined;
         if (typeof body.name === 'string' && body.connection === undefined) {
@@ -156,17 +157,17 @@ export function createSetupRoutes(): SetupState {
         }
         const result = await runTest(gw, c);
         tests.set(c.name, result);
-        sendJson(res, 200, result);
+        reply(res, m.name, result);
         return true;
       }
-      if (parts[2] === 'secrets' && parts.length === 3 && method === 'POST') {
+      if (m?.name === 'storeSecret') {
         const body = await readJson(req);
         if (typeof body.name !== 'string' || typeof body.value !== 'string') throw new FlightlogError('E_PARAM', 'the body needs name and value (strings)');
         const stored = storeSecret({ dataDir: gw.dataDir, db: gw.db, name: body.name.trim(), value: body.value, fingerprintKey: ensureFingerprintKey(gw.dataDir) });
         // masked by value from now on in this gateway too, like `flightlog secret add` tells it
         if (body.value.length >= 8) gw.masker.addKnownSecret(`stored-${stored.name.toLowerCase().replace(/[^a-z0-9]+/g, '-')}`, body.value);
         const result: StoreSecretResult = { name: stored.name, ref: { file: stored.file }, registered: stored.forms > 0 };
-        sendJson(res, 201, result);
+        reply(res, m.name, result);
         return true;
       }
       return false;

@@ -7,7 +7,7 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel, ServerChannel } from 'ssh2';
-import type { CommandHandle, Direction, Json, PolicyDecision, SessionRecorder } from '../core/types';
+import type { CommandHandle, Direction, Json, PolicyDecision, SessionRecorder } from '../common/types';
 import { blockedMessage, decisionDetail } from '../policy/decision';
 import { deniedMessage, recordApprovalOutcome, type ApprovalOutcome, type PendingApproval } from '../approvals';
 import type { AgentConnection } from './connection';

@@ -3,9 +3,9 @@
  * channel the agent opens (shell, exec, sftp, forwards) relayed to the upstream and recorded.
  */
 import type { Client, ClientChannel, Connection, PseudoTtyInfo, SFTPWrapper, ServerChannel, Session, TcpipBindInfo, TcpipRequestInfo } from 'ssh2';
-import type { SshUpstream } from '../config/schema';
+import type { SshUpstream } from '../common/config-schema';
 import type { ListenerContext } from '../core/listener';
-import type { PolicyDecision, SessionRecorder } from '../core/types';
+import type { PolicyDecision, SessionRecorder } from '../common/types';
 import { FlightlogError } from '../core/errors';
 import { HostKeyChangedError } from './errors';
 import type { OpenFailDescriber } from './ssh2-internals';
@@ -15,7 +15,7 @@ import { SftpProxy } from './sftp-proxy';
 import { drained, ended } from './relay';
 import { blockedMessage, decisionDetail } from '../policy/decision';
 import { deniedMessage, recordApprovalOutcome, type ApprovalOutcome } from '../approvals';
-import type { PendingApproval } from '../control-api/types';
+import type { PendingApproval } from '../common/api-types';
 
 const DEFAULT_ENV_ALLOW = ['LANG', 'LC_*', 'TERM'];
 const REFUSED = 'Flightlog: recording failed, command not forwarded';

@@ -1,4 +1,4 @@
-import type { CommandStart, Json } from '../core/types';
+import type { CommandStart, Json } from '../common/types';
 import { fileWrites } from '../policy/file-writes';
 
 /**

@@ -6,9 +6,9 @@
 // first: ssh2's cipher module must load with pooled padding (see the module)
 import './ssh2-padding';
 import { Server, utils, type AuthContext, type Connection } from 'ssh2';
-import type { SshUpstream } from '../config/schema';
+import type { SshUpstream } from '../common/config-schema';
 import type { Listener, ListenerContext, StartListener } from '../core/listener';
-import type { AuthResult } from '../core/types';
+import type { AuthResult } from '../common/types';
 import { AgentConnection } from './connection';
 import { loadOrCreateHostKey } from './host-keys';
 import { AGENT_LEG_CIPHERS } from './algorithms';

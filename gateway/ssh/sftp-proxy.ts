@@ -7,7 +7,7 @@
 import { posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { SFTPWrapper } from 'ssh2';
-import type { CommandHandle, Direction, Json, PolicyDecision, PolicyInput, SessionRecorder } from '../core/types';
+import type { CommandHandle, Direction, Json, PolicyDecision, PolicyInput, SessionRecorder } from '../common/types';
 import { blockedMessage, decisionDetail } from '../policy/decision';
 import { decodePacket, describeFlags, OPEN_FLAGS, opName, SFTP, SftpFramer, type SftpPacket } from './sftp-parser';
 

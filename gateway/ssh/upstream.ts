@@ -2,7 +2,7 @@
 // first: ssh2's cipher module must load with pooled padding (see the module)
 import './ssh2-padding';
 import { Client, type ConnectConfig } from 'ssh2';
-import type { SshUpstream } from '../config/schema';
+import type { SshUpstream } from '../common/config-schema';
 import { HostKeyChangedError, UpstreamConnectError } from './errors';
 import { fingerprint, formatPinnedKey, KnownHosts, parsePinnedKey } from './host-keys';
 import { coalesceWrites } from './ssh2-internals';

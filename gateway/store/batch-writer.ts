@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Db } from './db';
 import { prepareAll, runBatch, type BatchOps, type WorkerBatch, type WorkerReply } from './recorder-worker';
-import type { SessionStatus } from '../core/types';
+import type { SessionStatus } from '../common/types';
 
 /** What the recorder tells the live feed (control API WebSocket) after each commit. */
 export type RecorderNotice =

@@ -5,11 +5,11 @@
  */
 import type { Db } from './db';
 import { FlightlogError } from '../core/errors';
-import type { CommandKind, Json } from '../core/types';
+import type { CommandKind, Json } from '../common/types';
 import { parseJsonText, type CommandRow } from './rows';
 import { stripSystemReminders } from './runs';
 import { agentEdits, type AgentFileEdit } from './agent-edits';
-import type { BlameCause, BlameChange, BlameEntry, BlameReport, BlameTarget } from '../control-api/types';
+import type { BlameCause, BlameChange, BlameEntry, BlameReport, BlameTarget } from '../common/api-types';
 
 export type { BlameCause, BlameChange, BlameEntry, BlameReport, BlameTarget };
 

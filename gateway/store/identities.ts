@@ -3,8 +3,8 @@ import type { Db } from './db';
 import type { Statement } from 'better-sqlite3';
 import { FlightlogError } from '../core/errors';
 import { newToken } from '../core/ids';
-import type { IdentityView } from '../control-api/types';
-import type { AuthResult, Credential } from '../core/types';
+import type { IdentityView } from '../common/api-types';
+import type { AuthResult, Credential } from '../common/types';
 import type { ScramVerifierSet } from '../core/listener';
 import { SCRAM_ITERATIONS, scramVerifier } from '../postgres/scram';
 

@@ -19,7 +19,7 @@ import type {
   SessionOpen,
   SessionRecorder,
   SessionStatus,
-} from '../core/types';
+} from '../common/types';
 import type { Recorder, SessionInfo } from './recorder';
 
 /** monotonic microseconds (a double: cheaper than hrtime.bigint on the per-event path) */

@@ -1,7 +1,7 @@
 import type { Db } from './db';
 import { FlightlogError } from '../core/errors';
-import type { CommandView, EventView, FindingView, RunView, SearchHit, SessionDetail, SessionListQuery, SessionSortKey, SessionSummary } from '../control-api/types';
-import type { CommandKind, Direction } from '../core/types';
+import type { CommandView, EventView, FindingView, RunView, SearchHit, SessionDetail, SessionListQuery, SessionSortKey, SessionSummary } from '../common/api-types';
+import type { CommandKind, Direction } from '../common/types';
 import { commandView, findingView, parseJsonText, sessionRecord, sessionSummary, type CommandRow, type EventRow, type FindingRow, type SessionRow } from './rows';
 
 /** The read side of the store, shared by the control API and the CLI. */

@@ -3,7 +3,7 @@ import type { Db } from './db';
 import { S } from './recorder-worker';
 import { BatchWriter } from './batch-writer';
 import { LiveSession } from './live-session';
-import type { CommandFinish, CommandStart, Json, Masker, SessionOpen, SessionRecorder } from '../core/types';
+import type { CommandFinish, CommandStart, Json, Masker, SessionOpen, SessionRecorder } from '../common/types';
 
 export type { RecorderNotice } from './batch-writer';
 

@@ -2,8 +2,8 @@
  * Store rows and the views the control API, the CLI and bundles show of them: one mapping,
  * so a bundle reads exactly like the live store.
  */
-import type { CommandView, FindingView, SessionDetail, SessionSummary } from '../control-api/types';
-import type { CommandKind, CommandStatus, Direction, Json, Protocol, SessionStatus } from '../core/types';
+import type { CommandView, FindingView, SessionDetail, SessionSummary } from '../common/api-types';
+import type { CommandKind, CommandStatus, Direction, Json, Protocol, SessionStatus } from '../common/types';
 import type { CommandFacts, FindingFacts } from './chain';
 
 /** A session as a record of its own: the detail without commands and findings. */

@@ -3,9 +3,9 @@ import { FlightlogError } from '../core/errors';
 import { newId } from '../core/ids';
 import { addRunToken, revokeRunTokens } from './identities';
 import { agentEdits } from './agent-edits';
-import type { RunCommandStep, RunCounts, RunStep, RunTimeline } from '../control-api/types';
+import type { RunCommandStep, RunCounts, RunStep, RunTimeline } from '../common/api-types';
 
-export type { RunCommandStep, RunCounts, RunFindingStep, RunStep, RunTimeline, RunToolCall } from '../control-api/types';
+export type { RunCommandStep, RunCounts, RunFindingStep, RunStep, RunTimeline, RunToolCall } from '../common/api-types';
 
 /** Starts a run: a row for the agent process and a token of its own that tags its sessions. */
 export function createRun(db: Db, opts: { identity: string; argv: string[]; pid?: number }): { runId: string; token: string } {

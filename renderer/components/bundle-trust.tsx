@@ -4,7 +4,7 @@
  * unknown key is amber with "Trust this key…", and green means a signer the user trusts.
  */
 import { useEffect, useState } from 'react';
-import type { BundleStatus, BundleTrust, SessionDetail } from '../../gateway/control-api/types';
+import type { BundleStatus, BundleTrust, SessionDetail } from '../../gateway/common/api-types';
 import { api, trustBundleKey } from '../api';
 
 const CHANGED = 'flightlog-bundles-changed';

@@ -1,6 +1,6 @@
 /** Small shared pieces: status pills, badges, empty and error states, a text block. */
 import { useEffect, useRef, useState, type ReactNode } from 'react';
-import type { LiveMessage } from '../../gateway/control-api/types';
+import type { LiveMessage } from '../../gateway/common/api-types';
 import { live } from '../api';
 
 export function StatusPill({ status }: { status: string }) {

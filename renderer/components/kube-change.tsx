@@ -1,5 +1,5 @@
 /** What a kubectl command changed: the object before and after, as a Monaco diff (noise already dropped by the gateway). */
-import type { CommandView } from '../../gateway/control-api/types';
+import type { CommandView } from '../../gateway/common/api-types';
 import { DiffView } from './monaco';
 import { isRecord, prettyJson } from '../format';
 

@@ -5,8 +5,8 @@
  * interval, not a replay from the start. Every byte passes the control-string filter first.
  */
 import type { Terminal } from '@xterm/xterm';
-import type { ReplayFrame, ReplayIndex } from '../../gateway/replay/replay-types';
-import { TerminalFilter } from '../../gateway/replay/terminal-filter';
+import type { ReplayFrame, ReplayIndex } from '../../gateway/common/replay-types';
+import { TerminalFilter } from '../../gateway/common/terminal-filter';
 import { api } from '../api';
 
 /** gaps longer than this (recording time) are cut short when idle skipping is on */

@@ -3,7 +3,7 @@
  * badge and the banner agree with the view), and the Approvals view that decides them.
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { PendingApproval } from '../../gateway/control-api/types';
+import type { PendingApproval } from '../../gateway/common/api-types';
 import { api, ApiError, decideApproval, live } from '../api';
 import { bridge } from '../bridge';
 import { Empty, ErrorLine, useLive } from '../components/common';

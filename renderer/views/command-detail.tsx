@@ -1,6 +1,6 @@
 /** The detail of one command: SQL with its rows, HTTP exchange, model call as a conversation, shell output, SFTP diff. */
 import { useEffect, useState } from 'react';
-import type { CommandView, SessionDetail } from '../../gateway/control-api/types';
+import type { CommandView, SessionDetail } from '../../gateway/common/api-types';
 import { api } from '../api';
 import { KindTag, StatusPill, TextBlock } from '../components/common';
 import { CodeView, DiffView, languageOf } from '../components/monaco';

@@ -3,7 +3,7 @@
  * agent retrying a failing migration), and any two commands the reviewer picks.
  */
 import { useMemo } from 'react';
-import type { CommandView } from '../../gateway/control-api/types';
+import type { CommandView } from '../../gateway/common/api-types';
 import { api } from '../api';
 import { Empty, ErrorLine, KindTag, StatusPill, useLoad } from '../components/common';
 import { DiffView, languageOf } from '../components/monaco';

@@ -1,6 +1,6 @@
 /** Findings: every secret sighting and guardrail decision, grouped by kind and fingerprint, each linking into its session. */
 import { useMemo } from 'react';
-import type { FindingView } from '../../gateway/control-api/types';
+import type { FindingView } from '../../gateway/common/api-types';
 import { api } from '../api';
 import { Empty, ErrorLine, useLive, useLoad } from '../components/common';
 import { fmtTime, prettyJson, shortId } from '../format';

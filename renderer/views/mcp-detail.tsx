@@ -4,7 +4,7 @@
  * after as a diff. Everything shown is what the recorder kept: masked.
  */
 import { useEffect, useState } from 'react';
-import type { CommandView, FindingView, SessionDetail } from '../../gateway/control-api/types';
+import type { CommandView, FindingView, SessionDetail } from '../../gateway/common/api-types';
 import { api } from '../api';
 import { KindTag, StatusPill, TextBlock } from '../components/common';
 import { DiffView } from '../components/monaco';

@@ -4,8 +4,8 @@
  */
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { Terminal } from '@xterm/xterm';
-import type { CommandView, SessionDetail } from '../../gateway/control-api/types';
-import type { ReplayIndex } from '../../gateway/replay/replay-types';
+import type { CommandView, SessionDetail } from '../../gateway/common/api-types';
+import type { ReplayIndex } from '../../gateway/common/replay-types';
 import { api } from '../api';
 import { Empty, ErrorLine, KindTag, StatusPill, useLive } from '../components/common';
 import { fmtClock, fmtDuration } from '../format';

@@ -1,6 +1,6 @@
 /** Runs: the list (who ran which agent, how it ended, what it did) and one run as a timeline across its sessions. */
 import { useMemo, useState } from 'react';
-import type { RunCommandStep, RunStep, RunTimeline } from '../../gateway/control-api/types';
+import type { RunCommandStep, RunStep, RunTimeline } from '../../gateway/common/api-types';
 import { api } from '../api';
 import { Empty, ErrorLine, KindTag, StatusPill, useLoad } from '../components/common';
 import { DiffView } from '../components/monaco';

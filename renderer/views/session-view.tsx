@@ -1,6 +1,6 @@
 /** Session: header, the timeline of commands, and the selected command's detail. */
 import { useCallback, useEffect, useMemo } from 'react';
-import type { CommandView, SessionDetail } from '../../gateway/control-api/types';
+import type { CommandView, SessionDetail } from '../../gateway/common/api-types';
 import { api } from '../api';
 import { Empty, ErrorLine, KindTag, LiveBadge, StatusPill, useLive, useLoad } from '../components/common';
 import { VirtualList } from '../components/virtual-list';

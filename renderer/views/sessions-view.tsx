@@ -1,6 +1,6 @@
 /** Sessions: live and past, paged from the API into a virtualised list, sorted by any column (newest first by default); filters, a run filter and full-text search. */
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { SearchHit, SessionSortKey, SessionSummary } from '../../gateway/control-api/types';
+import type { SearchHit, SessionSortKey, SessionSummary } from '../../gateway/common/api-types';
 import { api } from '../api';
 import { Empty, ErrorLine, KindTag, LiveBadge, StatusPill, useLive } from '../components/common';
 import { VirtualList } from '../components/virtual-list';

@@ -5,7 +5,7 @@
  * card is its own file under settings/; this view composes them.
  */
 import { useEffect, useState } from 'react';
-import type { SettingsSnapshot } from '../../gateway/control-api/types';
+import type { SettingsSnapshot } from '../../gateway/common/api-types';
 import { announceSettingsChanged, settingsApi } from '../api';
 import { Empty, ErrorLine, useLoad } from '../components/common';
 import type { Route } from '../router';

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { validateConfig } from '../../gateway/config/load';
 import { guardrailsOf } from '../../gateway/policy';
 import { loadSqlParser } from '../../gateway/postgres/sql-info';
-import type { PolicyInput } from '../../gateway/core/types';
+import type { PolicyInput } from '../../gateway/common/types';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
 

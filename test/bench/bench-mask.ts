@@ -2,7 +2,7 @@
  * Masking throughput on mixed text, with and without candidates, against a plain byte copy in
  * the same run. Run: node dist/test/bench/bench-mask.js  (target: >= 100 MB/s without secrets)
  */
-import type { Json } from '../../gateway/core/types';
+import type { Json } from '../../gateway/common/types';
 import { createMasker, createStreamMasker } from '../../gateway/masking';
 
 const TARGET_BYTES = 32 * 1024 * 1024;

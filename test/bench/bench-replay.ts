@@ -10,7 +10,7 @@ import { Terminal } from '@xterm/headless';
 import { openDb } from '../../gateway/store/db';
 import { chainHash, genesisHash } from '../../gateway/store/chain';
 import { ReplayIndexer } from '../../gateway/replay/keyframes';
-import { TerminalFilter } from '../../gateway/replay/terminal-filter';
+import { TerminalFilter } from '../../gateway/common/terminal-filter';
 import { tempDir } from '../helpers/tmp';
 
 const HOUR_US = 3600 * 1_000_000;

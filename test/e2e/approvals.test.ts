@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import type { PendingApproval } from '../../gateway/control-api/types';
+import type { PendingApproval } from '../../gateway/common/api-types';
 import { artifactsDir, launchChromium, startUiGateway, type UiGateway } from '../helpers/browser';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
 import { startLlmFixture, type LlmFixture } from '../helpers/llm-fixture';

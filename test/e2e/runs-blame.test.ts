@@ -13,7 +13,7 @@ import type { Browser, Page } from 'playwright-core';
 import { artifactsDir, launchChromium, startUiGateway, type UiGateway } from '../helpers/browser';
 import { createRun } from '../../gateway/store/runs';
 import { HOSTILE_HTML } from './seed';
-import type { Protocol } from '../../gateway/core/types';
+import type { Protocol } from '../../gateway/common/types';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -5,7 +5,7 @@
  * commands, an SFTP write with before/after, findings, and hostile content everywhere.
  */
 import type { Recorder } from '../../gateway/store/recorder';
-import type { Json } from '../../gateway/core/types';
+import type { Json } from '../../gateway/common/types';
 
 export const HOSTILE_HTML = `<script>window.__pwned='script'</script><img src=x onerror="window.__pwned='img'"><b>bold?</b>`;
 /** OSC 52 clipboard write ("pwned" base64), OSC 0 title, OSC 8 hyperlink, DCS */

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { Terminal } from '@xterm/headless';
 import { SerializeAddon } from '@xterm/addon-serialize';
 import { parse } from 'yaml';
-import { TerminalFilter, filterTerminalText } from '../../gateway/replay/terminal-filter';
+import { TerminalFilter, filterTerminalText } from '../../gateway/common/terminal-filter';
 import { resolveStaticPath } from '../../gateway/control-api/static';
 import { findElectron } from '../../gateway/cli/ui-command';
 import { Gateway } from '../../gateway/gateway';

@@ -10,7 +10,7 @@ import { openDb, type Db } from '../../gateway/store/db';
 import { Recorder } from '../../gateway/store/recorder';
 import { chainHash, ensureFingerprintKey, ensureGatewayKey, genesisHash, keyFingerprint, sealMessage, signSeal, type GatewayKey } from '../../gateway/store/chain';
 import { createMasker } from '../../gateway/masking';
-import type { Masker } from '../../gateway/core/types';
+import type { Masker } from '../../gateway/common/types';
 import { TarReader, TarWriter } from '../../gateway/bundle/tar';
 import { tempDir } from './tmp';
 

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { runCli, type Io } from '../../gateway/cli/main';
-import type { PendingApproval } from '../../gateway/control-api/types';
+import type { PendingApproval } from '../../gateway/common/api-types';
 
 export interface CliResult {
   code: number;

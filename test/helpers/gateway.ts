@@ -4,7 +4,7 @@ import { Gateway } from '../../gateway/gateway';
 import { validateConfig } from '../../gateway/config/load';
 import { addIdentity, addIdentityKey, revokeIdentity } from '../../gateway/store/identities';
 import { getSession, listSessions, listFindings } from '../../gateway/store/queries';
-import type { CommandView, FindingView, SessionDetail, SessionSummary } from '../../gateway/control-api/types';
+import type { CommandView, FindingView, SessionDetail, SessionSummary } from '../../gateway/common/api-types';
 import type { Logger } from '../../gateway/core/listener';
 import { tempDir } from './tmp';
 

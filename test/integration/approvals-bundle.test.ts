@@ -17,7 +17,7 @@ import { tempDir } from '../helpers/tmp';
 import { exportBundle } from '../../gateway/bundle/export';
 import { verifyBundle } from '../../gateway/bundle/verify';
 import { listEvents } from '../../gateway/store/queries';
-import type { PendingApproval } from '../../gateway/control-api/types';
+import type { PendingApproval } from '../../gateway/common/api-types';
 
 let pg: PostgresServer;
 let gw: TestGateway;

@@ -20,7 +20,7 @@ import { startLlmFixture, type LlmFixture } from '../helpers/llm-fixture';
 import { tempDir } from '../helpers/tmp';
 import { captureCli, execClient, type Ran } from '../helpers/cli';
 import { listEvents } from '../../gateway/store/queries';
-import type { FindingView, LiveMessage, PendingApproval } from '../../gateway/control-api/types';
+import type { FindingView, LiveMessage, PendingApproval } from '../../gateway/common/api-types';
 
 const MODEL_KEY = 'sk-ant-api03-MODELKEY' + 'q8Wm3Lp9Vt4Rz8Kw1Yb6Nc3Hd5Fg0Js'.repeat(2);
 

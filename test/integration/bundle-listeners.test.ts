@@ -16,7 +16,7 @@ import { runExportCommand, runVerifyCommand } from '../../gateway/cli/bundle-com
 import type { Io } from '../../gateway/cli/main';
 import { openBundles } from '../../gateway/bundle/open';
 import { getSession, listEvents } from '../../gateway/store/queries';
-import type { SessionDetail } from '../../gateway/control-api/types';
+import type { SessionDetail } from '../../gateway/common/api-types';
 import { filesContaining, tmpDir } from '../helpers/bundle-fixtures';
 import { validateHar } from '../helpers/bundle-har-validator';
 

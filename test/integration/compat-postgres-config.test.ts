@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadConfig } from '../../gateway/config/load';
-import type { PostgresUpstream } from '../../gateway/config/schema';
+import type { PostgresUpstream } from '../../gateway/common/config-schema';
 import { ConfigError } from '../../gateway/core/errors';
 import { chooseDatabase } from '../../gateway/postgres/listener';
 

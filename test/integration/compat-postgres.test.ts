@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { errorFields, RawPgClient, startPostgres, type PostgresServer } from '../helpers/postgres-server';
-import type { SessionDetail } from '../../gateway/control-api/types';
+import type { SessionDetail } from '../../gateway/common/api-types';
 import * as wire from '../../gateway/postgres/wire';
 
 const PYTHON = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { clientOptions, freePort, run, startSshd, type Sshd } from '../helpers/sshd';
 import { listEvents, search } from '../../gateway/store/queries';
-import type { CommandView, SessionDetail } from '../../gateway/control-api/types';
+import type { CommandView, SessionDetail } from '../../gateway/common/api-types';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

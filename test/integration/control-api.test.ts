@@ -4,7 +4,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import WebSocket from 'ws';
 import { startTestGateway } from '../helpers/gateway';
-import type { LiveMessage, SessionDetail, EventView } from '../../gateway/control-api/types';
+import type { LiveMessage, SessionDetail, EventView } from '../../gateway/common/api-types';
 
 /** The HTTP status a refused WebSocket handshake got (0 when it opened). */
 function refusedUpgrade(url: string, protocols: string[] = [], opts: WebSocket.ClientOptions = {}): Promise<number> {

@@ -17,7 +17,7 @@ import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
 import { clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
 import { startHttpUpstream, type HttpUpstream } from '../helpers/http-upstreams';
 import { openDb } from '../../gateway/store/db';
-import type { GatewayStatus } from '../../gateway/control-api/types';
+import type { GatewayStatus } from '../../gateway/common/api-types';
 
 const REFUSED = 'Flightlog: recording failed, command not forwarded';
 /** statement padding: each recorded command is large, so the store's WAL must grow soon */

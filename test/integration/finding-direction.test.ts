@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { recordedCommand, startTestGateway, type TestGateway } from '../helpers/gateway';
 import { startHttpUpstream, type HttpUpstream } from '../helpers/http-upstreams';
 import { clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
-import type { FindingView, SessionDetail } from '../../gateway/control-api/types';
+import type { FindingView, SessionDetail } from '../../gateway/common/api-types';
 import { tempDir } from '../helpers/tmp';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -19,7 +19,7 @@ import { exportBundle } from '../../gateway/bundle/export';
 import { verifyBundle } from '../../gateway/bundle/verify';
 import { validateConfig } from '../../gateway/config/load';
 import { guardrailsOf } from '../../gateway/policy';
-import type { FindingView } from '../../gateway/control-api/types';
+import type { FindingView } from '../../gateway/common/api-types';
 import type { PolicyTestReport } from '../../gateway/cli/policy-command';
 import { startLlmFixture, type LlmFixture } from '../helpers/llm-fixture';
 

@@ -15,7 +15,7 @@ import { startLlmFixture, type LlmFixture } from '../helpers/llm-fixture';
 import { exportBundle, exportHar, exportJsonl } from '../../gateway/bundle';
 import { ensureGatewayKey } from '../../gateway/store/chain';
 import { listEvents } from '../../gateway/store/queries';
-import type { CommandView, EventView, SessionDetail } from '../../gateway/control-api/types';
+import type { CommandView, EventView, SessionDetail } from '../../gateway/common/api-types';
 
 const MODEL_KEY = 'sk-ant-REAL-api03-hardening-5d1c';
 const GHP = 'ghp_' + 'Zk3x9QeR7mT2vB8nL4cW1yH6pJ0sD5fA9uXo';

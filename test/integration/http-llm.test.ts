@@ -4,7 +4,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { startLlmFixture, type LlmFixture } from '../helpers/llm-fixture';
 import { extractCommandCandidates, matchesCommand, toolCallsOf } from '../../gateway/http/lineage';
 import { listEvents } from '../../gateway/store/queries';
-import type { CommandView } from '../../gateway/control-api/types';
+import type { CommandView } from '../../gateway/common/api-types';
 
 const REAL_KEY = 'sk-ant-REAL-api03-9c1e5b2d8f40aa77';
 const SQL = 'DROP TABLE stale_orders;';

@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 import { recordedCommand, startTestGateway, type TestGateway } from '../helpers/gateway';
 import { makeTestCa, refusedPort, startHttpUpstream, type HttpUpstream, type TestCa } from '../helpers/http-upstreams';
 import { listEvents } from '../../gateway/store/queries';
-import type { CommandView, SessionDetail } from '../../gateway/control-api/types';
+import type { CommandView, SessionDetail } from '../../gateway/common/api-types';
 
 const REAL_KEY = 'sk-upstream-REAL-7f3a9c1e5b2d8f40';
 let gw: TestGateway;

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { openDb } from '../../gateway/store/db';
 import { addIdentity } from '../../gateway/store/identities';
 import { getSession, listSessions } from '../../gateway/store/queries';
-import type { SessionDetail } from '../../gateway/control-api/types';
+import type { SessionDetail } from '../../gateway/common/api-types';
 import type { StoreIntegrity } from '../../gateway/store/integrity';
 import { startHttpUpstream } from '../helpers/http-upstreams';
 import { startTestGateway } from '../helpers/gateway';

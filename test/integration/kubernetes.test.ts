@@ -17,7 +17,7 @@ import { agentKubeconfig } from '../../gateway/kubernetes/kubeconfig';
 import { listEvents } from '../../gateway/store/queries';
 import { exportBundle } from '../../gateway/bundle';
 import { ensureGatewayKey } from '../../gateway/store/chain';
-import type { BlameReport, CommandView, RunStartResult } from '../../gateway/control-api/types';
+import type { BlameReport, CommandView, RunStartResult } from '../../gateway/common/api-types';
 import { agentEnvironment } from '../../gateway/cli/run-command';
 import { captureCli, waitForPending } from '../helpers/cli';
 

@@ -12,7 +12,7 @@ import { Client } from 'pg';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { errorFields, RawPgClient, startPostgres, type PostgresServer } from '../helpers/postgres-server';
 import { listEvents } from '../../gateway/store/queries';
-import type { SessionDetail } from '../../gateway/control-api/types';
+import type { SessionDetail } from '../../gateway/common/api-types';
 import * as wire from '../../gateway/postgres/wire';
 import { tempDir } from '../helpers/tmp';
 

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { Client } from 'pg';
 import type { Listener, ListenerContext } from '../../gateway/core/listener';
-import type { CommandFinish, CommandStart, Json, PolicyInput, SessionRecorder } from '../../gateway/core/types';
+import type { CommandFinish, CommandStart, Json, PolicyInput, SessionRecorder } from '../../gateway/common/types';
 import { startPostgresListener } from '../../gateway/postgres/listener';
 import * as wire from '../../gateway/postgres/wire';
 import { errorFields, RawPgClient, startPostgres, type PostgresServer } from '../helpers/postgres-server';

@@ -11,7 +11,7 @@ import { errorFields, RawPgClient, startPostgres, type PostgresServer } from '..
 import { addRunToken, revokeRunTokens } from '../../gateway/store/identities';
 import { ScramClient } from '../../gateway/postgres/scram';
 import * as wire from '../../gateway/postgres/wire';
-import type { SessionDetail } from '../../gateway/control-api/types';
+import type { SessionDetail } from '../../gateway/common/api-types';
 
 let pg: PostgresServer;
 let gw: TestGateway;

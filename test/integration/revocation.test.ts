@@ -19,7 +19,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
 import { clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
 import { listEvents } from '../../gateway/store/queries';
-import type { RunStartResult, SessionSummary } from '../../gateway/control-api/types';
+import type { RunStartResult, SessionSummary } from '../../gateway/common/api-types';
 
 const exec = promisify(execFile);
 const CLI = path.resolve(__dirname, '../../../bin/flightlog.js');

@@ -14,7 +14,7 @@ import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
 import { tempDir } from '../helpers/tmp';
 import { loadConfig } from '../../gateway/config/load';
 import { guardrailsOf } from '../../gateway/policy';
-import type { GuardrailsSettings, SettingsApiError } from '../../gateway/control-api/types';
+import type { GuardrailsSettings, SettingsApiError } from '../../gateway/common/api-types';
 
 interface Ran {
   code: number;

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ConnectionTestResult, SettingsFieldsError, SettingsSnapshot, StoreSecretResult } from '../../gateway/control-api/types';
+import type { ConnectionTestResult, SettingsFieldsError, SettingsSnapshot, StoreSecretResult } from '../../gateway/common/api-types';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server';
 import { startSshd, type Sshd } from '../helpers/sshd';

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
-import type { CommandView, SessionDetail } from '../../gateway/control-api/types';
+import type { CommandView, SessionDetail } from '../../gateway/common/api-types';
 import { tempDir } from '../helpers/tmp';
 import { Client as SshClient, type SFTPWrapper } from 'ssh2';
 import { captureCli } from '../helpers/cli';

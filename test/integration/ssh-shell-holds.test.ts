@@ -13,7 +13,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
 import { captureCli, waitForPending } from '../helpers/cli';
 import { tempDir } from '../helpers/tmp';
-import type { PendingApproval } from '../../gateway/control-api/types';
+import type { PendingApproval } from '../../gateway/common/api-types';
 
 let sshd: Sshd;
 let gw: TestGateway;

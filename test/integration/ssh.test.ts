@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { askpassEnv, clientOptions, run, startSshd, type Sshd } from '../helpers/sshd';
 import { listEvents } from '../../gateway/store/queries';
-import type { EventView, SessionDetail } from '../../gateway/control-api/types';
+import type { EventView, SessionDetail } from '../../gateway/common/api-types';
 import { tempDir } from '../helpers/tmp';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -9,7 +9,7 @@ import { openBundles } from '../../gateway/bundle/open';
 import { ustarHeader } from '../../gateway/bundle/tar';
 import { getSession, listEvents, listSessions, search, listRuns, commandsTouching } from '../../gateway/store/queries';
 import { chainHash, genesisHash, verifyChain, type ChainedEvent } from '../../gateway/store/chain';
-import type { SessionDetail } from '../../gateway/control-api/types';
+import type { SessionDetail } from '../../gateway/common/api-types';
 import {
   PLANTED_SECRET,
   flipByte,

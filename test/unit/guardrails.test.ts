@@ -11,7 +11,7 @@ import { guardrailsOf } from '../../gateway/policy';
 import { loadSqlParser } from '../../gateway/postgres/sql-info';
 import { shellFacts } from '../../gateway/policy/shell-facts';
 import { sqlFacts } from '../../gateway/policy/sql-facts';
-import type { CommandKind, PolicyInput, Protocol } from '../../gateway/core/types';
+import type { CommandKind, PolicyInput, Protocol } from '../../gateway/common/types';
 import { ConfigError } from '../../gateway/core/errors';
 
 const YAML = `

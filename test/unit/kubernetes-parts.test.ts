@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parse as parseYaml } from 'yaml';
 import { createMasker } from '../../gateway/masking';
-import type { Json } from '../../gateway/core/types';
+import type { Json } from '../../gateway/common/types';
 import { kubeTargets, kubectlText, parseKubeRequest, policyVerb, singular } from '../../gateway/kubernetes/request-info';
 import { bodyFacts, dropNoise, maskSecrets, parseBody } from '../../gateway/kubernetes/objects';
 import { agentKubeconfig } from '../../gateway/kubernetes/kubeconfig';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createMasker, createStreamMasker } from '../../gateway/masking';
-import type { SecretHit } from '../../gateway/core/types';
+import type { SecretHit } from '../../gateway/common/types';
 import fc from 'fast-check';
 import { awsSecretKey, contextNegatives, contextPositives, p, rand, UPPER_NUM } from '../helpers/masking-fixtures';
 

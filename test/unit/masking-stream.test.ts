@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
 import { createMasker, createStreamMasker, runMaskCommand } from '../../gateway/masking';
-import type { SecretHit } from '../../gateway/core/types';
+import type { SecretHit } from '../../gateway/common/types';
 import { ALNUM, B64, p, pem, rand, ruleCases } from '../helpers/masking-fixtures';
 
 const masker = createMasker({ fingerprintKey: new Uint8Array(32).fill(11) });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createMasker } from '../../gateway/masking';
-import type { Json } from '../../gateway/core/types';
+import type { Json } from '../../gateway/common/types';
 import { ALNUM, p, rand } from '../helpers/masking-fixtures';
 
 const m = createMasker({ fingerprintKey: new Uint8Array(32).fill(5) });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig, mcpEnvSecrets, resolveSecrets } from '../../gateway/config/load';
-import type { McpStdioUpstream } from '../../gateway/config/schema';
+import type { McpStdioUpstream } from '../../gateway/common/config-schema';
 import { compileGuardrails } from '../../gateway/policy';
 import { tempDir } from '../helpers/tmp';
 

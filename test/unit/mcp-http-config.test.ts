@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolveSecrets, validateConfig } from '../../gateway/config/load';
-import type { McpHttpUpstream } from '../../gateway/config/schema';
+import type { McpHttpUpstream } from '../../gateway/common/config-schema';
 
 const load = (upstream: unknown, extra: Record<string, unknown> = { listen: '127.0.0.1:8790' }) =>
   validateConfig({ connections: [{ name: 'tickets', protocol: 'mcp', upstream, identities: ['claude'], ...extra }] }, 'flightlog.yaml');

@@ -16,7 +16,7 @@ import { compileGuardrails, type GuardrailRule } from '../../gateway/policy';
 import { ApprovalRegistry } from '../../gateway/approvals';
 import { McpSession, cutHead, type FinalVerdict, type Verdict } from '../../gateway/mcp/session';
 import { ToolBaselines } from '../../gateway/mcp/tool-drift';
-import type { Masker } from '../../gateway/core/types';
+import type { Masker } from '../../gateway/common/types';
 import { tempDir } from '../helpers/tmp';
 
 const GHP = 'ghp_' + 'Zk3x9QeR7mT2vB8nL4cW1yH6pJ0sD5fA9uXo';

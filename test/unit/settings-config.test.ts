@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig, validateConfig } from '../../gateway/config/load';
 import { ConfigError, FlightlogError } from '../../gateway/core/errors';
-import type { FlightlogConfig } from '../../gateway/config/schema';
+import type { FlightlogConfig } from '../../gateway/common/config-schema';
 import { applyConfigEdit, removeConnection, settingsFile, stageFile, toConnectionInput, upsertConnection } from '../../gateway/settings/config-file';
 import { tempDir } from '../helpers/tmp';
 

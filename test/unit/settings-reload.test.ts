@@ -10,7 +10,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { validateConfig } from '../../gateway/config/load';
-import type { SettingsSnapshot } from '../../gateway/control-api/types';
+import type { SettingsSnapshot } from '../../gateway/common/api-types';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 
 let upstream: http.Server;

@@ -8,7 +8,7 @@ import { parseDocument } from 'yaml';
 import { validateConfig } from '../../gateway/config/load';
 import { guardrailsOf } from '../../gateway/policy';
 import { ConfigError } from '../../gateway/core/errors';
-import type { PolicyInput } from '../../gateway/core/types';
+import type { PolicyInput } from '../../gateway/common/types';
 import { sftpParts } from '../../gateway/cli/policy-command';
 
 const YAML = `

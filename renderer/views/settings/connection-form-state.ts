@@ -1,7 +1,7 @@
 /** What the connection form holds, and how it becomes a ConnectionInput for the gateway to validate. */
-import type { SecretRef } from '../../../gateway/config/schema';
-import type { ConnectionInput } from '../../../gateway/control-api/types';
-import type { Protocol } from '../../../gateway/core/types';
+import type { SecretRef } from '../../../gateway/common/config-schema';
+import type { ConnectionInput } from '../../../gateway/common/api-types';
+import type { Protocol } from '../../../gateway/common/types';
 
 export const PROTOCOLS: Protocol[] = ['postgres', 'ssh', 'http', 'kubernetes'];
 export const DEFAULT_LISTEN: Record<Protocol, string> = { postgres: '127.0.0.1:6432', ssh: '127.0.0.1:2222', http: '127.0.0.1:8788', kubernetes: '127.0.0.1:6443', mcp: '127.0.0.1:8790' };

@@ -1,7 +1,7 @@
 /** The connection form: one per protocol, validated by the gateway with the config loader itself. */
 import { type FormEvent, type ReactNode, useState } from 'react';
-import type { ConnectionInput, ConnectionTestResult, SettingsFieldError, SettingsSnapshot } from '../../../gateway/control-api/types';
-import type { Protocol } from '../../../gateway/core/types';
+import type { ConnectionInput, ConnectionTestResult, SettingsFieldError, SettingsSnapshot } from '../../../gateway/common/api-types';
+import type { Protocol } from '../../../gateway/common/types';
 import { FormError, setupApi } from '../../api';
 import { belongsTo, DEFAULT_LISTEN, type FormState, type HeaderRow, initialState, labelOf, PROTOCOLS, type RefState, SECRET_PLACEHOLDERS, toInput } from './connection-form-state';
 import { FieldErrors, RefField, SecretBox, TestLine } from './form-fields';

@@ -1,6 +1,6 @@
 /** The connections list: one row per connection, its last test, and the form to add or edit one. */
 import { useState } from 'react';
-import type { ConnectionInput, SettingsSnapshot } from '../../../gateway/control-api/types';
+import type { ConnectionInput, SettingsSnapshot } from '../../../gateway/common/api-types';
 import { settingsApi, setupApi } from '../../api';
 import { ErrorLine, KindTag } from '../../components/common';
 import { ConnectionForm } from './connection-form';

@@ -1,6 +1,6 @@
 /** Fields the connection form is built from: secret references, a one-time secret box, errors and test results. */
 import { useState } from 'react';
-import type { ConnectionTestResult, SettingsFieldError } from '../../../gateway/control-api/types';
+import type { ConnectionTestResult, SettingsFieldError } from '../../../gateway/common/api-types';
 import type { RefKind, RefState } from './connection-form-state';
 
 export function FieldErrors({ errors, name }: { errors: SettingsFieldError[]; name: string }) {

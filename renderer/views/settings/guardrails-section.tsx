@@ -1,6 +1,6 @@
 /** The guardrails card: the `guardrails:` key of flightlog.yaml in an editor. */
 import { useEffect, useState } from 'react';
-import type { GuardrailsSettings } from '../../../gateway/control-api/types';
+import type { GuardrailsSettings } from '../../../gateway/common/api-types';
 import { FieldError, settingsApi } from '../../api';
 import { Empty } from '../../components/common';
 import { CodeEditor } from '../../components/monaco';

@@ -1,6 +1,6 @@
 /** Identities: create one (its token shown once), revoke one. */
 import { type FormEvent, useState } from 'react';
-import type { CreateIdentityResult, SettingsSnapshot } from '../../../gateway/control-api/types';
+import type { CreateIdentityResult, SettingsSnapshot } from '../../../gateway/common/api-types';
 import { settingsApi } from '../../api';
 import { ErrorLine } from '../../components/common';
 import { fmtTime } from '../../format';

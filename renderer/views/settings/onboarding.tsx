@@ -1,6 +1,6 @@
 /** First-start onboarding, shown while no connection exists. */
 import type { ReactNode } from 'react';
-import type { GatewayStatus } from '../../../gateway/control-api/types';
+import type { GatewayStatus } from '../../../gateway/common/api-types';
 import { settingsApi } from '../../api';
 import { useLoad } from '../../components/common';
 import { href, navigate } from '../../router';

@@ -1,6 +1,6 @@
 /** The one line that routes an agent through the gateway, with a Copy button. */
 import { useEffect, useRef, useState } from 'react';
-import type { SettingsSnapshot } from '../../../gateway/control-api/types';
+import type { SettingsSnapshot } from '../../../gateway/common/api-types';
 
 export function runLine(snapshot: SettingsSnapshot, identity: string, agent: string): string {
   return `${snapshot.runCommand} --identity ${identity || 'NAME'} -- ${agent.trim() || '<agent>'}`;

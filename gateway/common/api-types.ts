@@ -2,8 +2,8 @@
  * The control API's request and result types: one module shared by the gateway, the CLI's
  * `--json` output and the renderer (which imports it type-only). Pure types.
  */
-import type { CommandKind, CommandStatus, Direction, Json, Protocol, SessionStatus } from '../core/types';
-import type { Upstream } from '../config/schema';
+import type { CommandKind, CommandStatus, Direction, Json, Protocol, SessionStatus } from './types';
+import type { Upstream } from './config-schema';
 
 export interface SessionSummary {
   id: string;
@@ -142,20 +142,7 @@ export interface SessionListQuery {
 /** The sessions list's sortable columns. */
 export type SessionSortKey = 'started' | 'status' | 'identity' | 'connection' | 'protocol' | 'run' | 'duration' | 'commands' | 'findings' | 'session';
 
-/** The HTTP routes, request params and results: `GET /api/<route>`. */
-export interface ControlApiRoutes {
-  'sessions': { params: SessionListQuery; result: { sessions: SessionSummary[]; total: number } };
-  'session': { params: { id: string }; result: SessionDetail };
-  'events': { params: { id: string; afterSeq?: number; limit?: number }; result: { events: EventView[]; more: boolean } };
-  'search': { params: { q: string; limit?: number }; result: SearchHit[] };
-  'findings': { params: { sessionId?: string; limit?: number }; result: FindingView[] };
-  'runs': { params: { limit?: number }; result: RunView[] };
-  'status': { params: Record<string, never>; result: GatewayStatus };
-  /** commands a guardrail holds for a human; `POST /api/approvals/:id` decides one (ApprovalDecisionInput) */
-  'approvals': { params: Record<string, never>; result: PendingApproval[] };
-  /** the rules as written in flightlog.yaml; `PUT` (SaveGuardrailsRequest) replaces them and answers the same shape */
-  'settings/guardrails': { params: Record<string, never>; result: GuardrailsSettings };
-}
+/* The routes, their params and results: gateway/common/routes.ts (one map for the server and the renderer). */
 
 export interface GatewayStatus {
   version: string;

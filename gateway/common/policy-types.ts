@@ -1,5 +1,5 @@
 /** The shape of a guardrail rule in flightlog.yaml, after validation. Pure types, shared with the renderer. */
-import type { CommandKind, Protocol } from '../core/types';
+import type { CommandKind, Protocol } from './types';
 
 export type GuardrailAction = 'allow' | 'deny' | 'hold';
 

@@ -1,6 +1,6 @@
 /** The shape of flightlog.yaml after validation. Pure types. */
-import type { Protocol } from '../core/types';
-import type { GuardrailAction, GuardrailRule } from '../policy/types';
+import type { Protocol } from './types';
+import type { GuardrailAction, GuardrailRule } from './policy-types';
 
 /** Where an upstream secret comes from. Never an inline value. */
 export type SecretRef = { env: string } | { file: string };
