@@ -3,6 +3,7 @@ import { FlightlogError } from '../core/errors';
 import { newId } from '../core/ids';
 import { addRunToken, revokeRunTokens } from './identities';
 import { agentEdits } from './agent-edits';
+import { stripSystemReminders } from '../core/reminders';
 import type { RunCommandStep, RunCounts, RunStep, RunTimeline } from '../control-api/types';
 
 export type { RunCommandStep, RunCounts, RunFindingStep, RunStep, RunTimeline, RunToolCall } from '../control-api/types';
@@ -50,16 +51,7 @@ export function runCounts(db: Db, runId: string): RunCounts {
   return { commands: c.commands, writes: c.writes, findings: f.findings, blocked: c.blocked, held: f.held };
 }
 
-/** Agents inject `<system-reminder>` blocks into the user turn; the human's prompt is what is left. */
-export function stripSystemReminders(text: string): string {
-  // a block and the whitespace around it become one space: "model: <reminder>\nprompt" reads "model: prompt"
-  return text.replace(/\s*<system-reminder>[\s\S]*?(?:<\/system-reminder>|$)\s*/gi, ' ').trim();
-}
-
-
-
-
-
+export { stripSystemReminders } from '../core/reminders';
 
 function obj(v: unknown): Record<string, unknown> | null {
   if (typeof v !== 'string') return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;

@@ -23,6 +23,7 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
   let page: Page;
   let runId: string;
   let pgRetry: string;
+  let modelSession: string;
   const pageErrors: string[] = [];
   const shots = artifactsDir();
   const shot = (name: string) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
@@ -35,6 +36,7 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
     const rec = gw.gateway.recorder;
     const open = (connection: string, protocol: Protocol) => rec.openSession({ connection, protocol, identity: 'claude', runId, clientAddr: '127.0.0.1:50100' });
     const model = open('model', 'http');
+    modelSession = model.id;
     const llm = model.startCommand({ kind: 'llm', text: 'claude-sonnet-4: <system-reminder>\nInternal reminder text.\n</system-reminder>\nShip order 1 please', classification: 'write' });
     llm.finish({
       status: 'ok',
@@ -148,6 +150,17 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
     await page.getByTestId('filter-findings').check();
     await page.locator('[data-testid=step-session-link]').click();
     await page.waitForFunction(() => location.hash.startsWith('#/session/'));
+  });
+
+  it('the session view shows a model call as the human prompt, without <system-reminder> blocks', async () => {
+    await page.goto(`${gw.gateway.control.url}/#/session/${modelSession}`);
+    const row = page.locator('[data-testid=command-row]').first();
+    await row.waitFor();
+    assert.match((await row.textContent()) ?? '', /claude-sonnet-4: Ship order 1 please/);
+    await page.getByTestId('command-detail').waitFor();
+    const text = await page.locator('.session-view').innerText();
+    assert.doesNotMatch(text, /Internal reminder|system-reminder/);
+    await shot('review-session-llm');
   });
 
   it('blames a table, a file and an HTTP path; the first write after last known good is marked', async () => {
