@@ -555,3 +555,9 @@ export interface RunTimeline {
   sessions: Array<{ id: string; connection: string; protocol: string; startedAt: string; endedAt: string | null; status: string; commandCount: number }>;
   steps: RunStep[];
 }
+
+/* ---- review: findings name their command as its session numbers it; retry pairs across a run's sessions ---- */
+export interface FindingView {
+  /** the command's number in its session (`#1`), where the finding is on a command of the store */
+  commandIndex?: number | null;
+}

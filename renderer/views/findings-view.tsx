@@ -35,6 +35,12 @@ function group(findings: FindingView[]): Group[] {
   return [...groups.values()].sort((a, b) => b.count - a.count);
 }
 
+/** The command as its session numbers it (`#1`, as the session view shows it), not the store's row id. */
+function commandLabel(f: FindingView): string {
+  if (f.commandId !== null) return typeof f.commandIndex === 'number' ? `#${f.commandIndex}` : `command ${f.commandId}`;
+  return f.eventSeq !== null ? `event ${f.eventSeq}` : '';
+}
+
 export function FindingsView({ route }: { route: Route }) {
   const sessionFilter = route.params.get('session');
   const { value, error, reload } = useLoad(() => api.findings(), []);
@@ -75,7 +81,7 @@ export function FindingsView({ route }: { route: Route }) {
                     data-testid="finding-link"
                   >
                     <span className="mono">{f.sessionId ? shortId(f.sessionId) : '—'}</span>
-                    <span>{f.commandId !== null ? `command ${f.commandId}` : f.eventSeq !== null ? `event ${f.eventSeq}` : ''}</span>
+                    <span data-testid="finding-command">{commandLabel(f)}</span>
                     <span className={f.seenByAgent ? 'warn' : 'muted'}>
                       {f.direction}
                       {f.seenByAgent ? ' · seen by agent' : f.direction === 'client→upstream' ? ' · sent by agent' : ''}

@@ -24,6 +24,7 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
   let runId: string;
   let pgRetry: string;
   let modelSession: string;
+  let deleteId: number;
   const pageErrors: string[] = [];
   const shots = artifactsDir();
   const shot = (name: string) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
@@ -76,6 +77,7 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
     const api = open('api', 'http');
     api.startCommand({ kind: 'http', text: 'GET /v1/users/1', classification: 'read', detail: { method: 'GET', url: '/v1/users/1' } }).finish({ status: 'ok', result: { status: 200 } });
     const del = api.startCommand({ kind: 'http', text: 'DELETE /v1/users/2', classification: 'write', detail: { method: 'DELETE', url: '/v1/users/2' } });
+    deleteId = del.id;
     api.finding({ category: 'guardrail', kind: 'no-deletes', direction: 'gateway', commandId: del.id, detail: { rule: 'no-deletes', action: 'deny', outcome: 'denied' } });
     del.finish({ status: 'blocked', error: 'blocked by guardrail "no-deletes"' });
     api.close('closed', 'done');
@@ -150,6 +152,18 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
     await page.getByTestId('filter-findings').check();
     await page.locator('[data-testid=step-session-link]').click();
     await page.waitForFunction(() => location.hash.startsWith('#/session/'));
+  });
+
+  it('findings name the command as its session numbers it, and link to it', async () => {
+    await page.goto(`${gw.gateway.control.url}/#/findings`);
+    const link = page.locator('[data-testid=finding-group][data-kind=no-deletes] [data-testid=finding-link]');
+    await link.waitFor();
+    assert.equal(await link.getByTestId('finding-command').textContent(), '#2');
+    await link.click();
+    await page.waitForFunction((id) => location.hash.includes(`cmd=${id}`), deleteId);
+    await page.waitForSelector(`[data-testid=command-row][data-command="${deleteId}"].selected`);
+    assert.equal(await page.locator(`[data-testid=command-row][data-command="${deleteId}"] .cmd-idx`).textContent(), '2');
+    await shot('review-finding-to-command');
   });
 
   it('the session view shows a model call as the human prompt, without <system-reminder> blocks', async () => {
