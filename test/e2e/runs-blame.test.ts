@@ -154,6 +154,26 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
     await page.waitForFunction(() => location.hash.startsWith('#/session/'));
   });
 
+  it('the minimap shows activity over time, errors in their own colour; a click jumps to that moment', async () => {
+    await page.goto(`${gw.gateway.control.url}/#/runs/${runId}`);
+    const map = page.getByTestId('run-minimap');
+    await map.waitFor();
+    const buckets = page.locator('[data-testid=minimap-bucket]');
+    const firsts = await buckets.evaluateAll((els) => els.map((e) => e.getAttribute('data-first')));
+    assert.equal(firsts[0], 'S1#1', 'the run starts at the first bucket');
+    const errorBuckets = page.locator('[data-testid=minimap-bucket].mm-error');
+    assert.deepEqual(await errorBuckets.evaluateAll((els) => els.map((e) => e.getAttribute('data-errors'))), ['1', '1'], 'the failed ALTER and the refused DELETE');
+    assert.ok((await page.locator('[data-testid=minimap-bucket].mm-ssh').count()) >= 1, 'SSH work in its protocol colour');
+    await page.getByTestId('filter-protocol').selectOption('postgres');
+    await errorBuckets.first().click();
+    const focused = page.locator('[data-testid=run-step][data-focused="1"]');
+    await focused.waitFor();
+    assert.equal(await focused.locator('[data-testid=step-label]').textContent(), 'S2#1');
+    assert.ok(await focused.evaluate((el) => { const r = el.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; }), 'scrolled into view');
+    await map.screenshot({ path: path.join(shots, 'review-minimap.png') });
+    await shot('review-minimap-jump');
+  });
+
   it('findings name the command as its session numbers it, and link to it', async () => {
     await page.goto(`${gw.gateway.control.url}/#/findings`);
     const link = page.locator('[data-testid=finding-group][data-kind=no-deletes] [data-testid=finding-link]');
