@@ -561,3 +561,10 @@ export interface FindingView {
   /** the command's number in its session (`#1`), where the finding is on a command of the store */
   commandIndex?: number | null;
 }
+
+export interface RunCommandStep {
+  /** this command succeeded where an earlier one of the same shape (kind, normalised text) failed in the run */
+  retryOf?: number;
+  /** this command failed and a later one of the same shape succeeded in the run */
+  retriedBy?: number;
+}

@@ -273,7 +273,20 @@ function RunTimelineView({ id, route }: { id: string; route: Route }) {
                 </div>
               ))}
               {s.error && <div className="error-line">{s.error}</div>}
+              {s.retriedBy !== undefined && commands.has(s.retriedBy) && (
+                <div className="run-retry" data-testid="retry-pair">
+                  <button type="button" className="linkish" onClick={() => jump(s.retriedBy!)} data-testid="retried-in">
+                    ↻ retried in {label(s.retriedBy)}
+                  </button>
+                  <DiffView original={s.text} modified={commands.get(s.retriedBy)!.text} language={s.kind === 'sql' ? 'sql' : 'plaintext'} height={80} />
+                </div>
+              )}
               <div className="run-lineage">
+                {s.retryOf !== undefined && (
+                  <button type="button" className="linkish" onClick={() => jump(s.retryOf!)} data-testid="retry-of">
+                    ↻ retry of {label(s.retryOf)}
+                  </button>
+                )}
                 {s.causedBy !== null && (
                   <button type="button" className="linkish" onClick={() => jump(s.causedBy!)} data-testid="caused-by">
                     ← caused by {label(s.causedBy)}

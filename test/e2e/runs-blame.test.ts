@@ -154,6 +154,25 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
     await page.waitForFunction(() => location.hash.startsWith('#/session/'));
   });
 
+  it('a failed ALTER and its fixed retry in the next session are a pair: link both ways and a diff of the texts', async () => {
+    await page.goto(`${gw.gateway.control.url}/#/runs/${runId}`);
+    await page.waitForSelector('[data-testid=run-step]');
+    // only the failed ALTER has a retry; the UPDATE and the SELECT on the same table are other shapes
+    const pairs = page.locator('[data-testid=retry-pair]');
+    assert.equal(await pairs.count(), 1);
+    const failed = page.locator('[data-testid=run-step]', { has: page.locator('[data-testid=retry-pair]') });
+    assert.equal(await failed.locator('[data-testid=step-label]').textContent(), 'S2#1');
+    assert.equal(await failed.locator('[data-testid=retried-in]').textContent(), '↻ retried in S3#1');
+    assert.deepEqual(await page.locator('[data-testid=retry-of]').allTextContents(), ['↻ retry of S2#1']);
+    await page.waitForSelector('[data-testid=retry-pair] .monaco-diff-editor', { timeout: 20_000 });
+    await page.waitForFunction(() => document.querySelector('[data-testid=retry-pair] .monaco-diff-editor')?.textContent?.replace(/\s/g, ' ').includes('DEFAULT now()'), null, { timeout: 20_000 });
+    await failed.locator('[data-testid=retried-in]').click();
+    await page.waitForSelector('[data-testid=run-step][data-focused="1"]');
+    assert.equal(await page.locator('[data-testid=run-step][data-focused="1"] [data-testid=step-label]').textContent(), 'S3#1');
+    await failed.scrollIntoViewIfNeeded();
+    await failed.screenshot({ path: path.join(shots, 'review-retry-pair.png') });
+  });
+
   it('the minimap shows activity over time, errors in their own colour; a click jumps to that moment', async () => {
     await page.goto(`${gw.gateway.control.url}/#/runs/${runId}`);
     const map = page.getByTestId('run-minimap');
