@@ -6,6 +6,7 @@ import { Empty, ErrorLine, useLive, useLoad } from '../components/common';
 import { fmtTime, prettyJson, shortId } from '../format';
 import { href, type Route } from '../router';
 import { ToolChangedDiff } from './mcp-detail';
+import { useBundleMode } from '../components/read-only';
 
 interface Group {
   key: string;
@@ -43,6 +44,7 @@ function commandLabel(f: FindingView): string {
 
 export function FindingsView({ route }: { route: Route }) {
   const sessionFilter = route.params.get('session');
+  const bundles = useBundleMode();
   const { value, error, reload } = useLoad(() => api.findings(), []);
   useLive((msgs) => {
     if (msgs.some((m) => m.type === 'finding')) reload();
@@ -63,7 +65,7 @@ export function FindingsView({ route }: { route: Route }) {
           {groups.reduce((n, g) => n + g.count, 0)} findings in {groups.length} kinds · values are always masked
         </span>
       </div>
-      {groups.length === 0 && <Empty>No secrets seen and no guardrail decisions.</Empty>}
+      {groups.length === 0 && <Empty>{bundles ? 'The opened bundles hold no secret sightings and no guardrail decisions.' : 'No secrets seen and no guardrail decisions.'}</Empty>}
       <div className="finding-groups">
         {groups.map((g) => (
           <section key={g.key} className={`fgroup cat-${g.category}`} data-testid="finding-group" data-kind={g.kind}>

@@ -6,6 +6,7 @@ import { Empty, ErrorLine, KindTag, StatusPill, useLoad } from '../components/co
 import { DiffView } from '../components/monaco';
 import { fmtDuration, fmtTime, shortId } from '../format';
 import { href, navigate, type Route } from '../router';
+import { useBundleMode } from '../components/read-only';
 import './runs-view.css';
 
 export function RunsView({ route }: { route: Route }) {
@@ -14,6 +15,7 @@ export function RunsView({ route }: { route: Route }) {
 
 function RunsList() {
   const { value, error } = useLoad(() => api.runs(), []);
+  const bundles = useBundleMode();
   if (error) return <ErrorLine error={error} />;
   if (!value) return <Empty>loading…</Empty>;
   return (
@@ -22,7 +24,7 @@ function RunsList() {
         <h2>Runs</h2>
         <span className="muted">{value.length} runs</span>
       </div>
-      {value.length === 0 && <Empty>No agent runs recorded.</Empty>}
+      {value.length === 0 && <Empty>{bundles ? 'The opened bundles hold no agent runs.' : 'No agent runs recorded.'}</Empty>}
       <table className="runs-table">
         <thead>
           <tr>
