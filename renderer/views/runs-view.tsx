@@ -113,8 +113,9 @@ interface Bucket {
 function buckets(commands: RunCommandStep[]): Bucket[] {
   if (commands.length === 0) return [];
   const times = commands.map((c) => Date.parse(c.at));
-  const start = Math.min(...times);
-  const span = Math.max(Math.max(...times) - start, 1);
+  // no spread: a run of 100k commands would overflow the argument list
+  const start = times.reduce((a, b) => Math.min(a, b));
+  const span = Math.max(times.reduce((a, b) => Math.max(a, b)) - start, 1);
   const out: Bucket[] = Array.from({ length: BUCKETS }, (_, i) => ({ from: start + (span * i) / BUCKETS, to: start + (span * (i + 1)) / BUCKETS, commands: [], errors: 0, protocol: '' }));
   commands.forEach((c, i) => {
     const b = out[Math.min(BUCKETS - 1, Math.floor(((times[i] - start) / span) * BUCKETS))];
@@ -143,7 +144,7 @@ function Minimap({ commands, label, onJump }: { commands: RunCommandStep[]; labe
           style={{ height: `${b.commands.length === 0 ? 2 : 6 + Math.round((b.commands.length / max) * 22)}px` }}
           disabled={b.commands.length === 0}
           onClick={() => onJump(b)}
-          title={b.commands.length ? `${new Date(b.from).toISOString().slice(11, 23)} · ${b.commands.length} command${b.commands.length === 1 ? '' : 's'} (${b.commands.map((c) => label(c.commandId)).join(', ')})${b.errors ? ` · ${b.errors} failed` : ''}` : ''}
+          title={b.commands.length ? `${new Date(b.from).toISOString().slice(11, 23)} · ${b.commands.length} command${b.commands.length === 1 ? '' : 's'} (${b.commands.slice(0, 5).map((c) => label(c.commandId)).join(', ')}${b.commands.length > 5 ? ', …' : ''})${b.errors ? ` · ${b.errors} failed` : ''}` : ''}
           data-testid={b.commands.length ? 'minimap-bucket' : undefined}
           data-errors={b.errors}
           data-first={b.commands[0] ? label(b.commands[0].commandId) : undefined}
@@ -176,7 +177,8 @@ function RunTimelineView({ id, route }: { id: string; route: Route }) {
   // that moment: the bucket's first command the filters show, else the next one shown after it
   const jumpTo = (b: Bucket) => {
     const shown = steps.filter((s): s is RunCommandStep => s.type === 'command');
-    const target = b.commands.find((c) => shown.some((s) => s.commandId === c.commandId)) ?? shown.find((s) => Date.parse(s.at) >= b.from) ?? shown[shown.length - 1];
+    const ids = new Set(shown.map((s) => s.commandId));
+    const target = b.commands.find((c) => ids.has(c.commandId)) ?? shown.find((s) => Date.parse(s.at) >= b.from) ?? shown[shown.length - 1];
     if (target) jump(target.commandId);
   };
   const protocols = [...new Set(t.sessions.map((s) => s.protocol))];
