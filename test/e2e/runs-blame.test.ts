@@ -42,6 +42,7 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
     llm.finish({
       status: 'ok',
       result: {
+        newTurns: [{ role: 'user', content: [{ type: 'text', text: '<system-reminder>\nInternal reminder text.\n</system-reminder>' }, { type: 'text', text: 'Ship order 1 please' }] }],
         assistantText: 'Shipping it.',
         toolCalls: [
           { id: 't1', name: 'run_sql', arguments: JSON.stringify({ sql: UPDATE }) },
@@ -211,6 +212,7 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
     await row.waitFor();
     assert.match((await row.textContent()) ?? '', /claude-sonnet-4: Ship order 1 please/);
     await page.getByTestId('command-detail').waitFor();
+    assert.match(await page.getByTestId('conversation').innerText(), /^user\s+Ship order 1 please\s+assistant/im);
     const text = await page.locator('.session-view').innerText();
     assert.doesNotMatch(text, /Internal reminder|system-reminder/);
     await shot('review-session-llm');
