@@ -16,6 +16,7 @@ import { ApprovalsView, pendingLine, usePendingApprovals } from './views/approva
 import type { GatewayState } from '../main/bridge-types';
 import { RunsView } from './views/runs-view';
 import { BlameView } from './views/blame-view';
+import { setBundleMode } from './components/read-only';
 
 export function App() {
   const route = useRoute();
@@ -51,6 +52,9 @@ export function App() {
   useEffect(() => {
     void bridge()?.setLiveCount(status?.liveSessions ?? 0);
   }, [status?.liveSessions]);
+  useEffect(() => {
+    if (status) setBundleMode(Boolean(status.bundles));
+  }, [status]);
 
   if (!token()) {
     return (
@@ -84,23 +88,32 @@ export function App() {
         {!status?.bundles && nav('settings', 'Settings', 'settings')}
         <span className="spacer" />
         {gw && gw.state === 'down' && <span className="gw-down">gateway down: {gw.reason}</span>}
-        {status && (
-          <span className="status-chip" title={status.listeners.map((l) => `${l.connection} (${l.protocol}) ${l.address ?? l.error ?? ''}`).join('\n')}>
-            {status.liveSessions > 0 ? (
-              <span className="rec">
-                <span className="live-dot" /> recording {status.liveSessions}
-              </span>
-            ) : (
-              <span className="muted">idle</span>
-            )}
-            <span className="muted">
-              · {status.listeners.length} connection{status.listeners.length === 1 ? '' : 's'} · v{status.version}
-            </span>
+        {status?.bundles ? (
+          // a bundle is a finished recording: nothing in it is live, idle or connected
+          <span className="status-chip muted" data-testid="read-only-chip" title={status.bundles.map((b) => b.file).join('\n')}>
+            read-only · {status.bundles.length} bundle{status.bundles.length === 1 ? '' : 's'} · v{status.version}
           </span>
+        ) : (
+          <>
+          {status && (
+            <span className="status-chip" title={status.listeners.map((l) => `${l.connection} (${l.protocol}) ${l.address ?? l.error ?? ''}`).join('\n')}>
+              {status.liveSessions > 0 ? (
+                <span className="rec">
+                  <span className="live-dot" /> recording {status.liveSessions}
+                </span>
+              ) : (
+                <span className="muted">idle</span>
+              )}
+              <span className="muted">
+                · {status.listeners.length} connection{status.listeners.length === 1 ? '' : 's'} · v{status.version}
+              </span>
+            </span>
+          )}
+          <span className={`feed feed-${liveState}`} data-testid="feed-state" title="live feed">
+            {liveState === 'live' ? '● live' : liveState === 'connecting' ? '○ connecting' : '○ offline'}
+          </span>
+          </>
         )}
-        <span className={`feed feed-${liveState}`} data-testid="feed-state" title="live feed">
-          {liveState === 'live' ? '● live' : liveState === 'connecting' ? '○ connecting' : '○ offline'}
-        </span>
       </header>
       {status?.store && !status.store.ok && (
         <div className="store-banner" role="alert" data-testid="store-banner">

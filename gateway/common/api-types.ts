@@ -542,3 +542,16 @@ export interface RunTimeline {
   sessions: Array<{ id: string; connection: string; protocol: string; startedAt: string; endedAt: string | null; status: string; commandCount: number }>;
   steps: RunStep[];
 }
+
+/* ---- review: findings name their command as its session numbers it; retry pairs across a run's sessions ---- */
+export interface FindingView {
+  /** the command's number in its session (`#1`), where the finding is on a command of the store */
+  commandIndex?: number | null;
+}
+
+export interface RunCommandStep {
+  /** this command succeeded where an earlier one of the same shape (kind, normalised text) failed in the run */
+  retryOf?: number;
+  /** this command failed and a later one of the same shape succeeded in the run */
+  retriedBy?: number;
+}

@@ -156,8 +156,8 @@ export function listFindings(db: Db, opts: { sessionId?: string; limit?: number 
   const limit = Math.min(Math.max(opts.limit ?? 1000, 1), 100000);
   const rows = (
     opts.sessionId
-      ? db.prepare('SELECT * FROM findings WHERE session_id = ? ORDER BY id DESC LIMIT ?').all(opts.sessionId, limit)
-      : db.prepare('SELECT * FROM findings ORDER BY id DESC LIMIT ?').all(limit)
+      ? db.prepare('SELECT f.*, c.idx AS command_index FROM findings f LEFT JOIN commands c ON c.id = f.command_id WHERE f.session_id = ? ORDER BY f.id DESC LIMIT ?').all(opts.sessionId, limit)
+      : db.prepare('SELECT f.*, c.idx AS command_index FROM findings f LEFT JOIN commands c ON c.id = f.command_id ORDER BY f.id DESC LIMIT ?').all(limit)
   ) as FindingRow[];
   return rows.map(findingView);
 }

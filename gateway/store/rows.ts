@@ -62,6 +62,8 @@ export interface FindingRow {
   masked_live: number;
   detail: string | null;
   created_at: string;
+  /** joined from the command, where the query asks for it */
+  command_index?: number | null;
 }
 
 export function parseJsonText(text: string | null): Json | null {
@@ -135,6 +137,7 @@ export function findingView(r: FindingRow): FindingView {
     maskedLive: r.masked_live === 1,
     detail: parseJsonText(r.detail),
     createdAt: r.created_at,
+    ...(r.command_index !== undefined ? { commandIndex: r.command_index } : {}),
   };
 }
 

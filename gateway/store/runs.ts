@@ -3,6 +3,7 @@ import { FlightlogError } from '../core/errors';
 import { newId } from '../core/ids';
 import { addRunToken, revokeRunTokens } from './identities';
 import { agentEdits } from './agent-edits';
+import { stripSystemReminders } from '../common/reminders';
 import type { RunCommandStep, RunCounts, RunStep, RunTimeline } from '../common/api-types';
 
 export type { RunCommandStep, RunCounts, RunFindingStep, RunStep, RunTimeline, RunToolCall } from '../common/api-types';
@@ -50,16 +51,7 @@ export function runCounts(db: Db, runId: string): RunCounts {
   return { commands: c.commands, writes: c.writes, findings: f.findings, blocked: c.blocked, held: f.held };
 }
 
-/** Agents inject `<system-reminder>` blocks into the user turn; the human's prompt is what is left. */
-export function stripSystemReminders(text: string): string {
-  // a block and the whitespace around it become one space: "model: <reminder>\nprompt" reads "model: prompt"
-  return text.replace(/\s*<system-reminder>[\s\S]*?(?:<\/system-reminder>|$)\s*/gi, ' ').trim();
-}
-
-
-
-
-
+export { stripSystemReminders } from '../common/reminders';
 
 function obj(v: unknown): Record<string, unknown> | null {
   if (typeof v !== 'string') return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
@@ -77,6 +69,39 @@ function summaryOf(kind: string, result: Record<string, unknown> | null): string
   if (typeof result.status === 'number') return `HTTP ${result.status}`;
   if (kind === 'sftp' && typeof result.bytesWritten === 'number') return `${result.bytesWritten} bytes written`;
   return null;
+}
+
+/**
+ * A command's shape for retry pairs: its kind and the leading words of its text with literals
+ * and spacing normalised, so `ALTER TABLE orders ADD …` failing and `ALTER TABLE orders ADD … DEFAULT now()`
+ * succeeding match, and an UPDATE of the same table does not.
+ */
+export function commandShape(kind: string, text: string): string {
+  const words = text
+    .replace(/--[^\n]*|\/\*[\s\S]*?\*\//g, ' ')
+    .replace(/'(?:[^']|'')*'|"(?:[^"\\]|\\.)*"/g, '?')
+    .replace(/\b\d+(?:\.\d+)?\b/g, '?')
+    .toLowerCase()
+    .split(/[\s(),;]+/)
+    .filter(Boolean);
+  return `${kind} ${words.slice(0, 4).join(' ')}`;
+}
+
+/** Pairs each failed command with the next success of its shape later in the run, across sessions. */
+function markRetries(steps: RunCommandStep[]): void {
+  const pending = new Map<string, RunCommandStep[]>();
+  for (const s of steps) {
+    const shape = commandShape(s.kind, s.text);
+    if (s.status === 'error') {
+      pending.set(shape, [...(pending.get(shape) ?? []), s]);
+    } else if (s.status === 'ok') {
+      const failed = pending.get(shape);
+      if (!failed?.length) continue;
+      s.retryOf = failed[failed.length - 1].commandId;
+      for (const f of failed) f.retriedBy = s.commandId;
+      pending.delete(shape);
+    }
+  }
 }
 
 /** Finds a run by id or a unique prefix of it. */
@@ -139,6 +164,7 @@ export function runTimeline(db: Db, idOrPrefix: string): RunTimeline {
       ...(llm ? { edits: agentEdits(calls) } : {}),
     };
   });
+  markRetries(steps as RunCommandStep[]);
   const findings = db
     .prepare('SELECT f.* FROM findings f JOIN sessions s ON s.id = f.session_id WHERE s.run_id = ? ORDER BY f.id')
     .all(id) as Array<{ id: number; session_id: string | null; command_id: number | null; category: string; kind: string; direction: string; detail: string | null; created_at: string }>;

@@ -7,6 +7,7 @@ import { CodeView, DiffView, languageOf } from '../components/monaco';
 import { ResultTable } from '../components/result-table';
 import { KubeChange } from '../components/kube-change';
 import { fmtBytes, fmtDuration, fmtTime, isRecord, prettyJson, stripAnsi } from '../format';
+import { stripSystemReminders } from '../../gateway/common/reminders';
 import { href } from '../router';
 import { causeLabel, isMcpCallOf, McpBody } from './mcp-detail';
 
@@ -192,17 +193,19 @@ function HttpBody({ c }: { c: CommandView }) {
   );
 }
 
+// the human's words, not the <system-reminder> blocks an agent injects into the user turn
 function turnContent(content: unknown): string {
-  if (typeof content === 'string') return content;
+  if (typeof content === 'string') return stripSystemReminders(content);
   if (Array.isArray(content)) {
     return content
       .map((b) => {
         if (!isRecord(b)) return prettyJson(b);
-        if (typeof b.text === 'string') return b.text;
+        if (typeof b.text === 'string') return stripSystemReminders(b.text);
         if (b.type === 'tool_use') return `→ tool ${String(b.name)}(${prettyJson(b.input)})`;
         if (b.type === 'tool_result') return `← tool result: ${turnContent(b.content)}`;
         return prettyJson(b);
       })
+      .filter(Boolean)
       .join('\n');
   }
   return prettyJson(content);

@@ -6,6 +6,7 @@ import { Empty, ErrorLine, useLive, useLoad } from '../components/common';
 import { fmtTime, prettyJson, shortId } from '../format';
 import { href, type Route } from '../router';
 import { ToolChangedDiff } from './mcp-detail';
+import { useBundleMode } from '../components/read-only';
 
 interface Group {
   key: string;
@@ -35,8 +36,15 @@ function group(findings: FindingView[]): Group[] {
   return [...groups.values()].sort((a, b) => b.count - a.count);
 }
 
+/** The command as its session numbers it (`#1`, as the session view shows it), not the store's row id. */
+function commandLabel(f: FindingView): string {
+  if (f.commandId !== null) return typeof f.commandIndex === 'number' ? `#${f.commandIndex}` : `command ${f.commandId}`;
+  return f.eventSeq !== null ? `event ${f.eventSeq}` : '';
+}
+
 export function FindingsView({ route }: { route: Route }) {
   const sessionFilter = route.params.get('session');
+  const bundles = useBundleMode();
   const { value, error, reload } = useLoad(() => api.findings(), []);
   useLive((msgs) => {
     if (msgs.some((m) => m.type === 'finding')) reload();
@@ -57,7 +65,7 @@ export function FindingsView({ route }: { route: Route }) {
           {groups.reduce((n, g) => n + g.count, 0)} findings in {groups.length} kinds · values are always masked
         </span>
       </div>
-      {groups.length === 0 && <Empty>No secrets seen and no guardrail decisions.</Empty>}
+      {groups.length === 0 && <Empty>{bundles ? 'The opened bundles hold no secret sightings and no guardrail decisions.' : 'No secrets seen and no guardrail decisions.'}</Empty>}
       <div className="finding-groups">
         {groups.map((g) => (
           <section key={g.key} className={`fgroup cat-${g.category}`} data-testid="finding-group" data-kind={g.kind}>
@@ -75,7 +83,7 @@ export function FindingsView({ route }: { route: Route }) {
                     data-testid="finding-link"
                   >
                     <span className="mono">{f.sessionId ? shortId(f.sessionId) : '—'}</span>
-                    <span>{f.commandId !== null ? `command ${f.commandId}` : f.eventSeq !== null ? `event ${f.eventSeq}` : ''}</span>
+                    <span data-testid="finding-command">{commandLabel(f)}</span>
                     <span className={f.seenByAgent ? 'warn' : 'muted'}>
                       {f.direction}
                       {f.seenByAgent ? ' · seen by agent' : f.direction === 'client→upstream' ? ' · sent by agent' : ''}

@@ -6,6 +6,7 @@ import { Empty, ErrorLine, KindTag, StatusPill, useLoad } from '../components/co
 import { DiffView } from '../components/monaco';
 import { fmtDuration, fmtTime, shortId } from '../format';
 import { href, navigate, type Route } from '../router';
+import { useBundleMode } from '../components/read-only';
 import './runs-view.css';
 
 export function RunsView({ route }: { route: Route }) {
@@ -14,6 +15,7 @@ export function RunsView({ route }: { route: Route }) {
 
 function RunsList() {
   const { value, error } = useLoad(() => api.runs(), []);
+  const bundles = useBundleMode();
   if (error) return <ErrorLine error={error} />;
   if (!value) return <Empty>loading…</Empty>;
   return (
@@ -22,7 +24,7 @@ function RunsList() {
         <h2>Runs</h2>
         <span className="muted">{value.length} runs</span>
       </div>
-      {value.length === 0 && <Empty>No agent runs recorded.</Empty>}
+      {value.length === 0 && <Empty>{bundles ? 'The opened bundles hold no agent runs.' : 'No agent runs recorded.'}</Empty>}
       <table className="runs-table">
         <thead>
           <tr>
@@ -97,11 +99,68 @@ function visibleSteps(t: RunTimeline, f: Filters): RunStep[] {
   return t.steps.filter((s) => (s.type === 'command' ? keep.has(s.commandId) : s.commandId !== null ? keep.has(s.commandId) : !any));
 }
 
+const BUCKETS = 60;
+
+interface Bucket {
+  from: number;
+  to: number;
+  commands: RunCommandStep[];
+  errors: number;
+  protocol: string;
+}
+
+/** Activity over the run's time, in equal buckets: how many commands, which protocol most, any error. */
+function buckets(commands: RunCommandStep[]): Bucket[] {
+  if (commands.length === 0) return [];
+  const times = commands.map((c) => Date.parse(c.at));
+  // no spread: a run of 100k commands would overflow the argument list
+  const start = times.reduce((a, b) => Math.min(a, b));
+  const span = Math.max(times.reduce((a, b) => Math.max(a, b)) - start, 1);
+  const out: Bucket[] = Array.from({ length: BUCKETS }, (_, i) => ({ from: start + (span * i) / BUCKETS, to: start + (span * (i + 1)) / BUCKETS, commands: [], errors: 0, protocol: '' }));
+  commands.forEach((c, i) => {
+    const b = out[Math.min(BUCKETS - 1, Math.floor(((times[i] - start) / span) * BUCKETS))];
+    b.commands.push(c);
+    if (c.status === 'error' || c.status === 'blocked') b.errors++;
+  });
+  for (const b of out) {
+    const n = new Map<string, number>();
+    for (const c of b.commands) n.set(c.protocol, (n.get(c.protocol) ?? 0) + 1);
+    b.protocol = [...n.entries()].sort((x, y) => y[1] - x[1])[0]?.[0] ?? '';
+  }
+  return out;
+}
+
+function Minimap({ commands, label, onJump }: { commands: RunCommandStep[]; label: (cid: number) => string; onJump: (b: Bucket) => void }) {
+  const bs = useMemo(() => buckets(commands), [commands]);
+  const max = Math.max(1, ...bs.map((b) => b.commands.length));
+  if (bs.length === 0) return null;
+  return (
+    <div className="run-minimap" data-testid="run-minimap" role="navigation" aria-label="activity over time">
+      {bs.map((b, i) => (
+        <button
+          key={i}
+          type="button"
+          className={`mm-bucket ${b.commands.length === 0 ? 'mm-empty' : b.errors > 0 ? 'mm-error' : `mm-${b.protocol}`}`}
+          style={{ height: `${b.commands.length === 0 ? 2 : 6 + Math.round((b.commands.length / max) * 22)}px` }}
+          disabled={b.commands.length === 0}
+          onClick={() => onJump(b)}
+          title={b.commands.length ? `${new Date(b.from).toISOString().slice(11, 23)} · ${b.commands.length} command${b.commands.length === 1 ? '' : 's'} (${b.commands.slice(0, 5).map((c) => label(c.commandId)).join(', ')}${b.commands.length > 5 ? ', …' : ''})${b.errors ? ` · ${b.errors} failed` : ''}` : ''}
+          data-testid={b.commands.length ? 'minimap-bucket' : undefined}
+          data-errors={b.errors}
+          data-first={b.commands[0] ? label(b.commands[0].commandId) : undefined}
+        />
+      ))}
+    </div>
+  );
+}
+
 function RunTimelineView({ id, route }: { id: string; route: Route }) {
   const { value, error } = useLoad(() => api.run(id), [id]);
   const p = route.params;
   const [f, setF] = useState<Filters>({ protocol: p.get('protocol') ?? '', kind: p.get('kind') ?? '', writes: p.get('writes') === '1', errors: p.get('errors') === '1', findings: p.get('findings') === '1' });
   const steps = useMemo(() => (value ? visibleSteps(value, f) : []), [value, f]);
+  const [focused, setFocused] = useState<number | null>(null);
+  const allCommands = useMemo(() => (value ? value.steps.filter((s): s is RunCommandStep => s.type === 'command') : []), [value]);
   if (error) return <ErrorLine error={error} />;
   if (!value) return <Empty>loading…</Empty>;
   const t = value;
@@ -111,7 +170,17 @@ function RunTimelineView({ id, route }: { id: string; route: Route }) {
     const c = cid === null ? undefined : commands.get(cid);
     return c ? `S${sessionNo.get(c.sessionId) ?? '?'}#${c.index}` : `command ${cid ?? ''}`;
   };
-  const jump = (cid: number) => document.querySelector(`[data-step="${cid}"]`)?.scrollIntoView({ block: 'center' });
+  const jump = (cid: number) => {
+    setFocused(cid);
+    document.querySelector(`[data-step="${cid}"]`)?.scrollIntoView({ block: 'center' });
+  };
+  // that moment: the bucket's first command the filters show, else the next one shown after it
+  const jumpTo = (b: Bucket) => {
+    const shown = steps.filter((s): s is RunCommandStep => s.type === 'command');
+    const ids = new Set(shown.map((s) => s.commandId));
+    const target = b.commands.find((c) => ids.has(c.commandId)) ?? shown.find((s) => Date.parse(s.at) >= b.from) ?? shown[shown.length - 1];
+    if (target) jump(target.commandId);
+  };
   const protocols = [...new Set(t.sessions.map((s) => s.protocol))];
   const kinds = [...new Set([...commands.values()].map((c) => c.kind))];
   const c = t.counts;
@@ -150,6 +219,7 @@ function RunTimelineView({ id, route }: { id: string; route: Route }) {
           {steps.filter((s) => s.type === 'command').length} of {c.commands} commands
         </span>
       </div>
+      <Minimap commands={allCommands} label={label} onJump={jumpTo} />
       {steps.length === 0 && <Empty>No command in this run matches the filters.</Empty>}
       <ol className="run-steps">
         {steps.map((s) =>
@@ -161,7 +231,14 @@ function RunTimelineView({ id, route }: { id: string; route: Route }) {
               {s.commandId !== null && <span className="muted"> on {label(s.commandId)}</span>}
             </li>
           ) : (
-            <li key={s.commandId} className={`run-step status-${s.status}`} data-testid="run-step" data-step={s.commandId} data-kind={s.kind}>
+            <li
+              key={s.commandId}
+              className={`run-step status-${s.status}${focused === s.commandId ? ' focused' : ''}`}
+              data-testid="run-step"
+              data-step={s.commandId}
+              data-kind={s.kind}
+              data-focused={focused === s.commandId ? '1' : undefined}
+            >
               <div className="run-step-head">
                 <span className="mono muted">{s.at.slice(11, 19)}</span>
                 <span className="mono" data-testid="step-label">
@@ -200,7 +277,20 @@ function RunTimelineView({ id, route }: { id: string; route: Route }) {
                 </div>
               ))}
               {s.error && <div className="error-line">{s.error}</div>}
+              {s.retriedBy !== undefined && commands.has(s.retriedBy) && (
+                <div className="run-retry" data-testid="retry-pair">
+                  <button type="button" className="linkish" onClick={() => jump(s.retriedBy!)} data-testid="retried-in">
+                    ↻ retried in {label(s.retriedBy)}
+                  </button>
+                  <DiffView original={s.text} modified={commands.get(s.retriedBy)!.text} language={s.kind === 'sql' ? 'sql' : 'plaintext'} height={80} />
+                </div>
+              )}
               <div className="run-lineage">
+                {s.retryOf !== undefined && (
+                  <button type="button" className="linkish" onClick={() => jump(s.retryOf!)} data-testid="retry-of">
+                    ↻ retry of {label(s.retryOf)}
+                  </button>
+                )}
                 {s.causedBy !== null && (
                   <button type="button" className="linkish" onClick={() => jump(s.causedBy!)} data-testid="caused-by">
                     ← caused by {label(s.causedBy)}

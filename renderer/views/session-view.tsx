@@ -8,6 +8,7 @@ import { fmtDuration, fmtTime, isRecord } from '../format';
 import { href, navigate, type Route } from '../router';
 import { CommandDetail } from './command-detail';
 import { BundleSessionBadge, isBundleSession, useBundles } from '../components/bundle-trust';
+import { stripSystemReminders } from '../../gateway/common/reminders';
 
 export function SessionView({ route }: { route: Route }) {
   const id = route.id ?? '';
@@ -17,7 +18,8 @@ export function SessionView({ route }: { route: Route }) {
   }, 600);
   const cmdParam = route.params.get('cmd');
   const selectedId = cmdParam ? Number(cmdParam) : null;
-  const commands = session?.commands ?? [];
+  // a model call reads as the human's prompt, in the list and in its detail, as in the run timeline
+  const commands = useMemo(() => (session?.commands ?? []).map((c) => (c.kind === 'llm' ? { ...c, text: stripSystemReminders(c.text) } : c)), [session]);
   const selectedIndex = useMemo(() => commands.findIndex((c) => c.id === selectedId), [commands, selectedId]);
   const selected = selectedIndex >= 0 ? commands[selectedIndex] : null;
 

@@ -3,6 +3,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import type { SearchHit, SessionSortKey, SessionSummary } from '../../gateway/common/api-types';
 import { api } from '../api';
 import { Empty, ErrorLine, KindTag, LiveBadge, StatusPill, useLive } from '../components/common';
+import { useBundleMode } from '../components/read-only';
 import { VirtualList } from '../components/virtual-list';
 import { fmtDuration, fmtTime, shortId } from '../format';
 import { href, navigate, type Route } from '../router';
@@ -193,7 +194,7 @@ function SessionList({ filters, setParams }: { filters: Filters; setParams: (p: 
         })}
       </div>
       {total === 0 ? (
-        <Empty>No sessions recorded yet. Point an agent at the gateway: <code>flightlog run -- your-agent</code></Empty>
+        <SessionsEmpty />
       ) : (
         <VirtualList count={total ?? 0} rowHeight={ROW} renderRow={renderRow} onRange={onRange} testId="session-list" />
       )}
@@ -322,4 +323,15 @@ function SearchResults({ q }: { q: string }) {
 function snippetText(h: SearchHit): string {
   const s = h.snippet || h.text;
   return s.replace(/\s+/g, ' ').slice(0, 300);
+}
+
+function SessionsEmpty() {
+  const bundles = useBundleMode();
+  if (bundles === null) return <Empty>loading…</Empty>;
+  if (bundles) return <Empty>The opened bundles hold no sessions.</Empty>;
+  return (
+    <Empty>
+      No sessions recorded yet. Point an agent at the gateway: <code>flightlog run -- your-agent</code>
+    </Empty>
+  );
 }

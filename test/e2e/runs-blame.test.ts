@@ -23,6 +23,8 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
   let page: Page;
   let runId: string;
   let pgRetry: string;
+  let modelSession: string;
+  let deleteId: number;
   const pageErrors: string[] = [];
   const shots = artifactsDir();
   const shot = (name: string) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
@@ -35,10 +37,12 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
     const rec = gw.gateway.recorder;
     const open = (connection: string, protocol: Protocol) => rec.openSession({ connection, protocol, identity: 'claude', runId, clientAddr: '127.0.0.1:50100' });
     const model = open('model', 'http');
+    modelSession = model.id;
     const llm = model.startCommand({ kind: 'llm', text: 'claude-sonnet-4: <system-reminder>\nInternal reminder text.\n</system-reminder>\nShip order 1 please', classification: 'write' });
     llm.finish({
       status: 'ok',
       result: {
+        newTurns: [{ role: 'user', content: [{ type: 'text', text: '<system-reminder>\nInternal reminder text.\n</system-reminder>' }, { type: 'text', text: 'Ship order 1 please' }] }],
         assistantText: 'Shipping it.',
         toolCalls: [
           { id: 't1', name: 'run_sql', arguments: JSON.stringify({ sql: UPDATE }) },
@@ -74,6 +78,7 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
     const api = open('api', 'http');
     api.startCommand({ kind: 'http', text: 'GET /v1/users/1', classification: 'read', detail: { method: 'GET', url: '/v1/users/1' } }).finish({ status: 'ok', result: { status: 200 } });
     const del = api.startCommand({ kind: 'http', text: 'DELETE /v1/users/2', classification: 'write', detail: { method: 'DELETE', url: '/v1/users/2' } });
+    deleteId = del.id;
     api.finding({ category: 'guardrail', kind: 'no-deletes', direction: 'gateway', commandId: del.id, detail: { rule: 'no-deletes', action: 'deny', outcome: 'denied' } });
     del.finish({ status: 'blocked', error: 'blocked by guardrail "no-deletes"' });
     api.close('closed', 'done');
@@ -148,6 +153,69 @@ describe('runs and blame in the app (Chromium)', { timeout: 180_000 }, () => {
     await page.getByTestId('filter-findings').check();
     await page.locator('[data-testid=step-session-link]').click();
     await page.waitForFunction(() => location.hash.startsWith('#/session/'));
+  });
+
+  it('a failed ALTER and its fixed retry in the next session are a pair: link both ways and a diff of the texts', async () => {
+    await page.goto(`${gw.gateway.control.url}/#/runs/${runId}`);
+    await page.waitForSelector('[data-testid=run-step]');
+    // only the failed ALTER has a retry; the UPDATE and the SELECT on the same table are other shapes
+    const pairs = page.locator('[data-testid=retry-pair]');
+    assert.equal(await pairs.count(), 1);
+    const failed = page.locator('[data-testid=run-step]', { has: page.locator('[data-testid=retry-pair]') });
+    assert.equal(await failed.locator('[data-testid=step-label]').textContent(), 'S2#1');
+    assert.equal(await failed.locator('[data-testid=retried-in]').textContent(), '↻ retried in S3#1');
+    assert.deepEqual(await page.locator('[data-testid=retry-of]').allTextContents(), ['↻ retry of S2#1']);
+    await page.waitForSelector('[data-testid=retry-pair] .monaco-diff-editor', { timeout: 20_000 });
+    await page.waitForFunction(() => document.querySelector('[data-testid=retry-pair] .monaco-diff-editor')?.textContent?.replace(/\s/g, ' ').includes('DEFAULT now()'), null, { timeout: 20_000 });
+    await failed.locator('[data-testid=retried-in]').click();
+    await page.waitForSelector('[data-testid=run-step][data-focused="1"]');
+    assert.equal(await page.locator('[data-testid=run-step][data-focused="1"] [data-testid=step-label]').textContent(), 'S3#1');
+    await failed.scrollIntoViewIfNeeded();
+    await failed.screenshot({ path: path.join(shots, 'review-retry-pair.png') });
+  });
+
+  it('the minimap shows activity over time, errors in their own colour; a click jumps to that moment', async () => {
+    await page.goto(`${gw.gateway.control.url}/#/runs/${runId}`);
+    const map = page.getByTestId('run-minimap');
+    await map.waitFor();
+    const buckets = page.locator('[data-testid=minimap-bucket]');
+    const firsts = await buckets.evaluateAll((els) => els.map((e) => e.getAttribute('data-first')));
+    assert.equal(firsts[0], 'S1#1', 'the run starts at the first bucket');
+    const errorBuckets = page.locator('[data-testid=minimap-bucket].mm-error');
+    assert.deepEqual(await errorBuckets.evaluateAll((els) => els.map((e) => e.getAttribute('data-errors'))), ['1', '1'], 'the failed ALTER and the refused DELETE');
+    assert.ok((await page.locator('[data-testid=minimap-bucket].mm-ssh').count()) >= 1, 'SSH work in its protocol colour');
+    await page.getByTestId('filter-protocol').selectOption('postgres');
+    await errorBuckets.first().click();
+    const focused = page.locator('[data-testid=run-step][data-focused="1"]');
+    await focused.waitFor();
+    assert.equal(await focused.locator('[data-testid=step-label]').textContent(), 'S2#1');
+    assert.ok(await focused.evaluate((el) => { const r = el.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; }), 'scrolled into view');
+    await map.screenshot({ path: path.join(shots, 'review-minimap.png') });
+    await shot('review-minimap-jump');
+  });
+
+  it('findings name the command as its session numbers it, and link to it', async () => {
+    await page.goto(`${gw.gateway.control.url}/#/findings`);
+    const link = page.locator('[data-testid=finding-group][data-kind=no-deletes] [data-testid=finding-link]');
+    await link.waitFor();
+    assert.equal(await link.getByTestId('finding-command').textContent(), '#2');
+    await link.click();
+    await page.waitForFunction((id) => location.hash.includes(`cmd=${id}`), deleteId);
+    await page.waitForSelector(`[data-testid=command-row][data-command="${deleteId}"].selected`);
+    assert.equal(await page.locator(`[data-testid=command-row][data-command="${deleteId}"] .cmd-idx`).textContent(), '2');
+    await shot('review-finding-to-command');
+  });
+
+  it('the session view shows a model call as the human prompt, without <system-reminder> blocks', async () => {
+    await page.goto(`${gw.gateway.control.url}/#/session/${modelSession}`);
+    const row = page.locator('[data-testid=command-row]').first();
+    await row.waitFor();
+    assert.match((await row.textContent()) ?? '', /claude-sonnet-4: Ship order 1 please/);
+    await page.getByTestId('command-detail').waitFor();
+    assert.match(await page.getByTestId('conversation').innerText(), /^user\s+Ship order 1 please\s+assistant/im);
+    const text = await page.locator('.session-view').innerText();
+    assert.doesNotMatch(text, /Internal reminder|system-reminder/);
+    await shot('review-session-llm');
   });
 
   it('blames a table, a file and an HTTP path; the first write after last known good is marked', async () => {
