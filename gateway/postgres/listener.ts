@@ -22,7 +22,7 @@ import type { AuthResult, Json } from '../common/types';
 import { parseStartupPacket, ProtocolError } from './client-messages';
 import { decodeFields } from './server-messages';
 import { Relay } from './relay';
-import { ScramError, scramMockCandidates, ScramServer } from './scram';
+import { ScramError, scramMockCandidates, ScramServer } from '../core/scram';
 import { loadSqlParser } from './sql-info';
 import { ensureGatewayCert } from './tls-cert';
 import { cancelUpstream, FrameReader, loginUpstream, UpstreamError } from './upstream';

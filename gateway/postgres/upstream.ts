@@ -9,7 +9,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { PostgresUpstream } from '../common/config-schema';
-import { ScramClient } from './scram';
+import { ScramClient } from '../core/scram';
 import { decodeFields } from './server-messages';
 import * as wire from './wire';
 

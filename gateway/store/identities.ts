@@ -6,7 +6,7 @@ import { newToken } from '../core/ids';
 import type { IdentityView } from '../common/api-types';
 import type { AuthResult, Credential } from '../common/types';
 import type { ScramVerifierSet } from '../core/listener';
-import { SCRAM_ITERATIONS, scramVerifier } from '../postgres/scram';
+import { SCRAM_ITERATIONS, scramVerifier } from '../core/scram';
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as wire from '../../gateway/postgres/wire';
 import { decodeFields } from '../../gateway/postgres/server-messages';
-import { ScramClient } from '../../gateway/postgres/scram';
+import { ScramClient } from '../../gateway/core/scram';
 import { reapAtExit, tempDir } from './tmp';
 
 const PG_BIN = process.env.FLIGHTLOG_PG_BIN ?? '/usr/lib/postgresql/15/bin';

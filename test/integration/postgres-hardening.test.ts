@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { Client } from 'pg';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { errorFields, RawPgClient, startPostgres, type Frame, type PostgresServer } from '../helpers/postgres-server';
-import { ScramClient } from '../../gateway/postgres/scram';
+import { ScramClient } from '../../gateway/core/scram';
 import * as wire from '../../gateway/postgres/wire';
 
 let pg: PostgresServer;

@@ -9,7 +9,7 @@ import { Client } from 'pg';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { errorFields, RawPgClient, startPostgres, type PostgresServer } from '../helpers/postgres-server';
 import { addRunToken, revokeRunTokens } from '../../gateway/store/identities';
-import { ScramClient } from '../../gateway/postgres/scram';
+import { ScramClient } from '../../gateway/core/scram';
 import * as wire from '../../gateway/postgres/wire';
 import type { SessionDetail } from '../../gateway/common/api-types';
 

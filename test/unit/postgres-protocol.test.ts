@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkFrameHeader, parseClientMessage, parseStartupPacket, ProtocolError } from '../../gateway/postgres/client-messages';
-import { ScramClient } from '../../gateway/postgres/scram';
+import { ScramClient } from '../../gateway/core/scram';
 import { analyzeSql, loadSqlParser } from '../../gateway/postgres/sql-info';
 import { decodeDataRow, encodeDataRow, renderValue } from '../../gateway/postgres/server-messages';
 import * as wire from '../../gateway/postgres/wire';

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { MIGRATIONS, openDb } from '../../gateway/store/db';
 import { addIdentity, addRunToken, checkScramToken, hashToken, revokeIdentity, revokeRunTokens, scramVerifiers } from '../../gateway/store/identities';
-import { ScramClient, ScramError, ScramServer, scramVerifier } from '../../gateway/postgres/scram';
+import { ScramClient, ScramError, ScramServer, scramVerifier } from '../../gateway/core/scram';
 import type { ScramVerifierSet } from '../../gateway/core/listener';
 import { tempDir } from '../helpers/tmp';
 

@@ -10,7 +10,7 @@ import { analyzeSql, loadSqlParser, type StatementInfo } from '../../gateway/pos
 import { literalEnd } from '../../gateway/postgres/sql-secrets';
 import { maskCopyText, maskParams, maskStatementText, scrubMessage, type Sighting } from '../../gateway/postgres/secret-columns';
 import { createMasker } from '../../gateway/masking';
-import { scramMockCandidates, scramMockSalt } from '../../gateway/postgres/scram';
+import { scramMockCandidates, scramMockSalt } from '../../gateway/core/scram';
 
 before(() => loadSqlParser());
 
