@@ -34,14 +34,16 @@ export class AgentConnection {
   private readonly remoteForwards = new Map<string, { commandId: number; finish: (error?: string) => void }>();
   private closed = false;
   readonly runId: string | null;
+  private readonly stopCoalescing: (() => void) | null;
 
   constructor(
     readonly ctx: ListenerContext,
     private readonly conn: Connection,
     readonly identity: string,
     private readonly describer: OpenFailDescriber,
-    meta: { clientAddr?: string; user: string; software?: string; runId?: string | null },
+    meta: { clientAddr?: string; user: string; software?: string; runId?: string | null; stopCoalescing?: (() => void) | null },
   ) {
+    this.stopCoalescing = meta.stopCoalescing ?? null;
     const up = ctx.connection.upstream as SshUpstream;
     this.runId = meta.runId ?? null;
     this.session = ctx.openSession({
@@ -105,6 +107,9 @@ export class AgentConnection {
   private terminate(message: string): void {
     if (this.closed || this.terminated) return;
     this.terminated = true;
+    // The message must reach the client's terminal before the channel's close and the
+    // disconnect: written in one segment with them, OpenSSH can exit before it prints it.
+    this.stopCoalescing?.();
     this.upstreamClient?.end();
     const closing: Promise<void>[] = [];
     for (const c of this.channels) {

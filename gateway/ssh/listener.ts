@@ -45,7 +45,7 @@ export const startSshListener: StartListener = async (ctx: ListenerContext): Pro
     // Nagle plus the peer's delayed ACK holds each small SSH packet ~40 ms: request/response
     // traffic (sftp, scp -r, a tunnelled database) would crawl. ssh2 has it, its typings do not.
     (conn as Connection & { setNoDelay?(on: boolean): void }).setNoDelay?.(true);
-    coalesceWrites(conn);
+    const stopCoalescing = coalesceWrites(conn);
     const clientAddr = `${info.ip}:${info.port}`;
     const describer = new OpenFailDescriber();
     describer.install(conn);
@@ -94,7 +94,7 @@ export const startSshListener: StartListener = async (ctx: ListenerContext): Pro
     });
 
     conn.on('ready', () => {
-      agent = new AgentConnection(ctx, conn, identity ?? user, describer, { clientAddr, user, software: info.header?.versions?.software, runId });
+      agent = new AgentConnection(ctx, conn, identity ?? user, describer, { clientAddr, user, software: info.header?.versions?.software, runId, stopCoalescing });
       live.add(agent);
       ctx.log.info(`ssh ${name}: ${identity} connected from ${clientAddr} (upstream ${upstream.user}@${upstream.host}:${upstream.port})`);
     });

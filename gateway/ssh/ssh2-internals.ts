@@ -93,9 +93,9 @@ interface CorkableSocket {
  * sends every packet that tick produced in one writev, without delaying any of them.
  * `owner` is an ssh2 Client or server Connection; anything else is left alone.
  */
-export function coalesceWrites(owner: unknown): boolean {
+export function coalesceWrites(owner: unknown): (() => void) | null {
   const sock = (owner as { _sock?: unknown } | null)?._sock as Partial<CorkableSocket> | undefined;
-  if (!sock || typeof sock.write !== 'function' || typeof sock.cork !== 'function' || typeof sock.uncork !== 'function') return false;
+  if (!sock || typeof sock.write !== 'function' || typeof sock.cork !== 'function' || typeof sock.uncork !== 'function') return null;
   const s = sock as CorkableSocket;
   const write = s.write;
   let corked = false;
@@ -111,5 +111,9 @@ export function coalesceWrites(owner: unknown): boolean {
     }
     return write.apply(this, args);
   };
-  return true;
+  // Stops coalescing: what was written goes out now, and each later packet in its own write.
+  return () => {
+    s.write = write;
+    if (corked) uncork();
+  };
 }
