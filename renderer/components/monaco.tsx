@@ -26,6 +26,13 @@ monaco.editor.defineTheme('flightlog', {
   colors: { 'editor.background': '#0f141b', 'editorGutter.background': '#0f141b', 'diffEditor.insertedTextBackground': '#2ea04333', 'diffEditor.removedTextBackground': '#f8514933' },
 });
 
+// A diff editor disposed while its worker computes (a view re-rendered, a filter changed) makes
+// Monaco reject that computation with this error, which nothing awaits: the diff is gone with its
+// editor, so there is nothing to report.
+window.addEventListener('unhandledrejection', (e: PromiseRejectionEvent) => {
+  if (e.reason instanceof Error && e.reason.message === 'no diff result available') e.preventDefault();
+});
+
 const COMMON: monaco.editor.IEditorOptions = {
   readOnly: true,
   domReadOnly: true,
@@ -89,6 +96,8 @@ export function DiffView({ original, modified, language, height }: { original: s
     const b = monaco.editor.createModel(modified, language);
     e.setModel({ original: a, modified: b });
     return () => {
+      // detach first: a computation still running then sees its models gone and cancels
+      e.setModel(null);
       e.dispose();
       a.dispose();
       b.dispose();
