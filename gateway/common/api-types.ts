@@ -54,6 +54,8 @@ export interface FindingView {
   id: number;
   sessionId: string | null;
   commandId: number | null;
+  /** the command's number in its session (`#1`), where the finding is on a command of the store */
+  commandIndex?: number | null;
   eventSeq: number | null;
   category: 'secret' | 'guardrail' | 'auth';
   kind: string;
@@ -483,6 +485,10 @@ export interface RunToolCall {
 
 export interface RunCommandStep {
   type: 'command';
+  /** this command succeeded where an earlier one of the same shape (kind, normalised text) failed in the run */
+  retryOf?: number;
+  /** this command failed and a later one of the same shape succeeded in the run */
+  retriedBy?: number;
   at: string;
   commandId: number;
   sessionId: string;
@@ -541,17 +547,4 @@ export interface RunTimeline {
   counts: RunCounts;
   sessions: Array<{ id: string; connection: string; protocol: string; startedAt: string; endedAt: string | null; status: string; commandCount: number }>;
   steps: RunStep[];
-}
-
-/* ---- review: findings name their command as its session numbers it; retry pairs across a run's sessions ---- */
-export interface FindingView {
-  /** the command's number in its session (`#1`), where the finding is on a command of the store */
-  commandIndex?: number | null;
-}
-
-export interface RunCommandStep {
-  /** this command succeeded where an earlier one of the same shape (kind, normalised text) failed in the run */
-  retryOf?: number;
-  /** this command failed and a later one of the same shape succeeded in the run */
-  retriedBy?: number;
 }

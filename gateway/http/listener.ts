@@ -16,7 +16,7 @@ import { Exchange, type ExchangeShared } from './exchange';
 import { ConversationTracker } from './llm-turns';
 import { resolveUpstream } from './upstream';
 import { handleUpgrade } from './websocket';
-import { listenOn } from '../net-listen';
+import { closeListener, listenOn } from '../net-listen';
 
 export const startHttpListener: StartListener = async (ctx: ListenerContext): Promise<Listener> => {
   const options = readOptions(ctx.connection.options ?? {});
@@ -91,15 +91,7 @@ export const startHttpListener: StartListener = async (ctx: ListenerContext): Pr
   return {
     address,
     close(): Promise<void> {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const [socket, c] of connections) {
-          c.closeSession();
-          socket.destroy();
-        }
-        connections.clear();
-        target.agent.destroy();
-      });
+      closing ??= closeListener(server, connections, () => target.agent.destroy());
       return closing;
     },
   };

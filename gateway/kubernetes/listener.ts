@@ -16,7 +16,7 @@ import { KubeExchange } from './exchange';
 import { sendStatus, type KubeShared } from './shared';
 import { handleKubeUpgrade } from './streams';
 import { KubeConfigError, resolveKubeTarget } from './upstream';
-import { listenOn } from '../net-listen';
+import { closeListener, listenOn } from '../net-listen';
 
 export interface KubeListenerOptions {
   timeoutMs: number;
@@ -107,15 +107,7 @@ export const startKubernetesListener: StartListener = async (ctx: ListenerContex
   return {
     address,
     close(): Promise<void> {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const [socket, c] of connections) {
-          c.closeSession();
-          socket.destroy();
-        }
-        connections.clear();
-        target.agent.destroy();
-      });
+      closing ??= closeListener(server, connections, () => target.agent.destroy());
       return closing;
     },
   };
