@@ -19,7 +19,7 @@ import { SecretScrubber } from './scrub';
 import { SseParser, type SseEvent } from './sse';
 import { SseStreamMasker } from './sse-mask';
 import { CREDENTIAL_KIND, forwardHeaders, upstreamPath, type UpstreamTarget } from './upstream';
-import { blockedMessage, decisionDetail } from '../policy/decision';
+import { blockedMessage, decisionDetail, holdTerms } from '../policy/decision';
 import { deniedMessage, recordApprovalOutcome, type ApprovalOutcome } from '../approvals';
 import { toolCallsOf } from './lineage';
 
@@ -206,10 +206,7 @@ export class Exchange {
         identity: this.identity,
         runId,
         commandText: ctx.masker.maskText(this.text).text,
-        rule: decision.rule ?? 'policy',
-        reason: decision.reason ?? null,
-        rulesVersion: decision.rulesVersion ?? null,
-        timeoutSeconds: decision.timeoutSeconds,
+        ...holdTerms(decision),
       });
       // the client gave up: nobody is left to answer
       const gone = (): void => held.cancel();

@@ -14,7 +14,7 @@ import type { PendingApproval } from '../common/api-types';
 import { authenticateRequest, type ClientConnection } from '../http/connection';
 import { PayloadTap, bodyRecord, type BodyRecord } from '../http/payload';
 import { recordedHeaders } from '../http/exchange';
-import { blockedMessage, decisionDetail } from '../policy/decision';
+import { blockedMessage, decisionDetail, holdTerms } from '../policy/decision';
 import { deniedMessage, recordApprovalOutcome, type ApprovalOutcome } from '../approvals';
 import { bodyFacts, dropNoise, isObject, maskSecrets, parseBody } from './objects';
 import { kubeDetail, kubectlText, kubeTargets, parseKubeRequest, type KubeRequest } from './request-info';
@@ -142,10 +142,7 @@ export class KubeExchange {
         identity: this.identity,
         runId: this.runId,
         commandText: ctx.masker.maskText(this.text).text,
-        rule: decision.rule ?? 'policy',
-        reason: decision.reason ?? null,
-        rulesVersion: decision.rulesVersion ?? null,
-        timeoutSeconds: decision.timeoutSeconds,
+        ...holdTerms(decision),
       });
       const gone = (): void => held.cancel();
       this.res.once('close', gone);

@@ -13,7 +13,7 @@ import type { CommandHandle, CommandStatus, Direction, Json, PolicyDecision, Ses
 import { authenticateRequest, type ClientConnection } from '../http/connection';
 import { WsFrameReader, type WsMessage } from '../http/ws-frames';
 import { TextCoalescer } from '../ssh/text-coalescer';
-import { blockedMessage, decisionDetail } from '../policy/decision';
+import { blockedMessage, decisionDetail, holdTerms } from '../policy/decision';
 import { deniedMessage, recordApprovalOutcome } from '../approvals';
 import { authMessage, decide, errorBody, requestOptions, upstreamHeaders, upstreamStatus, type KubeShared } from './shared';
 import { kubeDetail, kubectlText, kubeTargets, parseKubeRequest } from './request-info';
@@ -237,10 +237,7 @@ export function handleKubeUpgrade(shared: KubeShared, conn: ClientConnection, re
       identity: auth.identity,
       runId,
       commandText: ctx.masker.maskText(text).text,
-      rule: decision.rule ?? 'policy',
-      reason: decision.reason ?? null,
-      rulesVersion: decision.rulesVersion ?? null,
-      timeoutSeconds: decision.timeoutSeconds,
+      ...holdTerms(decision),
     });
     const gone = (): void => held.cancel();
     socket.once('close', gone);

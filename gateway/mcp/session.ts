@@ -31,7 +31,7 @@ import type { ApprovalOutcome, ApprovalRequest, HeldCommand } from '../approvals
 import { deniedMessage, recordApprovalOutcome } from '../approvals';
 import type { ListenerContext } from '../core/listener';
 import type { CommandHandle, CommandStatus, Direction, Json, Policy, PolicyDecision, PolicyInput, SessionRecorder, SessionStatus } from '../common/types';
-import { blockedMessage, decisionDetail } from '../policy/decision';
+import { blockedMessage, decisionDetail, holdTerms } from '../policy/decision';
 import { diffTool, fingerprintTool, toolDefinition, type ToolBaselines, type ToolDefinition } from './tool-drift';
 
 /** A JSON-RPC 2.0 message as the MCP wire carries it. */
@@ -321,10 +321,7 @@ export class McpSession {
         identity: this.ctx.identity,
         runId: this.ctx.runId,
         commandText: this.ctx.maskText(this.capped(text)),
-        rule: decision.rule ?? 'policy',
-        reason: decision.reason ?? null,
-        rulesVersion: decision.rulesVersion ?? null,
-        timeoutSeconds: decision.timeoutSeconds,
+        ...holdTerms(decision),
       });
       this.event('mcp.held', 'gateway', { id: m.id as Json, method, approvalId: hold.approval.id, rule: hold.approval.rule });
       let settle!: (v: FinalVerdict) => void;

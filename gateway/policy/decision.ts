@@ -35,3 +35,8 @@ export function decisionDetail(decision: PolicyDecision, commandText: string, de
     rulesVersion: decision.rulesVersion ?? null,
   };
 }
+
+/** What a held command asks the approvals registry, taken from the decision the same way everywhere. */
+export function holdTerms(decision: PolicyDecision): { rule: string; reason: string | null; rulesVersion: string | null; timeoutSeconds?: number } {
+  return { rule: decision.rule ?? 'policy', reason: decision.reason ?? null, rulesVersion: decision.rulesVersion ?? null, timeoutSeconds: decision.timeoutSeconds };
+}

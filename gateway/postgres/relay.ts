@@ -20,7 +20,7 @@ import {
 } from './secret-columns';
 import { analyzeSql, type StatementInfo } from './sql-info';
 import * as wire from './wire';
-import { blockedMessage, decisionDetail } from '../policy/decision';
+import { blockedMessage, decisionDetail, holdTerms } from '../policy/decision';
 import { deniedMessage, recordApprovalOutcome, sha256, type ApprovalDetails, type ApprovalOutcome, type HeldCommand, type PendingApproval } from '../approvals';
 import type { PolicyDecision } from '../common/types';
 import { checkServerHeader, clientHeaderCheck, frames, maxMessageBytes, MessageTooLarge } from './relay-framing';
@@ -594,10 +594,7 @@ export class Relay {
       identity: this.opts.identity,
       runId: this.opts.runId ?? null,
       commandText,
-      rule: decision.rule ?? 'policy',
-      reason: decision.reason ?? null,
-      rulesVersion: decision.rulesVersion ?? null,
-      timeoutSeconds: decision.timeoutSeconds,
+      ...holdTerms(decision),
     });
     this.awaiting = held;
     this.client.pause();

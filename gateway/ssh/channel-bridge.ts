@@ -8,7 +8,7 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel, ServerChannel } from 'ssh2';
 import type { CommandHandle, Direction, Json, PolicyDecision, SessionRecorder } from '../common/types';
-import { blockedMessage, decisionDetail } from '../policy/decision';
+import { blockedMessage, decisionDetail, holdTerms } from '../policy/decision';
 import { deniedMessage, recordApprovalOutcome, type ApprovalOutcome, type PendingApproval } from '../approvals';
 import type { AgentConnection } from './connection';
 import { drained, ended, relay } from './relay';
@@ -318,10 +318,7 @@ export function bridgeChannel(agent: AgentConnection, ch: ServerChannel, up: Cli
       identity: agent.identity,
       runId: agent.runId,
       commandText: agent.ctx.masker.maskText(text).text,
-      rule: decision.rule ?? 'policy',
-      reason: decision.reason ?? null,
-      rulesVersion: decision.rulesVersion ?? null,
-      timeoutSeconds: decision.timeoutSeconds,
+      ...holdTerms(decision),
     });
     const to = tracker ? ch : ch.stderr;
     const note = `flightlog: guardrail "${decision.rule ?? 'policy'}" holds this line for approval (${held.approval.id})`;

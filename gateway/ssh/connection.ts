@@ -13,7 +13,7 @@ import { connectUpstream } from './upstream';
 import { bridgeChannel, startExec } from './channel-bridge';
 import { SftpProxy } from './sftp-proxy';
 import { drained, ended } from './relay';
-import { blockedMessage, decisionDetail } from '../policy/decision';
+import { blockedMessage, decisionDetail, holdTerms } from '../policy/decision';
 import { deniedMessage, recordApprovalOutcome, type ApprovalOutcome } from '../approvals';
 import type { PendingApproval } from '../common/api-types';
 
@@ -410,10 +410,7 @@ class SessionChannel {
           identity: agent.identity,
           runId: agent.runId,
           commandText: agent.ctx.masker.maskText(what.command).text,
-          rule: decision.rule ?? 'policy',
-          reason: decision.reason ?? null,
-          rulesVersion: decision.rulesVersion ?? null,
-          timeoutSeconds: decision.timeoutSeconds,
+          ...holdTerms(decision),
         });
         // the client closed the channel or the connection ended: nobody waits for the command
         const gone = (): void => held.cancel();
