@@ -34,16 +34,14 @@ export class AgentConnection {
   private readonly remoteForwards = new Map<string, { commandId: number; finish: (error?: string) => void }>();
   private closed = false;
   readonly runId: string | null;
-  private readonly stopCoalescing: (() => void) | null;
 
   constructor(
     readonly ctx: ListenerContext,
     private readonly conn: Connection,
     readonly identity: string,
     private readonly describer: OpenFailDescriber,
-    meta: { clientAddr?: string; user: string; software?: string; runId?: string | null; stopCoalescing?: (() => void) | null },
+    meta: { clientAddr?: string; user: string; software?: string; runId?: string | null },
   ) {
-    this.stopCoalescing = meta.stopCoalescing ?? null;
     const up = ctx.connection.upstream as SshUpstream;
     this.runId = meta.runId ?? null;
     this.session = ctx.openSession({
@@ -107,9 +105,6 @@ export class AgentConnection {
   private terminate(message: string): void {
     if (this.closed || this.terminated) return;
     this.terminated = true;
-    // The message must reach the client's terminal before the channel's close and the
-    // disconnect: written in one segment with them, OpenSSH can exit before it prints it.
-    this.stopCoalescing?.();
     this.upstreamClient?.end();
     const closing: Promise<void>[] = [];
     for (const c of this.channels) {
@@ -124,9 +119,12 @@ export class AgentConnection {
         if (!channel.destroyed) channel.close();
       });
     }
-    // then end the connection, once the channels are closed
+    // OpenSSH leaves by itself once its channels are closed, after printing what they carried;
+    // ending the connection under it can make it exit before that. So the gateway ends it only
+    // if the client is still there after 900 ms.
+    const clientGone = new Promise<void>((resolve) => this.conn.once('close', () => resolve()));
     const timeout = new Promise<void>((resolve) => setTimeout(resolve, 900).unref());
-    void Promise.race([Promise.all(closing), timeout]).then(() => this.close('closed'));
+    void Promise.race([Promise.all(closing).then(() => clientGone), timeout]).then(() => this.close('closed'));
   }
 
   /** Ends the agent's connection and the upstream login; closes the session. Idempotent. */

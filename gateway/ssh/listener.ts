@@ -12,7 +12,7 @@ import type { AuthResult } from '../common/types';
 import { AgentConnection } from './connection';
 import { loadOrCreateHostKey } from './host-keys';
 import { AGENT_LEG_CIPHERS } from './algorithms';
-import { coalesceWrites, OpenFailDescriber, sendAuthBanner } from './ssh2-internals';
+import { OpenFailDescriber, sendAuthBanner } from './ssh2-internals';
 import { listenOn } from '../net-listen';
 
 const METHODS: Array<'publickey' | 'password'> = ['publickey', 'password'];
@@ -45,7 +45,9 @@ export const startSshListener: StartListener = async (ctx: ListenerContext): Pro
     // Nagle plus the peer's delayed ACK holds each small SSH packet ~40 ms: request/response
     // traffic (sftp, scp -r, a tunnelled database) would crawl. ssh2 has it, its typings do not.
     (conn as Connection & { setNoDelay?(on: boolean): void }).setNoDelay?.(true);
-    const stopCoalescing = coalesceWrites(conn);
+    // The agent's leg writes each packet as ssh2 sends it: coalesced, a revocation notice could
+    // share a segment with the close and disconnect after it, and OpenSSH then exits before
+    // printing it (seen in CI). The upstream leg coalesces (gateway/ssh/upstream.ts).
     const clientAddr = `${info.ip}:${info.port}`;
     const describer = new OpenFailDescriber();
     describer.install(conn);
@@ -94,7 +96,7 @@ export const startSshListener: StartListener = async (ctx: ListenerContext): Pro
     });
 
     conn.on('ready', () => {
-      agent = new AgentConnection(ctx, conn, identity ?? user, describer, { clientAddr, user, software: info.header?.versions?.software, runId, stopCoalescing });
+      agent = new AgentConnection(ctx, conn, identity ?? user, describer, { clientAddr, user, software: info.header?.versions?.software, runId });
       live.add(agent);
       ctx.log.info(`ssh ${name}: ${identity} connected from ${clientAddr} (upstream ${upstream.user}@${upstream.host}:${upstream.port})`);
     });
