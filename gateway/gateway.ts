@@ -468,6 +468,7 @@ export class Gateway {
         this.runtime.approvals.cancelAll();
         await Promise.allSettled([...this.listeners.values()].map((l) => l.listener?.close()));
         await this.recorder.closeAll(reason).catch(() => undefined);
+        await this.recorder.close().catch(() => undefined);
         await this.control.close();
         this.db.close();
         try {

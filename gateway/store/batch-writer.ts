@@ -1,15 +1,17 @@
 /**
- * The batching writer under the recorder: row writes are queued on the caller's turn and
- * committed in grouped transactions shortly after, on a writer thread with its own connection
- * when the store is a file (the event loop that relays traffic never waits on SQLite), or here
- * when a listener waits to forward a small batch. A failed commit fails the store for good
+ * The batching writer under the recorder: row writes are queued on the caller's turn and cut
+ * into a batch shortly after. When the store is a file, a batch is appended to the record
+ * journal (one write) and that is its acknowledgement; a writer thread with its own connection
+ * then loads journal batches into SQLite, several to a transaction (see journal.ts). An
+ * in-memory store commits each batch here. A failed write or load fails the store for good
  * (fail-closed). What the rows mean is the recorder's business, not this file's.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Db } from './db';
-import { prepareAll, runBatch, type BatchOps, type WorkerBatch, type WorkerReply } from './recorder-worker';
+import { prepareAll, runBatch, type BatchOps, type WorkerRecords, type WorkerReply } from './recorder-worker';
+import { encodeOps, journalPath, JournalWriter, replayJournal } from './journal';
 import type { SessionStatus } from '../common/types';
 
 /** What the recorder tells the live feed (control API WebSocket) after each commit. */
@@ -25,8 +27,10 @@ const MAX_BATCH_OPS = 8000;
 /** an idle writer thread is stopped after this long (restarted on the next batch) */
 const WRITER_IDLE_MS = 2000;
 const WORKER_FILE = path.join(__dirname, 'recorder-worker.js');
-/** the largest batch (flat ops length) an acknowledgement commits on the caller's thread */
-const INLINE_ACK_MAX_OPS = 64;
+/** the least time between two of the writer thread's transactions (default) */
+const DEFAULT_LOAD_INTERVAL_MS = 5;
+/** a journal whose batches are all in the store is emptied once it is this large */
+const JOURNAL_TRUNCATE_BYTES = 1024 * 1024;
 
 interface Waiter {
   resolve: () => void;
@@ -40,16 +44,24 @@ interface Batch {
   notices: RecorderNotice[];
 }
 
+/** a journal batch not yet in the store: its notices go out once it is */
+interface Unloaded {
+  seq: number;
+  notices: RecorderNotice[];
+}
+
 export interface BatchWriterOptions {
   /** how long appends wait to be grouped into one commit (default 4 ms) */
   commitIntervalMs?: number;
   /** called once, when the first commit fails: from then on the store is failed (fail-closed) */
   onStoreFailure?: (err: Error) => void;
   /**
-   * Commit on a writer thread with its own connection (default true for a store file): the
-   * event loop that relays traffic then never waits on SQLite.
+   * Journal batches and load them on a writer thread with its own connection (default true for
+   * a store file): the event loop that relays traffic then never waits on SQLite.
    */
   writerThread?: boolean;
+  /** the least time between two of the writer thread's transactions (default 5 ms) */
+  loadIntervalMs?: number;
 }
 
 export abstract class BatchWriter {
@@ -59,10 +71,12 @@ export abstract class BatchWriter {
   private listeners: Array<(n: RecorderNotice) => void> = [];
   private notices: RecorderNotice[] = [];
   private batchSeq = 0;
-  /** the batch the writer thread is committing (at most one: later rows group into the next) */
-  private inFlight: Batch | null = null;
-  /** the commit timer fired while a batch was in flight: cut the next one on its ack */
-  private due = false;
+  private journal: JournalWriter | null = null;
+  /** the seq of the last batch written to the journal, and of the last the store holds */
+  private journalSeq = 0;
+  private loadedSeq = 0;
+  private unloaded: Unloaded[] = [];
+  private loadWaiters: Array<Waiter & { seq: number }> = [];
   private worker: Worker | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly useWorker: boolean;
@@ -79,7 +93,24 @@ export abstract class BatchWriter {
   ) {
     this.useWorker = writerOpts.writerThread !== false && !db.memory && db.name !== '' && fs.existsSync(WORKER_FILE);
     // prepared up front on the main connection too: a schema that cannot take the rows fails here
-    if (!this.useWorker) this.stmtsCache = prepareAll(db);
+    this.stmtsCache = prepareAll(db);
+    if (this.useWorker) this.openJournal();
+  }
+
+  /**
+   * Loads what a crashed process left in the journal (openDb does too; this is for a store
+   * opened otherwise), then starts the journal empty, numbering on from the store's seq.
+   */
+  private openJournal(): void {
+    const file = journalPath(this.db);
+    const r = replayJournal(this.db, file);
+    if (r.last > r.seq) {
+      // records past a gap: never acknowledged after the ones the store has; kept, not loaded
+      fs.renameSync(file, `${file}.unloaded-${Date.now()}`);
+    }
+    this.journal = new JournalWriter(file);
+    this.journal.truncate();
+    this.journalSeq = this.loadedSeq = r.seq;
   }
 
   /** Rows the owner adds to a batch as it is cut (counters, search passes). */
@@ -97,18 +128,26 @@ export abstract class BatchWriter {
     };
   }
 
-  /** Commits everything queued now; resolves when it is on disk (a command's acknowledgement). */
+  /**
+   * Writes everything queued now; resolves when it is durable (a command's acknowledgement):
+   * in the journal, or committed when the store is in memory.
+   */
   ack(): Promise<void> {
     if (this.storeError) return Promise.reject(this.storeError);
-    if (this.queue.length === 0) {
-      if (!this.inFlight) return Promise.resolve();
-      const batch = this.inFlight;
-      return new Promise((resolve, reject) => batch.waiters.push({ resolve, reject }));
-    }
+    if (this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });
       this.scheduleNow();
     });
+  }
+
+  /** Resolves once everything queued now is in the store itself, where readers see it. */
+  async settle(): Promise<void> {
+    await this.ack();
+    if (this.loadedSeq >= this.journalSeq) return;
+    const seq = this.journalSeq;
+    this.worker?.postMessage({ type: 'load' });
+    return new Promise((resolve, reject) => this.loadWaiters.push({ seq, resolve, reject }));
   }
 
   /**
@@ -176,21 +215,42 @@ export abstract class BatchWriter {
       this.failPending();
       return;
     }
-    if (this.inFlight) {
-      this.due = true;
-      return;
-    }
     if (this.queue.length === 0 && this.waiters.length === 0) return;
     this.beforeCut();
     const batch: Batch = { id: ++this.batchSeq, ops: this.queue, waiters: this.waiters, notices: this.notices };
     this.queue = [];
     this.waiters = [];
     this.notices = [];
-    // A listener is waiting to forward a command and the writer thread is idle: a small batch
-    // commits here, sparing the two thread hops that would stand between the client and its
-    // upstream. Nothing else writes meanwhile (the writer only writes a batch it was sent).
-    if (this.useWorker && (batch.waiters.length === 0 || batch.ops.length > INLINE_ACK_MAX_OPS)) this.send(batch);
+    if (this.journal) this.journalBatch(batch, this.journal);
     else this.commitHere(batch);
+  }
+
+  /** One write to the journal acknowledges the batch; the writer thread loads it into the store. */
+  private journalBatch(batch: Batch, journal: JournalWriter): void {
+    if (batch.ops.length === 0) {
+      for (const w of batch.waiters) w.resolve();
+      return;
+    }
+    const seq = this.journalSeq + 1;
+    let payload: Buffer;
+    try {
+      payload = encodeOps(batch.ops);
+      journal.append(seq, payload);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      this.fail(new Error(e.code === 'ENOSPC' ? 'the record journal could not be written: the disk is full' : `the record journal could not be written: ${e.message}`), batch);
+      return;
+    }
+    this.journalSeq = seq;
+    for (const w of batch.waiters) w.resolve();
+    this.unloaded.push({ seq, notices: batch.notices });
+    const w = this.writer();
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    // batches not yet loaded keep the process alive, as the commit timer did
+    w.ref();
+    const whole = payload.byteOffset === 0 && payload.byteLength === payload.buffer.byteLength;
+    w.postMessage({ type: 'records', seq, payload } satisfies WorkerRecords, whole ? [payload.buffer as ArrayBuffer] : []);
   }
 
   private commitHere(batch: Batch): void {
@@ -203,19 +263,9 @@ export abstract class BatchWriter {
     this.committed(batch);
   }
 
-  private send(batch: Batch): void {
-    const w = this.writer();
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
-    this.inFlight = batch;
-    // a batch in flight keeps the process alive, as the commit timer did
-    w.ref();
-    w.postMessage({ type: 'batch', id: batch.id, ops: batch.ops } satisfies WorkerBatch);
-  }
-
   private writer(): Worker {
     if (this.worker) return this.worker;
-    const w = new Worker(WORKER_FILE, { workerData: { flightlogRecorder: true, file: this.db.name } });
+    const w = new Worker(WORKER_FILE, { workerData: { flightlogRecorder: true, file: this.db.name, minIntervalMs: this.writerOpts.loadIntervalMs ?? DEFAULT_LOAD_INTERVAL_MS } });
     w.on('message', (m: WorkerReply) => this.onReply(w, m));
     w.on('error', (err: Error) => this.writerLost(w, `the store writer failed: ${err.message}`));
     w.on('exit', () => this.writerLost(w, 'the store writer stopped'));
@@ -224,53 +274,101 @@ export abstract class BatchWriter {
   }
 
   private onReply(w: Worker, m: WorkerReply): void {
-    const batch = this.inFlight;
-    if (w !== this.worker || !batch || batch.id !== m.id) return;
-    this.inFlight = null;
+    if (w !== this.worker) return;
     if (m.error !== undefined) {
       w.unref();
-      this.fail(new Error(m.error), batch);
+      this.fail(new Error(m.error), null);
       return;
     }
-    this.committed(batch);
-    if (this.due || this.queue.length >= MAX_BATCH_OPS) {
-      this.due = false;
-      this.commit();
+    this.loadedSeq = Math.max(this.loadedSeq, m.seq);
+    let n = 0;
+    while (n < this.unloaded.length && this.unloaded[n].seq <= this.loadedSeq) n++;
+    const done = this.unloaded.splice(0, n);
+    if (this.listeners.length) for (const u of done) this.announce(u.notices);
+    if (this.loadWaiters.length) {
+      const still: typeof this.loadWaiters = [];
+      for (const x of this.loadWaiters) {
+        if (x.seq <= this.loadedSeq) x.resolve();
+        else still.push(x);
+      }
+      this.loadWaiters = still;
     }
-    if (!this.inFlight) {
-      w.unref();
-      this.idleTimer = setTimeout(() => this.stopWriter(), WRITER_IDLE_MS);
-      this.idleTimer.unref();
+    if (this.loadedSeq < this.journalSeq) return;
+    // everything written is in the store
+    if (this.journal && this.journal.bytes >= JOURNAL_TRUNCATE_BYTES) this.truncateJournal();
+    w.unref();
+    this.idleTimer = setTimeout(() => this.stopWriter(), WRITER_IDLE_MS);
+    this.idleTimer.unref();
+  }
+
+  private truncateJournal(): void {
+    try {
+      this.journal?.truncate();
+    } catch {
+      // a journal left long is only replayed (and skipped) at the next open
     }
   }
 
   /** Stops an idle writer thread (it closes its connection); the next batch starts a new one. */
-  private stopWriter(): void {
+  private stopWriter(): Worker | null {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;
     const w = this.worker;
-    if (!w || this.inFlight) return;
+    if (!w || this.loadedSeq < this.journalSeq) return null;
     this.worker = null;
+    this.truncateJournal();
     w.postMessage({ type: 'close' });
+    return w;
+  }
+
+  /**
+   * At shutdown, after the last settle: stops the writer thread and closes the journal. A store
+   * that failed gets one more try at loading the journal (space may be back); what does not
+   * load stays in the journal for the next open.
+   */
+  async close(): Promise<void> {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    const w = this.worker;
+    this.worker = null;
+    if (w) {
+      const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+      w.ref();
+      w.postMessage({ type: 'close' });
+      await exited;
+    }
+    const journal = this.journal;
+    this.journal = null;
+    if (!journal) return;
+    try {
+      const r = replayJournal(this.db, journal.file);
+      if (r.seq >= r.last) journal.truncate();
+    } catch {
+      // kept in the journal: the next open loads it
+    }
+    journal.close();
   }
 
   private writerLost(w: Worker, reason: string): void {
     if (w !== this.worker) return;
     this.worker = null;
-    const batch = this.inFlight;
-    this.inFlight = null;
-    // nothing in flight: a later batch starts a new writer
-    if (batch) this.fail(new Error(reason), batch);
+    // nothing unloaded: a later batch starts a new writer
+    if (this.loadedSeq < this.journalSeq) this.fail(new Error(reason), null);
   }
 
   private committed(batch: Batch): void {
     for (const w of batch.waiters) w.resolve();
-    if (this.listeners.length && batch.notices.length) {
-      for (const n of coalesce(batch.notices)) for (const l of this.listeners) l(n);
+    this.announce(batch.notices);
+  }
+
+  private announce(notices: RecorderNotice[]): void {
+    if (this.listeners.length && notices.length) {
+      for (const n of coalesce(notices)) for (const l of this.listeners) l(n);
     }
   }
 
-  /** Fail-closed: a batch that did not commit fails every session, now and later. */
-  private fail(err: Error, batch: Batch): void {
+  /** Fail-closed: a batch that did not commit (or load) fails every session, now and later. */
+  private fail(err: Error, batch: Batch | null): void {
     const first = this.storeError === null;
     this.storeError = err;
     if (first) {
@@ -282,7 +380,10 @@ export abstract class BatchWriter {
       }
     }
     this.storeFailed();
-    for (const w of batch.waiters) w.reject(err);
+    if (batch) for (const w of batch.waiters) w.reject(err);
+    const loads = this.loadWaiters;
+    this.loadWaiters = [];
+    for (const w of loads) w.reject(err);
     this.failPending();
   }
 

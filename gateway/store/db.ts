@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FlightlogError } from '../core/errors';
+import { replayJournal } from './journal';
 
 export type Db = Database.Database;
 
@@ -224,6 +225,15 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
       CREATE INDEX commands_caused_by ON commands(caused_by) WHERE caused_by IS NOT NULL;
     `,
   },
+  {
+    version: 7,
+    sql: `
+      -- the seq of the last record-journal batch loaded into this store (see store/journal.ts):
+      -- moved in the same transaction as the batch's rows, so a batch is loaded exactly once
+      CREATE TABLE journal_state (seq INTEGER NOT NULL);
+      INSERT INTO journal_state (seq) VALUES (0);
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
@@ -271,5 +281,12 @@ export function openDb(dataDir: string, opts: { readonly?: boolean } = {}): Db {
   db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = ON');
   migrate(db);
+  // batches a gateway acknowledged but had not loaded when it stopped (a crash): loaded now,
+  // so every reader sees them; best effort here, the gateway's recorder reports a failure
+  try {
+    replayJournal(db);
+  } catch {
+    // left in the journal for the recorder
+  }
   return db;
 }

@@ -1,12 +1,13 @@
 /**
  * The recorder's writer: runs batches of already-masked, already-hashed rows in one transaction.
- * Loaded two ways: as a module (the statement list and `runBatch`, used by the in-thread
- * fallback), and as a worker_threads entry point that owns its own SQLite connection, so a
- * commit (B-tree and FTS work, WAL writes) never stalls the event loop that forwards traffic.
- * The worker only acknowledges a batch after its transaction committed: an acknowledged event
- * survives a crash of the process (WAL, synchronous=NORMAL), as with the in-thread writer.
+ * Loaded two ways: as a module (the statement list and `runBatch`, used by the in-thread writer
+ * and by journal replay), and as a worker_threads entry point that owns its own SQLite
+ * connection and loads the record journal's batches (see journal.ts) into the store: several
+ * batches to a transaction, so a busy gateway pays a commit per few milliseconds, not per
+ * command, and the event loop that relays traffic never waits on SQLite.
  */
 import Database from 'better-sqlite3';
+import * as v8 from 'node:v8';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 
 /** Statement indexes used in batch ops. */
@@ -78,17 +79,67 @@ export function runBatch(db: Database.Database, stmts: Stmt[], ops: BatchOps): v
   }
 }
 
-export interface WorkerBatch {
-  type: 'batch';
-  id: number;
-  ops: BatchOps;
+/** A journal batch for the writer thread to load: the same bytes the journal holds. */
+export interface WorkerRecords {
+  type: 'records';
+  seq: number;
+  payload: Uint8Array;
 }
 
-export type WorkerReply = { type: 'ack'; id: number; error?: string };
+/** The writer loaded every batch up to `seq` (or failed to, with `error`). */
+export type WorkerReply = { type: 'applied'; seq: number; error?: string };
 
 interface WorkerInit {
   flightlogRecorder: true;
   file: string;
+  /** the least time between two of the writer's transactions: batches arriving meanwhile share one */
+  minIntervalMs: number;
+}
+
+/**
+ * Folds a run of batches into one list of statements with the same end state and fewer rows
+ * written: a command finished (or given its cause) in the same run is inserted finished, and a
+ * session's counters are written once, with their last values.
+ */
+export function compactOps(batches: BatchOps[]): BatchOps {
+  const out: BatchOps = [];
+  const countsAt = new Map<unknown, number>();
+  const inserted = new Map<unknown, unknown[]>();
+  for (const ops of batches) {
+    for (let i = 0; i < ops.length; i += 2) {
+      const stmt = ops[i] as number;
+      const p = ops[i + 1] as unknown[];
+      if (stmt === S.updateCounts) {
+        const at = countsAt.get(p[4]);
+        if (at !== undefined) {
+          out[at + 1] = p;
+          continue;
+        }
+        countsAt.set(p[4], out.length);
+      } else if (stmt === S.insertCommand) {
+        inserted.set(p[0], p);
+      } else if (stmt === S.finishCommand) {
+        const ins = inserted.get(p[5]);
+        if (ins) {
+          // status, ended_us, end_seq, result, error: columns 7 and 13–16 of the insert
+          ins[7] = p[0];
+          ins[13] = p[1];
+          ins[14] = p[2];
+          ins[15] = p[3];
+          ins[16] = p[4];
+          continue;
+        }
+      } else if (stmt === S.setCausedBy) {
+        const ins = inserted.get(p[1]);
+        if (ins) {
+          ins[12] = p[0];
+          continue;
+        }
+      }
+      out.push(stmt, p);
+    }
+  }
+  return out;
 }
 
 function serve(init: WorkerInit): void {
@@ -96,16 +147,20 @@ function serve(init: WorkerInit): void {
   if (!port) return;
   let db: Database.Database | null = null;
   let stmts: Stmt[] | null = null;
-  port.on('message', (m: WorkerBatch | { type: 'close' }) => {
-    if (m.type === 'close') {
-      try {
-        db?.close();
-      } catch {
-        // closing is best effort: every acknowledged batch is already committed
-      }
-      port.close();
-      return;
-    }
+  let getSeq: Database.Statement | null = null;
+  let setSeq: Database.Statement | null = null;
+  let pending: WorkerRecords[] = [];
+  let lastApply = -Infinity;
+  let timer: NodeJS.Timeout | null = null;
+  let failed = false;
+  let closing = false;
+
+  const apply = (): void => {
+    timer = null;
+    if (pending.length === 0 || failed) return;
+    const batch = pending;
+    pending = [];
+    const last = batch[batch.length - 1].seq;
     try {
       if (!db) {
         db = new Database(init.file, { fileMustExist: true });
@@ -113,11 +168,53 @@ function serve(init: WorkerInit): void {
         db.pragma('synchronous = NORMAL');
       }
       stmts ??= prepareAll(db);
-      runBatch(db, stmts, m.ops);
-      port.postMessage({ type: 'ack', id: m.id } satisfies WorkerReply);
+      getSeq ??= db.prepare('SELECT seq FROM journal_state');
+      setSeq ??= db.prepare('UPDATE journal_state SET seq = ?');
+      const s = stmts;
+      s[BEGIN].run();
+      try {
+        // another process may have loaded some of these from the journal (a store opened after a crash)
+        const done = (getSeq.get() as { seq: number }).seq;
+        const ops = compactOps(batch.filter((r) => r.seq > done).map((r) => v8.deserialize(r.payload) as BatchOps));
+        for (let i = 0; i < ops.length; i += 2) s[ops[i] as number].run(ops[i + 1] as unknown[]);
+        setSeq.run(Math.max(done, last));
+        s[COMMIT].run();
+      } catch (err) {
+        if (db.inTransaction) s[ROLLBACK].run();
+        throw err;
+      }
+      lastApply = performance.now();
+      port.postMessage({ type: 'applied', seq: last } satisfies WorkerReply);
     } catch (err) {
-      port.postMessage({ type: 'ack', id: m.id, error: err instanceof Error ? err.message : String(err) } satisfies WorkerReply);
+      failed = true;
+      port.postMessage({ type: 'applied', seq: last, error: err instanceof Error ? err.message : String(err) } satisfies WorkerReply);
     }
+  };
+
+  port.on('message', (m: WorkerRecords | { type: 'close' } | { type: 'load' }) => {
+    if (m.type === 'load') {
+      // somebody waits to read what was written: load now, not at the next interval
+      if (timer) clearTimeout(timer);
+      apply();
+      return;
+    }
+    if (m.type === 'close') {
+      closing = true;
+      if (timer) clearTimeout(timer);
+      apply();
+      try {
+        db?.close();
+      } catch {
+        // closing is best effort: what was not loaded is still in the journal
+      }
+      port.close();
+      return;
+    }
+    if (closing) return;
+    pending.push(m);
+    if (timer) return;
+    const wait = init.minIntervalMs - (performance.now() - lastApply);
+    timer = setTimeout(apply, Math.max(0, wait));
   });
 }
 

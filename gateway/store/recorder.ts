@@ -25,10 +25,12 @@ export interface RecorderOptions {
   /** called once, when the first commit fails: from then on the store is failed (fail-closed) */
   onStoreFailure?: (err: Error) => void;
   /**
-   * Commit on a writer thread with its own connection (default true for a store file): the
-   * event loop that relays traffic then never waits on SQLite.
+   * Journal batches and load them on a writer thread with its own connection (default true for
+   * a store file): the event loop that relays traffic then never waits on SQLite.
    */
   writerThread?: boolean;
+  /** the least time between two of the writer thread's transactions (default 5 ms) */
+  loadIntervalMs?: number;
 }
 
 export interface SessionInfo {
@@ -41,9 +43,10 @@ export interface SessionInfo {
 
 /**
  * The only writer of sessions, events, commands and findings. Listeners append synchronously
- * (masking and the hash chain are computed here, on the caller's turn); rows are committed in
- * batched transactions shortly after, on a writer thread when the store is a file, and
- * `flushed()` resolves once they are on disk (WAL: they survive a crash of this process).
+ * (masking and the hash chain are computed here, on the caller's turn); rows are cut into a
+ * batch shortly after and, when the store is a file, written to the record journal, which a
+ * writer thread loads into the store in large transactions. `flushed()` resolves once they are
+ * durable (journal or WAL: they survive a crash of this process); `flush()` once readers see them.
  * Every payload is masked here, so nothing unmasked can reach the store by any path.
  */
 export class Recorder extends BatchWriter {
@@ -101,10 +104,10 @@ export class Recorder extends BatchWriter {
     await this.flush();
   }
 
-  /** Commits everything queued now, search rows included; resolves when it is on disk. */
+  /** Writes everything queued now, search rows included; resolves when it is in the store, where readers see it. */
   flush(): Promise<void> {
     this.indexSearch();
-    return this.ack();
+    return this.settle();
   }
 
   /**
