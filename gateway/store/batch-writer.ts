@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Db } from './db';
-import { prepareAll, runBatch, type BatchOps, type WorkerRecords, type WorkerReply } from './recorder-worker';
+import { prepareAll, runBatch, type BatchOps, type WorkerWake, type WorkerReply } from './recorder-worker';
 import { encodeOps, journalPath, JournalWriter, replayJournal } from './journal';
 import type { SessionStatus } from '../common/types';
 
@@ -77,6 +77,10 @@ export abstract class BatchWriter {
   private loadedSeq = 0;
   private unloaded: Unloaded[] = [];
   private loadWaiters: Array<Waiter & { seq: number }> = [];
+  /** the writer thread was told of batches it has not answered for yet (one message per load, not per batch) */
+  private woken = false;
+  /** the journal was emptied since the writer thread last read it */
+  private journalReset = false;
   private worker: Worker | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly useWorker: boolean;
@@ -146,7 +150,7 @@ export abstract class BatchWriter {
     await this.ack();
     if (this.loadedSeq >= this.journalSeq) return;
     const seq = this.journalSeq;
-    this.worker?.postMessage({ type: 'load' });
+    this.wake('load');
     return new Promise((resolve, reject) => this.loadWaiters.push({ seq, resolve, reject }));
   }
 
@@ -232,10 +236,8 @@ export abstract class BatchWriter {
       return;
     }
     const seq = this.journalSeq + 1;
-    let payload: Buffer;
     try {
-      payload = encodeOps(batch.ops);
-      journal.append(seq, payload);
+      journal.append(seq, encodeOps(batch.ops));
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       this.fail(new Error(e.code === 'ENOSPC' ? 'the record journal could not be written: the disk is full' : `the record journal could not be written: ${e.message}`), batch);
@@ -244,13 +246,19 @@ export abstract class BatchWriter {
     this.journalSeq = seq;
     for (const w of batch.waiters) w.resolve();
     this.unloaded.push({ seq, notices: batch.notices });
+    if (!this.woken) this.wake('wake');
+  }
+
+  /** Tells the writer thread there are journal batches to load (it reads them from the file). */
+  private wake(type: WorkerWake['type']): void {
     const w = this.writer();
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;
     // batches not yet loaded keep the process alive, as the commit timer did
     w.ref();
-    const whole = payload.byteOffset === 0 && payload.byteLength === payload.buffer.byteLength;
-    w.postMessage({ type: 'records', seq, payload } satisfies WorkerRecords, whole ? [payload.buffer as ArrayBuffer] : []);
+    w.postMessage({ type, reset: this.journalReset } satisfies WorkerWake);
+    this.journalReset = false;
+    this.woken = true;
   }
 
   private commitHere(batch: Batch): void {
@@ -265,7 +273,11 @@ export abstract class BatchWriter {
 
   private writer(): Worker {
     if (this.worker) return this.worker;
-    const w = new Worker(WORKER_FILE, { workerData: { flightlogRecorder: true, file: this.db.name, minIntervalMs: this.writerOpts.loadIntervalMs ?? DEFAULT_LOAD_INTERVAL_MS } });
+    const w = new Worker(WORKER_FILE, {
+      workerData: { flightlogRecorder: true, file: this.db.name, journal: journalPath(this.db), minIntervalMs: this.writerOpts.loadIntervalMs ?? DEFAULT_LOAD_INTERVAL_MS },
+    });
+    // a new thread reads the journal from its start
+    this.journalReset = false;
     w.on('message', (m: WorkerReply) => this.onReply(w, m));
     w.on('error', (err: Error) => this.writerLost(w, `the store writer failed: ${err.message}`));
     w.on('exit', () => this.writerLost(w, 'the store writer stopped'));
@@ -275,6 +287,7 @@ export abstract class BatchWriter {
 
   private onReply(w: Worker, m: WorkerReply): void {
     if (w !== this.worker) return;
+    this.woken = false;
     if (m.error !== undefined) {
       w.unref();
       this.fail(new Error(m.error), null);
@@ -293,7 +306,11 @@ export abstract class BatchWriter {
       }
       this.loadWaiters = still;
     }
-    if (this.loadedSeq < this.journalSeq) return;
+    if (this.loadedSeq < this.journalSeq) {
+      // batches written since the thread read the journal
+      this.wake('wake');
+      return;
+    }
     // everything written is in the store
     if (this.journal && this.journal.bytes >= JOURNAL_TRUNCATE_BYTES) this.truncateJournal();
     w.unref();
@@ -303,7 +320,10 @@ export abstract class BatchWriter {
 
   private truncateJournal(): void {
     try {
-      this.journal?.truncate();
+      if (this.journal && this.journal.bytes > 0) {
+        this.journal.truncate();
+        this.journalReset = true;
+      }
     } catch {
       // a journal left long is only replayed (and skipped) at the next open
     }

@@ -1,147 +1,18 @@
 /**
- * The record journal: an append-only file beside the store (`flightlog.db-pending`) that holds
- * every batch of recorder rows the moment it is cut, before a listener forwards the command the
- * rows describe. One write() per batch is the acknowledgement; the writer thread then loads the
- * batches into SQLite in large transactions, and each transaction also moves the store's
- * `journal_state.seq` to the last batch it loaded. A batch is thus in the store exactly once: a
- * process that opens the store after a crash loads what the journal holds past that seq.
- *
- * Durability is SQLite's own with synchronous=NORMAL: a batch written here survives a crash of
- * the process (the kernel has it), not necessarily a power loss.
- *
- * A record is: u32 payload length, u32 CRC-32 of (seq ‖ payload), u64 seq, payload (the batch's
- * flat ops, v8-serialized). A torn or foreign tail fails its CRC and ends the read.
+ * Loading the record journal (journal-file.ts) into the store: at open, after a crash, and at
+ * shutdown. The writer thread loads it while the gateway runs (recorder-worker.ts).
  */
-import * as fs from 'node:fs';
-import * as v8 from 'node:v8';
-import { crc32 } from 'node:zlib';
 import type { Db } from './db';
-import { prepareAll, type BatchOps } from './recorder-worker';
+import { decodeOps, readJournal } from './journal-file';
+import { prepareAll } from './recorder-worker';
 
-const HEADER = 16;
-/** a record larger than this is not one we wrote: the read stops there */
-const MAX_RECORD = 256 * 1024 * 1024;
+export { decodeOps, encodeOps, JournalWriter, readJournal } from './journal-file';
 
+/** The journal of a store file: beside it. */
 export function journalPath(db: Db): string {
   return `${db.name}-pending`;
 }
 
-function header(seq: number, payload: Uint8Array): Buffer {
-  const h = Buffer.allocUnsafe(HEADER);
-  h.writeUInt32LE(payload.length, 0);
-  h.writeBigUInt64LE(BigInt(seq), 8);
-  h.writeUInt32LE(crc32(payload, crc32(h.subarray(8, 16))), 4);
-  return h;
-}
-
-/** Serializes a batch's ops for the journal (and for the writer thread: the same bytes). */
-export function encodeOps(ops: BatchOps): Buffer {
-  return v8.serialize(ops);
-}
-
-export function decodeOps(payload: Uint8Array): BatchOps {
-  return v8.deserialize(payload) as BatchOps;
-}
-
-/** The appending side, owned by the one process that records into the store (it holds the data dir's lock). */
-export class JournalWriter {
-  private fd: number;
-  private size: number;
-
-  constructor(readonly file: string) {
-    this.fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND, 0o600);
-    this.size = fs.fstatSync(this.fd).size;
-  }
-
-  get bytes(): number {
-    return this.size;
-  }
-
-  /**
-   * Appends one record. Throws if it could not be written whole; the file is then cut back to
-   * where it was, so a later reader does not meet half a record.
-   */
-  append(seq: number, payload: Uint8Array): void {
-    const h = header(seq, payload);
-    const start = this.size;
-    try {
-      writeAll(this.fd, [h, payload], HEADER + payload.length);
-    } catch (err) {
-      try {
-        fs.ftruncateSync(this.fd, start);
-      } catch {
-        // the CRC still ends a read at the torn record
-      }
-      throw err;
-    }
-    this.size = start + HEADER + payload.length;
-  }
-
-  /** Empties the journal: every record in it is in the store. */
-  truncate(): void {
-    if (this.size === 0) return;
-    fs.ftruncateSync(this.fd, 0);
-    this.size = 0;
-  }
-
-  close(): void {
-    try {
-      fs.closeSync(this.fd);
-    } catch {
-      // already closed
-    }
-    this.fd = -1;
-  }
-}
-
-function writeAll(fd: number, parts: Uint8Array[], total: number): void {
-  let written = fs.writevSync(fd, parts);
-  // a short write (a disk filling up mid-record): finish it, or fail on the next call
-  while (written < total) {
-    let skip = written;
-    const rest: Uint8Array[] = [];
-    for (const p of parts) {
-      if (skip >= p.length) {
-        skip -= p.length;
-        continue;
-      }
-      rest.push(skip ? p.subarray(skip) : p);
-      skip = 0;
-    }
-    const n = fs.writevSync(fd, rest);
-    if (n === 0) throw new Error('the record journal could not be written (short write)');
-    written += n;
-  }
-}
-
-export interface JournalRecord {
-  seq: number;
-  payload: Uint8Array;
-}
-
-/** The whole records of a journal file, in order; stops at the first torn or foreign one. */
-export function readJournal(file: string): JournalRecord[] {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-  const out: JournalRecord[] = [];
-  let off = 0;
-  while (off + HEADER <= buf.length) {
-    const len = buf.readUInt32LE(off);
-    if (len > MAX_RECORD || off + HEADER + len > buf.length) break;
-    const payload = buf.subarray(off + HEADER, off + HEADER + len);
-    if (crc32(payload, crc32(buf.subarray(off + 8, off + 16))) !== buf.readUInt32LE(off + 4)) break;
-    out.push({ seq: Number(buf.readBigUInt64LE(off + 8)), payload });
-    off += HEADER + len;
-  }
-  return out;
-}
-
-/** The seq of the last journal batch loaded into this store. */
 export function appliedSeq(db: Db): number {
   const row = db.prepare('SELECT seq FROM journal_state').get() as { seq: number } | undefined;
   return row?.seq ?? 0;
@@ -174,7 +45,7 @@ export function replayJournal(db: Db, file = journalPath(db)): { loaded: number;
 }
 
 /** Runs a batch's statements inside the caller's transaction. */
-function runOps(stmts: ReturnType<typeof prepareAll>, ops: BatchOps): void {
+function runOps(stmts: ReturnType<typeof prepareAll>, ops: unknown[]): void {
   for (let i = 0; i < ops.length; i += 2) stmts[ops[i] as number].run(ops[i + 1] as unknown[]);
 }
 

@@ -7,8 +7,10 @@
  * command, and the event loop that relays traffic never waits on SQLite.
  */
 import Database from 'better-sqlite3';
+import * as fs from 'node:fs';
 import * as v8 from 'node:v8';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { parseRecords, type JournalRecord } from './journal-file';
 
 /** Statement indexes used in batch ops. */
 export const S = {
@@ -79,11 +81,13 @@ export function runBatch(db: Database.Database, stmts: Stmt[], ops: BatchOps): v
   }
 }
 
-/** A journal batch for the writer thread to load: the same bytes the journal holds. */
-export interface WorkerRecords {
-  type: 'records';
-  seq: number;
-  payload: Uint8Array;
+/**
+ * The main thread wrote journal batches: load them (`load`: now, somebody waits to read them).
+ * `reset`: the journal was emptied since the last message, so it is read again from its start.
+ */
+export interface WorkerWake {
+  type: 'wake' | 'load';
+  reset: boolean;
 }
 
 /** The writer loaded every batch up to `seq` (or failed to, with `error`). */
@@ -92,6 +96,7 @@ export type WorkerReply = { type: 'applied'; seq: number; error?: string };
 interface WorkerInit {
   flightlogRecorder: true;
   file: string;
+  journal: string;
   /** the least time between two of the writer's transactions: batches arriving meanwhile share one */
   minIntervalMs: number;
 }
@@ -149,19 +154,28 @@ function serve(init: WorkerInit): void {
   let stmts: Stmt[] | null = null;
   let getSeq: Database.Statement | null = null;
   let setSeq: Database.Statement | null = null;
-  let pending: WorkerRecords[] = [];
+  const fd = fs.openSync(init.journal, 'r');
+  /** how far into the journal this thread has loaded */
+  let offset = 0;
   let lastApply = -Infinity;
   let timer: NodeJS.Timeout | null = null;
   let failed = false;
-  let closing = false;
+
+  /** The whole records written since `offset`. */
+  const readNew = (): JournalRecord[] => {
+    const size = fs.fstatSync(fd).size;
+    if (size < offset) offset = 0;
+    if (size === offset) return [];
+    const buf = Buffer.allocUnsafe(size - offset);
+    const n = fs.readSync(fd, buf, 0, buf.length, offset);
+    return parseRecords(buf.subarray(0, n));
+  };
 
   const apply = (): void => {
     timer = null;
-    if (pending.length === 0 || failed) return;
-    const batch = pending;
-    pending = [];
-    const last = batch[batch.length - 1].seq;
+    if (failed) return;
     try {
+      const records = readNew();
       if (!db) {
         db = new Database(init.file, { fileMustExist: true });
         db.pragma('busy_timeout = 5000');
@@ -171,47 +185,59 @@ function serve(init: WorkerInit): void {
       getSeq ??= db.prepare('SELECT seq FROM journal_state');
       setSeq ??= db.prepare('UPDATE journal_state SET seq = ?');
       const s = stmts;
+      let seq: number;
       s[BEGIN].run();
       try {
-        // another process may have loaded some of these from the journal (a store opened after a crash)
-        const done = (getSeq.get() as { seq: number }).seq;
-        const ops = compactOps(batch.filter((r) => r.seq > done).map((r) => v8.deserialize(r.payload) as BatchOps));
+        // another process may have loaded some of these (a store opened after a crash): the
+        // store's seq says which, and only the batch right after it can come next
+        seq = (getSeq.get() as { seq: number }).seq;
+        const start = seq;
+        const batches: BatchOps[] = [];
+        let consumed = 0;
+        for (const r of records) {
+          if (r.seq > seq + 1) break;
+          if (r.seq === seq + 1) {
+            batches.push(v8.deserialize(r.payload) as BatchOps);
+            seq = r.seq;
+          }
+          consumed = r.end;
+        }
+        const ops = compactOps(batches);
         for (let i = 0; i < ops.length; i += 2) s[ops[i] as number].run(ops[i + 1] as unknown[]);
-        setSeq.run(Math.max(done, last));
+        if (seq !== start) setSeq.run(seq);
         s[COMMIT].run();
+        offset += consumed;
       } catch (err) {
         if (db.inTransaction) s[ROLLBACK].run();
         throw err;
       }
       lastApply = performance.now();
-      port.postMessage({ type: 'applied', seq: last } satisfies WorkerReply);
+      port.postMessage({ type: 'applied', seq } satisfies WorkerReply);
     } catch (err) {
       failed = true;
-      port.postMessage({ type: 'applied', seq: last, error: err instanceof Error ? err.message : String(err) } satisfies WorkerReply);
+      port.postMessage({ type: 'applied', seq: -1, error: err instanceof Error ? err.message : String(err) } satisfies WorkerReply);
     }
   };
 
-  port.on('message', (m: WorkerRecords | { type: 'close' } | { type: 'load' }) => {
-    if (m.type === 'load') {
-      // somebody waits to read what was written: load now, not at the next interval
-      if (timer) clearTimeout(timer);
-      apply();
-      return;
-    }
+  port.on('message', (m: WorkerWake | { type: 'close' }) => {
     if (m.type === 'close') {
-      closing = true;
       if (timer) clearTimeout(timer);
-      apply();
+      timer = null;
       try {
         db?.close();
+        fs.closeSync(fd);
       } catch {
         // closing is best effort: what was not loaded is still in the journal
       }
       port.close();
       return;
     }
-    if (closing) return;
-    pending.push(m);
+    if (m.reset) offset = 0;
+    if (m.type === 'load') {
+      if (timer) clearTimeout(timer);
+      apply();
+      return;
+    }
     if (timer) return;
     const wait = init.minIntervalMs - (performance.now() - lastApply);
     timer = setTimeout(apply, Math.max(0, wait));

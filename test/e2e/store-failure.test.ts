@@ -32,7 +32,8 @@ describe('store failure banner (Chromium)', { timeout: 120_000 }, () => {
     gw.gateway.db.exec("CREATE TRIGGER flightlog_test_full BEFORE INSERT ON commands BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
     const s = gw.gateway.recorder.openSession({ connection: 'db', protocol: 'postgres', identity: 'claude' });
     s.startCommand({ kind: 'sql', text: 'select 1' });
-    await assert.rejects(s.flushed());
+    // acknowledged by the journal; the writer thread's load into the store is what fails
+    await assert.rejects(gw.gateway.recorder.flush());
 
     await page.reload();
     const banner = page.locator('[data-testid="store-banner"]');
