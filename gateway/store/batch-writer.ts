@@ -13,6 +13,7 @@ import type { Db } from './db';
 import { prepareAll, runBatch, type BatchOps, type WorkerWake, type WorkerReply } from './recorder-worker';
 import { encodeOps, journalPath, JournalWriter, replayJournal } from './journal';
 import type { SessionStatus } from '../common/types';
+import { FlightlogError } from '../core/errors';
 
 /** What the recorder tells the live feed (control API WebSocket) after each commit. */
 export type RecorderNotice =
@@ -38,7 +39,6 @@ interface Waiter {
 }
 
 interface Batch {
-  id: number;
   ops: BatchOps;
   waiters: Waiter[];
   notices: RecorderNotice[];
@@ -70,7 +70,6 @@ export abstract class BatchWriter {
   private scheduled = false;
   private listeners: Array<(n: RecorderNotice) => void> = [];
   private notices: RecorderNotice[] = [];
-  private batchSeq = 0;
   private journal: JournalWriter | null = null;
   /** the seq of the last batch written to the journal, and of the last the store holds */
   private journalSeq = 0;
@@ -107,7 +106,12 @@ export abstract class BatchWriter {
    */
   private openJournal(): void {
     const file = journalPath(this.db);
-    const r = replayJournal(this.db, file);
+    let r: { seq: number; last: number };
+    try {
+      r = replayJournal(this.db, file, this.stmtsCache ?? undefined);
+    } catch (err) {
+      throw new FlightlogError('E_STORE_JOURNAL', `cannot load the record journal ${file} into the store (${(err as Error).message}); free space, or move the file aside to start without its records`);
+    }
     if (r.last > r.seq) {
       // records past a gap: never acknowledged after the ones the store has; kept, not loaded
       fs.renameSync(file, `${file}.unloaded-${Date.now()}`);
@@ -221,7 +225,7 @@ export abstract class BatchWriter {
     }
     if (this.queue.length === 0 && this.waiters.length === 0) return;
     this.beforeCut();
-    const batch: Batch = { id: ++this.batchSeq, ops: this.queue, waiters: this.waiters, notices: this.notices };
+    const batch: Batch = { ops: this.queue, waiters: this.waiters, notices: this.notices };
     this.queue = [];
     this.waiters = [];
     this.notices = [];
@@ -330,15 +334,14 @@ export abstract class BatchWriter {
   }
 
   /** Stops an idle writer thread (it closes its connection); the next batch starts a new one. */
-  private stopWriter(): Worker | null {
+  private stopWriter(): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;
     const w = this.worker;
-    if (!w || this.loadedSeq < this.journalSeq) return null;
+    if (!w || this.loadedSeq < this.journalSeq) return;
     this.worker = null;
     this.truncateJournal();
     w.postMessage({ type: 'close' });
-    return w;
   }
 
   /**
@@ -361,7 +364,7 @@ export abstract class BatchWriter {
     this.journal = null;
     if (!journal) return;
     try {
-      const r = replayJournal(this.db, journal.file);
+      const r = replayJournal(this.db, journal.file, this.stmtsCache ?? undefined);
       if (r.seq >= r.last) journal.truncate();
     } catch {
       // kept in the journal: the next open loads it

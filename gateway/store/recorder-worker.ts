@@ -8,9 +8,8 @@
  */
 import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
-import * as v8 from 'node:v8';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { parseRecords, type JournalRecord } from './journal-file';
+import { decodeOps, parseRecords, type JournalRecord } from './journal-file';
 
 /** Statement indexes used in batch ops. */
 export const S = {
@@ -56,29 +55,69 @@ export type BatchOps = unknown[];
 
 type Stmt = Database.Statement<unknown[]>;
 
-/** the transaction's own statements, prepared after SQL's */
+/** the transaction's own statements and the journal's seq, prepared after SQL's */
 const BEGIN = SQL.length;
 const COMMIT = BEGIN + 1;
 const ROLLBACK = BEGIN + 2;
+const GET_SEQ = BEGIN + 3;
+const SET_SEQ = BEGIN + 4;
+export const JOURNAL_SEQ_SQL = 'SELECT seq FROM journal_state';
 
 export function prepareAll(db: Database.Database): Stmt[] {
-  return [...SQL, 'BEGIN IMMEDIATE', 'COMMIT', 'ROLLBACK'].map((sql) => db.prepare(sql) as Stmt);
+  return [...SQL, 'BEGIN IMMEDIATE', 'COMMIT', 'ROLLBACK', JOURNAL_SEQ_SQL, 'UPDATE journal_state SET seq = ?'].map((sql) => db.prepare(sql) as Stmt);
 }
 
 /**
- * Runs one batch in one IMMEDIATE transaction (takes the write lock up front: no upgrade deadlock).
+ * Runs `fn` in one IMMEDIATE transaction (takes the write lock up front: no upgrade deadlock).
  * Its BEGIN and COMMIT are prepared once: db.transaction() builds a wrapper per call, ~5 µs a commit.
  */
-export function runBatch(db: Database.Database, stmts: Stmt[], ops: BatchOps): void {
+function inTransaction<T>(db: Database.Database, stmts: Stmt[], fn: () => T): T {
   stmts[BEGIN].run();
   try {
-    for (let i = 0; i < ops.length; i += 2) stmts[ops[i] as number].run(ops[i + 1] as unknown[]);
+    const out = fn();
     stmts[COMMIT].run();
+    return out;
   } catch (err) {
     // a failed statement leaves the transaction open; a failed COMMIT may have ended it already
     if (db.inTransaction) stmts[ROLLBACK].run();
     throw err;
   }
+}
+
+function runOps(stmts: Stmt[], ops: BatchOps): void {
+  for (let i = 0; i < ops.length; i += 2) stmts[ops[i] as number].run(ops[i + 1] as unknown[]);
+}
+
+/** Runs one batch in one transaction (an in-memory store's commit). */
+export function runBatch(db: Database.Database, stmts: Stmt[], ops: BatchOps): void {
+  inTransaction(db, stmts, () => runOps(stmts, ops));
+}
+
+/**
+ * Loads journal records into the store in one transaction: those right after the store's seq, in
+ * order, up to the first gap. The seq is read and moved inside the transaction, so a batch is
+ * loaded once even when another process (a store opened after a crash) loads the same journal.
+ * Returns the store's seq after, and where the last record it used or skipped ends.
+ */
+export function loadRecords(db: Database.Database, stmts: Stmt[], records: JournalRecord[]): { seq: number; end: number } {
+  return inTransaction(db, stmts, () => {
+    const start = (stmts[GET_SEQ].get() as { seq: number }).seq;
+    let seq = start;
+    let end = 0;
+    const batches: BatchOps[] = [];
+    for (const r of records) {
+      // only the batch right after the store's can come next: one past a gap was not written after it
+      if (r.seq > seq + 1) break;
+      if (r.seq === seq + 1) {
+        batches.push(decodeOps(r.payload));
+        seq = r.seq;
+      }
+      end = r.end;
+    }
+    runOps(stmts, compactOps(batches));
+    if (seq !== start) stmts[SET_SEQ].run(seq);
+    return { seq, end };
+  });
 }
 
 /**
@@ -152,8 +191,6 @@ function serve(init: WorkerInit): void {
   if (!port) return;
   let db: Database.Database | null = null;
   let stmts: Stmt[] | null = null;
-  let getSeq: Database.Statement | null = null;
-  let setSeq: Database.Statement | null = null;
   const fd = fs.openSync(init.journal, 'r');
   /** how far into the journal this thread has loaded */
   let offset = 0;
@@ -182,35 +219,8 @@ function serve(init: WorkerInit): void {
         db.pragma('synchronous = NORMAL');
       }
       stmts ??= prepareAll(db);
-      getSeq ??= db.prepare('SELECT seq FROM journal_state');
-      setSeq ??= db.prepare('UPDATE journal_state SET seq = ?');
-      const s = stmts;
-      let seq: number;
-      s[BEGIN].run();
-      try {
-        // another process may have loaded some of these (a store opened after a crash): the
-        // store's seq says which, and only the batch right after it can come next
-        seq = (getSeq.get() as { seq: number }).seq;
-        const start = seq;
-        const batches: BatchOps[] = [];
-        let consumed = 0;
-        for (const r of records) {
-          if (r.seq > seq + 1) break;
-          if (r.seq === seq + 1) {
-            batches.push(v8.deserialize(r.payload) as BatchOps);
-            seq = r.seq;
-          }
-          consumed = r.end;
-        }
-        const ops = compactOps(batches);
-        for (let i = 0; i < ops.length; i += 2) s[ops[i] as number].run(ops[i + 1] as unknown[]);
-        if (seq !== start) setSeq.run(seq);
-        s[COMMIT].run();
-        offset += consumed;
-      } catch (err) {
-        if (db.inTransaction) s[ROLLBACK].run();
-        throw err;
-      }
+      const { seq, end } = loadRecords(db, stmts, records);
+      offset += end;
       lastApply = performance.now();
       port.postMessage({ type: 'applied', seq } satisfies WorkerReply);
     } catch (err) {
@@ -225,10 +235,10 @@ function serve(init: WorkerInit): void {
       timer = null;
       try {
         db?.close();
-        fs.closeSync(fd);
       } catch {
         // closing is best effort: what was not loaded is still in the journal
       }
+      fs.closeSync(fd);
       port.close();
       return;
     }

@@ -126,6 +126,34 @@ test('the journal: a torn tail ends the read, and a full disk fails the append w
   }
 });
 
+test('a journal with a gap: the batches before it load, the rest is kept aside, and numbering goes on', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flightlog-gap-'));
+  try {
+    const db = openDb(dir);
+    const key = ensureGatewayKey(dir);
+    const masker = createMasker({ fingerprintKey: ensureFingerprintKey(dir) });
+    const session = ['ses_gap', null, 'db', 'postgres', null, null, '{}', new Date().toISOString(), 1];
+    // seq 1 opens a session; seq 3 follows a missing seq 2 and must not load
+    const w = new JournalWriter(journalPath(db));
+    w.append(1, encodeOps([0, session]));
+    w.append(3, encodeOps([0, ['ses_late', ...session.slice(1)]]));
+    w.close();
+    const rec = new Recorder(db, { masker, signingKey: key.privateKey, keyFingerprint: key.fingerprint });
+    assert.deepEqual((db.prepare('SELECT id FROM sessions ORDER BY id').all() as Array<{ id: string }>).map((r) => r.id), ['ses_gap']);
+    const aside = fs.readdirSync(dir).filter((f) => f.startsWith('flightlog.db-pending.unloaded-'));
+    assert.equal(aside.length, 1);
+    assert.deepEqual(readJournal(path.join(dir, aside[0])).map((r) => r.seq), [1, 3]);
+    const s = rec.openSession({ connection: 'db', protocol: 'postgres', identity: 'claude' });
+    await rec.flush();
+    assert.equal((db.prepare('SELECT seq FROM journal_state').get() as { seq: number }).seq, 2);
+    assert.equal(getSession(db, s.id).status, 'live');
+    await rec.close();
+    db.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('terminate ends only the matching sessions, through their listener, with the reason in the chain', async () => {
   const { db, rec, cleanup } = setup();
   try {
