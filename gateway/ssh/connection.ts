@@ -164,7 +164,11 @@ export class AgentConnection {
         this.ctx.log.info(`ssh ${this.connectionName}: learned upstream host key ${login.hostKey.fingerprint}`);
       }
       login.client.on('tcp connection', (details, accept, reject) => this.onForwardedTcpip(details, accept, reject));
-      login.client.on('close', () => this.close('closed', 'upstream closed the connection'));
+      login.client.on('close', () => {
+        // a revocation ends the upstream first and the agent's connection itself, once its
+        // channels carried the notice: ending it here would race the notice (terminate)
+        if (!this.terminated) this.close('closed', 'upstream closed the connection');
+      });
       login.client.on('error', (e: Error) => this.ctx.log.warn(`ssh ${this.connectionName}: upstream error: ${e.message}`));
       return login.client;
     } catch (e) {
