@@ -174,7 +174,9 @@ export function addIdentityKey(db: Db, name: string, publicKeyLine: string): str
  */
 export function checkCredential(db: Db, identity: string, credential: Credential): AuthResult {
   if ('token' in credential) {
-    const row = tokenRow(db, credential.token);
+    const row = cached(db, 'token')
+      .prepare('SELECT i.name, i.revoked_at AS irev, t.revoked_at AS trev, t.run_id FROM tokens t JOIN identities i ON i.id = t.identity_id WHERE t.token_hash = ?')
+      .get(hashToken(credential.token)) as { name: string; irev: string | null; trev: string | null; run_id: string | null } | undefined;
     if (!row) return { ok: false, reason: 'bad-credential', message: 'invalid gateway token' };
     if (identity !== '' && !safeEqual(row.name, identity)) return { ok: false, reason: 'bad-credential', message: 'invalid gateway token' };
     if (row.irev || row.trev) return { ok: false, identity: row.name, reason: 'revoked', message: `the token of identity "${row.name}" was revoked` };
@@ -187,30 +189,6 @@ export function checkCredential(db: Db, identity: string, credential: Credential
   if (!row || (identity !== '' && row.name !== identity)) return { ok: false, reason: 'bad-credential', message: 'unknown public key' };
   if (row.revoked_at) return { ok: false, identity: row.name, reason: 'revoked', message: `identity "${row.name}" was revoked` };
   return { ok: true, identity: row.name };
-}
-
-type TokenRow = { name: string; irev: string | null; trev: string | null; run_id: string | null };
-
-/**
- * The tokens seen since the store last changed. HTTP authenticates every request, and a lookup
- * here spares the hash and the join. Any commit to the store, by this connection (total_changes)
- * or by another one (data_version: the CLI, the app, the recorder's writer thread), empties it,
- * so a revocation from any process holds for the very next request.
- */
-const tokenCache = new WeakMap<Db, { version: string; rows: Map<string, TokenRow | undefined> }>();
-const MAX_CACHED_TOKENS = 1024;
-
-function tokenRow(db: Db, token: string): TokenRow | undefined {
-  const c = cached(db, 'version');
-  const version = `${String(c.prepare('PRAGMA data_version').pluck().get())}:${String(cached(db, 'changes').prepare('SELECT total_changes()').pluck().get())}`;
-  let entry = tokenCache.get(db);
-  if (!entry || entry.version !== version || entry.rows.size >= MAX_CACHED_TOKENS) tokenCache.set(db, (entry = { version, rows: new Map() }));
-  if (entry.rows.has(token)) return entry.rows.get(token);
-  const row = cached(db, 'token')
-    .prepare('SELECT i.name, i.revoked_at AS irev, t.revoked_at AS trev, t.run_id FROM tokens t JOIN identities i ON i.id = t.identity_id WHERE t.token_hash = ?')
-    .get(hashToken(token)) as TokenRow | undefined;
-  entry.rows.set(token, row);
-  return row;
 }
 
 /** Authentication runs on every request: keep its statements prepared, once per database. */
