@@ -7,7 +7,9 @@
  * connections), 1-connection latency p50/p99 and, with BENCH_BIG=1, the gateway's RSS while a
  * 1 GB body streams through it.
  *
- * BENCH_REQUESTS (default 20000) per run, BENCH_RUNS (default 3); BENCH_PROFILE=1 adds per-thread CPU.
+ * BENCH_REQUESTS (default 20000) per run, BENCH_RUNS (default 3); BENCH_PROFILE=1 adds per-thread CPU;
+ * BENCH_FLOOR=1 also measures a second gateway whose sessions record nothing (recordNothing in
+ * cpu.ts), so the figures split into proxying and recording.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -18,6 +20,7 @@ const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 20000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const BIG = process.env.BENCH_BIG === '1';
+const FLOOR = process.env.BENCH_FLOOR === '1';
 const CONNS = 16;
 const GATEWAY_NODE_ARGS = process.env.BENCH_GATEWAY_NODE_ARGS ? process.env.BENCH_GATEWAY_NODE_ARGS.split(' ') : [];
 
@@ -117,23 +120,25 @@ async function main(): Promise<void> {
   const up: ChildProcess = spawn(process.execPath, ['-e', UPSTREAM], { stdio: ['ignore', 'pipe', 'inherit'] });
   let proxy: Measured | null = null;
   let gw: Measured | null = null;
+  let floorGw: Measured | null = null;
   try {
     const upPort = await new Promise<number>((resolve) => up.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
     proxy = await startMeasured('http-proxy', { port: upPort });
-    gw = await startMeasured(
-      'gateway',
-      {
-        env: { BENCH_KEY: 'sk-bench-upstream-key-0123456789' },
-        identity: 'bench',
-        connections: [{ name: 'api', protocol: 'http', upstream: { url: `http://127.0.0.1:${upPort}`, headers: { 'x-api-key': { env: 'BENCH_KEY' } } }, identities: ['bench'] }],
-      },
-      GATEWAY_NODE_ARGS,
-    );
+    const gwArgs = {
+      env: { BENCH_KEY: 'sk-bench-upstream-key-0123456789' },
+      identity: 'bench',
+      connections: [{ name: 'api', protocol: 'http', upstream: { url: `http://127.0.0.1:${upPort}`, headers: { 'x-api-key': { env: 'BENCH_KEY' } } }, identities: ['bench'] }],
+    };
+    gw = await startMeasured('gateway', gwArgs, GATEWAY_NODE_ARGS);
+    if (FLOOR) floorGw = await startMeasured('gateway', { ...gwArgs, recording: 'off' }, GATEWAY_NODE_ARGS);
     const targets = [
       { name: 'proxy', port: proxy.ready.ports.main, headers: [] as string[], m: proxy },
       { name: 'gateway', port: gw.ready.ports.api, headers: [`authorization: Bearer ${gw.ready.token}`], m: gw },
     ];
     const cpu = { proxy: [] as number[], gateway: [] as number[], ratio: [] as number[] };
+    const floor = { floor: [] as number[], ratio: [] as number[], recording: [] as number[] };
+    const floorTarget = floorGw ? { name: 'floor', port: floorGw.ready.ports.api, headers: [`authorization: Bearer ${floorGw.ready.token}`], m: floorGw } : null;
+    if (floorTarget) await load(floorTarget.port, '/small', floorTarget.headers, CONNS, 1000);
     const rps = { proxy: [] as number[], gateway: [] as number[], ratio: [] as number[] };
     const lat: Record<string, { p50: number[]; p99: number[] }> = { direct: { p50: [], p99: [] }, proxy: { p50: [], p99: [] }, gateway: { p50: [], p99: [] } };
     const threadRows: string[] = [];
@@ -156,6 +161,18 @@ async function main(): Promise<void> {
       cpu.ratio.push(us.gateway / us.proxy);
       rps.ratio.push(rps.gateway[rps.gateway.length - 1] / rps.proxy[rps.proxy.length - 1]);
       console.log(`run ${r}: proxy ${us.proxy.toFixed(1)} µs/request, gateway ${us.gateway.toFixed(1)} µs/request (${(us.gateway / us.proxy).toFixed(2)}×)`);
+      if (floorTarget) {
+        const pid = floorTarget.m.proc.pid as number;
+        await floorTarget.m.flush();
+        const before = processCpuUs(pid);
+        await load(floorTarget.port, '/small', floorTarget.headers, CONNS, REQUESTS);
+        await floorTarget.m.flush();
+        const f = (processCpuUs(pid) - before) / REQUESTS;
+        floor.floor.push(f);
+        floor.ratio.push(f / us.proxy);
+        floor.recording.push(us.gateway - f);
+        console.log(`run ${r}: gateway recording nothing ${f.toFixed(1)} µs/request (${(f / us.proxy).toFixed(2)}× the proxy)`);
+      }
       for (const [name, port, headers] of [['direct', upPort, []], ...targets.map((t) => [t.name, t.port, t.headers])] as Array<[string, number, string[]]>) {
         const l = await load(port, '/small', headers, 1, 2000);
         lat[name].p50.push(pct(l.latUs, 50));
@@ -163,6 +180,7 @@ async function main(): Promise<void> {
       }
     }
     console.log(`\nCPU per request (µs, user+system, all threads; ranges over ${RUNS} runs): proxy ${range(cpu.proxy, 1)}, gateway ${range(cpu.gateway, 1)}, gateway/proxy ${range(cpu.ratio, 2)}×`);
+    if (FLOOR) console.log(`The floor, the gateway recording nothing: ${range(floor.floor, 1)} µs/request, ${range(floor.ratio, 2)}× the proxy; recording (gateway − floor) ${range(floor.recording, 1)} µs/request`);
     console.log(`Throughput, ${CONNS} connections (req/s): proxy ${range(rps.proxy)}, gateway ${range(rps.gateway)}, gateway/proxy ${range(rps.ratio, 2)}×`);
     console.log('1 connection latency (µs):');
     for (const [k, v] of Object.entries(lat)) console.log(`  ${k.padEnd(8)} p50 ${range(v.p50)}  p99 ${range(v.p99)}`);
@@ -180,6 +198,7 @@ async function main(): Promise<void> {
     console.log(`load average at the end: ${loadAverage()}`);
   } finally {
     await gw?.stop();
+    await floorGw?.stop();
     await proxy?.stop();
     up.kill();
   }

@@ -8,7 +8,9 @@
  *
  * BENCH_TXNS (default 20000) transactions per CPU workload, BENCH_TPUT_TXNS (default 8000) per
  * throughput run, BENCH_RUNS (default 3) runs;
- * BENCH_PROFILE=1 adds a per-thread breakdown of the gateway (/proc/PID/task/*).
+ * BENCH_PROFILE=1 adds a per-thread breakdown of the gateway (/proc/PID/task/*);
+ * BENCH_FLOOR=1 also measures the floor: a second gateway whose sessions record nothing (see
+ * recordNothing in cpu.ts), so the figures split into relaying and recording.
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -25,6 +27,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const TPUT_TXNS = Number(process.env.BENCH_TPUT_TXNS ?? 8000);
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const BIG = process.env.BENCH_BIG === '1';
+const FLOOR = process.env.BENCH_FLOOR === '1';
 const GATEWAY_NODE_ARGS = process.env.BENCH_GATEWAY_NODE_ARGS ? process.env.BENCH_GATEWAY_NODE_ARGS.split(' ') : [];
 
 interface Target {
@@ -94,21 +97,21 @@ async function main(): Promise<void> {
   const logDir = tempDir('flightlog-pgbench-log-');
   let relay: Measured | null = null;
   let gw: Measured | null = null;
+  let floorGw: Measured | null = null;
   try {
     await run('pgbench', ['-i', '-q', '-s', '1', '-h', pg.host, '-p', String(pg.port), '-U', 'app', 'app'], { env: { ...process.env, PGPASSWORD: pg.app.password } });
     relay = await startMeasured('tcp-relay', { host: pg.host, port: pg.port });
-    gw = await startMeasured(
-      'gateway',
-      {
-        env: { APP_PW: pg.app.password },
-        identity: 'bench',
-        connections: [{ name: 'db', protocol: 'postgres', upstream: { host: pg.host, port: pg.port, user: 'app', database: 'app', password: { env: 'APP_PW' } }, identities: ['bench'] }],
-      },
-      GATEWAY_NODE_ARGS,
-    );
+    const gwArgs = {
+      env: { APP_PW: pg.app.password },
+      identity: 'bench',
+      connections: [{ name: 'db', protocol: 'postgres', upstream: { host: pg.host, port: pg.port, user: 'app', database: 'app', password: { env: 'APP_PW' } }, identities: ['bench'] }],
+    };
+    gw = await startMeasured('gateway', gwArgs, GATEWAY_NODE_ARGS);
+    if (FLOOR) floorGw = await startMeasured('gateway', { ...gwArgs, recording: 'off' }, GATEWAY_NODE_ARGS);
     const direct: Target = { name: 'direct', port: pg.port, user: 'app', password: pg.app.password, proc: null };
     const rel: Target = { ...direct, name: 'relay', port: relay.ready.ports.main, proc: relay };
     const gwt: Target = { name: 'gateway', port: gw.ready.ports.db, user: 'bench', password: gw.ready.token as string, proc: gw };
+    const flt: Target | null = floorGw ? { name: 'floor', port: floorGw.ready.ports.db, user: 'bench', password: floorGw.ready.token as string, proc: floorGw } : null;
     const host = pg.host;
     const perClient = (c: number): string => String(Math.ceil(TXNS / c));
     const cpuWorkloads = [
@@ -116,12 +119,14 @@ async function main(): Promise<void> {
       { name: 'pgbench -S -c 4, extended', args: ['-S', '-M', 'extended', '-c', '4', '-j', '2', '-t', perClient(4)] },
     ];
     const cpu: Record<string, { relay: number[]; gateway: number[]; ratio: number[] }> = {};
+    const floor: Record<string, { floor: number[]; ratio: number[]; recording: number[] }> = {};
     const threadRows: string[] = [];
     const tput: Record<string, { relay: number[]; gateway: number[]; ratio: number[] }> = {};
     const lat: Record<string, { p50: number[]; p99: number[] }> = { direct: { p50: [], p99: [] }, relay: { p50: [], p99: [] }, gateway: { p50: [], p99: [] } };
     // warm both (JIT, the gateway's writer thread, pg's caches) before the first figure
     await pgbench(host, rel, ['-S', '-c', '4', '-j', '2', '-t', '500'], null);
     await pgbench(host, gwt, ['-S', '-c', '4', '-j', '2', '-t', '500'], null);
+    if (flt) await pgbench(host, flt, ['-S', '-c', '4', '-j', '2', '-t', '500'], null);
     for (let r = 1; r <= RUNS; r++) {
       for (const w of cpuWorkloads) {
         const a = await cpuPerTxn(host, rel, w.args, TXNS);
@@ -132,6 +137,14 @@ async function main(): Promise<void> {
         e.gateway.push(b.us);
         e.ratio.push(b.us / a.us);
         console.log(`run ${r}: ${w.name}: relay ${a.us.toFixed(1)} µs/txn, gateway ${b.us.toFixed(1)} µs/txn (${(b.us / a.us).toFixed(2)}×)`);
+        if (flt) {
+          const f = await cpuPerTxn(host, flt, w.args, TXNS);
+          const x = (floor[w.name] ??= { floor: [], ratio: [], recording: [] });
+          x.floor.push(f.us);
+          x.ratio.push(f.us / a.us);
+          x.recording.push(b.us - f.us);
+          console.log(`run ${r}: ${w.name}: gateway recording nothing ${f.us.toFixed(1)} µs/txn (${(f.us / a.us).toFixed(2)}× the relay)`);
+        }
         if (b.threads) threadRows.push(`run ${r} ${w.name}: ` + [...b.threads].filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', '));
       }
       for (const c of [1, 8]) {
@@ -154,6 +167,11 @@ async function main(): Promise<void> {
     console.log(`\nCPU per transaction (µs, user+system, all threads; ranges over ${RUNS} runs):`);
     console.log('workload                      relay            gateway          gateway/relay');
     for (const [k, v] of Object.entries(cpu)) console.log(`${k.padEnd(29)} ${range(v.relay, 1).padEnd(16)} ${range(v.gateway, 1).padEnd(16)} ${range(v.ratio, 2)}×`);
+    if (FLOOR) {
+      console.log(`\nThe floor: the gateway recording nothing (µs/txn; ranges over ${RUNS} runs):`);
+      console.log('workload                      floor            floor/relay      recording (gateway − floor)');
+      for (const [k, v] of Object.entries(floor)) console.log(`${k.padEnd(29)} ${range(v.floor, 1).padEnd(16)} ${(range(v.ratio, 2) + '×').padEnd(16)} ${range(v.recording, 1)}`);
+    }
     console.log('\nThroughput, pgbench -S (tps):');
     for (const [k, v] of Object.entries(tput)) console.log(`${k.padEnd(6)} relay ${range(v.relay)}  gateway ${range(v.gateway)}  gateway/relay ${range(v.ratio, 2)}×`);
     console.log('\n1 client latency (µs):');
@@ -177,6 +195,7 @@ async function main(): Promise<void> {
     console.log(`load average at the end: ${loadAverage()}`);
   } finally {
     await gw?.stop();
+    await floorGw?.stop();
     await relay?.stop();
     await pg.stop();
     fs.rmSync(logDir, { recursive: true, force: true });

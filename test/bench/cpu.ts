@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
+import type { Recorder } from '../../gateway/store/recorder';
 
 const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
 
@@ -154,6 +155,26 @@ function httpProxy(port: number): Promise<number> {
   return new Promise((r) => server.listen(0, '127.0.0.1', () => r((server.address() as net.AddressInfo).port)));
 }
 
+/**
+ * The floor (BENCH_FLOOR=1): the same gateway with every session's recording calls made no-ops,
+ * so what it still costs is relaying, parsing, policy, authentication and the listener's own
+ * capture, and the difference to the whole gateway is what the recorder costs. Bench-only, in the bench's own child process: a
+ * gateway that records nothing must not exist anywhere else.
+ */
+function recordNothing(recorder: Recorder): { commands: () => number } {
+  let commands = 0;
+  const open = recorder.openSession.bind(recorder);
+  recorder.openSession = (o) => {
+    const s = open(o);
+    s.event = () => 0;
+    s.finding = () => undefined;
+    s.startCommand = () => ({ id: ++commands, finish: () => undefined });
+    s.flushed = () => Promise.resolve();
+    return s;
+  };
+  return { commands: () => commands };
+}
+
 async function child(role: string, args: Record<string, unknown>): Promise<void> {
   const send = (m: unknown): void => {
     process.send?.(m);
@@ -171,12 +192,13 @@ async function child(role: string, args: Record<string, unknown>): Promise<void>
   const { startTestGateway } = await import('../helpers/gateway');
   const gw = await startTestGateway({ connections: args.connections as unknown[], env: args.env as Record<string, string> });
   const token = gw.addIdentity(args.identity as string);
+  const floor = args.recording === 'off' ? recordNothing(gw.gateway.recorder) : null;
   const ports: Record<string, number> = {};
   for (const c of args.connections as Array<{ name: string }>) ports[c.name] = gw.address(c.name).port;
   process.on('message', (m: { type: string; id?: number }) => {
     if (m.type === 'flush') {
       // counted in SQL: the session list is paged
-      void gw.flush().then(() => send({ type: 'flushed', id: m.id, commands: (gw.gateway.db.prepare('SELECT count(*) AS n FROM commands').get() as { n: number }).n }));
+      void gw.flush().then(() => send({ type: 'flushed', id: m.id, commands: floor ? floor.commands() : (gw.gateway.db.prepare('SELECT count(*) AS n FROM commands').get() as { n: number }).n }));
     }
     if (m.type === 'stop') void gw.close().then(() => process.exit(0));
   });
