@@ -145,6 +145,8 @@ export class Gateway {
   private runtime!: { config: FlightlogConfig; env: NodeJS.ProcessEnv; log: Logger; guardrails: LivePolicy; approvals: ApprovalRegistry; lineage: Lineage };
   private reloads: Promise<unknown> = Promise.resolve();
   private revocationTimer: NodeJS.Timeout | null = null;
+  /** its statements, prepared at the first poll: it runs every 250 ms while sessions are live */
+  private revocation: ReturnType<typeof revocationChecks> | null = null;
 
   private constructor(
     readonly dataDir: string,
@@ -332,7 +334,7 @@ export class Gateway {
     const identities = new Set<string>();
     const runs = new Set<string>();
     try {
-      const { identityRevoked, runTokenRevoked } = revocationChecks(this.db);
+      const { identityRevoked, runTokenRevoked } = (this.revocation ??= revocationChecks(this.db));
       for (const name of new Set(live.map((s) => s.rawIdentity).filter((x): x is string => x !== null))) {
         if (identityRevoked(name)) identities.add(name);
       }

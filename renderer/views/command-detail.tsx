@@ -9,7 +9,7 @@ import { KubeChange } from '../components/kube-change';
 import { fmtBytes, fmtDuration, fmtTime, isRecord, prettyJson, stripAnsi } from '../format';
 import { stripSystemReminders } from '../../gateway/common/reminders';
 import { href } from '../router';
-import { causeLabel, isMcpCallOf, McpBody } from './mcp-detail';
+import { causeLabel, isMcpCallOf, McpBody, useCaused } from './mcp-detail';
 
 export function CommandDetail({ command, session }: { command: CommandView; session: SessionDetail }) {
   const c = command;
@@ -217,16 +217,7 @@ function LlmBody({ c, session }: { c: CommandView; session: SessionDetail }) {
   const r = isRecord(c.result) ? c.result : {};
   const turns = Array.isArray(r.newTurns) ? r.newTurns : [];
   const toolCalls = Array.isArray(r.toolCalls) ? (r.toolCalls as unknown[]).filter(isRecord) : [];
-  const [caused, setCaused] = useState<CommandView[]>([]);
-  useEffect(() => {
-    let cancelled = false;
-    Promise.all(c.caused.map((id) => session.commands.find((x) => x.id === id) ?? api.command(id).catch(() => null))).then((list) => {
-      if (!cancelled) setCaused(list.filter((x): x is CommandView => x !== null));
-    });
-    return () => {
-      cancelled = true;
-    };
-  }, [c.caused, session]);
+  const caused = useCaused(c, session);
   // Link each caused command to the tool call whose arguments contain its text.
   const linked = new Set<number>();
   const byCall = toolCalls.map((t) => {

@@ -12,7 +12,7 @@ import { fmtDuration, isRecord, prettyJson } from '../format';
 import { href } from '../router';
 
 /** The commands a command caused, from the session in view or fetched. */
-function useCaused(c: CommandView, session: SessionDetail): CommandView[] {
+export function useCaused(c: CommandView, session: SessionDetail): CommandView[] {
   const [caused, setCaused] = useState<CommandView[]>([]);
   useEffect(() => {
     let cancelled = false;

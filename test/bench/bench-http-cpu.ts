@@ -11,9 +11,9 @@
  * BENCH_FLOOR=1 also measures a second gateway whose sessions record nothing (recordNothing in
  * cpu.ts), so the figures split into proxying and recording.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import { startBenchUpstream, type BenchUpstream } from './http-upstream';
 import { loadAverage, pct, processCpuUs, range, startMeasured, threadCpuUs, threadDelta, type Measured } from './cpu';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 20000);
@@ -24,25 +24,8 @@ const FLOOR = process.env.BENCH_FLOOR === '1';
 const CONNS = 16;
 const GATEWAY_NODE_ARGS = process.env.BENCH_GATEWAY_NODE_ARGS ? process.env.BENCH_GATEWAY_NODE_ARGS.split(' ') : [];
 
-const UPSTREAM = `
-const http = require('http');
-const items = Array.from({ length: 12 }, (_, i) => ({ id: i, name: 'item ' + i, ok: true }));
-const small = Buffer.from(JSON.stringify({ ok: true, items, note: 'x'.repeat(600) }).slice(0, 600));
-const chunk = Buffer.alloc(256 * 1024, 0x62);
-const s = http.createServer((req, res) => {
-  req.resume();
-  if (req.url === '/small') { res.writeHead(200, { 'content-type': 'application/json', 'content-length': small.length }); res.end(small); return; }
-  if (req.url === '/1gb') {
-    let left = 1024 * 1024 * 1024;
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': left });
-    const pump = () => { while (left > 0) { left -= chunk.length; if (!res.write(chunk)) { res.once('drain', pump); return; } } res.end(); };
-    pump(); return;
-  }
-  res.writeHead(404); res.end();
-});
-s.keepAliveTimeout = 60000;
-s.listen(0, '127.0.0.1', () => process.stdout.write(String(s.address().port) + '\\n'));
-`;
+/** the small response: the first 600 bytes of a JSON text (as measured since stop 11) */
+const SMALL = JSON.stringify({ ok: true, items: Array.from({ length: 12 }, (_, i) => ({ id: i, name: 'item ' + i, ok: true })), note: 'x'.repeat(600) }).slice(0, 600);
 
 /**
  * A minimal keep-alive client on raw sockets (cheap, so the load generator stays small): each
@@ -117,12 +100,13 @@ function rssKb(pid: number): number {
 
 async function main(): Promise<void> {
   console.log(`bench-http-cpu: ${REQUESTS} requests of 600 B JSON over ${CONNS} keep-alive connections, ${RUNS} runs; load average ${loadAverage()}`);
-  const up: ChildProcess = spawn(process.execPath, ['-e', UPSTREAM], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let up: BenchUpstream | null = null;
   let proxy: Measured | null = null;
   let gw: Measured | null = null;
   let floorGw: Measured | null = null;
   try {
-    const upPort = await new Promise<number>((resolve) => up.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+    up = await startBenchUpstream(SMALL);
+    const upPort = up.port;
     proxy = await startMeasured('http-proxy', { port: upPort });
     const gwArgs = {
       env: { BENCH_KEY: 'sk-bench-upstream-key-0123456789' },
@@ -131,43 +115,45 @@ async function main(): Promise<void> {
     };
     gw = await startMeasured('gateway', gwArgs, GATEWAY_NODE_ARGS);
     if (FLOOR) floorGw = await startMeasured('gateway', { ...gwArgs, recording: 'off' }, GATEWAY_NODE_ARGS);
-    const targets = [
-      { name: 'proxy', port: proxy.ready.ports.main, headers: [] as string[], m: proxy },
-      { name: 'gateway', port: gw.ready.ports.api, headers: [`authorization: Bearer ${gw.ready.token}`], m: gw },
+    type Target = { name: 'proxy' | 'gateway' | 'floor'; port: number; headers: string[]; m: Measured };
+    const bearer = (m: Measured): string[] => [`authorization: Bearer ${m.ready.token}`];
+    const targets: Target[] = [
+      { name: 'proxy', port: proxy.ready.ports.main, headers: [], m: proxy },
+      { name: 'gateway', port: gw.ready.ports.api, headers: bearer(gw), m: gw },
     ];
+    const floorTarget: Target | null = floorGw ? { name: 'floor', port: floorGw.ready.ports.api, headers: bearer(floorGw), m: floorGw } : null;
     const cpu = { proxy: [] as number[], gateway: [] as number[], ratio: [] as number[] };
     const floor = { floor: [] as number[], ratio: [] as number[], recording: [] as number[] };
-    const floorTarget = floorGw ? { name: 'floor', port: floorGw.ready.ports.api, headers: [`authorization: Bearer ${floorGw.ready.token}`], m: floorGw } : null;
-    if (floorTarget) await load(floorTarget.port, '/small', floorTarget.headers, CONNS, 1000);
     const rps = { proxy: [] as number[], gateway: [] as number[], ratio: [] as number[] };
     const lat: Record<string, { p50: number[]; p99: number[] }> = { direct: { p50: [], p99: [] }, proxy: { p50: [], p99: [] }, gateway: { p50: [], p99: [] } };
     const threadRows: string[] = [];
-    for (const t of targets) await load(t.port, '/small', t.headers, CONNS, 1000);
+    /** CPU µs per request of one target over REQUESTS requests, and the load's req/s */
+    const measure = async (t: Target, r: number): Promise<{ us: number; rps: number }> => {
+      const pid = t.m.proc.pid as number;
+      const c0 = await t.m.flush();
+      const before = processCpuUs(pid);
+      const th0 = PROFILE ? threadCpuUs(pid) : null;
+      const res = await load(t.port, '/small', t.headers, CONNS, REQUESTS);
+      const c1 = await t.m.flush();
+      const us = (processCpuUs(pid) - before) / REQUESTS;
+      if (t.name === 'gateway' && c1 - c0 < REQUESTS) throw new Error(`the gateway recorded ${c1 - c0} requests of ${REQUESTS}`);
+      if (th0) threadRows.push(`run ${r} ${t.name}: ` + [...threadDelta(th0, threadCpuUs(pid))].filter(([, v]) => v > 0).map(([k, v]) => `${k} ${(v / REQUESTS).toFixed(1)}`).join(', '));
+      return { us, rps: REQUESTS / res.secs };
+    };
+    for (const t of floorTarget ? [...targets, floorTarget] : targets) await load(t.port, '/small', t.headers, CONNS, 1000);
     for (let r = 1; r <= RUNS; r++) {
       const us: Record<string, number> = {};
       for (const t of targets) {
-        const pid = t.m.proc.pid as number;
-        const c0 = await t.m.flush();
-        const before = processCpuUs(pid);
-        const th0 = PROFILE ? threadCpuUs(pid) : null;
-        const res = await load(t.port, '/small', t.headers, CONNS, REQUESTS);
-        const c1 = await t.m.flush();
-        us[t.name] = (processCpuUs(pid) - before) / REQUESTS;
-        if (t.name === 'gateway' && c1 - c0 < REQUESTS) throw new Error(`the gateway recorded ${c1 - c0} requests of ${REQUESTS}`);
-        if (th0) threadRows.push(`run ${r} ${t.name}: ` + [...threadDelta(th0, threadCpuUs(pid))].filter(([, v]) => v > 0).map(([k, v]) => `${k} ${(v / REQUESTS).toFixed(1)}`).join(', '));
-        rps[t.name as 'proxy' | 'gateway'].push(REQUESTS / res.secs);
-        cpu[t.name as 'proxy' | 'gateway'].push(us[t.name]);
+        const f = await measure(t, r);
+        us[t.name] = f.us;
+        rps[t.name as 'proxy' | 'gateway'].push(f.rps);
+        cpu[t.name as 'proxy' | 'gateway'].push(f.us);
       }
       cpu.ratio.push(us.gateway / us.proxy);
       rps.ratio.push(rps.gateway[rps.gateway.length - 1] / rps.proxy[rps.proxy.length - 1]);
       console.log(`run ${r}: proxy ${us.proxy.toFixed(1)} µs/request, gateway ${us.gateway.toFixed(1)} µs/request (${(us.gateway / us.proxy).toFixed(2)}×)`);
       if (floorTarget) {
-        const pid = floorTarget.m.proc.pid as number;
-        await floorTarget.m.flush();
-        const before = processCpuUs(pid);
-        await load(floorTarget.port, '/small', floorTarget.headers, CONNS, REQUESTS);
-        await floorTarget.m.flush();
-        const f = (processCpuUs(pid) - before) / REQUESTS;
+        const f = (await measure(floorTarget, r)).us;
         floor.floor.push(f);
         floor.ratio.push(f / us.proxy);
         floor.recording.push(us.gateway - f);
@@ -200,7 +186,7 @@ async function main(): Promise<void> {
     await gw?.stop();
     await floorGw?.stop();
     await proxy?.stop();
-    up.kill();
+    up?.stop();
   }
 }
 

@@ -4,32 +4,12 @@
  * everything; then RSS while streaming a 1 GB body through the gateway. Uses wrk.
  * Each run is short (3 s); the upstream runs in its own process so it does not share our loop.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startTestGateway } from '../helpers/gateway';
-
-const UPSTREAM = `
-const http = require('http');
-const small = JSON.stringify({ ok: true, items: [1, 2, 3], name: 'small json' });
-const mb = Buffer.alloc(1024 * 1024, 0x61);
-const chunk = Buffer.alloc(256 * 1024, 0x62);
-const s = http.createServer((req, res) => {
-  req.resume();
-  if (req.url === '/small') { res.writeHead(200, { 'content-type': 'application/json', 'content-length': small.length }); res.end(small); return; }
-  if (req.url === '/1mb') { res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': mb.length }); res.end(mb); return; }
-  if (req.url === '/1gb') {
-    let left = 1024 * 1024 * 1024;
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': left });
-    const pump = () => { while (left > 0) { left -= chunk.length; if (!res.write(chunk)) { res.once('drain', pump); return; } } res.end(); };
-    pump(); return;
-  }
-  res.writeHead(404); res.end();
-});
-s.keepAliveTimeout = 60000;
-s.listen(0, '127.0.0.1', () => process.stdout.write(String(s.address().port) + '\\n'));
-`;
+import { startBenchUpstream } from './http-upstream';
 
 interface Figures {
   rps: number;
@@ -68,8 +48,8 @@ function minimalProxy(port: number): Promise<http.Server> {
 }
 
 async function main(): Promise<void> {
-  const child: ChildProcess = spawn(process.execPath, ['-e', UPSTREAM], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const upPort = await new Promise<number>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  const upstream = await startBenchUpstream(JSON.stringify({ ok: true, items: [1, 2, 3], name: 'small json' }));
+  const upPort = upstream.port;
   const proxy = await minimalProxy(upPort);
   const gw = await startTestGateway({
     connections: [{ name: 'bench', protocol: 'http', upstream: { url: `http://127.0.0.1:${upPort}`, headers: { 'x-api-key': { env: 'BENCH_KEY' } } }, identities: ['bench'] }],
@@ -113,7 +93,7 @@ async function main(): Promise<void> {
 
   await gw.close();
   proxy.close();
-  child.kill();
+  upstream.stop();
 }
 
 main().catch((err: Error) => {

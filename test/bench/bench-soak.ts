@@ -17,7 +17,7 @@
  *            --max-commands 500000 (count bound) --per-session 40 (commands before reconnecting)
  * Exits 1 when a check fails.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -32,7 +32,8 @@ import { verifyBundle } from '../../gateway/bundle/verify';
 import { startPostgres } from '../helpers/postgres-server';
 import { startSshd } from '../helpers/sshd';
 import { startHttpUpstream } from '../helpers/http-upstreams';
-import { reapAtExit, tempDir } from '../helpers/tmp';
+import { tempDir } from '../helpers/tmp';
+import { startGatewayProcess } from './gateway-process';
 
 const BIN = path.join(PACKAGE_ROOT, 'bin', 'flightlog.js');
 
@@ -201,29 +202,6 @@ const median = (xs: number[]) => {
   return s.length ? s[Math.floor(s.length / 2)] : NaN;
 };
 
-async function startGateway(configFile: string, dataDir: string, env: NodeJS.ProcessEnv, logFile: string): Promise<{ child: ChildProcess; ports: Record<string, number> }> {
-  // The gateway logs every connection: keep that in a file, summarised at the end.
-  const log = fs.openSync(logFile, 'a');
-  const child = spawn(process.execPath, [BIN, 'gateway', '--config', configFile, '--data-dir', dataDir], { stdio: ['ignore', 'pipe', log], env });
-  fs.closeSync(log);
-  const forget = reapAtExit(() => child.kill('SIGKILL'));
-  child.once('exit', () => forget());
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`the gateway did not become ready: ${out}`)), 30_000);
-    child.once('exit', (code) => reject(new Error(`the gateway exited with ${code}: ${out}`)));
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('ready\n')) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
-  const ports: Record<string, number> = {};
-  for (const m of out.matchAll(/^listening\s+(\S+) \(\w+\) 127\.0\.0\.1:(\d+)$/gm)) ports[m[1]] = Number(m[2]);
-  return { child, ports };
-}
 
 async function main(): Promise<void> {
   console.log(`bench-soak: ${MINUTES} min, ${WORKERS} concurrent sessions, a command every ${INTERVAL_MS} ms per session, at most ${MAX_COMMANDS} commands`);
@@ -263,7 +241,8 @@ async function main(): Promise<void> {
     const env = { ...process.env, SOAK_PG_PASSWORD: pg.app.password, FLIGHTLOG_HOME: '' };
     const token = execFileSync(process.execPath, [BIN, 'identity', 'add', 'soak', '--kind', 'agent', '--data-dir', dataDir], { env, encoding: 'utf8' }).trim();
     const logFile = path.join(work, 'gateway.log');
-    const gw = await startGateway(configFile, dataDir, env, logFile);
+    // the gateway logs every connection: kept in a file, summarised at the end
+    const gw = await startGatewayProcess({ configFile, dataDir, env, logFile });
     gateway = gw.child;
     const pid = gw.child.pid as number;
     console.log(`gateway pid ${pid}, listening ${JSON.stringify(gw.ports)}`);

@@ -16,12 +16,13 @@
  * prints each gateway thread, FLIGHTLOG_BENCH_GC_LOG=FILE appends the gateway's stdout after
  * ready to FILE (with FLIGHTLOG_BENCH_NODE_ARGS=--trace-gc: its garbage collections).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { clientOptions, startSshd } from '../helpers/sshd';
-import { reapAtExit, tempDir } from '../helpers/tmp';
+import { tempDir } from '../helpers/tmp';
+import { startGatewayProcess } from './gateway-process';
 import { cpuMs, range, timed } from './bench-ssh';
 
 const MB = Number(process.env.FLIGHTLOG_BENCH_MB ?? 256);
@@ -99,30 +100,10 @@ function watchSshd(listener: number): { stop(): number } {
 }
 
 async function startGateway(configFile: string, dataDir: string, logFile: string): Promise<{ child: ChildProcess; port: number }> {
-  const log = fs.openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...NODE_ARGS, BIN, 'gateway', '--config', configFile, '--data-dir', dataDir], {
-    stdio: ['ignore', 'pipe', log],
-    env: { ...process.env, FLIGHTLOG_HOME: '' },
-  });
-  fs.closeSync(log);
-  const forget = reapAtExit(() => child.kill('SIGKILL'));
-  child.once('exit', () => forget());
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`the gateway did not become ready: ${out}`)), 30_000);
-    child.once('exit', (code) => reject(new Error(`the gateway exited with ${code}: ${out}`)));
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('ready\n')) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
-  if (process.env.FLIGHTLOG_BENCH_GC_LOG) child.stdout?.on('data', (d: Buffer) => fs.appendFileSync(process.env.FLIGHTLOG_BENCH_GC_LOG as string, d));
-  const m = /^listening\s+bench \(ssh\) 127\.0\.0\.1:(\d+)$/m.exec(out);
-  if (!m) throw new Error(`no ssh listener in the gateway's output: ${out}`);
-  return { child, port: Number(m[1]) };
+  const gw = await startGatewayProcess({ configFile, dataDir, logFile, env: { ...process.env, FLIGHTLOG_HOME: '' }, nodeArgs: NODE_ARGS });
+  if (process.env.FLIGHTLOG_BENCH_GC_LOG) gw.child.stdout?.on('data', (d: Buffer) => fs.appendFileSync(process.env.FLIGHTLOG_BENCH_GC_LOG as string, d));
+  if (gw.ports.bench === undefined) throw new Error(`no ssh listener in the gateway's output: ${gw.out}`);
+  return { child: gw.child, port: gw.ports.bench };
 }
 
 interface Row {

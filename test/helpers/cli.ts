@@ -1,4 +1,6 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { PACKAGE_ROOT } from '../../gateway/core/version';
 import { PassThrough } from 'node:stream';
 import { runCli, type Io } from '../../gateway/cli/main';
 import type { PendingApproval } from '../../gateway/common/api-types';
@@ -46,5 +48,24 @@ export function execClient(cmd: string, args: string[], env: NodeJS.ProcessEnv =
       resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout: String(stdout), stderr: String(stderr) });
     });
     child.stdin?.end();
+  });
+}
+
+/** bin/flightlog.js, as a user runs it */
+export const FLIGHTLOG_BIN = path.join(PACKAGE_ROOT, 'bin', 'flightlog.js');
+
+/**
+ * Runs the real `flightlog` CLI as its own process with exactly `env` (tests remove variables a
+ * developer's shell may hold, so nothing is merged in) until it exits; its output, and its exit
+ * code (null after a signal).
+ */
+export function spawnFlightlog(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [FLIGHTLOG_BIN, ...args], { env });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    c.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
 }

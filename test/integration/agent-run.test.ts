@@ -7,16 +7,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startTestGateway } from '../helpers/gateway';
 import { startPostgres } from '../helpers/postgres-server';
 import { startLlmFixture } from '../helpers/llm-fixture';
-import { PACKAGE_ROOT } from '../../gateway/core/version';
 import { listRuns } from '../../gateway/store/queries';
+import { spawnFlightlog } from '../helpers/cli';
 
-const BIN = path.join(PACKAGE_ROOT, 'bin', 'flightlog.js');
 const REAL_KEY = 'sk-ant-api03-REALKEY' + 'x7Qm2Lp9Vt4Rz8Kw1Yb6Nc3Hd5Fg0Js'.repeat(2);
 const SQL = 'DROP TABLE stale_orders';
 
@@ -63,14 +61,7 @@ test('a model tool call under flightlog run is linked to the SQL it caused, and 
     // The agent's environment is built by `flightlog run`; the test's own env holds no secrets.
     const env: NodeJS.ProcessEnv = { ...process.env, CHECK_KEY_B64: Buffer.from(REAL_KEY.slice(0, 24)).toString('base64') };
     delete env.PGPASSWORD;
-    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const c = spawn(process.execPath, [BIN, 'run', '--identity', 'claude', '--data-dir', gw.dataDir, '--', process.execPath, agentFile], { env });
-      let stdout = '';
-      let stderr = '';
-      c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      c.on('exit', (code) => resolve({ code, stdout, stderr }));
-    });
+    const r = await spawnFlightlog(['run', '--identity', 'claude', '--data-dir', gw.dataDir, '--', process.execPath, agentFile], env);
     fs.unlinkSync(agentFile);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /psql:DROP TABLE/);

@@ -6,15 +6,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startTestGateway } from '../helpers/gateway';
 import { startLlmFixture } from '../helpers/llm-fixture';
 import { PACKAGE_ROOT } from '../../gateway/core/version';
 import { listRuns } from '../../gateway/store/queries';
+import { FLIGHTLOG_BIN, spawnFlightlog } from '../helpers/cli';
 
-const BIN = path.join(PACKAGE_ROOT, 'bin', 'flightlog.js');
 const TEST_SERVER = path.join(PACKAGE_ROOT, 'dist/test/helpers/mcp-test-server.js');
 const REAL_KEY = 'sk-ant-api03-REALKEY' + 'x7Qm2Lp9Vt4Rz8Kw1Yb6Nc3Hd5Fg0Js'.repeat(2);
 
@@ -31,7 +30,7 @@ const { StdioClientTransport, getDefaultEnvironment } = require(${JSON.stringify
   const use = msg.content.find((b) => b.type === 'tool_use');
   const tool = use.name.split('__').pop();
   // as Claude Code does: the MCP server's command from its config, the agent's environment passed on
-  const transport = new StdioClientTransport({ command: process.execPath, args: [${JSON.stringify(BIN)}, 'mcp', '--connection', 'tools'], env: { ...getDefaultEnvironment(), ...process.env } });
+  const transport = new StdioClientTransport({ command: process.execPath, args: [${JSON.stringify(FLIGHTLOG_BIN)}, 'mcp', '--connection', 'tools'], env: { ...getDefaultEnvironment(), ...process.env } });
   const client = new Client({ name: 'scripted-agent', version: '1' });
   await client.connect(transport);
   const out = await client.callTool({ name: tool, arguments: use.input });
@@ -56,14 +55,7 @@ test('a model tool_use under flightlog run links to the MCP tools/call it became
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env.FLIGHTLOG_TOKEN;
     delete env.FLIGHTLOG_HOME;
-    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const c = spawn(process.execPath, [BIN, 'run', '--identity', 'claude', '--data-dir', gw.dataDir, '--', process.execPath, agentFile], { env });
-      let stdout = '';
-      let stderr = '';
-      c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      c.on('exit', (code) => resolve({ code, stdout, stderr }));
-    });
+    const r = await spawnFlightlog(['run', '--identity', 'claude', '--data-dir', gw.dataDir, '--', process.execPath, agentFile], env);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /mcp:\[\{"type":"text","text":"hello from the model"\}\]/);
     await gw.flush();

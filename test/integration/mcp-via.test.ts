@@ -9,7 +9,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startTestGateway } from '../helpers/gateway';
@@ -21,8 +20,8 @@ import { validateConfig } from '../../gateway/config/load';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { Client as PgClient } from 'pg';
+import { FLIGHTLOG_BIN, spawnFlightlog } from '../helpers/cli';
 
-const BIN = path.join(PACKAGE_ROOT, 'bin', 'flightlog.js');
 const SQL_SERVER = path.join(PACKAGE_ROOT, 'dist/test/helpers/mcp-sql-server.js');
 const REAL_KEY = 'sk-ant-api03-REALKEY' + 'x7Qm2Lp9Vt4Rz8Kw1Yb6Nc3Hd5Fg0Js'.repeat(2);
 
@@ -38,7 +37,7 @@ const pg = require(${JSON.stringify(m.pg)});
   });
   const msg = await res.json();
   const use = msg.content.find((b) => b.type === 'tool_use');
-  const transport = new StdioClientTransport({ command: process.execPath, args: [${JSON.stringify(BIN)}, 'mcp', '--connection', 'db'], env: { ...getDefaultEnvironment(), ...process.env } });
+  const transport = new StdioClientTransport({ command: process.execPath, args: [${JSON.stringify(FLIGHTLOG_BIN)}, 'mcp', '--connection', 'db'], env: { ...getDefaultEnvironment(), ...process.env } });
   const client = new Client({ name: 'scripted-agent', version: '1' });
   await client.connect(transport);
   const out = await client.callTool({ name: use.name.split('__').pop(), arguments: use.input });
@@ -70,14 +69,7 @@ test('an MCP server whose database is a Flightlog connection: its SQL links to t
     fs.writeFileSync(agentFile, AGENT({ client: require.resolve('@modelcontextprotocol/sdk/client/index.js'), stdio: require.resolve('@modelcontextprotocol/sdk/client/stdio.js'), pg: require.resolve('pg') }));
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const k of ['FLIGHTLOG_TOKEN', 'FLIGHTLOG_HOME', 'PGHOST', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE']) delete env[k];
-    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const c = spawn(process.execPath, [BIN, 'run', '--identity', 'claude', '--data-dir', gw.dataDir, '--', process.execPath, agentFile], { env });
-      let stdout = '';
-      let stderr = '';
-      c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      c.on('exit', (code) => resolve({ code, stdout, stderr }));
-    });
+    const r = await spawnFlightlog(['run', '--identity', 'claude', '--data-dir', gw.dataDir, '--', process.execPath, agentFile], env);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /mcp:\[\{"type":"text","text":"\[\{\\"open_orders\\":\\"3\\"\}\]"\}\]/, 'the rows came back from the real database');
     await gw.flush();
@@ -146,7 +138,7 @@ test("a via token works only while its MCP server runs, is masked in the store, 
   const client = new McpClient({ name: 'no-run-agent', version: '1' });
   try {
     const token = gw.addIdentity('claude');
-    await client.connect(new StdioClientTransport({ command: process.execPath, args: [BIN, 'mcp', '--connection', 'db', '--data-dir', gw.dataDir], env: { ...getDefaultEnvironment(), FLIGHTLOG_TOKEN: token, FLIGHTLOG_IDENTITY: 'claude' } }));
+    await client.connect(new StdioClientTransport({ command: process.execPath, args: [FLIGHTLOG_BIN, 'mcp', '--connection', 'db', '--data-dir', gw.dataDir], env: { ...getDefaultEnvironment(), FLIGHTLOG_TOKEN: token, FLIGHTLOG_IDENTITY: 'claude' } }));
     const rows = await client.callTool({ name: 'query', arguments: { sql: 'SELECT 41 + 1 AS answer' } });
     assert.deepEqual(rows.content, [{ type: 'text', text: '[{"answer":42}]' }]);
     const leakedText = ((await client.callTool({ name: 'leak_password', arguments: {} })).content as Array<{ text: string }>)[0].text;

@@ -1,24 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import * as path from 'node:path';
 import { startTestGateway } from '../helpers/gateway';
-import { PACKAGE_ROOT } from '../../gateway/core/version';
 import { listRuns } from '../../gateway/store/queries';
 import { checkCredential } from '../../gateway/store/identities';
+import { spawnFlightlog } from '../helpers/cli';
 
-const BIN = path.join(PACKAGE_ROOT, 'bin', 'flightlog.js');
 
-function fl(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    c.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const fl = (args: string[], env: Record<string, string>) => spawnFlightlog(args, { ...process.env, ...env });
 
 test('flightlog run gives the agent a run token of its own, records the run and its exit code, then revokes the token', async () => {
   const gw = await startTestGateway();

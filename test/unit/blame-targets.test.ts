@@ -3,11 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { blame, formatBlameTarget, kubectlTouches, parseBlameTarget, pathGlob } from '../../gateway/store/blame';
-import { openDb } from '../../gateway/store/db';
-import { Recorder } from '../../gateway/store/recorder';
-import { ensureFingerprintKey, ensureGatewayKey } from '../../gateway/store/chain';
-import { createMasker } from '../../gateway/masking';
-import { tempDir } from '../helpers/tmp';
+import { tempRecorder } from '../helpers/recorder';
 
 test('targets in every form the recorder knows, short table names resolved', () => {
   const canon = (t: string) => formatBlameTarget(parseBlameTarget(t));
@@ -41,11 +37,8 @@ test('kubectl lines name an object by kind/name or kind name, in its namespace',
 });
 
 test('a k8s target finds kubectl writes and reads and API requests on the object', async () => {
-  const dir = tempDir('flightlog-blame-k8s-');
+  const { dir, db, rec } = tempRecorder('flightlog-blame-k8s-');
   try {
-    const db = openDb(dir);
-    const key = ensureGatewayKey(dir);
-    const rec = new Recorder(db, { masker: createMasker({ fingerprintKey: ensureFingerprintKey(dir) }), signingKey: key.privateKey, keyFingerprint: key.fingerprint });
     const ssh = rec.openSession({ connection: 'bastion', protocol: 'ssh', identity: 'claude', runId: 'run_k' });
     ssh.startCommand({ kind: 'exec', text: 'kubectl -n prod get deployment web' }).finish({ status: 'ok' });
     ssh.startCommand({ kind: 'exec', text: 'kubectl -n prod set image deployment/web web=web:2' }).finish({ status: 'ok' });

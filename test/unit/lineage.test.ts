@@ -1,25 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openDb } from '../../gateway/store/db';
-import { Recorder } from '../../gateway/store/recorder';
-import { ensureFingerprintKey, ensureGatewayKey } from '../../gateway/store/chain';
-import { createMasker } from '../../gateway/masking';
 import { Lineage } from '../../gateway/lineage';
 import { getCommand, getSession } from '../../gateway/store/queries';
-import { tempDir } from '../helpers/tmp';
+import { tempRecorder } from '../helpers/recorder';
 
 test('a tool call is linked to the downstream command it caused, both ways, within its run only', async () => {
-  const dir = tempDir('flightlog-lineage-');
-  const db = openDb(dir);
-  const key = ensureGatewayKey(dir);
   const lineage = new Lineage();
-  const rec = new Recorder(db, {
-    masker: createMasker({ fingerprintKey: ensureFingerprintKey(dir) }),
-    signingKey: key.privateKey,
-    keyFingerprint: key.fingerprint,
-    onCommandStart: lineage.onCommandStart,
-    onCommandFinish: lineage.onCommandFinish,
-  });
+  const { db, rec } = tempRecorder('flightlog-lineage-', { lineage });
   const model = rec.openSession({ connection: 'model', protocol: 'http', identity: 'claude', runId: 'run_1' });
   const llm = model.startCommand({ kind: 'llm', text: 'claude-sonnet: clean up the old table' });
   llm.finish({

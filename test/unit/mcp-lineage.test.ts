@@ -5,15 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openDb } from '../../gateway/store/db';
-import { Recorder } from '../../gateway/store/recorder';
-import { ensureFingerprintKey, ensureGatewayKey } from '../../gateway/store/chain';
-import { createMasker } from '../../gateway/masking';
 import { Lineage } from '../../gateway/lineage';
 import { getCommand } from '../../gateway/store/queries';
 import { matchesCommand, mcpCandidate } from '../../gateway/http/lineage';
 import { toolCallOfText, toolCallText } from '../../gateway/mcp/session';
-import { tempDir } from '../helpers/tmp';
+import { tempRecorder } from '../helpers/recorder';
 
 test('an MCP candidate matches the tools/call it asked for, bare or namespaced, with arguments in any order', () => {
   const down = toolCallText('files', 'read_file', { path: '/srv/a', lines: 3 });
@@ -28,17 +24,8 @@ test('an MCP candidate matches the tools/call it asked for, bare or namespaced, 
 });
 
 test('a model tool call links to the MCP command of the same run; another run is not linked', async () => {
-  const dir = tempDir('flightlog-mcp-lineage-');
-  const db = openDb(dir);
-  const key = ensureGatewayKey(dir);
   const lineage = new Lineage();
-  const rec = new Recorder(db, {
-    masker: createMasker({ fingerprintKey: ensureFingerprintKey(dir) }),
-    signingKey: key.privateKey,
-    keyFingerprint: key.fingerprint,
-    onCommandStart: lineage.onCommandStart,
-    onCommandFinish: lineage.onCommandFinish,
-  });
+  const { db, rec } = tempRecorder('flightlog-mcp-lineage-', { lineage });
   try {
     const token = 'ghp_' + 'Zk3x9QeR7mT2vB8nL4cW1yH6pJ0sD5fA9uXo';
     const model = rec.openSession({ connection: 'model', protocol: 'http', identity: 'claude', runId: 'run_1' });

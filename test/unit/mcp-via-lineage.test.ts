@@ -6,21 +6,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { openDb } from '../../gateway/store/db';
-import { Recorder } from '../../gateway/store/recorder';
-import { ensureFingerprintKey, ensureGatewayKey } from '../../gateway/store/chain';
-import { createMasker } from '../../gateway/masking';
 import { Lineage } from '../../gateway/lineage';
 import { getCommand } from '../../gateway/store/queries';
-import { tempDir } from '../helpers/tmp';
+import { tempRecorder } from '../helpers/recorder';
 
 test('a via session links each command to the MCP call in flight in its own MCP session', async () => {
-  const dir = tempDir('flightlog-via-lineage-');
-  const db = openDb(dir);
+  const lineage = new Lineage();
+  const { dir, db, rec } = tempRecorder('flightlog-via-lineage-', { lineage });
   try {
-    const key = ensureGatewayKey(dir);
-    const lineage = new Lineage();
-    const rec = new Recorder(db, { masker: createMasker({ fingerprintKey: ensureFingerprintKey(dir) }), signingKey: key.privateKey, keyFingerprint: key.fingerprint, onCommandStart: lineage.onCommandStart, onCommandFinish: lineage.onCommandFinish });
     const who = { identity: 'claude', runId: 'run_1' };
     const mcpA = rec.openSession({ connection: 'db', protocol: 'mcp', ...who });
     const mcpB = rec.openSession({ connection: 'db', protocol: 'mcp', ...who });

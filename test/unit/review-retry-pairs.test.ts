@@ -1,12 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { openDb } from '../../gateway/store/db';
-import { Recorder } from '../../gateway/store/recorder';
-import { ensureFingerprintKey, ensureGatewayKey } from '../../gateway/store/chain';
-import { createMasker } from '../../gateway/masking';
 import { commandShape, runTimeline, type RunCommandStep } from '../../gateway/store/runs';
-import { tempDir } from '../helpers/tmp';
+import { tempRecorder } from '../helpers/recorder';
 
 test('a command shape keeps kind and leading words, not literals, spacing or case', () => {
   assert.equal(commandShape('sql', 'ALTER TABLE orders ADD COLUMN x int NOT NULL'), commandShape('sql', "alter  table orders\n add column x int NOT NULL DEFAULT 0"));
@@ -16,11 +12,8 @@ test('a command shape keeps kind and leading words, not literals, spacing or cas
 });
 
 test('a failed command pairs with the next success of its shape later in the run, across sessions, and only then', async () => {
-  const dir = tempDir('flightlog-retry-');
-  const db = openDb(dir);
+  const { dir, db, rec } = tempRecorder('flightlog-retry-');
   try {
-    const key = ensureGatewayKey(dir);
-    const rec = new Recorder(db, { masker: createMasker({ fingerprintKey: ensureFingerprintKey(dir) }), signingKey: key.privateKey, keyFingerprint: key.fingerprint });
     const s1 = rec.openSession({ connection: 'app-db', protocol: 'postgres', identity: 'claude', runId: 'run_r' });
     const bad = s1.startCommand({ kind: 'sql', text: 'ALTER TABLE orders ADD COLUMN s timestamptz NOT NULL' });
     bad.finish({ status: 'error', error: 'contains null values' });

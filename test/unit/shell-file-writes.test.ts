@@ -7,14 +7,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { fileWrites } from '../../gateway/policy/file-writes';
 import { shellFileTouches } from '../../gateway/ssh/file-targets';
-import { openDb } from '../../gateway/store/db';
-import { Recorder } from '../../gateway/store/recorder';
-import { ensureFingerprintKey, ensureGatewayKey } from '../../gateway/store/chain';
-import { createMasker } from '../../gateway/masking';
 import { blame } from '../../gateway/store/blame';
 import { checkSession } from '../../gateway/store/integrity';
 import { getSession } from '../../gateway/store/queries';
-import { tempDir } from '../helpers/tmp';
+import { tempRecorder } from '../helpers/recorder';
 
 const w = (line: string) => fileWrites(line).map((f) => `${f.op} ${f.path}`);
 
@@ -54,16 +50,8 @@ test('only SSH shell and exec commands get file targets', () => {
 });
 
 test('a recorded shell write is a blame target for its host and passes the integrity check', async () => {
-  const dir = tempDir('flightlog-shell-writes-');
+  const { dir, db, key, rec } = tempRecorder('flightlog-shell-writes-', { touchesOf: shellFileTouches });
   try {
-    const db = openDb(dir);
-    const key = ensureGatewayKey(dir);
-    const rec = new Recorder(db, {
-      masker: createMasker({ fingerprintKey: ensureFingerprintKey(dir) }),
-      signingKey: key.privateKey,
-      keyFingerprint: key.fingerprint,
-      touchesOf: shellFileTouches,
-    });
     const s = rec.openSession({ connection: 'web-1', protocol: 'ssh', identity: 'claude', runId: null });
     const c1 = s.startCommand({ kind: 'shell', text: "sed -i 's/80/8080/' /etc/nginx/nginx.conf", detail: { source: 'typed' } });
     c1.finish({ status: 'ok', result: { exitCode: 0 } });
